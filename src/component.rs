@@ -1,0 +1,221 @@
+//! The two kinds of component a topology is made of: spouts (sources) and bolts.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::runtime::collector::{BoltCollector, SpoutCollector};
+use crate::runtime::metrics::CustomCounters;
+use crate::runtime::transport::Pulse;
+use crate::tuple::{Fields, Tuple, DEFAULT_STREAM};
+
+/// What a component's `execute`, `open` or `prepare` may return as an error. The input is
+/// failed (and its spout tuple replayed); the message is logged with the task.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ComponentError(pub String);
+
+impl ComponentError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        ComponentError(msg.into())
+    }
+}
+
+impl From<std::io::Error> for ComponentError {
+    fn from(e: std::io::Error) -> Self {
+        ComponentError(e.to_string())
+    }
+}
+
+impl From<String> for ComponentError {
+    fn from(e: String) -> Self {
+        ComponentError(e)
+    }
+}
+
+impl From<&str> for ComponentError {
+    fn from(e: &str) -> Self {
+        ComponentError(e.to_string())
+    }
+}
+
+pub type ComponentResult<T = ()> = Result<T, ComponentError>;
+
+/// The output streams a component declares, with their fields.
+#[derive(Clone, Debug, Default)]
+pub struct OutputDeclarer {
+    pub(crate) streams: BTreeMap<String, Fields>,
+}
+
+impl OutputDeclarer {
+    /// Declares the fields of the default stream.
+    pub fn declare(&mut self, fields: Fields) -> &mut Self {
+        self.declare_stream(DEFAULT_STREAM, fields)
+    }
+
+    /// Declares a named output stream.
+    pub fn declare_stream(&mut self, stream: &str, fields: Fields) -> &mut Self {
+        self.streams.insert(stream.to_string(), fields);
+        self
+    }
+
+    pub fn fields_of(&self, stream: &str) -> Option<&Fields> {
+        self.streams.get(stream)
+    }
+}
+
+/// What a task knows about itself and its topology.
+#[derive(Clone)]
+pub struct TaskContext {
+    pub(crate) component: Arc<str>,
+    pub(crate) task_id: u32,
+    pub(crate) task_index: usize,
+    pub(crate) parallelism: usize,
+    pub(crate) worker: usize,
+    pub(crate) component_tasks: Arc<BTreeMap<String, Vec<u32>>>,
+    pub(crate) counters: CustomCounters,
+    pub(crate) pulse: Option<Pulse>,
+}
+
+impl TaskContext {
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+
+    /// This task's id, unique in the topology (ids start at 1, in declaration order).
+    pub fn task_id(&self) -> u32 {
+        self.task_id
+    }
+
+    /// The index of this task among its component's tasks (0-based).
+    pub fn task_index(&self) -> usize {
+        self.task_index
+    }
+
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// The worker thread this task runs on.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Task ids of a component (for direct grouping).
+    pub fn tasks_of(&self, component: &str) -> &[u32] {
+        self.component_tasks
+            .get(component)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// A named counter reported with this component's metrics (e.g. `oversized_lines`).
+    pub fn counter(&self, name: &str) -> Arc<AtomicU64> {
+        self.counters.get(name)
+    }
+
+    /// A handle that wakes this spout task's poll loop at once (for spouts fed by an
+    /// async source). `None` for bolts.
+    pub fn waker(&self) -> Option<SpoutWaker> {
+        self.pulse.clone().map(SpoutWaker)
+    }
+}
+
+/// Wakes a spout task so that `next_tuple` is called without waiting for the idle back-off.
+#[derive(Clone)]
+pub struct SpoutWaker(pub(crate) Pulse);
+
+impl SpoutWaker {
+    pub fn wake(&self) {
+        self.0.arm();
+    }
+}
+
+/// What one call to `Spout::next_tuple` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpoutStatus {
+    /// Emitted one or more tuples; call again soon.
+    Emitted,
+    /// Nothing to emit now; the runtime backs off briefly (or until woken).
+    Idle,
+    /// The source is finished. The runtime keeps calling `ack`/`fail` until every tuple
+    /// tree is complete, and calls `next_tuple` again after a `fail` (to replay).
+    Exhausted,
+}
+
+/// A source of tuples. One instance per task, cloned from the instance given to the
+/// builder (or built by its factory).
+pub trait Spout: Send + 'static {
+    /// The streams this spout emits on, with their fields.
+    fn declare_outputs(&self, out: &mut OutputDeclarer);
+
+    fn open(&mut self, _ctx: &TaskContext) -> ComponentResult {
+        Ok(())
+    }
+
+    /// Emits zero or more tuples through `out`. Never blocks: a spout with nothing to emit
+    /// returns `Idle`.
+    fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus;
+
+    /// The tuple tree of `msg_id` completed.
+    fn ack(&mut self, _msg_id: u64) {}
+
+    /// The tuple tree of `msg_id` failed or timed out; replay it if the source can.
+    fn fail(&mut self, _msg_id: u64) {}
+
+    /// Called once when the task stops.
+    fn close(&mut self) {}
+}
+
+/// How a bolt acknowledges its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// Storm's "basic bolt": emits are anchored to the input, which is acked when
+    /// `execute` returns `Ok` and failed when it returns `Err` or panics.
+    #[default]
+    Auto,
+    /// Full control: the bolt anchors (`emit_anchored`) and acks/fails its inputs itself.
+    Manual,
+}
+
+/// A processing step. One instance per task.
+pub trait Bolt: Send + 'static {
+    /// The streams this bolt emits on, with their fields (none for sinks).
+    fn declare_outputs(&self, _out: &mut OutputDeclarer) {}
+
+    fn prepare(&mut self, _ctx: &TaskContext) -> ComponentResult {
+        Ok(())
+    }
+
+    /// Handles one input tuple.
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult;
+
+    fn ack_mode(&self) -> AckMode {
+        AckMode::Auto
+    }
+
+    /// Asks for a tick every this long (windows, periodic flushes).
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// A tick tuple arrived. Emits from here are unanchored.
+    fn tick(&mut self, _out: &mut BoltCollector<'_>) -> ComponentResult {
+        Ok(())
+    }
+
+    /// Every upstream task has finished (a bounded run is ending, or the topology is
+    /// stopping): emit what is still held (e.g. the final window). Emits are unanchored.
+    fn finish(&mut self, _out: &mut BoltCollector<'_>) -> ComponentResult {
+        Ok(())
+    }
+
+    /// Called once when the task stops.
+    fn cleanup(&mut self) {}
+}
+
+/// Counts events without a lock, for custom counters shared with the metrics.
+pub fn incr(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}

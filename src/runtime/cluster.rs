@@ -1,0 +1,414 @@
+//! Running a topology in this process: wiring tasks to worker threads, and the handle
+//! that watches and stops the run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix::{Addr, Arbiter, Supervisor, System};
+use tokio::sync::mpsc;
+
+use super::bolt_task::{BoltSettings, BoltTask};
+use super::config::{Config, ConfigError};
+use super::control::RunControl;
+use super::ledger::Ledger;
+use super::metrics::{ComponentMetrics, CustomCounters, MetricsRegistry, MetricsSnapshot, TaskMetrics, TaskStats};
+use super::outbox::{Outbox, Route, StreamOut, Target};
+use super::spout_task::{Deactivate, SpoutSettings, SpoutTask};
+use super::transport::{Envelope, Pulse, SharedRx};
+use crate::component::TaskContext;
+use crate::topology::{ComponentKind, Grouping, Topology};
+use crate::tuple::StreamMeta;
+
+/// Why a run could not start or ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not start the runtime thread: {0}")]
+    Thread(#[from] std::io::Error),
+    #[error("the runtime thread panicked")]
+    Panicked,
+    #[error("{}", .0.join("; "))]
+    Fatal(Vec<String>),
+}
+
+/// What a finished run leaves.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub topology: String,
+    pub duration: Duration,
+    pub metrics: MetricsSnapshot,
+    /// Every task finished (bounded run, or a graceful stop that drained in time).
+    pub completed: bool,
+}
+
+/// Runs topologies in this process, like Storm's `LocalCluster`.
+pub struct LocalCluster;
+
+impl LocalCluster {
+    /// Starts the topology on its own worker threads and returns at once.
+    pub fn submit(topology: Topology, config: Config) -> Result<RunningTopology, RuntimeError> {
+        config.validate()?;
+        let plan = Plan::new(&topology, &config);
+        let control = Arc::new(RunControl::new(plan.task_count));
+        let metrics = plan.metrics.clone();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<Vec<Addr<SpoutTask>>>();
+        let ctl = control.clone();
+        let drain = config.drain_timeout;
+        let name = topology.name().to_string();
+        let thread = std::thread::Builder::new()
+            .name(format!("squall-{}", topology.name()))
+            .spawn(move || {
+                let system = System::new();
+                system.block_on(async move {
+                    let (arbiters, spouts) = plan.start(&topology, &config, ctl.clone());
+                    let _ = addr_tx.send(spouts.clone());
+                    supervise(&ctl, &spouts, drain).await;
+                    for a in &arbiters {
+                        a.stop();
+                    }
+                    for a in arbiters {
+                        let _ = a.join();
+                    }
+                });
+            })?;
+        let spouts = addr_rx.recv().map_err(|_| RuntimeError::Panicked)?;
+        Ok(RunningTopology {
+            name,
+            control,
+            metrics,
+            thread: Some(thread),
+            started: Instant::now(),
+            spouts: Mutex::new(spouts),
+        })
+    }
+}
+
+/// Waits for the end of the run: every task finished, or a stop request (then spouts
+/// drain, bounded by the drain timeout).
+async fn supervise(ctl: &RunControl, spouts: &[Addr<SpoutTask>], drain: Duration) {
+    tokio::select! {
+        _ = ctl.done_notify.notified() => return,
+        _ = ctl.stop_notify.notified() => {}
+    }
+    if ctl.is_done() {
+        return;
+    }
+    for s in spouts {
+        s.do_send(Deactivate { drain });
+    }
+    let grace = drain + Duration::from_secs(5);
+    if tokio::time::timeout(grace, ctl.done_notify.notified()).await.is_err() {
+        tracing::warn!("tasks did not finish within {:?} of the stop; stopping anyway", grace);
+    }
+}
+
+/// A topology running in this process.
+pub struct RunningTopology {
+    name: String,
+    control: Arc<RunControl>,
+    metrics: MetricsRegistry,
+    thread: Option<JoinHandle<()>>,
+    started: Instant,
+    spouts: Mutex<Vec<Addr<SpoutTask>>>,
+}
+
+impl RunningTopology {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Current metrics, merged from every task (published every 100 ms).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    pub fn registry(&self) -> MetricsRegistry {
+        self.metrics.clone()
+    }
+
+    /// Every task has finished.
+    pub fn is_finished(&self) -> bool {
+        self.control.is_done()
+    }
+
+    /// Waits for a bounded run to finish; `false` if it has not within `timeout`.
+    pub fn wait_finished(&self, timeout: Duration) -> bool {
+        self.control.wait_done(timeout)
+    }
+
+    /// Fatal errors so far (a spout that could not open, ...).
+    pub fn errors(&self) -> Vec<String> {
+        self.control.errors()
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Asks the spouts to stop and the in-flight trees to drain; returns at once.
+    pub fn request_stop(&self) {
+        self.control.request_stop();
+    }
+
+    /// Graceful stop: spouts stop emitting, in-flight trees drain (bounded by the drain
+    /// timeout), bolts flush, then the threads end.
+    pub fn stop(mut self) -> Result<RunSummary, RuntimeError> {
+        self.control.request_stop();
+        self.finish()
+    }
+
+    /// Waits for the run to end by itself (every spout finished), then returns.
+    pub fn join(mut self) -> Result<RunSummary, RuntimeError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<RunSummary, RuntimeError> {
+        if let Some(t) = self.thread.take() {
+            t.join().map_err(|_| RuntimeError::Panicked)?;
+        }
+        if let Ok(mut s) = self.spouts.lock() {
+            s.clear();
+        }
+        let errors = self.control.errors();
+        if !errors.is_empty() {
+            return Err(RuntimeError::Fatal(errors));
+        }
+        Ok(RunSummary {
+            topology: self.name.clone(),
+            duration: self.started.elapsed(),
+            metrics: self.metrics.snapshot(),
+            completed: self.control.is_done(),
+        })
+    }
+}
+
+impl Drop for RunningTopology {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.control.request_stop();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Where every task runs and what it is connected to.
+struct Plan {
+    task_count: usize,
+    metrics: MetricsRegistry,
+    /// task id → worker
+    worker_of: HashMap<u32, usize>,
+    task_ids: Arc<BTreeMap<String, Vec<u32>>>,
+    inbox_tx: HashMap<u32, mpsc::Sender<Envelope>>,
+    inbox_rx: HashMap<u32, SharedRx<Envelope>>,
+    expected_ends: HashMap<u32, usize>,
+}
+
+impl Plan {
+    fn new(topology: &Topology, config: &Config) -> Plan {
+        let task_ids = Arc::new(topology.task_ids());
+        let mut worker_of = HashMap::new();
+        let mut inbox_tx = HashMap::new();
+        let mut inbox_rx = HashMap::new();
+        let mut metrics = MetricsRegistry::default();
+        let mut seq = 0usize;
+        for c in topology.components() {
+            let ids = &task_ids[&c.name];
+            for &id in ids {
+                worker_of.insert(id, seq % config.workers);
+                seq += 1;
+                if !c.is_spout() {
+                    let (tx, rx) = mpsc::channel(config.inbox_batches());
+                    inbox_tx.insert(id, tx);
+                    inbox_rx.insert(id, SharedRx::new(rx));
+                }
+            }
+            metrics.components.push(ComponentMetrics {
+                name: c.name.clone(),
+                is_spout: c.is_spout(),
+                tasks: ids
+                    .iter()
+                    .map(|_| Arc::new(Mutex::new(TaskStats::default())))
+                    .collect(),
+                counters: CustomCounters::default(),
+            });
+        }
+        Plan {
+            task_count: seq,
+            metrics,
+            worker_of,
+            task_ids,
+            inbox_tx,
+            inbox_rx,
+            expected_ends: HashMap::new(),
+        }
+    }
+
+    /// Builds the outbox of one task of component `comp`.
+    fn outbox(&mut self, topology: &Topology, comp: &str, task_id: u32, config: &Config) -> Outbox {
+        let def = topology.component(comp).map(|c| c.outputs.clone()).unwrap_or_default();
+        let mut targets: Vec<Target> = Vec::new();
+        let mut index: HashMap<u32, usize> = HashMap::new();
+        let mut streams = Vec::new();
+        let my_worker = self.worker_of.get(&task_id).copied().unwrap_or(0);
+        let my_index = self.task_ids[comp].iter().position(|t| *t == task_id).unwrap_or(0);
+        for (stream, fields) in &def.streams {
+            let meta = Arc::new(StreamMeta {
+                component: comp.into(),
+                stream: stream.as_str().into(),
+                fields: fields.clone(),
+            });
+            let mut routes = Vec::new();
+            for bolt in topology.components().iter().filter(|c| !c.is_spout()) {
+                for input in &bolt.inputs {
+                    if input.source.component != comp || &input.source.stream != stream {
+                        continue;
+                    }
+                    let ids = &self.task_ids[&bolt.name];
+                    let mut idx = |id: u32| -> usize {
+                        *index.entry(id).or_insert_with(|| {
+                            targets.push(Target::new(id, self.inbox_tx[&id].clone()));
+                            *self.expected_ends.entry(id).or_default() += 1;
+                            targets.len() - 1
+                        })
+                    };
+                    let all: Vec<usize> = ids.iter().map(|&id| idx(id)).collect();
+                    let route = match &input.grouping {
+                        Grouping::Shuffle => Route::Shuffle {
+                            next: my_index % all.len(),
+                            targets: all,
+                        },
+                        Grouping::LocalOrShuffle => {
+                            let local: Vec<usize> = ids
+                                .iter()
+                                .zip(&all)
+                                .filter(|(id, _)| self.worker_of.get(id) == Some(&my_worker))
+                                .map(|(_, i)| *i)
+                                .collect();
+                            let targets = if local.is_empty() { all } else { local };
+                            Route::Shuffle {
+                                next: my_index % targets.len(),
+                                targets,
+                            }
+                        }
+                        Grouping::Fields(names) => Route::Fields {
+                            fields: names.iter().filter_map(|n| fields.index_of(n)).collect(),
+                            targets: all,
+                        },
+                        Grouping::All => Route::All { targets: all },
+                        Grouping::Global => Route::Global { target: all[0] },
+                        Grouping::Direct => Route::Direct {
+                            targets: ids.iter().copied().zip(all).collect(),
+                        },
+                    };
+                    routes.push(route);
+                }
+            }
+            streams.push(StreamOut { meta, routes });
+        }
+        Outbox::new(task_id, targets, streams, config.batch_size, config.acking)
+    }
+
+    fn context(&self, comp: &str, task_id: u32, counters: CustomCounters, pulse: Option<Pulse>) -> TaskContext {
+        let ids = &self.task_ids[comp];
+        TaskContext {
+            component: comp.into(),
+            task_id,
+            task_index: ids.iter().position(|t| *t == task_id).unwrap_or(0),
+            parallelism: ids.len(),
+            worker: self.worker_of.get(&task_id).copied().unwrap_or(0),
+            component_tasks: self.task_ids.clone(),
+            counters,
+            pulse,
+        }
+    }
+
+    /// Starts the worker threads and every task on them.
+    fn start(
+        mut self,
+        topology: &Topology,
+        config: &Config,
+        control: Arc<RunControl>,
+    ) -> (Vec<Arbiter>, Vec<Addr<SpoutTask>>) {
+        let arbiters: Vec<Arbiter> = (0..config.workers).map(|_| Arbiter::new()).collect();
+        // Outboxes first: they count the end markers each bolt task must wait for.
+        let mut outboxes: HashMap<u32, Outbox> = HashMap::new();
+        for c in topology.components() {
+            for &id in &self.task_ids[&c.name].clone() {
+                let ob = self.outbox(topology, &c.name, id, config);
+                outboxes.insert(id, ob);
+            }
+        }
+        let spout_tasks: usize = topology
+            .components()
+            .iter()
+            .filter(|c| c.is_spout())
+            .map(|c| c.parallelism)
+            .sum();
+        let mut ack_txs = Vec::new();
+        let mut ack_rxs = Vec::new();
+        for _ in 0..spout_tasks {
+            let (tx, rx) = mpsc::channel(config.max_spout_pending + 64);
+            ack_txs.push(tx);
+            ack_rxs.push(Some(SharedRx::new(rx)));
+        }
+        let ledger = config.acking.then(|| Arc::new(Ledger::new(ack_txs)));
+        let timeout_ms = config.message_timeout.as_millis() as u64;
+        let mut spouts = Vec::new();
+        let mut slot = 0u32;
+        for (ci, c) in topology.components().iter().enumerate() {
+            let cm = self.metrics.components[ci].clone();
+            for (ti, &id) in self.task_ids[&c.name].clone().iter().enumerate() {
+                let worker = self.worker_of.get(&id).copied().unwrap_or(0);
+                let arb = arbiters[worker].handle();
+                let outbox = outboxes.remove(&id).unwrap_or_else(|| unreachable!("outbox built for every task"));
+                let metrics = TaskMetrics::new(cm.tasks[ti].clone());
+                let control = control.clone();
+                let ledger = ledger.clone();
+                match &c.kind {
+                    ComponentKind::Spout(factory) => {
+                        let pulse = Pulse::default();
+                        let ctx = self.context(&c.name, id, cm.counters.clone(), Some(pulse.clone()));
+                        let acks = ack_rxs[slot as usize]
+                            .take()
+                            .unwrap_or_else(|| unreachable!("one ack channel per spout task"));
+                        let settings = SpoutSettings {
+                            max_pending: config.max_spout_pending,
+                            timeout_ms,
+                            batch_size: config.batch_size,
+                            flush_interval: config.flush_interval,
+                        };
+                        let factory = factory.clone();
+                        let my_slot = slot;
+                        slot += 1;
+                        let addr = Supervisor::start_in_arbiter(&arb, move |_| {
+                            SpoutTask::new(
+                                ctx, factory, outbox, ledger, my_slot, acks, pulse, metrics, settings, control,
+                            )
+                        });
+                        spouts.push(addr);
+                    }
+                    ComponentKind::Bolt(factory) => {
+                        let ctx = self.context(&c.name, id, cm.counters.clone(), None);
+                        let inbox = self.inbox_rx[&id].clone();
+                        let ends = self.expected_ends.get(&id).copied().unwrap_or(0);
+                        let settings = BoltSettings {
+                            timeout_ms,
+                            flush_interval: config.flush_interval,
+                            latency_sample: config.latency_sample,
+                        };
+                        let factory = factory.clone();
+                        Supervisor::start_in_arbiter(&arb, move |_| {
+                            BoltTask::new(ctx, factory, outbox, ledger, inbox, ends, metrics, settings, control)
+                        });
+                    }
+                }
+            }
+        }
+        // The plan's own senders must not keep inboxes open.
+        self.inbox_tx.clear();
+        (arbiters, spouts)
+    }
+}

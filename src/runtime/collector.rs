@@ -1,0 +1,179 @@
+//! What spouts and bolts emit through.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use super::ledger::Ledger;
+use super::outbox::{Outbox, Parent};
+use super::spout_task::Tracker;
+use crate::component::ComponentResult;
+use crate::tuple::{Anchor, Tuple, Values};
+
+/// A bolt's view of its output: emit (anchored or not), ack, fail.
+pub struct BoltCollector<'a> {
+    pub(crate) outbox: &'a mut Outbox,
+    pub(crate) ledger: Option<&'a Ledger>,
+    /// The input of an auto-ack (basic) bolt: emits are anchored to it.
+    pub(crate) current: Option<(&'a [Anchor], &'a Cell<u64>)>,
+    pub(crate) timeout_ms: u64,
+    pub(crate) acked: u64,
+    pub(crate) failed: u64,
+}
+
+impl BoltCollector<'_> {
+    /// Emits on the default stream (anchored to the input in auto-ack mode).
+    pub fn emit(&mut self, values: Values) -> ComponentResult {
+        let sid = self.outbox.stream_id(None)?;
+        let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
+        self.outbox.emit(sid, values, &parents, None).map(|_| ())
+    }
+
+    /// Emits on a named stream (anchored to the input in auto-ack mode).
+    pub fn emit_to(&mut self, stream: &str, values: Values) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
+        self.outbox.emit(sid, values, &parents, None).map(|_| ())
+    }
+
+    /// Emits to one task of a bolt that subscribes to `stream` with a direct grouping.
+    pub fn emit_direct(&mut self, task: u32, stream: &str, values: Values) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
+        self.outbox.emit(sid, values, &parents, Some(task)).map(|_| ())
+    }
+
+    /// Emits on the default stream anchored to every tuple in `anchors` (multi-anchoring):
+    /// each of their trees completes only after the new tuple is acked.
+    pub fn emit_anchored(&mut self, anchors: &[&Tuple], values: Values) -> ComponentResult {
+        self.emit_anchored_to(crate::tuple::DEFAULT_STREAM, anchors, values)
+    }
+
+    pub fn emit_anchored_to(
+        &mut self,
+        stream: &str,
+        anchors: &[&Tuple],
+        values: Values,
+    ) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        let parents: smallvec::SmallVec<[Parent<'_>; 2]> = anchors
+            .iter()
+            .map(|t| (t.anchors.as_slice(), &t.ack_val))
+            .collect();
+        self.outbox.emit(sid, values, &parents, None).map(|_| ())
+    }
+
+    /// Emits a tuple that belongs to no tree (never replayed).
+    pub fn emit_unanchored(&mut self, stream: &str, values: Values) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.outbox.emit(sid, values, &[], None).map(|_| ())
+    }
+
+    /// Acks an input (manual mode).
+    pub fn ack(&mut self, input: &Tuple) {
+        self.acked += 1;
+        if let Some(ledger) = self.ledger {
+            let v = input.ack_val.get();
+            for a in &input.anchors {
+                ledger.ack(a.root, a.edge ^ v);
+            }
+        }
+    }
+
+    /// Fails an input (manual mode): its trees fail at once and their spouts replay.
+    pub fn fail(&mut self, input: &Tuple) {
+        self.failed += 1;
+        if let Some(ledger) = self.ledger {
+            for a in &input.anchors {
+                ledger.fail(a.root);
+            }
+        }
+    }
+
+    /// Restarts the message timeout of the input's trees (for work that legitimately
+    /// takes long).
+    pub fn reset_timeout(&mut self, input: &Tuple) {
+        if let Some(ledger) = self.ledger {
+            for a in &input.anchors {
+                ledger.reset_timeout(a.root, self.timeout_ms);
+            }
+        }
+    }
+
+    /// The id of the emitting task.
+    pub fn task_id(&self) -> u32 {
+        self.outbox.task_id
+    }
+}
+
+/// A spout's view of its output.
+pub struct SpoutCollector<'a> {
+    pub(crate) outbox: &'a mut Outbox,
+    pub(crate) ledger: Option<&'a Ledger>,
+    pub(crate) tracker: &'a mut Tracker,
+    pub(crate) slot: u32,
+    pub(crate) timeout_ms: u64,
+}
+
+impl SpoutCollector<'_> {
+    /// Emits on the default stream. With a message id (and acking on) the tuple's tree is
+    /// tracked and the spout is told `ack(id)` or `fail(id)`; without, it is fire and forget.
+    pub fn emit(&mut self, values: Values, msg_id: Option<u64>) -> ComponentResult {
+        let sid = self.outbox.stream_id(None)?;
+        self.emit_sid(sid, values, msg_id, None)
+    }
+
+    pub fn emit_to(&mut self, stream: &str, values: Values, msg_id: Option<u64>) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.emit_sid(sid, values, msg_id, None)
+    }
+
+    pub fn emit_direct(
+        &mut self,
+        task: u32,
+        stream: &str,
+        values: Values,
+        msg_id: Option<u64>,
+    ) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.emit_sid(sid, values, msg_id, Some(task))
+    }
+
+    fn emit_sid(
+        &mut self,
+        sid: usize,
+        values: Values,
+        msg_id: Option<u64>,
+        direct: Option<u32>,
+    ) -> ComponentResult {
+        let Some(msg_id) = msg_id else {
+            self.outbox.emit(sid, values, &[], direct)?;
+            return Ok(());
+        };
+        match self.ledger {
+            None => {
+                // Acking off: the tuple counts as done once emitted.
+                self.outbox.emit(sid, values, &[], direct)?;
+                self.tracker.immediate.push((msg_id, true));
+            }
+            Some(ledger) => {
+                let root = self.outbox.next_id();
+                let acc = Cell::new(0u64);
+                let anchor = [Anchor { root, edge: 0 }];
+                self.outbox
+                    .emit(sid, values, &[(&anchor, &acc)], direct)?;
+                let deadline = ledger.now_ms() + self.timeout_ms;
+                if ledger.init(root, acc.get(), self.slot, deadline) {
+                    self.tracker.track(root, msg_id, Instant::now(), deadline);
+                } else {
+                    self.tracker.immediate.push((msg_id, true));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// In-flight tuple trees of this task.
+    pub fn pending(&self) -> usize {
+        self.tracker.pending.len()
+    }
+}

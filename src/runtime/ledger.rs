@@ -1,0 +1,196 @@
+//! The ack ledger: Storm's XOR scheme over a sharded concurrent map.
+//!
+//! Every spout tuple gets a random 64-bit root id and every anchored edge a random 64-bit
+//! edge id. Per root the ledger keeps the XOR of the edge ids created and acked; each id
+//! enters it exactly twice (once when the edge is created, once when its tuple is acked),
+//! so the value returns to zero exactly when every edge of the tree has been acked (a
+//! false zero needs a 2^-64 coincidence). Tasks update the ledger directly (no acker
+//! hop): see docs/benchmarks.md for the measurement behind that choice.
+
+use std::time::Instant;
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+
+use super::ids::IdBuildHasher;
+
+/// Sent to a spout task when one of its trees completes or fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AckMsg {
+    pub root: u64,
+    pub ok: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    xor: u64,
+    spout: u32,
+    deadline_ms: u64,
+}
+
+/// What the spout finds when a root's deadline passes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// Already completed or failed (its message is on the way).
+    Gone,
+    /// A bolt reset the timeout: check again at this time.
+    Extended(u64),
+    /// Timed out: removed from the ledger; the spout fails it.
+    Expired,
+}
+
+pub(crate) struct Ledger {
+    map: DashMap<u64, Entry, IdBuildHasher>,
+    spouts: Vec<mpsc::Sender<AckMsg>>,
+    epoch: Instant,
+}
+
+impl Ledger {
+    /// `spouts[i]` receives the outcomes of the trees of spout slot `i`.
+    pub(crate) fn new(spouts: Vec<mpsc::Sender<AckMsg>>) -> Self {
+        Ledger {
+            map: DashMap::with_hasher_and_shard_amount(IdBuildHasher::default(), 64),
+            spouts,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the ledger was made (the clock of deadlines).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Registers a root whose spout emitted edges XOR-ing to `xor`. Returns `false` if the
+    /// tree is already complete (nothing was emitted to any task).
+    pub(crate) fn init(&self, root: u64, xor: u64, spout: u32, deadline_ms: u64) -> bool {
+        if xor == 0 {
+            return false;
+        }
+        self.map.insert(
+            root,
+            Entry {
+                xor,
+                spout,
+                deadline_ms,
+            },
+        );
+        true
+    }
+
+    /// XORs `delta` into the root's value; completes the tree when it reaches zero.
+    pub(crate) fn ack(&self, root: u64, delta: u64) -> bool {
+        let done = match self.map.get_mut(&root) {
+            None => return false,
+            Some(mut e) => {
+                e.xor ^= delta;
+                e.xor == 0
+            }
+        };
+        if done {
+            if let Some((_, e)) = self.map.remove_if(&root, |_, e| e.xor == 0) {
+                self.notify(e.spout, AckMsg { root, ok: true });
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Fails the tree at once (a bolt failed one of its tuples).
+    pub(crate) fn fail(&self, root: u64) {
+        if let Some((_, e)) = self.map.remove(&root) {
+            self.notify(e.spout, AckMsg { root, ok: false });
+        }
+    }
+
+    /// Gives a tree `timeout_ms` more from now (a bolt that legitimately needs longer).
+    pub(crate) fn reset_timeout(&self, root: u64, timeout_ms: u64) {
+        let deadline = self.now_ms() + timeout_ms;
+        if let Some(mut e) = self.map.get_mut(&root) {
+            e.deadline_ms = deadline;
+        }
+    }
+
+    /// Called by the spout when a root's deadline (as it knew it) has passed.
+    pub(crate) fn expire(&self, root: u64, now_ms: u64) -> Expiry {
+        let extended = match self.map.get(&root) {
+            None => return Expiry::Gone,
+            Some(e) if e.deadline_ms > now_ms => Some(e.deadline_ms),
+            Some(_) => None,
+        };
+        if let Some(d) = extended {
+            return Expiry::Extended(d);
+        }
+        match self.map.remove_if(&root, |_, e| e.deadline_ms <= now_ms) {
+            Some(_) => Expiry::Expired,
+            None => match self.map.get(&root) {
+                Some(e) => Expiry::Extended(e.deadline_ms),
+                None => Expiry::Gone,
+            },
+        }
+    }
+
+    /// Drops a root without telling anyone (its spout task restarted).
+    pub(crate) fn forget(&self, root: u64) {
+        self.map.remove(&root);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn notify(&self, spout: u32, msg: AckMsg) {
+        match self.spouts.get(spout as usize) {
+            Some(tx) => {
+                if let Err(e) = tx.try_send(msg) {
+                    // Cannot happen while the channel holds max_spout_pending messages;
+                    // if it does, the spout's timeout still fails and replays the tree.
+                    tracing::error!(spout, root = msg.root, "ack channel rejected outcome: {e}");
+                }
+            }
+            None => tracing::error!(spout, "ack for unknown spout slot"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> (Ledger, mpsc::Receiver<AckMsg>) {
+        let (tx, rx) = mpsc::channel(16);
+        (Ledger::new(vec![tx]), rx)
+    }
+
+    #[test]
+    fn tree_completes_when_last_edge_acked() {
+        let (l, mut rx) = ledger();
+        // spout emits edge a; bolt acks a and emits b and c; b and c acked.
+        assert!(l.init(1, 0xa, 0, 1000));
+        assert!(!l.ack(1, 0xa ^ 0xb ^ 0xc));
+        assert!(!l.ack(1, 0xb));
+        assert!(rx.try_recv().is_err());
+        assert!(l.ack(1, 0xc));
+        assert_eq!(rx.try_recv().ok(), Some(AckMsg { root: 1, ok: true }));
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn fail_notifies_once() {
+        let (l, mut rx) = ledger();
+        l.init(7, 3, 0, 1000);
+        l.fail(7);
+        l.fail(7);
+        l.ack(7, 3);
+        assert_eq!(rx.try_recv().ok(), Some(AckMsg { root: 7, ok: false }));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn expiry_respects_reset() {
+        let (l, _rx) = ledger();
+        l.init(9, 5, 0, 10);
+        assert_eq!(l.expire(9, 5), Expiry::Extended(10));
+        assert_eq!(l.expire(9, 10), Expiry::Expired);
+        assert_eq!(l.expire(9, 11), Expiry::Gone);
+    }
+}

@@ -1,0 +1,309 @@
+//! A task's outgoing side: precomputed routes per stream, one transport buffer per
+//! downstream task, and anchoring of emitted tuples.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::ids::IdGen;
+use super::transport::Envelope;
+use crate::component::ComponentError;
+use crate::tuple::{Anchor, Anchors, StreamMeta, Tuple, Values};
+
+/// One downstream task and the batch being filled for it.
+pub(crate) struct Target {
+    pub(crate) task_id: u32,
+    pub(crate) tx: mpsc::Sender<Envelope>,
+    buf: Vec<Tuple>,
+    /// Envelopes for this target waiting for inbox space (kept in order).
+    blocked: usize,
+}
+
+impl Target {
+    pub(crate) fn new(task_id: u32, tx: mpsc::Sender<Envelope>) -> Self {
+        Target {
+            task_id,
+            tx,
+            buf: Vec::new(),
+            blocked: 0,
+        }
+    }
+}
+
+/// How one subscriber picks its task(s); indices point into `Outbox::targets`.
+pub(crate) enum Route {
+    Shuffle { targets: Vec<usize>, next: usize },
+    Fields { fields: Vec<usize>, targets: Vec<usize> },
+    All { targets: Vec<usize> },
+    Global { target: usize },
+    Direct { targets: Vec<(u32, usize)> },
+}
+
+/// The routes of one output stream.
+pub(crate) struct StreamOut {
+    pub(crate) meta: Arc<StreamMeta>,
+    pub(crate) routes: Vec<Route>,
+}
+
+/// A parent a new tuple is anchored to: its anchors and its ack-val cell.
+pub(crate) type Parent<'a> = (&'a [Anchor], &'a Cell<u64>);
+
+pub(crate) struct Outbox {
+    pub(crate) task_id: u32,
+    pub(crate) targets: Vec<Target>,
+    streams: Vec<StreamOut>,
+    stream_index: HashMap<String, usize>,
+    default_stream: Option<usize>,
+    batch_size: usize,
+    blocked: Vec<(usize, Envelope)>,
+    ids: IdGen,
+    pub(crate) acking: bool,
+    /// Tuples emitted (not counting copies) since the metrics last took them.
+    pub(crate) emitted: u64,
+}
+
+impl Outbox {
+    pub(crate) fn new(
+        task_id: u32,
+        targets: Vec<Target>,
+        streams: Vec<StreamOut>,
+        batch_size: usize,
+        acking: bool,
+    ) -> Self {
+        let stream_index: HashMap<String, usize> = streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.meta.stream.to_string(), i))
+            .collect();
+        let default_stream = stream_index.get(crate::tuple::DEFAULT_STREAM).copied();
+        Outbox {
+            task_id,
+            targets,
+            streams,
+            stream_index,
+            default_stream,
+            batch_size,
+            blocked: Vec::new(),
+            ids: IdGen::new(),
+            acking,
+            emitted: 0,
+        }
+    }
+
+    pub(crate) fn stream_id(&self, stream: Option<&str>) -> Result<usize, ComponentError> {
+        match stream {
+            None => self.default_stream.ok_or_else(|| {
+                ComponentError::new(format!(
+                    "task {} emitted on the default stream, which its component does not declare",
+                    self.task_id
+                ))
+            }),
+            Some(s) => self.stream_index.get(s).copied().ok_or_else(|| {
+                ComponentError::new(format!(
+                    "task {} emitted on undeclared stream `{s}`",
+                    self.task_id
+                ))
+            }),
+        }
+    }
+
+    pub(crate) fn next_id(&mut self) -> u64 {
+        self.ids.next_id()
+    }
+
+    /// Emits `values` on stream `sid` to every subscriber (or, with `direct`, to that task
+    /// of the direct subscribers), anchored to `parents`. Returns the number of copies.
+    pub(crate) fn emit(
+        &mut self,
+        sid: usize,
+        values: Values,
+        parents: &[Parent<'_>],
+        direct: Option<u32>,
+    ) -> Result<usize, ComponentError> {
+        self.emitted += 1;
+        let mut picks: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
+        {
+            let out = &mut self.streams[sid];
+            for route in out.routes.iter_mut() {
+                match (route, direct) {
+                    (Route::Direct { targets }, Some(task)) => {
+                        match targets.iter().find(|(t, _)| *t == task) {
+                            Some((_, i)) => picks.push(*i),
+                            None => {
+                                return Err(ComponentError::new(format!(
+                                    "emit_direct to task {task}, which does not subscribe to `{}` with a direct grouping",
+                                    out.meta.stream
+                                )))
+                            }
+                        }
+                    }
+                    (Route::Direct { .. }, None) | (_, Some(_)) => {}
+                    (Route::Shuffle { targets, next }, None) => {
+                        picks.push(targets[*next]);
+                        *next += 1;
+                        if *next == targets.len() {
+                            *next = 0;
+                        }
+                    }
+                    (Route::Fields { fields, targets }, None) => {
+                        let h = hash_fields(&values, fields);
+                        picks.push(targets[(h % targets.len() as u64) as usize]);
+                    }
+                    (Route::All { targets }, None) => picks.extend(targets.iter().copied()),
+                    (Route::Global { target }, None) => picks.push(*target),
+                }
+            }
+        }
+        let n = picks.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let meta = self.streams[sid].meta.clone();
+        let mut values = Some(values);
+        for (k, &ti) in picks.iter().enumerate() {
+            let vals = if k + 1 == n {
+                values.take().unwrap_or_default()
+            } else {
+                values.as_ref().cloned().unwrap_or_default()
+            };
+            let anchors = self.anchor(parents);
+            let tuple = Tuple {
+                values: vals,
+                meta: meta.clone(),
+                source_task: self.task_id,
+                anchors,
+                ack_val: Cell::new(0),
+            };
+            self.push(ti, tuple);
+        }
+        Ok(n)
+    }
+
+    /// Makes the anchors of one new tuple: one fresh edge per parent, XOR-ed into each
+    /// of the parent's roots and into the parent's ack val.
+    fn anchor(&mut self, parents: &[Parent<'_>]) -> Anchors {
+        let mut anchors = Anchors::new();
+        if !self.acking {
+            return anchors;
+        }
+        for (p_anchors, ack_val) in parents {
+            if p_anchors.is_empty() {
+                continue;
+            }
+            let edge = self.ids.next_id();
+            ack_val.set(ack_val.get() ^ edge);
+            for a in p_anchors.iter() {
+                match anchors.iter_mut().find(|x: &&mut Anchor| x.root == a.root) {
+                    Some(x) => x.edge ^= edge,
+                    None => anchors.push(Anchor { root: a.root, edge }),
+                }
+            }
+        }
+        anchors
+    }
+
+    fn push(&mut self, ti: usize, tuple: Tuple) {
+        let t = &mut self.targets[ti];
+        if t.buf.capacity() == 0 {
+            t.buf.reserve(self.batch_size.min(1024));
+        }
+        t.buf.push(tuple);
+        if t.buf.len() >= self.batch_size {
+            self.flush_target(ti);
+        }
+    }
+
+    fn flush_target(&mut self, ti: usize) {
+        let t = &mut self.targets[ti];
+        if t.buf.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut t.buf, Vec::with_capacity(self.batch_size.min(1024)));
+        self.send(ti, Envelope::Tuples(batch));
+    }
+
+    fn send(&mut self, ti: usize, env: Envelope) {
+        let t = &mut self.targets[ti];
+        if t.blocked > 0 {
+            t.blocked += 1;
+            self.blocked.push((ti, env));
+            return;
+        }
+        match t.tx.try_send(env) {
+            Ok(()) => {}
+            Err(TrySendError::Full(env)) => {
+                t.blocked += 1;
+                self.blocked.push((ti, env));
+            }
+            Err(TrySendError::Closed(_)) => {
+                // The receiving task is gone (the topology is being torn down). Its
+                // tuples' trees time out and are replayed; count nothing as delivered.
+                tracing::warn!(
+                    from = self.task_id,
+                    to = t.task_id,
+                    "inbox closed; dropping a batch (its trees will time out)"
+                );
+            }
+        }
+    }
+
+    /// Sends every partly filled batch.
+    pub(crate) fn flush(&mut self) {
+        for ti in 0..self.targets.len() {
+            self.flush_target(ti);
+        }
+    }
+
+    /// Tells every downstream task that this task has finished.
+    pub(crate) fn send_end(&mut self) {
+        self.flush();
+        for ti in 0..self.targets.len() {
+            self.send(ti, Envelope::End);
+        }
+    }
+
+    pub(crate) fn is_blocked(&self) -> bool {
+        !self.blocked.is_empty()
+    }
+
+    /// Hands over the envelopes that found a full inbox, with their senders, for an
+    /// awaiting send (the actor stops processing until they are delivered).
+    pub(crate) fn take_blocked(&mut self) -> Vec<(mpsc::Sender<Envelope>, Envelope)> {
+        let blocked = std::mem::take(&mut self.blocked);
+        for t in self.targets.iter_mut() {
+            t.blocked = 0;
+        }
+        blocked
+            .into_iter()
+            .map(|(ti, env)| (self.targets[ti].tx.clone(), env))
+            .collect()
+    }
+}
+
+/// The stable hash of the grouping fields of a tuple (xxh3, seed 0, type-tagged).
+pub(crate) fn hash_fields(values: &Values, fields: &[usize]) -> u64 {
+    if let [i] = fields {
+        if let Some(crate::tuple::Value::Str(s)) = values.get(*i) {
+            return xxhash_rust::xxh3::xxh3_64(s.as_bytes());
+        }
+    }
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for &i in fields {
+        match values.get(i) {
+            Some(v) => v.hash_into(&mut h),
+            None => h.update(&[0xfe]),
+        }
+    }
+    h.digest()
+}
+
+/// Sends blocked envelopes, waiting for inbox space (backpressure).
+pub(crate) async fn send_blocked(blocked: Vec<(mpsc::Sender<Envelope>, Envelope)>) {
+    for (tx, env) in blocked {
+        if tx.send(env).await.is_err() {
+            tracing::warn!("inbox closed while waiting for space; dropping a batch");
+        }
+    }
+}

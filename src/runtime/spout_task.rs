@@ -1,0 +1,447 @@
+//! A spout task: an actor that polls its spout, tracks its tuple trees, and replays on
+//! failure or timeout.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::collector::SpoutCollector;
+use super::control::RunControl;
+use super::ids::IdBuildHasher;
+use super::ledger::{AckMsg, Expiry, Ledger};
+use super::metrics::TaskMetrics;
+use super::outbox::{send_blocked, Outbox};
+use super::transport::{Pulse, SharedRx};
+use super::panic_message;
+use crate::component::{Spout, SpoutStatus, TaskContext};
+use crate::topology::SpoutFactory;
+
+/// In-flight trees of one spout task.
+#[derive(Default)]
+pub(crate) struct Tracker {
+    /// root → (message id, emit time)
+    pub(crate) pending: HashMap<u64, (u64, Instant), IdBuildHasher>,
+    /// (deadline ms, root), in emit order.
+    timeouts: VecDeque<(u64, u64)>,
+    /// Outcomes known at emit time (acking off, or nothing subscribed).
+    pub(crate) immediate: Vec<(u64, bool)>,
+}
+
+impl Tracker {
+    pub(crate) fn track(&mut self, root: u64, msg_id: u64, at: Instant, deadline_ms: u64) {
+        self.pending.insert(root, (msg_id, at));
+        self.timeouts.push_back((deadline_ms, root));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Active,
+    Draining { until: Instant },
+    Done,
+}
+
+/// Stop emitting; finish when every in-flight tree is done (or the drain time is up).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Deactivate {
+    pub(crate) drain: Duration,
+}
+
+pub(crate) struct SpoutSettings {
+    pub(crate) max_pending: usize,
+    pub(crate) timeout_ms: u64,
+    pub(crate) batch_size: usize,
+    pub(crate) flush_interval: Duration,
+}
+
+pub(crate) struct SpoutTask {
+    pub(crate) ctx: TaskContext,
+    pub(crate) factory: SpoutFactory,
+    pub(crate) spout: Box<dyn Spout>,
+    pub(crate) outbox: Outbox,
+    pub(crate) ledger: Option<Arc<Ledger>>,
+    pub(crate) slot: u32,
+    pub(crate) acks: SharedRx<AckMsg>,
+    pub(crate) pulse: Pulse,
+    pub(crate) tracker: Tracker,
+    pub(crate) metrics: TaskMetrics,
+    pub(crate) settings: SpoutSettings,
+    pub(crate) control: Arc<RunControl>,
+    state: State,
+    opened: bool,
+    exhausted: bool,
+    idle_streak: u32,
+    waiting_for_acks: bool,
+}
+
+impl SpoutTask {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        ctx: TaskContext,
+        factory: SpoutFactory,
+        outbox: Outbox,
+        ledger: Option<Arc<Ledger>>,
+        slot: u32,
+        acks: SharedRx<AckMsg>,
+        pulse: Pulse,
+        metrics: TaskMetrics,
+        settings: SpoutSettings,
+        control: Arc<RunControl>,
+    ) -> Self {
+        let spout = factory();
+        SpoutTask {
+            ctx,
+            factory,
+            spout,
+            outbox,
+            ledger,
+            slot,
+            acks,
+            pulse,
+            tracker: Tracker::default(),
+            metrics,
+            settings,
+            control,
+            state: State::Active,
+            opened: false,
+            exhausted: false,
+            idle_streak: 0,
+            waiting_for_acks: false,
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{}[{}]", self.ctx.component(), self.ctx.task_id())
+    }
+
+    /// One poll round: call `next_tuple` until a batch is full, the spout is idle, the
+    /// pending limit is reached, or the flush bound has passed; then flush.
+    fn round(&mut self, ctx: &mut Context<Self>) {
+        if self.state != State::Active || self.outbox.is_blocked() {
+            return;
+        }
+        let started = Instant::now();
+        let mut calls = 0usize;
+        let mut last = SpoutStatus::Idle;
+        let mut panicked = None;
+        loop {
+            if self.ledger.is_some() && self.tracker.pending.len() >= self.settings.max_pending {
+                self.waiting_for_acks = true;
+                break;
+            }
+            let mut col = SpoutCollector {
+                outbox: &mut self.outbox,
+                ledger: self.ledger.as_deref(),
+                tracker: &mut self.tracker,
+                slot: self.slot,
+                timeout_ms: self.settings.timeout_ms,
+            };
+            let spout = &mut self.spout;
+            match catch_unwind(AssertUnwindSafe(|| spout.next_tuple(&mut col))) {
+                Ok(s) => last = s,
+                Err(p) => {
+                    panicked = Some(panic_message(&p));
+                    break;
+                }
+            }
+            calls += 1;
+            if last != SpoutStatus::Emitted
+                || calls >= self.settings.batch_size
+                || self.outbox.is_blocked()
+                || (calls % 32 == 0 && started.elapsed() >= self.settings.flush_interval)
+            {
+                break;
+            }
+        }
+        self.outbox.flush();
+        self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
+        self.settle_immediate();
+        if let Some(msg) = panicked {
+            self.restart_after_panic(ctx, &msg);
+            return;
+        }
+        if last == SpoutStatus::Exhausted {
+            self.exhausted = true;
+        }
+        if self.outbox.is_blocked() {
+            self.wait_for_space(ctx);
+            return;
+        }
+        match last {
+            _ if self.waiting_for_acks => {}
+            SpoutStatus::Emitted => {
+                self.idle_streak = 0;
+                self.pulse.arm();
+            }
+            SpoutStatus::Idle => {
+                self.idle_streak = self.idle_streak.saturating_add(1);
+                if self.idle_streak < 4 {
+                    self.pulse.arm();
+                } else {
+                    // Progressive back-off: 10 µs, 20 µs, ... up to 1 ms.
+                    let us = (self.idle_streak as u64 * 10).min(1000);
+                    let pulse = self.pulse.clone();
+                    ctx.run_later(Duration::from_micros(us), move |_, _| pulse.arm());
+                }
+            }
+            SpoutStatus::Exhausted => self.check_done(ctx),
+        }
+    }
+
+    fn settle_immediate(&mut self) {
+        for (msg_id, ok) in std::mem::take(&mut self.tracker.immediate) {
+            self.metrics.local.complete_ns.record(0).ok();
+            if ok {
+                self.metrics.local.acked += 1;
+                self.call(|s| s.ack(msg_id));
+            } else {
+                self.metrics.local.failed += 1;
+                self.call(|s| s.fail(msg_id));
+            }
+        }
+    }
+
+    /// Calls into the spout, turning a panic into a logged restart.
+    fn call(&mut self, f: impl FnOnce(&mut dyn Spout)) {
+        let spout = &mut self.spout;
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(spout.as_mut()))) {
+            tracing::error!(task = %self.label(), "spout panicked in ack/fail: {}", panic_message(&p));
+            self.metrics.local.restarts += 1;
+            self.spout = (self.factory)();
+            self.opened = false;
+        }
+    }
+
+    fn wait_for_space(&mut self, ctx: &mut Context<Self>) {
+        let blocked = self.outbox.take_blocked();
+        ctx.wait(send_blocked(blocked).into_actor(self).map(|_, act, ctx| {
+            if act.state == State::Active {
+                act.pulse.arm();
+            } else {
+                act.check_done(ctx);
+            }
+        }));
+    }
+
+    fn on_outcome(&mut self, msg: AckMsg, ctx: &mut Context<Self>) {
+        let Some((msg_id, at)) = self.tracker.pending.remove(&msg.root) else {
+            return;
+        };
+        if msg.ok {
+            self.metrics.local.acked += 1;
+            self.metrics
+                .local
+                .complete_ns
+                .record(at.elapsed().as_nanos() as u64).ok();
+            self.call(|s| s.ack(msg_id));
+        } else {
+            self.metrics.local.failed += 1;
+            self.call(|s| s.fail(msg_id));
+            self.exhausted = false;
+        }
+        self.after_outcome(ctx);
+    }
+
+    fn after_outcome(&mut self, ctx: &mut Context<Self>) {
+        if self.waiting_for_acks && self.tracker.pending.len() < self.settings.max_pending {
+            self.waiting_for_acks = false;
+            self.pulse.arm();
+        } else if !self.exhausted && self.state == State::Active {
+            self.pulse.arm();
+        }
+        self.check_done(ctx);
+    }
+
+    fn check_timeouts(&mut self, ctx: &mut Context<Self>) {
+        let Some(ledger) = self.ledger.clone() else {
+            return;
+        };
+        let now = ledger.now_ms();
+        let mut failed_any = false;
+        while let Some(&(deadline, root)) = self.tracker.timeouts.front() {
+            if deadline > now {
+                break;
+            }
+            self.tracker.timeouts.pop_front();
+            if !self.tracker.pending.contains_key(&root) {
+                continue;
+            }
+            match ledger.expire(root, now) {
+                Expiry::Gone => {}
+                Expiry::Extended(d) => self.tracker.timeouts.push_back((d, root)),
+                Expiry::Expired => {
+                    if let Some((msg_id, _)) = self.tracker.pending.remove(&root) {
+                        self.metrics.local.timed_out += 1;
+                        self.metrics.local.failed += 1;
+                        self.call(|s| s.fail(msg_id));
+                        failed_any = true;
+                    }
+                }
+            }
+        }
+        if failed_any {
+            self.exhausted = false;
+            self.after_outcome(ctx);
+        } else {
+            self.check_done(ctx);
+        }
+    }
+
+    fn check_done(&mut self, ctx: &mut Context<Self>) {
+        let finished = match self.state {
+            State::Done => return,
+            State::Active => {
+                self.exhausted
+                    && self.tracker.pending.is_empty()
+                    && self.tracker.immediate.is_empty()
+            }
+            State::Draining { until } => {
+                self.tracker.pending.is_empty() || Instant::now() >= until
+            }
+        };
+        if finished && !self.outbox.is_blocked() {
+            self.finish(ctx);
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut Context<Self>) {
+        self.state = State::Done;
+        let abandoned = self.tracker.pending.len() as u64;
+        if abandoned > 0 {
+            tracing::warn!(task = %self.label(), abandoned, "drain time is up; in-flight trees abandoned");
+            if let Some(ledger) = &self.ledger {
+                for root in self.tracker.pending.keys() {
+                    ledger.forget(*root);
+                }
+            }
+            self.tracker.pending.clear();
+        }
+        self.metrics.local.abandoned += abandoned;
+        self.call(|s| s.close());
+        self.outbox.send_end();
+        let blocked = self.outbox.take_blocked();
+        ctx.wait(send_blocked(blocked).into_actor(self).map(|_, act, _| {
+            act.publish();
+            act.control.task_finished();
+        }));
+    }
+
+    fn publish(&mut self) {
+        self.metrics.local.pending = self.tracker.pending.len() as u64;
+        self.metrics.publish();
+    }
+
+    fn restart_after_panic(&mut self, ctx: &mut Context<Self>, msg: &str) {
+        tracing::error!(task = %self.label(), "spout panicked: {msg}; restarting the task");
+        ctx.stop();
+    }
+
+    fn open(&mut self) -> bool {
+        if self.opened {
+            return true;
+        }
+        let spout = &mut self.spout;
+        let task_ctx = &self.ctx;
+        match catch_unwind(AssertUnwindSafe(|| spout.open(task_ctx))) {
+            Ok(Ok(())) => {
+                self.opened = true;
+                true
+            }
+            Ok(Err(e)) => {
+                self.control
+                    .fatal(format!("spout {} failed to open: {e}", self.label()));
+                false
+            }
+            Err(p) => {
+                self.control.fatal(format!(
+                    "spout {} panicked in open: {}",
+                    self.label(),
+                    panic_message(&p)
+                ));
+                false
+            }
+        }
+    }
+}
+
+impl Actor for SpoutTask {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.add_stream(self.acks.clone());
+        ctx.add_stream(self.pulse.stream());
+        if self.ledger.is_some() {
+            let every = Duration::from_millis((self.settings.timeout_ms / 4).clamp(1, 100));
+            ctx.run_interval(every, |act, ctx| act.check_timeouts(ctx));
+        }
+        ctx.run_interval(Duration::from_millis(100), |act, ctx| {
+            act.publish();
+            if matches!(act.state, State::Draining { .. }) {
+                act.check_done(ctx);
+            }
+        });
+        if self.state == State::Done {
+            return;
+        }
+        if self.open() {
+            self.pulse.arm();
+        } else {
+            self.exhausted = true;
+            self.state = State::Draining {
+                until: Instant::now(),
+            };
+            self.check_done(ctx);
+        }
+    }
+}
+
+impl Supervised for SpoutTask {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.local.restarts += 1;
+        if let Some(ledger) = &self.ledger {
+            for root in self.tracker.pending.keys() {
+                ledger.forget(*root);
+            }
+        }
+        self.metrics.local.abandoned += self.tracker.pending.len() as u64;
+        self.tracker = Tracker::default();
+        self.outbox.flush();
+        self.spout = (self.factory)();
+        self.opened = false;
+        self.exhausted = false;
+        self.waiting_for_acks = false;
+    }
+}
+
+impl StreamHandler<AckMsg> for SpoutTask {
+    fn handle(&mut self, msg: AckMsg, ctx: &mut Context<Self>) {
+        self.on_outcome(msg, ctx);
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+impl StreamHandler<()> for SpoutTask {
+    fn handle(&mut self, _: (), ctx: &mut Context<Self>) {
+        self.round(ctx);
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+impl Handler<Deactivate> for SpoutTask {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deactivate, ctx: &mut Context<Self>) {
+        if self.state == State::Active {
+            self.state = State::Draining {
+                until: Instant::now() + msg.drain,
+            };
+            self.check_done(ctx);
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! `TopologyBuilder`: declare spouts and bolts, wire them with groupings, validate.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use super::error::TopologyError;
+use super::grouping::{Grouping, Input, StreamRef};
+use crate::component::{Bolt, OutputDeclarer, Spout};
+
+/// Makes a fresh spout instance (one per task, and again when a task restarts).
+pub type SpoutFactory = Arc<dyn Fn() -> Box<dyn Spout> + Send + Sync>;
+/// Makes a fresh bolt instance (one per task, and again when a task restarts).
+pub type BoltFactory = Arc<dyn Fn() -> Box<dyn Bolt> + Send + Sync>;
+
+#[derive(Clone)]
+pub enum ComponentKind {
+    Spout(SpoutFactory),
+    Bolt(BoltFactory),
+}
+
+/// One declared component.
+#[derive(Clone)]
+pub struct ComponentDef {
+    pub name: String,
+    pub kind: ComponentKind,
+    pub parallelism: usize,
+    pub inputs: Vec<Input>,
+    pub outputs: OutputDeclarer,
+}
+
+impl ComponentDef {
+    pub fn is_spout(&self) -> bool {
+        matches!(self.kind, ComponentKind::Spout(_))
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Declares a topology. Errors are reported by `build()`.
+pub struct TopologyBuilder {
+    name: String,
+    components: Vec<ComponentDef>,
+}
+
+impl TopologyBuilder {
+    pub fn new(name: impl Into<String>) -> Self {
+        TopologyBuilder {
+            name: name.into(),
+            components: Vec::new(),
+        }
+    }
+
+    /// Adds a spout; each task gets a clone of `spout`.
+    pub fn spout<S: Spout + Clone>(&mut self, name: &str, spout: S, parallelism: usize) -> &mut Self {
+        let proto = std::sync::Mutex::new(spout);
+        let factory: SpoutFactory = Arc::new(move || Box::new(lock(&proto).clone()));
+        self.spout_factory(name, factory, parallelism)
+    }
+
+    /// Adds a spout built by `factory` for each task.
+    pub fn spout_factory(&mut self, name: &str, factory: SpoutFactory, parallelism: usize) -> &mut Self {
+        let mut outputs = OutputDeclarer::default();
+        factory().declare_outputs(&mut outputs);
+        self.components.push(ComponentDef {
+            name: name.to_string(),
+            kind: ComponentKind::Spout(factory),
+            parallelism,
+            inputs: Vec::new(),
+            outputs,
+        });
+        self
+    }
+
+    /// Adds a bolt; each task gets a clone of `bolt`. Follow with one grouping per input.
+    pub fn bolt<B: Bolt + Clone>(&mut self, name: &str, bolt: B, parallelism: usize) -> BoltDeclarer<'_> {
+        let proto = std::sync::Mutex::new(bolt);
+        let factory: BoltFactory = Arc::new(move || Box::new(lock(&proto).clone()));
+        self.bolt_factory(name, factory, parallelism)
+    }
+
+    /// Adds a bolt built by `factory` for each task.
+    pub fn bolt_factory(&mut self, name: &str, factory: BoltFactory, parallelism: usize) -> BoltDeclarer<'_> {
+        let mut outputs = OutputDeclarer::default();
+        factory().declare_outputs(&mut outputs);
+        self.components.push(ComponentDef {
+            name: name.to_string(),
+            kind: ComponentKind::Bolt(factory),
+            parallelism,
+            inputs: Vec::new(),
+            outputs,
+        });
+        let idx = self.components.len() - 1;
+        BoltDeclarer {
+            def: &mut self.components[idx],
+        }
+    }
+
+    /// Validates and returns the topology.
+    pub fn build(self) -> Result<Topology, TopologyError> {
+        Topology::new(self.name, self.components)
+    }
+}
+
+/// Adds the inputs of the bolt just declared.
+pub struct BoltDeclarer<'a> {
+    def: &'a mut ComponentDef,
+}
+
+impl BoltDeclarer<'_> {
+    pub fn grouping(self, source: impl Into<StreamRef>, grouping: Grouping) -> Self {
+        self.def.inputs.push(Input {
+            source: source.into(),
+            grouping,
+        });
+        self
+    }
+
+    pub fn shuffle(self, source: impl Into<StreamRef>) -> Self {
+        self.grouping(source, Grouping::Shuffle)
+    }
+
+    pub fn fields<I, S>(self, source: impl Into<StreamRef>, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let fs = fields.into_iter().map(|s| s.as_ref().to_string()).collect();
+        self.grouping(source, Grouping::Fields(fs))
+    }
+
+    pub fn all(self, source: impl Into<StreamRef>) -> Self {
+        self.grouping(source, Grouping::All)
+    }
+
+    pub fn global(self, source: impl Into<StreamRef>) -> Self {
+        self.grouping(source, Grouping::Global)
+    }
+
+    pub fn direct(self, source: impl Into<StreamRef>) -> Self {
+        self.grouping(source, Grouping::Direct)
+    }
+
+    pub fn local_or_shuffle(self, source: impl Into<StreamRef>) -> Self {
+        self.grouping(source, Grouping::LocalOrShuffle)
+    }
+}
+
+/// A validated topology: a DAG of components.
+#[derive(Clone)]
+pub struct Topology {
+    pub(crate) name: String,
+    pub(crate) components: Vec<ComponentDef>,
+}
+
+impl Topology {
+    fn new(name: String, components: Vec<ComponentDef>) -> Result<Self, TopologyError> {
+        let mut seen = HashSet::new();
+        for c in &components {
+            if !seen.insert(c.name.as_str()) {
+                return Err(TopologyError::DuplicateName(c.name.clone()));
+            }
+            if c.parallelism == 0 {
+                return Err(TopologyError::ZeroParallelism(c.name.clone()));
+            }
+        }
+        if !components.iter().any(ComponentDef::is_spout) {
+            return Err(TopologyError::NoSpouts);
+        }
+        let by_name: HashMap<&str, &ComponentDef> =
+            components.iter().map(|c| (c.name.as_str(), c)).collect();
+        for c in components.iter().filter(|c| !c.is_spout()) {
+            if c.inputs.is_empty() {
+                return Err(TopologyError::NoInputs(c.name.clone()));
+            }
+            for input in &c.inputs {
+                check_input(c, input, &by_name)?;
+            }
+        }
+        check_acyclic(&components)?;
+        Ok(Topology { name, components })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn components(&self) -> &[ComponentDef] {
+        &self.components
+    }
+
+    pub fn component(&self, name: &str) -> Option<&ComponentDef> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    /// The topology as a Graphviz DOT graph.
+    pub fn to_dot(&self) -> String {
+        let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", self.name);
+        for c in &self.components {
+            let shape = if c.is_spout() { "invhouse" } else { "box" };
+            s.push_str(&format!(
+                "  \"{}\" [shape={shape}, label=\"{} x{}\"];\n",
+                c.name, c.name, c.parallelism
+            ));
+        }
+        for c in &self.components {
+            for i in &c.inputs {
+                s.push_str(&format!(
+                    "  \"{}\" -> \"{}\" [label=\"{}{}\"];\n",
+                    i.source.component,
+                    c.name,
+                    if i.source.stream == crate::tuple::DEFAULT_STREAM {
+                        String::new()
+                    } else {
+                        format!("{}: ", i.source.stream)
+                    },
+                    i.grouping
+                ));
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// Task ids per component, in declaration order starting at 1.
+    pub(crate) fn task_ids(&self) -> BTreeMap<String, Vec<u32>> {
+        let mut next = 1u32;
+        let mut out = BTreeMap::new();
+        for c in &self.components {
+            let ids: Vec<u32> = (next..next + c.parallelism as u32).collect();
+            next += c.parallelism as u32;
+            out.insert(c.name.clone(), ids);
+        }
+        out
+    }
+}
+
+fn check_input(
+    bolt: &ComponentDef,
+    input: &Input,
+    by_name: &HashMap<&str, &ComponentDef>,
+) -> Result<(), TopologyError> {
+    let src = by_name
+        .get(input.source.component.as_str())
+        .ok_or_else(|| TopologyError::UnknownSource {
+            bolt: bolt.name.clone(),
+            source_name: input.source.component.clone(),
+        })?;
+    let fields = src
+        .outputs
+        .fields_of(&input.source.stream)
+        .ok_or_else(|| TopologyError::UnknownStream {
+            bolt: bolt.name.clone(),
+            source_name: src.name.clone(),
+            stream: input.source.stream.clone(),
+            declared: src.outputs.streams.keys().cloned().collect(),
+        })?;
+    if let Grouping::Fields(names) = &input.grouping {
+        if names.is_empty() {
+            return Err(TopologyError::EmptyFields {
+                bolt: bolt.name.clone(),
+                source_name: src.name.clone(),
+            });
+        }
+        for f in names {
+            if !fields.contains(f) {
+                return Err(TopologyError::UnknownField {
+                    bolt: bolt.name.clone(),
+                    source_name: src.name.clone(),
+                    stream: input.source.stream.clone(),
+                    field: f.clone(),
+                    declared: fields.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Depth-first search for a back edge; reports the cycle's path.
+fn check_acyclic(components: &[ComponentDef]) -> Result<(), TopologyError> {
+    // edges: source -> bolt
+    let mut next: HashMap<&str, Vec<&str>> = HashMap::new();
+    for c in components {
+        for i in &c.inputs {
+            next.entry(i.source.component.as_str())
+                .or_default()
+                .push(c.name.as_str());
+        }
+    }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks: HashMap<&str, Mark> = components.iter().map(|c| (c.name.as_str(), Mark::New)).collect();
+    fn visit<'a>(
+        n: &'a str,
+        next: &HashMap<&'a str, Vec<&'a str>>,
+        marks: &mut HashMap<&'a str, Mark>,
+        path: &mut Vec<&'a str>,
+    ) -> Result<(), TopologyError> {
+        marks.insert(n, Mark::Active);
+        path.push(n);
+        for &m in next.get(n).map(Vec::as_slice).unwrap_or(&[]) {
+            match marks.get(m).copied().unwrap_or(Mark::Done) {
+                Mark::Active => {
+                    let start = path.iter().position(|p| *p == m).unwrap_or(0);
+                    let mut cycle: Vec<String> = path[start..].iter().map(|s| s.to_string()).collect();
+                    cycle.push(m.to_string());
+                    return Err(TopologyError::Cycle(cycle));
+                }
+                Mark::New => visit(m, next, marks, path)?,
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks.insert(n, Mark::Done);
+        Ok(())
+    }
+    for c in components {
+        if marks.get(c.name.as_str()) == Some(&Mark::New) {
+            visit(&c.name, &next, &mut marks, &mut Vec::new())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! Why a topology is rejected.
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TopologyError {
+    #[error("component name `{0}` is used twice")]
+    DuplicateName(String),
+    #[error("component `{0}` has parallelism 0; it must be at least 1")]
+    ZeroParallelism(String),
+    #[error("bolt `{bolt}` subscribes to unknown component `{source_name}`")]
+    UnknownSource { bolt: String, source_name: String },
+    #[error("bolt `{bolt}` subscribes to stream `{stream}` of `{source_name}`, which declares only {declared:?}")]
+    UnknownStream {
+        bolt: String,
+        source_name: String,
+        stream: String,
+        declared: Vec<String>,
+    },
+    #[error("bolt `{bolt}` groups `{source_name}:{stream}` by field `{field}`, which that stream does not declare (it has {declared})")]
+    UnknownField {
+        bolt: String,
+        source_name: String,
+        stream: String,
+        field: String,
+        declared: String,
+    },
+    #[error("bolt `{bolt}` has a fields grouping on `{source_name}` with no fields")]
+    EmptyFields { bolt: String, source_name: String },
+    #[error("bolt `{0}` has no input; add a grouping such as .shuffle(\"source\")")]
+    NoInputs(String),
+    #[error("the topology has a cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    #[error("the topology has no spout")]
+    NoSpouts,
+}

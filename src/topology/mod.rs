@@ -1,0 +1,9 @@
+//! The graph: components, groupings, validation.
+
+mod builder;
+mod error;
+mod grouping;
+
+pub use builder::{BoltDeclarer, BoltFactory, ComponentDef, ComponentKind, SpoutFactory, Topology, TopologyBuilder};
+pub use error::TopologyError;
+pub use grouping::{Grouping, Input, StreamRef};
