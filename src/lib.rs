@@ -8,7 +8,12 @@ pub mod runtime;
 pub mod topology;
 pub mod tuple;
 
-pub use component::{AckMode, Bolt, ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext};
-pub use runtime::{BoltCollector, Config, LocalCluster, MetricsSnapshot, RunSummary, RunningTopology, SpoutCollector};
+pub use component::{
+    AckMode, Bolt, ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
+};
+pub use runtime::{
+    BoltCollector, Config, LocalCluster, MetricsSnapshot, RunSummary, RunningTopology,
+    SpoutCollector,
+};
 pub use topology::{Grouping, Topology, TopologyBuilder, TopologyError};
 pub use tuple::{Fields, Tuple, Value, Values, DEFAULT_STREAM};

@@ -199,7 +199,12 @@ impl Fields {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Fields(names.into_iter().map(|s| CompactString::from(s.as_ref())).collect())
+        Fields(
+            names
+                .into_iter()
+                .map(|s| CompactString::from(s.as_ref()))
+                .collect(),
+        )
     }
 
     pub fn index_of(&self, name: &str) -> Option<usize> {
@@ -289,7 +294,10 @@ impl Tuple {
 
     /// The value of the named field.
     pub fn get(&self, field: &str) -> Option<&Value> {
-        self.meta.fields.index_of(field).and_then(|i| self.values.get(i))
+        self.meta
+            .fields
+            .index_of(field)
+            .and_then(|i| self.values.get(i))
     }
 
     pub fn get_str(&self, field: &str) -> Option<&str> {

@@ -145,7 +145,8 @@ impl BoltTask {
             self.metrics
                 .local
                 .execute_ns
-                .record(at.elapsed().as_nanos() as u64).ok();
+                .record(at.elapsed().as_nanos() as u64)
+                .ok();
         }
         self.metrics.local.executed += 1;
         self.metrics.local.acked += acked;
@@ -195,7 +196,11 @@ impl BoltTask {
         }
     }
 
-    fn guarded(&mut self, what: &str, f: impl FnOnce(&mut dyn Bolt, &mut BoltCollector<'_>) -> ComponentResult) {
+    fn guarded(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut dyn Bolt, &mut BoltCollector<'_>) -> ComponentResult,
+    ) {
         let label = self.label();
         let mut col = BoltCollector {
             outbox: &mut self.outbox,

@@ -13,7 +13,9 @@ use super::bolt_task::{BoltSettings, BoltTask};
 use super::config::{Config, ConfigError};
 use super::control::RunControl;
 use super::ledger::Ledger;
-use super::metrics::{ComponentMetrics, CustomCounters, MetricsRegistry, MetricsSnapshot, TaskMetrics, TaskStats};
+use super::metrics::{
+    ComponentMetrics, CustomCounters, MetricsRegistry, MetricsSnapshot, TaskMetrics, TaskStats,
+};
 use super::outbox::{Outbox, Route, StreamOut, Target};
 use super::spout_task::{Deactivate, SpoutSettings, SpoutTask};
 use super::transport::{Envelope, Pulse, SharedRx};
@@ -100,8 +102,14 @@ async fn supervise(ctl: &RunControl, spouts: &[Addr<SpoutTask>], drain: Duration
         s.do_send(Deactivate { drain });
     }
     let grace = drain + Duration::from_secs(5);
-    if tokio::time::timeout(grace, ctl.done_notify.notified()).await.is_err() {
-        tracing::warn!("tasks did not finish within {:?} of the stop; stopping anyway", grace);
+    if tokio::time::timeout(grace, ctl.done_notify.notified())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "tasks did not finish within {:?} of the stop; stopping anyway",
+            grace
+        );
     }
 }
 
@@ -248,12 +256,18 @@ impl Plan {
 
     /// Builds the outbox of one task of component `comp`.
     fn outbox(&mut self, topology: &Topology, comp: &str, task_id: u32, config: &Config) -> Outbox {
-        let def = topology.component(comp).map(|c| c.outputs.clone()).unwrap_or_default();
+        let def = topology
+            .component(comp)
+            .map(|c| c.outputs.clone())
+            .unwrap_or_default();
         let mut targets: Vec<Target> = Vec::new();
         let mut index: HashMap<u32, usize> = HashMap::new();
         let mut streams = Vec::new();
         let my_worker = self.worker_of.get(&task_id).copied().unwrap_or(0);
-        let my_index = self.task_ids[comp].iter().position(|t| *t == task_id).unwrap_or(0);
+        let my_index = self.task_ids[comp]
+            .iter()
+            .position(|t| *t == task_id)
+            .unwrap_or(0);
         for (stream, fields) in &def.streams {
             let meta = Arc::new(StreamMeta {
                 component: comp.into(),
@@ -311,7 +325,13 @@ impl Plan {
         Outbox::new(task_id, targets, streams, config.batch_size, config.acking)
     }
 
-    fn context(&self, comp: &str, task_id: u32, counters: CustomCounters, pulse: Option<Pulse>) -> TaskContext {
+    fn context(
+        &self,
+        comp: &str,
+        task_id: u32,
+        counters: CustomCounters,
+        pulse: Option<Pulse>,
+    ) -> TaskContext {
         let ids = &self.task_ids[comp];
         TaskContext {
             component: comp.into(),
@@ -363,14 +383,17 @@ impl Plan {
             for (ti, &id) in self.task_ids[&c.name].clone().iter().enumerate() {
                 let worker = self.worker_of.get(&id).copied().unwrap_or(0);
                 let arb = arbiters[worker].handle();
-                let outbox = outboxes.remove(&id).unwrap_or_else(|| unreachable!("outbox built for every task"));
+                let outbox = outboxes
+                    .remove(&id)
+                    .unwrap_or_else(|| unreachable!("outbox built for every task"));
                 let metrics = TaskMetrics::new(cm.tasks[ti].clone());
                 let control = control.clone();
                 let ledger = ledger.clone();
                 match &c.kind {
                     ComponentKind::Spout(factory) => {
                         let pulse = Pulse::default();
-                        let ctx = self.context(&c.name, id, cm.counters.clone(), Some(pulse.clone()));
+                        let ctx =
+                            self.context(&c.name, id, cm.counters.clone(), Some(pulse.clone()));
                         let acks = ack_rxs[slot as usize]
                             .take()
                             .unwrap_or_else(|| unreachable!("one ack channel per spout task"));
@@ -385,7 +408,8 @@ impl Plan {
                         slot += 1;
                         let addr = Supervisor::start_in_arbiter(&arb, move |_| {
                             SpoutTask::new(
-                                ctx, factory, outbox, ledger, my_slot, acks, pulse, metrics, settings, control,
+                                ctx, factory, outbox, ledger, my_slot, acks, pulse, metrics,
+                                settings, control,
                             )
                         });
                         spouts.push(addr);
@@ -401,7 +425,10 @@ impl Plan {
                         };
                         let factory = factory.clone();
                         Supervisor::start_in_arbiter(&arb, move |_| {
-                            BoltTask::new(ctx, factory, outbox, ledger, inbox, ends, metrics, settings, control)
+                            BoltTask::new(
+                                ctx, factory, outbox, ledger, inbox, ends, metrics, settings,
+                                control,
+                            )
                         });
                     }
                 }

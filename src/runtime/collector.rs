@@ -25,21 +25,27 @@ impl BoltCollector<'_> {
     pub fn emit(&mut self, values: Values) -> ComponentResult {
         let sid = self.outbox.stream_id(None)?;
         let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
-        self.outbox.emit(sid, values, &parents, None).map(|_| ())
+        self.outbox
+            .emit(sid, values, &parents, None)
+            .map(|_| self.outbox.flush_full())
     }
 
     /// Emits on a named stream (anchored to the input in auto-ack mode).
     pub fn emit_to(&mut self, stream: &str, values: Values) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
         let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
-        self.outbox.emit(sid, values, &parents, None).map(|_| ())
+        self.outbox
+            .emit(sid, values, &parents, None)
+            .map(|_| self.outbox.flush_full())
     }
 
     /// Emits to one task of a bolt that subscribes to `stream` with a direct grouping.
     pub fn emit_direct(&mut self, task: u32, stream: &str, values: Values) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
         let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
-        self.outbox.emit(sid, values, &parents, Some(task)).map(|_| ())
+        self.outbox
+            .emit(sid, values, &parents, Some(task))
+            .map(|_| self.outbox.flush_full())
     }
 
     /// Emits on the default stream anchored to every tuple in `anchors` (multi-anchoring):
@@ -59,13 +65,17 @@ impl BoltCollector<'_> {
             .iter()
             .map(|t| (t.anchors.as_slice(), &t.ack_val))
             .collect();
-        self.outbox.emit(sid, values, &parents, None).map(|_| ())
+        self.outbox
+            .emit(sid, values, &parents, None)
+            .map(|_| self.outbox.flush_full())
     }
 
     /// Emits a tuple that belongs to no tree (never replayed).
     pub fn emit_unanchored(&mut self, stream: &str, values: Values) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
-        self.outbox.emit(sid, values, &[], None).map(|_| ())
+        self.outbox
+            .emit(sid, values, &[], None)
+            .map(|_| self.outbox.flush_full())
     }
 
     /// Acks an input (manual mode).
@@ -122,7 +132,12 @@ impl SpoutCollector<'_> {
         self.emit_sid(sid, values, msg_id, None)
     }
 
-    pub fn emit_to(&mut self, stream: &str, values: Values, msg_id: Option<u64>) -> ComponentResult {
+    pub fn emit_to(
+        &mut self,
+        stream: &str,
+        values: Values,
+        msg_id: Option<u64>,
+    ) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
         self.emit_sid(sid, values, msg_id, None)
     }
@@ -147,26 +162,28 @@ impl SpoutCollector<'_> {
     ) -> ComponentResult {
         let Some(msg_id) = msg_id else {
             self.outbox.emit(sid, values, &[], direct)?;
+            self.outbox.flush_full();
             return Ok(());
         };
         match self.ledger {
             None => {
                 // Acking off: the tuple counts as done once emitted.
                 self.outbox.emit(sid, values, &[], direct)?;
+                self.outbox.flush_full();
                 self.tracker.immediate.push((msg_id, true));
             }
             Some(ledger) => {
                 let root = self.outbox.next_id();
                 let acc = Cell::new(0u64);
                 let anchor = [Anchor { root, edge: 0 }];
-                self.outbox
-                    .emit(sid, values, &[(&anchor, &acc)], direct)?;
+                self.outbox.emit(sid, values, &[(&anchor, &acc)], direct)?;
                 let deadline = ledger.now_ms() + self.timeout_ms;
                 if ledger.init(root, acc.get(), self.slot, deadline) {
                     self.tracker.track(root, msg_id, Instant::now(), deadline);
                 } else {
                     self.tracker.immediate.push((msg_id, true));
                 }
+                self.outbox.flush_full();
             }
         }
         Ok(())

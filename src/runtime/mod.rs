@@ -1,6 +1,7 @@
 //! Execution: tasks as actors on worker threads, the transport between them, the ack
 //! ledger, metrics.
 
+pub(crate) mod bolt_task;
 pub mod cluster;
 pub mod collector;
 pub mod config;
@@ -9,7 +10,6 @@ pub(crate) mod ids;
 pub(crate) mod ledger;
 pub mod metrics;
 pub(crate) mod outbox;
-pub(crate) mod bolt_task;
 pub(crate) mod spout_task;
 pub(crate) mod transport;
 

@@ -34,11 +34,23 @@ impl Target {
 
 /// How one subscriber picks its task(s); indices point into `Outbox::targets`.
 pub(crate) enum Route {
-    Shuffle { targets: Vec<usize>, next: usize },
-    Fields { fields: Vec<usize>, targets: Vec<usize> },
-    All { targets: Vec<usize> },
-    Global { target: usize },
-    Direct { targets: Vec<(u32, usize)> },
+    Shuffle {
+        targets: Vec<usize>,
+        next: usize,
+    },
+    Fields {
+        fields: Vec<usize>,
+        targets: Vec<usize>,
+    },
+    All {
+        targets: Vec<usize>,
+    },
+    Global {
+        target: usize,
+    },
+    Direct {
+        targets: Vec<(u32, usize)>,
+    },
 }
 
 /// The routes of one output stream.
@@ -58,6 +70,8 @@ pub(crate) struct Outbox {
     default_stream: Option<usize>,
     batch_size: usize,
     blocked: Vec<(usize, Envelope)>,
+    /// Targets whose batch is full, sent by `flush_full` once the emit is complete.
+    full: Vec<usize>,
     ids: IdGen,
     pub(crate) acking: bool,
     /// Tuples emitted (not counting copies) since the metrics last took them.
@@ -86,6 +100,7 @@ impl Outbox {
             default_stream,
             batch_size,
             blocked: Vec::new(),
+            full: Vec::new(),
             ids: IdGen::new(),
             acking,
             emitted: 0,
@@ -210,8 +225,18 @@ impl Outbox {
             t.buf.reserve(self.batch_size.min(1024));
         }
         t.buf.push(tuple);
-        if t.buf.len() >= self.batch_size {
-            self.flush_target(ti);
+        if t.buf.len() == self.batch_size {
+            self.full.push(ti);
+        }
+    }
+
+    /// Sends the batches that are full. Called after an emit is complete: a spout
+    /// registers a new tree in the ledger before any of its tuples can leave.
+    pub(crate) fn flush_full(&mut self) {
+        while let Some(ti) = self.full.pop() {
+            if self.targets[ti].buf.len() >= self.batch_size {
+                self.flush_target(ti);
+            }
         }
     }
 
@@ -251,6 +276,7 @@ impl Outbox {
 
     /// Sends every partly filled batch.
     pub(crate) fn flush(&mut self) {
+        self.full.clear();
         for ti in 0..self.targets.len() {
             self.flush_target(ti);
         }

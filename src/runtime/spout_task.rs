@@ -14,8 +14,8 @@ use super::ids::IdBuildHasher;
 use super::ledger::{AckMsg, Expiry, Ledger};
 use super::metrics::TaskMetrics;
 use super::outbox::{send_blocked, Outbox};
-use super::transport::{Pulse, SharedRx};
 use super::panic_message;
+use super::transport::{Pulse, SharedRx};
 use crate::component::{Spout, SpoutStatus, TaskContext};
 use crate::topology::SpoutFactory;
 
@@ -236,7 +236,8 @@ impl SpoutTask {
             self.metrics
                 .local
                 .complete_ns
-                .record(at.elapsed().as_nanos() as u64).ok();
+                .record(at.elapsed().as_nanos() as u64)
+                .ok();
             self.call(|s| s.ack(msg_id));
         } else {
             self.metrics.local.failed += 1;
@@ -299,9 +300,7 @@ impl SpoutTask {
                     && self.tracker.pending.is_empty()
                     && self.tracker.immediate.is_empty()
             }
-            State::Draining { until } => {
-                self.tracker.pending.is_empty() || Instant::now() >= until
-            }
+            State::Draining { until } => self.tracker.pending.is_empty() || Instant::now() >= until,
         };
         if finished && !self.outbox.is_blocked() {
             self.finish(ctx);

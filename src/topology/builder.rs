@@ -53,14 +53,24 @@ impl TopologyBuilder {
     }
 
     /// Adds a spout; each task gets a clone of `spout`.
-    pub fn spout<S: Spout + Clone>(&mut self, name: &str, spout: S, parallelism: usize) -> &mut Self {
+    pub fn spout<S: Spout + Clone>(
+        &mut self,
+        name: &str,
+        spout: S,
+        parallelism: usize,
+    ) -> &mut Self {
         let proto = std::sync::Mutex::new(spout);
         let factory: SpoutFactory = Arc::new(move || Box::new(lock(&proto).clone()));
         self.spout_factory(name, factory, parallelism)
     }
 
     /// Adds a spout built by `factory` for each task.
-    pub fn spout_factory(&mut self, name: &str, factory: SpoutFactory, parallelism: usize) -> &mut Self {
+    pub fn spout_factory(
+        &mut self,
+        name: &str,
+        factory: SpoutFactory,
+        parallelism: usize,
+    ) -> &mut Self {
         let mut outputs = OutputDeclarer::default();
         factory().declare_outputs(&mut outputs);
         self.components.push(ComponentDef {
@@ -74,14 +84,24 @@ impl TopologyBuilder {
     }
 
     /// Adds a bolt; each task gets a clone of `bolt`. Follow with one grouping per input.
-    pub fn bolt<B: Bolt + Clone>(&mut self, name: &str, bolt: B, parallelism: usize) -> BoltDeclarer<'_> {
+    pub fn bolt<B: Bolt + Clone>(
+        &mut self,
+        name: &str,
+        bolt: B,
+        parallelism: usize,
+    ) -> BoltDeclarer<'_> {
         let proto = std::sync::Mutex::new(bolt);
         let factory: BoltFactory = Arc::new(move || Box::new(lock(&proto).clone()));
         self.bolt_factory(name, factory, parallelism)
     }
 
     /// Adds a bolt built by `factory` for each task.
-    pub fn bolt_factory(&mut self, name: &str, factory: BoltFactory, parallelism: usize) -> BoltDeclarer<'_> {
+    pub fn bolt_factory(
+        &mut self,
+        name: &str,
+        factory: BoltFactory,
+        parallelism: usize,
+    ) -> BoltDeclarer<'_> {
         let mut outputs = OutputDeclarer::default();
         factory().declare_outputs(&mut outputs);
         self.components.push(ComponentDef {
@@ -247,15 +267,14 @@ fn check_input(
             bolt: bolt.name.clone(),
             source_name: input.source.component.clone(),
         })?;
-    let fields = src
-        .outputs
-        .fields_of(&input.source.stream)
-        .ok_or_else(|| TopologyError::UnknownStream {
+    let fields = src.outputs.fields_of(&input.source.stream).ok_or_else(|| {
+        TopologyError::UnknownStream {
             bolt: bolt.name.clone(),
             source_name: src.name.clone(),
             stream: input.source.stream.clone(),
             declared: src.outputs.streams.keys().cloned().collect(),
-        })?;
+        }
+    })?;
     if let Grouping::Fields(names) = &input.grouping {
         if names.is_empty() {
             return Err(TopologyError::EmptyFields {
@@ -295,7 +314,10 @@ fn check_acyclic(components: &[ComponentDef]) -> Result<(), TopologyError> {
         Active,
         Done,
     }
-    let mut marks: HashMap<&str, Mark> = components.iter().map(|c| (c.name.as_str(), Mark::New)).collect();
+    let mut marks: HashMap<&str, Mark> = components
+        .iter()
+        .map(|c| (c.name.as_str(), Mark::New))
+        .collect();
     fn visit<'a>(
         n: &'a str,
         next: &HashMap<&'a str, Vec<&'a str>>,
@@ -308,7 +330,8 @@ fn check_acyclic(components: &[ComponentDef]) -> Result<(), TopologyError> {
             match marks.get(m).copied().unwrap_or(Mark::Done) {
                 Mark::Active => {
                     let start = path.iter().position(|p| *p == m).unwrap_or(0);
-                    let mut cycle: Vec<String> = path[start..].iter().map(|s| s.to_string()).collect();
+                    let mut cycle: Vec<String> =
+                        path[start..].iter().map(|s| s.to_string()).collect();
                     cycle.push(m.to_string());
                     return Err(TopologyError::Cycle(cycle));
                 }

@@ -4,6 +4,8 @@ mod builder;
 mod error;
 mod grouping;
 
-pub use builder::{BoltDeclarer, BoltFactory, ComponentDef, ComponentKind, SpoutFactory, Topology, TopologyBuilder};
+pub use builder::{
+    BoltDeclarer, BoltFactory, ComponentDef, ComponentKind, SpoutFactory, Topology, TopologyBuilder,
+};
 pub use error::TopologyError;
 pub use grouping::{Grouping, Input, StreamRef};
