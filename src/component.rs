@@ -1,14 +1,14 @@
 //! The two kinds of component a topology is made of: spouts (sources) and bolts.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::runtime::collector::{BoltCollector, SpoutCollector};
 use crate::runtime::metrics::CustomCounters;
 use crate::runtime::transport::Pulse;
-use crate::tuple::{Fields, Tuple, DEFAULT_STREAM};
+use crate::tuple::{DEFAULT_STREAM, Fields, Tuple};
 
 /// What a component's `execute`, `open` or `prepare` may return as an error. The input is
 /// failed (and its spout tuple replayed); the message is logged with the task.
@@ -76,6 +76,7 @@ pub struct TaskContext {
     pub(crate) component_tasks: Arc<BTreeMap<String, Vec<u32>>>,
     pub(crate) counters: CustomCounters,
     pub(crate) pulse: Option<Pulse>,
+    pub(crate) topk: crate::runtime::metrics::TopkBoard,
 }
 
 impl TaskContext {
@@ -113,6 +114,11 @@ impl TaskContext {
     /// A named counter reported with this component's metrics (e.g. `oversized_lines`).
     pub fn counter(&self, name: &str) -> Arc<AtomicU64> {
         self.counters.get(name)
+    }
+
+    /// Publishes the topology's current top-k ranking (shown in the report and the UI).
+    pub fn report_topk(&self, ranking: Vec<(String, u64)>) {
+        self.topk.set(ranking);
     }
 
     /// A handle that wakes this spout task's poll loop at once (for spouts fed by an

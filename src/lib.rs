@@ -3,10 +3,19 @@
 //! Declare a topology of spouts and bolts with [`TopologyBuilder`], run it in-process with
 //! [`LocalCluster`]; every tuple tree is ack-tracked (at-least-once).
 
+pub mod bolts;
+pub mod clock;
 pub mod component;
+pub mod io;
+pub mod registry;
 pub mod runtime;
+pub mod sinks;
+pub mod spouts;
+pub mod testkit;
+pub mod text;
 pub mod topology;
 pub mod tuple;
+pub mod window;
 
 pub use component::{
     AckMode, Bolt, ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
@@ -16,4 +25,4 @@ pub use runtime::{
     SpoutCollector,
 };
 pub use topology::{Grouping, Topology, TopologyBuilder, TopologyError};
-pub use tuple::{Fields, Tuple, Value, Values, DEFAULT_STREAM};
+pub use tuple::{DEFAULT_STREAM, Fields, Tuple, Value, Values};

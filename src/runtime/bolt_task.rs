@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use super::collector::BoltCollector;
 use super::control::RunControl;
 use super::ledger::Ledger;
 use super::metrics::TaskMetrics;
-use super::outbox::{send_blocked, Outbox};
+use super::outbox::{Outbox, send_blocked};
 use super::panic_message;
 use super::transport::{Envelope, SharedRx};
 use crate::component::{AckMode, Bolt, ComponentResult, TaskContext};

@@ -342,6 +342,7 @@ impl Plan {
             component_tasks: self.task_ids.clone(),
             counters,
             pulse,
+            topk: self.metrics.topk.clone(),
         }
     }
 

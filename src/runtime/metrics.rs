@@ -126,10 +126,25 @@ pub(crate) struct ComponentMetrics {
     pub(crate) counters: CustomCounters,
 }
 
+/// The latest top-k ranking a `total_rank` bolt produced, for the report and the UI.
+#[derive(Clone, Default)]
+pub struct TopkBoard(Arc<Mutex<Option<Vec<(String, u64)>>>>);
+
+impl TopkBoard {
+    pub fn set(&self, ranking: Vec<(String, u64)>) {
+        *lock(&self.0) = Some(ranking);
+    }
+
+    pub fn get(&self) -> Option<Vec<(String, u64)>> {
+        lock(&self.0).clone()
+    }
+}
+
 /// All metrics of a running topology.
 #[derive(Clone, Default)]
 pub struct MetricsRegistry {
     pub(crate) components: Vec<ComponentMetrics>,
+    pub topk: TopkBoard,
 }
 
 /// Latency percentiles in microseconds.

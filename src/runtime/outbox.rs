@@ -150,7 +150,7 @@ impl Outbox {
                                 return Err(ComponentError::new(format!(
                                     "emit_direct to task {task}, which does not subscribe to `{}` with a direct grouping",
                                     out.meta.stream
-                                )))
+                                )));
                             }
                         }
                     }

@@ -2,7 +2,7 @@
 //! failure or timeout.
 
 use std::collections::{HashMap, VecDeque};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use super::control::RunControl;
 use super::ids::IdBuildHasher;
 use super::ledger::{AckMsg, Expiry, Ledger};
 use super::metrics::TaskMetrics;
-use super::outbox::{send_blocked, Outbox};
+use super::outbox::{Outbox, send_blocked};
 use super::panic_message;
 use super::transport::{Pulse, SharedRx};
 use crate::component::{Spout, SpoutStatus, TaskContext};

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use futures::task::AtomicWaker;
 use futures::Stream;
+use futures::task::AtomicWaker;
 use tokio::sync::mpsc;
 
 use crate::tuple::Tuple;

@@ -8,14 +8,18 @@ pub enum TopologyError {
     ZeroParallelism(String),
     #[error("bolt `{bolt}` subscribes to unknown component `{source_name}`")]
     UnknownSource { bolt: String, source_name: String },
-    #[error("bolt `{bolt}` subscribes to stream `{stream}` of `{source_name}`, which declares only {declared:?}")]
+    #[error(
+        "bolt `{bolt}` subscribes to stream `{stream}` of `{source_name}`, which declares only {declared:?}"
+    )]
     UnknownStream {
         bolt: String,
         source_name: String,
         stream: String,
         declared: Vec<String>,
     },
-    #[error("bolt `{bolt}` groups `{source_name}:{stream}` by field `{field}`, which that stream does not declare (it has {declared})")]
+    #[error(
+        "bolt `{bolt}` groups `{source_name}:{stream}` by field `{field}`, which that stream does not declare (it has {declared})"
+    )]
     UnknownField {
         bolt: String,
         source_name: String,

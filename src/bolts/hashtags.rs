@@ -1,0 +1,108 @@
+//! `hashtags`: keeps the hashtags, normalized (lowercase, no `#`, no trailing punctuation).
+//! From a tweet's `hashtags` entities when present, else from `word` tokens or `text`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::component::{Bolt, ComponentResult, OutputDeclarer};
+use crate::registry::{BoltConfig, BuildError, ComponentConfig};
+use crate::runtime::BoltCollector;
+use crate::text::hashtags::{for_each_hashtag, is_hashtag_token, normalize_hashtag};
+use crate::topology::BoltFactory;
+use crate::tuple::{Fields, Tuple, Value};
+
+/// Options of the `hashtags` bolt.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct HashtagsConfig {}
+
+impl ComponentConfig for HashtagsConfig {
+    const NAME: &'static str = "hashtags";
+    const DESCRIPTION: &'static str =
+        "emits normalized hashtags (field `hashtag`) from tweet entities, #word tokens or text";
+}
+
+impl BoltConfig for HashtagsConfig {
+    fn build(&self) -> Result<BoltFactory, BuildError> {
+        Ok(Arc::new(|| Box::new(HashtagsBolt)))
+    }
+}
+
+#[derive(Clone)]
+pub struct HashtagsBolt;
+
+impl Bolt for HashtagsBolt {
+    fn declare_outputs(&self, out: &mut OutputDeclarer) {
+        out.declare(Fields::new(["hashtag"]));
+    }
+
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
+        if let Some(tags) = input.get("hashtags").and_then(Value::as_list) {
+            for t in tags {
+                if let Some(tag) = t.as_str().and_then(normalize_hashtag) {
+                    out.emit(vec![Value::from(tag)])?;
+                }
+            }
+            return Ok(());
+        }
+        if let Some(word) = input.get_str("word") {
+            if is_hashtag_token(word) {
+                if let Some(tag) = normalize_hashtag(word) {
+                    out.emit(vec![Value::from(tag)])?;
+                }
+            }
+            return Ok(());
+        }
+        if let Some(text) = input.get_str("text") {
+            let mut res = Ok(());
+            for_each_hashtag(text, |tag| {
+                if res.is_ok() {
+                    res = out.emit(vec![Value::from(tag)]);
+                }
+            });
+            return res;
+        }
+        Err(format!(
+            "hashtags: input from `{}` has none of the fields hashtags, word, text (it has {})",
+            input.source_component(),
+            input.fields()
+        )
+        .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::run_bolt;
+    use crate::tuple::{Fields, Value};
+
+    #[test]
+    fn from_words_entities_and_text() {
+        let b = super::HashtagsConfig::default();
+        let out = run_bolt(
+            &b,
+            Fields::new(["word"]),
+            vec![vec![Value::from("#Rust!")], vec![Value::from("plain")]],
+        );
+        assert_eq!(out, vec![vec![Value::from("rust")]]);
+        let out = run_bolt(
+            &b,
+            Fields::new(["hashtags"]),
+            vec![vec![Value::from(vec![
+                Value::from("Storm"),
+                Value::from("flink"),
+            ])]],
+        );
+        assert_eq!(
+            out,
+            vec![vec![Value::from("storm")], vec![Value::from("flink")]]
+        );
+        let out = run_bolt(
+            &b,
+            Fields::new(["text"]),
+            vec![vec![Value::from("a #B c #d.")]],
+        );
+        assert_eq!(out, vec![vec![Value::from("b")], vec![Value::from("d")]]);
+    }
+}

@@ -1,0 +1,93 @@
+//! `tokenize`: splits text into words (unicode-aware; keeps `#` and `@` prefixes).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::component::{Bolt, ComponentResult, OutputDeclarer};
+use crate::registry::{BoltConfig, BuildError, ComponentConfig};
+use crate::runtime::BoltCollector;
+use crate::text::tokenize::tokenize;
+use crate::topology::BoltFactory;
+use crate::tuple::{Fields, Tuple, Value};
+
+/// Options of the `tokenize` bolt.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenizeConfig {
+    /// The input field holding the text.
+    pub field: String,
+    pub lowercase: bool,
+}
+
+impl Default for TokenizeConfig {
+    fn default() -> Self {
+        TokenizeConfig {
+            field: "text".into(),
+            lowercase: true,
+        }
+    }
+}
+
+impl ComponentConfig for TokenizeConfig {
+    const NAME: &'static str = "tokenize";
+    const DESCRIPTION: &'static str =
+        "splits text into words (field `word`), keeping #hashtags and @mentions";
+}
+
+impl BoltConfig for TokenizeConfig {
+    fn build(&self) -> Result<BoltFactory, BuildError> {
+        let cfg = self.clone();
+        Ok(Arc::new(move || {
+            Box::new(TokenizeBolt { cfg: cfg.clone() })
+        }))
+    }
+}
+
+#[derive(Clone)]
+pub struct TokenizeBolt {
+    cfg: TokenizeConfig,
+}
+
+impl Bolt for TokenizeBolt {
+    fn declare_outputs(&self, out: &mut OutputDeclarer) {
+        out.declare(Fields::new(["word"]));
+    }
+
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let Some(text) = input.get_str(&self.cfg.field) else {
+            return Err(format!(
+                "tokenize: input from `{}` has no text field `{}` (fields {})",
+                input.source_component(),
+                self.cfg.field,
+                input.fields()
+            )
+            .into());
+        };
+        let mut res = Ok(());
+        tokenize(text, self.cfg.lowercase, |w| {
+            if res.is_ok() {
+                res = out.emit(vec![Value::from(w)]);
+            }
+        });
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::run_bolt;
+    use crate::tuple::{Fields, Value};
+
+    #[test]
+    fn splits_and_keeps_prefixes() {
+        let b = super::TokenizeConfig::default();
+        let out = run_bolt(
+            &b,
+            Fields::new(["text"]),
+            vec![vec![Value::from("Hello, #Rust @Bob!")]],
+        );
+        let words: Vec<String> = out.iter().map(|v| v[0].to_string()).collect();
+        assert_eq!(words, ["hello", "#rust", "@bob"]);
+    }
+}

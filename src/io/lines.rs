@@ -1,0 +1,623 @@
+//! Newline-delimited framing for a TCP text source.
+//!
+//! [`LineReader`] yields one [`LineEvent`] per input line. Lines longer than
+//! [`LineOptions::max_line_bytes`] are skipped without being buffered, and invalid
+//! UTF-8 is replaced or skipped; both are reported as counted anomalies rather
+//! than errors, so one bad line never ends the stream.
+
+use std::io;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+/// Default maximum line length: 1 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Default read buffer size.
+pub const DEFAULT_READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Configuration errors for [`LineOptions`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinesError {
+    /// `max_line_bytes` was zero, which would reject every non-empty line.
+    #[error("max_line_bytes must be positive")]
+    ZeroMaxLineBytes,
+}
+
+/// What to do with a line that is not valid UTF-8.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidUtf8 {
+    /// Replace invalid sequences with U+FFFD and keep the line.
+    #[default]
+    Replace,
+    /// Drop the line.
+    Skip,
+}
+
+/// Options for [`LineReader`]; every field has a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LineOptions {
+    /// Longest accepted line, in bytes, excluding the `\n` / `\r\n` terminator.
+    pub max_line_bytes: usize,
+    /// Handling of invalid UTF-8.
+    pub invalid_utf8: InvalidUtf8,
+}
+
+impl Default for LineOptions {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            invalid_utf8: InvalidUtf8::Replace,
+        }
+    }
+}
+
+impl LineOptions {
+    /// Checks the options for values that make no sense.
+    pub fn validate(&self) -> Result<(), LinesError> {
+        if self.max_line_bytes == 0 {
+            return Err(LinesError::ZeroMaxLineBytes);
+        }
+        Ok(())
+    }
+}
+
+/// One framed line or a counted anomaly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineEvent {
+    /// A valid UTF-8 line without its terminator.
+    Line(String),
+    /// A line longer than `max_line_bytes` was skipped; `bytes` is its length
+    /// excluding the terminator.
+    Oversized {
+        /// Length of the skipped line.
+        bytes: u64,
+    },
+    /// A line with invalid UTF-8, decoded with replacement characters.
+    InvalidUtf8Replaced(String),
+    /// A line with invalid UTF-8 was dropped.
+    InvalidUtf8Skipped,
+}
+
+/// Counters kept by a [`LineReader`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LineStats {
+    /// Lines returned as text (`Line` and `InvalidUtf8Replaced`).
+    pub lines: u64,
+    /// Bytes read from the source, terminators and skipped bytes included.
+    pub bytes: u64,
+    /// Oversized lines skipped.
+    pub oversized: u64,
+    /// Lines with invalid UTF-8 (replaced or skipped).
+    pub invalid_utf8: u64,
+}
+
+/// Progress through an oversized line that is being discarded.
+#[derive(Debug, Clone, Copy)]
+struct Discard {
+    bytes: u64,
+    last_was_cr: bool,
+}
+
+/// Reads newline-delimited lines from an async byte stream.
+///
+/// `next_line` is cancel-safe: all partial-line state lives in the reader and no
+/// input is lost if the future is dropped (e.g. in `tokio::select!`).
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: BufReader<R>,
+    opts: LineOptions,
+    /// Partial line; never longer than `max_line_bytes + 1` (room for a `\r`).
+    buf: Vec<u8>,
+    discard: Option<Discard>,
+    stats: LineStats,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    /// Wraps `reader` with the default read buffer size.
+    pub fn new(reader: R, opts: LineOptions) -> Self {
+        Self::with_capacity(reader, opts, DEFAULT_READ_BUFFER_BYTES)
+    }
+
+    /// Wraps `reader` with a read buffer of `capacity` bytes (at least 1).
+    pub fn with_capacity(reader: R, opts: LineOptions, capacity: usize) -> Self {
+        Self {
+            inner: BufReader::with_capacity(capacity.max(1), reader),
+            opts,
+            buf: Vec::new(),
+            discard: None,
+            stats: LineStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> LineStats {
+        self.stats
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &LineOptions {
+        &self.opts
+    }
+
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        self.inner.get_ref()
+    }
+
+    /// Returns the underlying reader; buffered but unread bytes are lost.
+    pub fn into_inner(self) -> R {
+        self.inner.into_inner()
+    }
+
+    /// Reads the next line or anomaly; `Ok(None)` at end of stream. A final line
+    /// without a terminator is returned like any other line.
+    pub async fn next_line(&mut self) -> Result<Option<LineEvent>, io::Error> {
+        let max = self.opts.max_line_bytes;
+        loop {
+            let available = self.inner.fill_buf().await?;
+            if available.is_empty() {
+                return Ok(self.finish_at_eof());
+            }
+            let (event, used) = match find_newline(available) {
+                Some(i) => {
+                    let ends_cr = match i {
+                        0 => match self.discard {
+                            Some(d) => d.last_was_cr,
+                            None => self.buf.last() == Some(&b'\r'),
+                        },
+                        _ => available[i - 1] == b'\r',
+                    };
+                    let event = if let Some(d) = self.discard.take() {
+                        let total = d.bytes.saturating_add(i as u64);
+                        LineEvent::Oversized {
+                            bytes: total - u64::from(ends_cr),
+                        }
+                    } else {
+                        let len = self.buf.len() + i - usize::from(ends_cr);
+                        if len > max {
+                            self.buf.clear();
+                            LineEvent::Oversized { bytes: len as u64 }
+                        } else if self.buf.is_empty() {
+                            decode(&available[..len], self.opts.invalid_utf8)
+                        } else {
+                            self.buf.extend_from_slice(&available[..i]);
+                            self.buf.truncate(len);
+                            let e = decode(&self.buf, self.opts.invalid_utf8);
+                            self.buf.clear();
+                            e
+                        }
+                    };
+                    (Some(event), i + 1)
+                }
+                None => {
+                    let n = available.len();
+                    let last_was_cr = available[n - 1] == b'\r';
+                    if let Some(d) = &mut self.discard {
+                        d.bytes = d.bytes.saturating_add(n as u64);
+                        d.last_was_cr = last_was_cr;
+                    } else if self.buf.len() + n > max.saturating_add(1) {
+                        self.discard = Some(Discard {
+                            bytes: (self.buf.len() + n) as u64,
+                            last_was_cr,
+                        });
+                        self.buf.clear();
+                    } else {
+                        self.buf.extend_from_slice(available);
+                    }
+                    (None, n)
+                }
+            };
+            self.inner.consume(used);
+            self.stats.bytes = self.stats.bytes.saturating_add(used as u64);
+            if let Some(event) = event {
+                self.count(&event);
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Flushes a final unterminated line (a trailing `\r` is stripped).
+    fn finish_at_eof(&mut self) -> Option<LineEvent> {
+        let event = if let Some(d) = self.discard.take() {
+            LineEvent::Oversized {
+                bytes: d.bytes - u64::from(d.last_was_cr),
+            }
+        } else if self.buf.is_empty() {
+            return None;
+        } else {
+            if self.buf.last() == Some(&b'\r') {
+                self.buf.pop();
+            }
+            let e = if self.buf.len() > self.opts.max_line_bytes {
+                LineEvent::Oversized {
+                    bytes: self.buf.len() as u64,
+                }
+            } else {
+                decode(&self.buf, self.opts.invalid_utf8)
+            };
+            self.buf.clear();
+            e
+        };
+        self.count(&event);
+        Some(event)
+    }
+
+    fn count(&mut self, event: &LineEvent) {
+        let s = &mut self.stats;
+        match event {
+            LineEvent::Line(_) => s.lines += 1,
+            LineEvent::Oversized { bytes } => {
+                s.oversized += 1;
+                tracing::debug!(bytes, "skipped oversized line");
+            }
+            LineEvent::InvalidUtf8Replaced(_) => {
+                s.lines += 1;
+                s.invalid_utf8 += 1;
+            }
+            LineEvent::InvalidUtf8Skipped => {
+                s.invalid_utf8 += 1;
+                tracing::debug!("skipped line with invalid UTF-8");
+            }
+        }
+    }
+}
+
+/// Turns line bytes (terminator already removed) into an event.
+fn decode(bytes: &[u8], mode: InvalidUtf8) -> LineEvent {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => LineEvent::Line(s.to_owned()),
+        Err(_) => match mode {
+            InvalidUtf8::Replace => {
+                LineEvent::InvalidUtf8Replaced(String::from_utf8_lossy(bytes).into_owned())
+            }
+            InvalidUtf8::Skip => LineEvent::InvalidUtf8Skipped,
+        },
+    }
+}
+
+/// Position of the first `\n`, scanning a machine word at a time.
+fn find_newline(haystack: &[u8]) -> Option<usize> {
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    const NL: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut chunks = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word) ^ NL;
+        // Nonzero iff some byte of x is zero, i.e. some byte was '\n'.
+        if x.wrapping_sub(LO) & !x & HI != 0 {
+            return chunk.iter().position(|&b| b == b'\n').map(|i| offset + i);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| offset + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::IntoDeserializer;
+    use serde::de::value::{Error as DeError, MapDeserializer};
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    fn line(s: &str) -> LineEvent {
+        LineEvent::Line(s.to_owned())
+    }
+
+    /// Sends `chunks` over a real TCP connection (flushing and pausing between
+    /// chunks when `pause`), then reads every event on the accepting side.
+    async fn over_tcp(
+        chunks: Vec<Vec<u8>>,
+        opts: LineOptions,
+        pause: bool,
+    ) -> (Vec<LineEvent>, LineStats) {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"));
+        let writer = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr)
+                .await
+                .unwrap_or_else(|e| panic!("connect: {e}"));
+            s.set_nodelay(true)
+                .unwrap_or_else(|e| panic!("nodelay: {e}"));
+            for c in chunks {
+                s.write_all(&c)
+                    .await
+                    .unwrap_or_else(|e| panic!("write: {e}"));
+                s.flush().await.unwrap_or_else(|e| panic!("flush: {e}"));
+                if pause {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            s.shutdown()
+                .await
+                .unwrap_or_else(|e| panic!("shutdown: {e}"));
+        });
+        let (sock, _) = listener
+            .accept()
+            .await
+            .unwrap_or_else(|e| panic!("accept: {e}"));
+        let mut r = LineReader::new(sock, opts);
+        let mut out = Vec::new();
+        while let Some(ev) = r.next_line().await.unwrap_or_else(|e| panic!("read: {e}")) {
+            out.push(ev);
+        }
+        writer.await.unwrap_or_else(|e| panic!("writer: {e}"));
+        (out, r.stats())
+    }
+
+    async fn tcp_one(data: &[u8], opts: LineOptions) -> (Vec<LineEvent>, LineStats) {
+        over_tcp(vec![data.to_vec()], opts, false).await
+    }
+
+    fn opts(max: usize, mode: InvalidUtf8) -> LineOptions {
+        LineOptions {
+            max_line_bytes: max,
+            invalid_utf8: mode,
+        }
+    }
+
+    #[tokio::test]
+    async fn normal_lines() {
+        let (ev, st) = tcp_one(b"hello world\n\nfoo bar\n", LineOptions::default()).await;
+        assert_eq!(ev, vec![line("hello world"), line(""), line("foo bar")]);
+        assert_eq!(
+            st,
+            LineStats {
+                lines: 3,
+                bytes: 21,
+                oversized: 0,
+                invalid_utf8: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn crlf_is_stripped_once() {
+        let (ev, _) = tcp_one(b"a\r\nb\r\r\n\r\nc\rd\n", LineOptions::default()).await;
+        assert_eq!(ev, vec![line("a"), line("b\r"), line(""), line("c\rd")]);
+    }
+
+    #[tokio::test]
+    async fn oversized_line_skipped_following_lines_intact() {
+        let mut data = b"ok1\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 100_000));
+        data.extend_from_slice(b"\r\nok2\nexact\n");
+        let (ev, st) = tcp_one(&data, opts(5, InvalidUtf8::Replace)).await;
+        assert_eq!(
+            ev,
+            vec![
+                line("ok1"),
+                LineEvent::Oversized { bytes: 100_000 },
+                line("ok2"),
+                line("exact"),
+            ]
+        );
+        assert_eq!(st.oversized, 1);
+        assert_eq!(st.lines, 3);
+        assert_eq!(st.bytes, data.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn oversized_line_split_across_many_writes() {
+        let mut chunks = vec![b"first\n".to_vec()];
+        for _ in 0..50 {
+            chunks.push(vec![b'y'; 97]);
+        }
+        chunks.push(b"\nsecond\nthird".to_vec());
+        let (ev, st) = over_tcp(chunks, opts(64, InvalidUtf8::Replace), true).await;
+        assert_eq!(
+            ev,
+            vec![
+                line("first"),
+                LineEvent::Oversized { bytes: 4_850 },
+                line("second"),
+                line("third"),
+            ]
+        );
+        assert_eq!(st.oversized, 1);
+    }
+
+    #[tokio::test]
+    async fn limit_excludes_crlf_terminator() {
+        let (ev, _) = tcp_one(b"abcd\r\nabcde\r\nab\r", opts(4, InvalidUtf8::Replace)).await;
+        assert_eq!(
+            ev,
+            vec![line("abcd"), LineEvent::Oversized { bytes: 5 }, line("ab")]
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_replaced() {
+        let (ev, st) = tcp_one(b"ok\nbad \xff\xfe end\r\nnext\n", LineOptions::default()).await;
+        assert_eq!(
+            ev,
+            vec![
+                line("ok"),
+                LineEvent::InvalidUtf8Replaced("bad \u{FFFD}\u{FFFD} end".to_owned()),
+                line("next"),
+            ]
+        );
+        assert_eq!((st.lines, st.invalid_utf8), (3, 1));
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_skipped() {
+        let (ev, st) = tcp_one(
+            b"ok\nbad \xc3\x28\nnext\n",
+            opts(DEFAULT_MAX_LINE_BYTES, InvalidUtf8::Skip),
+        )
+        .await;
+        assert_eq!(
+            ev,
+            vec![line("ok"), LineEvent::InvalidUtf8Skipped, line("next")]
+        );
+        assert_eq!((st.lines, st.invalid_utf8), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn multibyte_char_split_across_writes_is_valid() {
+        // "é" is 0xC3 0xA9; split it across two TCP writes.
+        let chunks = vec![b"caf\xc3".to_vec(), b"\xa9\n".to_vec()];
+        let (ev, st) = over_tcp(chunks, LineOptions::default(), true).await;
+        assert_eq!(ev, vec![line("café")]);
+        assert_eq!(st.invalid_utf8, 0);
+    }
+
+    #[tokio::test]
+    async fn final_unterminated_line_is_returned() {
+        let (ev, st) = tcp_one(b"one\ntwo", LineOptions::default()).await;
+        assert_eq!(ev, vec![line("one"), line("two")]);
+        assert_eq!(st.lines, 2);
+        let (ev, _) = tcp_one(b"", LineOptions::default()).await;
+        assert!(ev.is_empty());
+        let (ev, _) = tcp_one(b"only\r", LineOptions::default()).await;
+        assert_eq!(ev, vec![line("only")]);
+        let (ev, _) = tcp_one(b"ok\ntoolong", opts(3, InvalidUtf8::Skip)).await;
+        assert_eq!(ev, vec![line("ok"), LineEvent::Oversized { bytes: 7 }]);
+    }
+
+    #[tokio::test]
+    async fn line_split_across_many_small_writes() {
+        let text = "the quick brown fox jumps over the lazy dog\nsecond line\r\n";
+        let chunks: Vec<Vec<u8>> = text.as_bytes().chunks(3).map(<[u8]>::to_vec).collect();
+        let (ev, st) = over_tcp(chunks, LineOptions::default(), true).await;
+        assert_eq!(
+            ev,
+            vec![
+                line("the quick brown fox jumps over the lazy dog"),
+                line("second line")
+            ]
+        );
+        assert_eq!(st.bytes, text.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn many_lines_bulk() {
+        let mut data = Vec::new();
+        for i in 0..20_000 {
+            data.extend_from_slice(format!("line number {i}\n").as_bytes());
+        }
+        let (ev, st) = tcp_one(&data, LineOptions::default()).await;
+        assert_eq!(ev.len(), 20_000);
+        assert_eq!(ev[12_345], line("line number 12345"));
+        assert_eq!(st.lines, 20_000);
+        assert_eq!(st.bytes, data.len() as u64);
+    }
+
+    /// Straightforward reference framing used to cross-check the streaming one.
+    fn reference(data: &[u8], o: LineOptions) -> Vec<LineEvent> {
+        let mut out = Vec::new();
+        let mut parts: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        if parts.last().is_some_and(|p| p.is_empty()) {
+            parts.pop();
+        }
+        for mut p in parts {
+            if p.last() == Some(&b'\r') {
+                p = &p[..p.len() - 1];
+            }
+            if p.len() > o.max_line_bytes {
+                out.push(LineEvent::Oversized {
+                    bytes: p.len() as u64,
+                });
+            } else {
+                out.push(decode(p, o.invalid_utf8));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn matches_reference_for_all_buffer_sizes() {
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let alphabet = b"ab\n\r\xffc\n";
+        for round in 0..40 {
+            let len = 1 + round * 7;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            for max in [1, 2, 3, 5, 8] {
+                for mode in [InvalidUtf8::Replace, InvalidUtf8::Skip] {
+                    let o = opts(max, mode);
+                    for cap in [1, 2, 3, 7, 16, 4096] {
+                        let mut r = LineReader::with_capacity(&data[..], o, cap);
+                        let mut got = Vec::new();
+                        while let Some(ev) = r.next_line().await.unwrap_or_else(|e| panic!("{e}")) {
+                            got.push(ev);
+                        }
+                        assert_eq!(
+                            got,
+                            reference(&data, o),
+                            "data={data:?} max={max} cap={cap}"
+                        );
+                        assert_eq!(r.stats().bytes, data.len() as u64);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn find_newline_matches_naive() {
+        let mut buf = vec![b'a'; 40];
+        assert_eq!(find_newline(&buf), None);
+        assert_eq!(find_newline(&[]), None);
+        for i in 0..40 {
+            buf[i] = b'\n';
+            assert_eq!(find_newline(&buf), Some(i));
+            assert_eq!(find_newline(&buf[..=i]), Some(i));
+            buf[i] = 0x8a; // high-bit byte with the same low bits as '\n'
+            assert_eq!(find_newline(&buf), None);
+            buf[i] = b'a';
+        }
+        assert_eq!(find_newline(b"\x0b\x09\x0a"), Some(2));
+    }
+
+    #[test]
+    fn options_defaults_and_serde() {
+        let d = LineOptions::default();
+        assert_eq!(d.max_line_bytes, 1 << 20);
+        assert_eq!(d.invalid_utf8, InvalidUtf8::Replace);
+        assert_eq!(d.validate(), Ok(()));
+        assert_eq!(
+            opts(0, InvalidUtf8::Skip).validate(),
+            Err(LinesError::ZeroMaxLineBytes)
+        );
+        let skip: Result<InvalidUtf8, DeError> =
+            InvalidUtf8::deserialize("skip".into_deserializer());
+        assert_eq!(skip, Ok(InvalidUtf8::Skip));
+        let replace: Result<InvalidUtf8, DeError> =
+            InvalidUtf8::deserialize("replace".into_deserializer());
+        assert_eq!(replace, Ok(InvalidUtf8::Replace));
+        let bad: Result<InvalidUtf8, DeError> =
+            InvalidUtf8::deserialize("Skip".into_deserializer());
+        assert!(bad.is_err());
+        let empty = MapDeserializer::<_, DeError>::new(std::iter::empty::<(&str, u64)>());
+        assert_eq!(LineOptions::deserialize(empty), Ok(LineOptions::default()));
+        let partial =
+            MapDeserializer::<_, DeError>::new(vec![("max_line_bytes", 16u64)].into_iter());
+        assert_eq!(
+            LineOptions::deserialize(partial),
+            Ok(opts(16, InvalidUtf8::Replace))
+        );
+    }
+}

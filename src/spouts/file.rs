@@ -1,0 +1,238 @@
+//! `file`: replays a text or JSONL file (v1.1 or v2 tweet JSON, one object a line).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::pacer::Pacer;
+use super::replay::ReplayBuffer;
+use super::tweet_fields::{tweet_fields, tweet_values};
+use crate::component::{
+    ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
+};
+use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
+use crate::runtime::SpoutCollector;
+use crate::text::tweet::{StreamMessage, parse_line};
+use crate::topology::SpoutFactory;
+use crate::tuple::{Fields, Value, Values};
+
+/// How the file's lines are read.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    /// Each line is a tweet as JSON (v2 stream message or v1.1 status); emits tweet fields.
+    #[default]
+    Tweets,
+    /// Each line is text; emits field `text`.
+    Text,
+}
+
+/// Options of the `file` spout.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileSpoutConfig {
+    pub path: PathBuf,
+    pub format: FileFormat,
+    /// Lines per second (0: as fast as possible).
+    pub rate: f64,
+    /// Lines longer than this are counted (`oversized_lines`) and skipped.
+    pub max_line_bytes: usize,
+    /// Retries of a failed line before it is given up (counted in `given_up`).
+    pub max_retries: u32,
+}
+
+impl Default for FileSpoutConfig {
+    fn default() -> Self {
+        FileSpoutConfig {
+            path: PathBuf::new(),
+            format: FileFormat::Tweets,
+            rate: 0.0,
+            max_line_bytes: 1 << 20,
+            max_retries: 3,
+        }
+    }
+}
+
+impl ComponentConfig for FileSpoutConfig {
+    const NAME: &'static str = "file";
+    const DESCRIPTION: &'static str = "replays a JSONL tweet file (v2 or v1.1) or a text file; ends when the file is done and acked";
+}
+
+impl SpoutConfig for FileSpoutConfig {
+    fn build(&self) -> Result<SpoutFactory, BuildError> {
+        if self.path.as_os_str().is_empty() {
+            return Err(BuildError::Invalid("`path` is required".into()));
+        }
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            return Err(BuildError::Invalid(format!(
+                "rate must be ≥ 0, got {}",
+                self.rate
+            )));
+        }
+        let cfg = self.clone();
+        Ok(Arc::new(move || Box::new(FileSpout::new(cfg.clone()))))
+    }
+}
+
+struct FileCounters {
+    malformed: Arc<AtomicU64>,
+    oversized: Arc<AtomicU64>,
+    invalid_utf8: Arc<AtomicU64>,
+    notices: Arc<AtomicU64>,
+}
+
+pub struct FileSpout {
+    cfg: FileSpoutConfig,
+    reader: Option<BufReader<File>>,
+    line_no: u64,
+    buf: Vec<u8>,
+    eof: bool,
+    buffer: ReplayBuffer<Values>,
+    pacer: Option<Pacer>,
+    counters: Option<FileCounters>,
+}
+
+impl FileSpout {
+    pub fn new(cfg: FileSpoutConfig) -> Self {
+        let r = cfg.max_retries;
+        FileSpout {
+            cfg,
+            reader: None,
+            line_no: 0,
+            buf: Vec::new(),
+            eof: false,
+            buffer: ReplayBuffer::new(r),
+            pacer: None,
+            counters: None,
+        }
+    }
+
+    /// Reads the next line that yields a tuple; `None` at the end of the file.
+    fn next_values(&mut self) -> Option<Values> {
+        let reader = self.reader.as_mut()?;
+        let c = self.counters.as_ref()?;
+        loop {
+            self.buf.clear();
+            match reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(path = %self.cfg.path.display(), line = self.line_no + 1, "read error: {e}; the file spout ends");
+                    return None;
+                }
+            }
+            self.line_no += 1;
+            while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
+                self.buf.pop();
+            }
+            if self.buf.len() > self.cfg.max_line_bytes {
+                c.oversized.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, bytes = self.buf.len(), "oversized line skipped");
+                continue;
+            }
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match self.cfg.format {
+                FileFormat::Text => {
+                    let text = match std::str::from_utf8(&self.buf) {
+                        Ok(s) => s.to_string(),
+                        Err(_) => {
+                            c.invalid_utf8.fetch_add(1, Ordering::Relaxed);
+                            String::from_utf8_lossy(&self.buf).into_owned()
+                        }
+                    };
+                    return Some(vec![Value::from(text)]);
+                }
+                FileFormat::Tweets => match parse_line(&self.buf) {
+                    Ok(StreamMessage::Tweet(t)) => return Some(tweet_values(t)),
+                    Ok(StreamMessage::KeepAlive) => {}
+                    Ok(_) => {
+                        c.notices.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        c.malformed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, "malformed tweet skipped: {e}");
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl Spout for FileSpout {
+    fn declare_outputs(&self, out: &mut OutputDeclarer) {
+        match self.cfg.format {
+            FileFormat::Tweets => out.declare(tweet_fields()),
+            FileFormat::Text => out.declare(Fields::new(["text"])),
+        };
+    }
+
+    fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
+        let f = File::open(&self.cfg.path).map_err(|e| {
+            ComponentError::new(format!("cannot open {}: {e}", self.cfg.path.display()))
+        })?;
+        if ctx.parallelism() > 1 && ctx.task_index() > 0 {
+            // One reader per file: extra tasks have nothing to read.
+            self.eof = true;
+        } else {
+            self.reader = Some(BufReader::with_capacity(1 << 16, f));
+        }
+        self.counters = Some(FileCounters {
+            malformed: ctx.counter("malformed_lines"),
+            oversized: ctx.counter("oversized_lines"),
+            invalid_utf8: ctx.counter("invalid_utf8_lines"),
+            notices: ctx.counter("notices"),
+        });
+        self.buffer.count_given_up_in(ctx.counter("given_up"));
+        self.pacer = Pacer::new(self.cfg.rate);
+        Ok(())
+    }
+
+    fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
+        if let Some((id, values)) = self.buffer.next_retry() {
+            if out.emit(values, Some(id)).is_err() {
+                self.buffer.unretry(id);
+                return SpoutStatus::Idle;
+            }
+            return SpoutStatus::Emitted;
+        }
+        if self.eof {
+            return SpoutStatus::Exhausted;
+        }
+        if let Some(p) = &self.pacer {
+            if p.due(1) == 0 {
+                return SpoutStatus::Idle;
+            }
+        }
+        match self.next_values() {
+            Some(values) => {
+                let id = self.buffer.track(values.clone());
+                if out.emit(values, Some(id)).is_err() {
+                    self.buffer.ack(id);
+                }
+                if let Some(p) = &mut self.pacer {
+                    p.sent(1);
+                }
+                SpoutStatus::Emitted
+            }
+            None => {
+                self.eof = true;
+                self.reader = None;
+                SpoutStatus::Exhausted
+            }
+        }
+    }
+
+    fn ack(&mut self, msg_id: u64) {
+        self.buffer.ack(msg_id);
+    }
+
+    fn fail(&mut self, msg_id: u64) {
+        self.buffer.fail(msg_id);
+    }
+}

@@ -1,0 +1,213 @@
+//! `generator`: deterministic synthetic tweets, the embedded default source.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::pacer::Pacer;
+use super::tweet_fields::{tweet_fields, tweet_values};
+use crate::component::{ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext};
+use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
+use crate::runtime::SpoutCollector;
+use crate::text::generator::{GeneratorConfig, TweetGenerator};
+use crate::topology::SpoutFactory;
+
+/// Options of the `generator` spout.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneratorSpoutConfig {
+    /// Total tweets over all tasks (0: unbounded).
+    pub limit: u64,
+    /// Tweets per second over all tasks (0: as fast as possible).
+    pub rate: f64,
+    /// Seed of the tweet stream: the same seed gives the same tweets.
+    pub seed: u64,
+    /// Distinct words.
+    pub vocabulary: usize,
+    /// Distinct hashtags.
+    pub hashtags: usize,
+    /// Zipf exponent of word frequencies.
+    pub zipf_s: f64,
+    /// Zipf exponent of hashtag frequencies.
+    pub hashtag_zipf_s: f64,
+    pub min_words: usize,
+    pub max_words: usize,
+    /// Each tweet has 0..=this many hashtags.
+    pub max_hashtags_per_tweet: usize,
+    pub lang: String,
+}
+
+impl Default for GeneratorSpoutConfig {
+    fn default() -> Self {
+        GeneratorSpoutConfig::from_tweets(0, 0.0, GeneratorConfig::default())
+    }
+}
+
+impl GeneratorSpoutConfig {
+    pub fn from_tweets(limit: u64, rate: f64, t: GeneratorConfig) -> Self {
+        GeneratorSpoutConfig {
+            limit,
+            rate,
+            seed: t.seed,
+            vocabulary: t.vocabulary,
+            hashtags: t.hashtags,
+            zipf_s: t.zipf_s,
+            hashtag_zipf_s: t.hashtag_zipf_s,
+            min_words: t.min_words,
+            max_words: t.max_words,
+            max_hashtags_per_tweet: t.max_hashtags_per_tweet,
+            lang: t.lang,
+        }
+    }
+
+    /// The tweet generator's own options.
+    pub fn tweets(&self) -> GeneratorConfig {
+        GeneratorConfig {
+            seed: self.seed,
+            vocabulary: self.vocabulary,
+            hashtags: self.hashtags,
+            zipf_s: self.zipf_s,
+            hashtag_zipf_s: self.hashtag_zipf_s,
+            min_words: self.min_words,
+            max_words: self.max_words,
+            max_hashtags_per_tweet: self.max_hashtags_per_tweet,
+            lang: self.lang.clone(),
+        }
+    }
+}
+
+impl ComponentConfig for GeneratorSpoutConfig {
+    const NAME: &'static str = "generator";
+    const DESCRIPTION: &'static str = "deterministic synthetic tweets (seeded, Zipf words and hashtags); replays failed tweets exactly";
+}
+
+impl SpoutConfig for GeneratorSpoutConfig {
+    fn build(&self) -> Result<SpoutFactory, BuildError> {
+        self.tweets()
+            .validate()
+            .map_err(|e| BuildError::Invalid(e.to_string()))?;
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            return Err(BuildError::Invalid(format!(
+                "rate must be a number ≥ 0, got {}",
+                self.rate
+            )));
+        }
+        let cfg = self.clone();
+        Ok(std::sync::Arc::new(move || {
+            Box::new(GeneratorSpout::new(cfg.clone()))
+        }))
+    }
+}
+
+/// Task `i` of `p` emits sequence numbers `i+1, i+1+p, ...` up to `limit`; the message id
+/// is the sequence number, so a failed tweet is regenerated exactly.
+pub struct GeneratorSpout {
+    cfg: GeneratorSpoutConfig,
+    generator: Option<TweetGenerator>,
+    next_seq: u64,
+    step: u64,
+    replay: VecDeque<u64>,
+    pacer: Option<Pacer>,
+}
+
+impl GeneratorSpout {
+    pub fn new(cfg: GeneratorSpoutConfig) -> Self {
+        GeneratorSpout {
+            cfg,
+            generator: None,
+            next_seq: 1,
+            step: 1,
+            replay: VecDeque::new(),
+            pacer: None,
+        }
+    }
+
+    fn emit(&mut self, seq: u64, out: &mut SpoutCollector<'_>) -> bool {
+        let Some(g) = &self.generator else {
+            return false;
+        };
+        out.emit(tweet_values(g.tweet_at(seq)), Some(seq)).is_ok()
+    }
+}
+
+impl Spout for GeneratorSpout {
+    fn declare_outputs(&self, out: &mut OutputDeclarer) {
+        out.declare(tweet_fields());
+    }
+
+    fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
+        let g = TweetGenerator::new(self.cfg.tweets()).map_err(|e| e.to_string())?;
+        self.generator = Some(g);
+        self.next_seq = ctx.task_index() as u64 + 1;
+        self.step = ctx.parallelism() as u64;
+        self.pacer = Pacer::new(self.cfg.rate / ctx.parallelism() as f64);
+        Ok(())
+    }
+
+    fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
+        if let Some(seq) = self.replay.pop_front() {
+            return if self.emit(seq, out) {
+                SpoutStatus::Emitted
+            } else {
+                self.replay.push_front(seq);
+                SpoutStatus::Idle
+            };
+        }
+        if self.cfg.limit > 0 && self.next_seq > self.cfg.limit {
+            return SpoutStatus::Exhausted;
+        }
+        let due = match &self.pacer {
+            Some(p) => p.due(64),
+            None => 1,
+        };
+        if due == 0 {
+            return SpoutStatus::Idle;
+        }
+        let mut n = 0;
+        while n < due && (self.cfg.limit == 0 || self.next_seq <= self.cfg.limit) {
+            let seq = self.next_seq;
+            if !self.emit(seq, out) {
+                break;
+            }
+            self.next_seq += self.step;
+            n += 1;
+        }
+        if let Some(p) = &mut self.pacer {
+            p.sent(n);
+        }
+        SpoutStatus::Emitted
+    }
+
+    fn fail(&mut self, msg_id: u64) {
+        self.replay.push_back(msg_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_options() {
+        let c = GeneratorSpoutConfig {
+            rate: -1.0,
+            ..Default::default()
+        };
+        assert!(c.build().is_err());
+        let c = GeneratorSpoutConfig {
+            vocabulary: 0,
+            ..Default::default()
+        };
+        assert!(c.build().is_err());
+    }
+
+    #[test]
+    fn options_parse_from_toml() {
+        let c: GeneratorSpoutConfig =
+            toml::from_str("limit = 10\nseed = 7\nrate = 5.0").unwrap_or_default();
+        assert_eq!(c.limit, 10);
+        assert_eq!(c.seed, 7);
+        let bad: Result<GeneratorSpoutConfig, _> = toml::from_str("limt = 10");
+        assert!(bad.is_err());
+    }
+}

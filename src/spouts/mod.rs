@@ -1,0 +1,16 @@
+//! Built-in spouts, one module each.
+
+pub mod file;
+pub mod generator;
+pub mod pacer;
+pub mod replay;
+pub mod socket;
+pub mod tweet_fields;
+
+use crate::registry::Registry;
+
+pub fn register(r: &mut Registry) {
+    r.register_spout::<generator::GeneratorSpoutConfig>();
+    r.register_spout::<socket::SocketSpoutConfig>();
+    r.register_spout::<file::FileSpoutConfig>();
+}

@@ -1,0 +1,36 @@
+//! Paces a source to a target rate by wall clock (open loop: late sends are not skipped).
+
+use std::time::{Duration, Instant};
+
+pub struct Pacer {
+    start: Instant,
+    interval_ns: f64,
+    sent: u64,
+}
+
+impl Pacer {
+    /// `rate` per second; 0 means unpaced.
+    pub fn new(rate: f64) -> Option<Pacer> {
+        (rate > 0.0).then(|| Pacer {
+            start: Instant::now(),
+            interval_ns: 1e9 / rate,
+            sent: 0,
+        })
+    }
+
+    /// How many sends are due now (at most `max`).
+    pub fn due(&self, max: u64) -> u64 {
+        let elapsed = self.start.elapsed().as_nanos() as f64;
+        let target = (elapsed / self.interval_ns) as u64 + 1;
+        target.saturating_sub(self.sent).min(max)
+    }
+
+    pub fn sent(&mut self, n: u64) {
+        self.sent += n;
+    }
+
+    /// When send number `k` (0-based) was due.
+    pub fn intended(&self, k: u64) -> Instant {
+        self.start + Duration::from_nanos((k as f64 * self.interval_ns) as u64)
+    }
+}

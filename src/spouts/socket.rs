@@ -1,0 +1,259 @@
+//! `socket`: a TCP client reading newline-delimited text, like Spark's
+//! `socketTextStream` against `nc -lk 9999`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::replay::ReplayBuffer;
+use crate::component::{
+    ComponentResult, OutputDeclarer, Spout, SpoutStatus, SpoutWaker, TaskContext,
+};
+use crate::io::backoff::{Backoff, BackoffConfig};
+use crate::io::lines::{InvalidUtf8, LineEvent, LineOptions, LineReader};
+use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
+use crate::runtime::SpoutCollector;
+use crate::topology::SpoutFactory;
+use crate::tuple::{Fields, Value};
+
+/// Options of the `socket` spout.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketSpoutConfig {
+    pub host: String,
+    pub port: u16,
+    /// Reconnect (with back-off) when the server is down or closes; `false`: the spout
+    /// finishes when the server closes (a bounded run).
+    pub reconnect: bool,
+    /// Longer lines are counted (`oversized_lines`) and skipped.
+    pub max_line_bytes: usize,
+    /// `replace` (U+FFFD) or `skip`; either way counted (`invalid_utf8_lines`).
+    pub invalid_utf8: InvalidUtf8,
+    /// Reconnect back-off.
+    pub backoff: BackoffConfig,
+    /// Lines read ahead of the topology (bounded; the socket is not read while full).
+    pub read_ahead: usize,
+    /// Retries of a failed line before it is given up (counted in `given_up`).
+    pub max_retries: u32,
+}
+
+impl Default for SocketSpoutConfig {
+    fn default() -> Self {
+        SocketSpoutConfig {
+            host: "127.0.0.1".into(),
+            port: 9999,
+            reconnect: true,
+            max_line_bytes: 1 << 20,
+            invalid_utf8: InvalidUtf8::Replace,
+            backoff: BackoffConfig {
+                initial_ms: 100,
+                multiplier: 2.0,
+                max_ms: 5_000,
+            },
+            read_ahead: 4096,
+            max_retries: 3,
+        }
+    }
+}
+
+impl ComponentConfig for SocketSpoutConfig {
+    const NAME: &'static str = "socket";
+    const DESCRIPTION: &'static str =
+        "TCP client reading newline-delimited text (field `text`); reconnects with back-off";
+}
+
+impl SpoutConfig for SocketSpoutConfig {
+    fn build(&self) -> Result<SpoutFactory, BuildError> {
+        self.backoff
+            .to_policy()
+            .map_err(|e| BuildError::Invalid(format!("backoff: {e}")))?;
+        if self.max_line_bytes == 0 || self.read_ahead == 0 {
+            return Err(BuildError::Invalid(
+                "max_line_bytes and read_ahead must be at least 1".into(),
+            ));
+        }
+        let cfg = self.clone();
+        Ok(Arc::new(move || Box::new(SocketSpout::new(cfg.clone()))))
+    }
+}
+
+pub struct SocketSpout {
+    cfg: SocketSpoutConfig,
+    lines: Option<mpsc::Receiver<String>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+    buffer: ReplayBuffer<Arc<str>>,
+    closed: bool,
+}
+
+impl SocketSpout {
+    pub fn new(cfg: SocketSpoutConfig) -> Self {
+        let max_retries = cfg.max_retries;
+        SocketSpout {
+            cfg,
+            lines: None,
+            reader: None,
+            buffer: ReplayBuffer::new(max_retries),
+            closed: false,
+        }
+    }
+}
+
+struct Counters {
+    oversized: Arc<AtomicU64>,
+    invalid: Arc<AtomicU64>,
+    connects: Arc<AtomicU64>,
+    connect_errors: Arc<AtomicU64>,
+}
+
+/// Connects, reads lines into `tx`, reconnects per the options; ends (dropping `tx`)
+/// when the server closes and `reconnect` is off.
+async fn read_loop(
+    cfg: SocketSpoutConfig,
+    tx: mpsc::Sender<String>,
+    waker: Option<SpoutWaker>,
+    c: Counters,
+) {
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let mut backoff = match cfg.backoff.to_policy() {
+        Ok(p) => Backoff::new(p),
+        Err(_) => return,
+    };
+    let opts = LineOptions {
+        max_line_bytes: cfg.max_line_bytes,
+        invalid_utf8: cfg.invalid_utf8,
+    };
+    loop {
+        match tokio::net::TcpStream::connect(&addr).await {
+            Ok(stream) => {
+                c.connects.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%addr, "socket spout connected");
+                let mut reader = LineReader::new(stream, opts);
+                loop {
+                    match reader.next_line().await {
+                        Ok(Some(ev @ (LineEvent::Line(_) | LineEvent::InvalidUtf8Replaced(_)))) => {
+                            let l = match ev {
+                                LineEvent::InvalidUtf8Replaced(l) => {
+                                    c.invalid.fetch_add(1, Ordering::Relaxed);
+                                    l
+                                }
+                                LineEvent::Line(l) => l,
+                                _ => continue,
+                            };
+                            backoff.reset();
+                            if tx.send(l).await.is_err() {
+                                return;
+                            }
+                            if let Some(w) = &waker {
+                                w.wake();
+                            }
+                        }
+                        Ok(Some(LineEvent::Oversized { bytes })) => {
+                            c.oversized.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%addr, bytes, max = cfg.max_line_bytes, "oversized line skipped");
+                        }
+                        Ok(Some(LineEvent::InvalidUtf8Skipped)) => {
+                            c.invalid.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(None) => {
+                            tracing::info!(%addr, "server closed the connection");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%addr, "read error: {e}");
+                            break;
+                        }
+                    }
+                }
+                if !cfg.reconnect {
+                    return;
+                }
+            }
+            Err(e) => {
+                c.connect_errors.fetch_add(1, Ordering::Relaxed);
+                if !cfg.reconnect {
+                    tracing::error!(%addr, "cannot connect: {e}; reconnect is off, the spout ends");
+                    return;
+                }
+                let d = backoff.next_delay();
+                tracing::warn!(%addr, "cannot connect: {e}; retrying in {d:?}");
+                tokio::time::sleep(d).await;
+                continue;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl Spout for SocketSpout {
+    fn declare_outputs(&self, out: &mut OutputDeclarer) {
+        out.declare(Fields::new(["text"]));
+    }
+
+    fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
+        let (tx, rx) = mpsc::channel(self.cfg.read_ahead);
+        let counters = Counters {
+            oversized: ctx.counter("oversized_lines"),
+            invalid: ctx.counter("invalid_utf8_lines"),
+            connects: ctx.counter("connects"),
+            connect_errors: ctx.counter("connect_errors"),
+        };
+        self.buffer.count_given_up_in(ctx.counter("given_up"));
+        self.reader = Some(tokio::task::spawn_local(read_loop(
+            self.cfg.clone(),
+            tx,
+            ctx.waker(),
+            counters,
+        )));
+        self.lines = Some(rx);
+        Ok(())
+    }
+
+    fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
+        if let Some((id, line)) = self.buffer.next_retry() {
+            if out.emit(vec![Value::from(&*line)], Some(id)).is_err() {
+                self.buffer.unretry(id);
+                return SpoutStatus::Idle;
+            }
+            return SpoutStatus::Emitted;
+        }
+        let Some(rx) = &mut self.lines else {
+            return SpoutStatus::Exhausted;
+        };
+        match rx.try_recv() {
+            Ok(line) => {
+                let line: Arc<str> = line.into();
+                let id = self.buffer.track(line.clone());
+                if out.emit(vec![Value::from(&*line)], Some(id)).is_err() {
+                    self.buffer.ack(id);
+                }
+                SpoutStatus::Emitted
+            }
+            Err(mpsc::error::TryRecvError::Empty) => SpoutStatus::Idle,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                self.closed = true;
+                if self.buffer.has_retries() {
+                    SpoutStatus::Idle
+                } else {
+                    SpoutStatus::Exhausted
+                }
+            }
+        }
+    }
+
+    fn ack(&mut self, msg_id: u64) {
+        self.buffer.ack(msg_id);
+    }
+
+    fn fail(&mut self, msg_id: u64) {
+        self.buffer.fail(msg_id);
+    }
+
+    fn close(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.abort();
+        }
+    }
+}

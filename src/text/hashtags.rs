@@ -1,0 +1,162 @@
+//! Hashtag recognition and normalization, consistent with [`super::tokenize`].
+//!
+//! A normalized hashtag is the word run after the `#`/`＃` prefix, lowercased
+//! per character: `"#RustLang!"` and the entity tag `"RustLang"` both become
+//! `"rustlang"`. [`extract_hashtags`] yields exactly the normalized forms of
+//! the tokens for which [`is_hashtag_token`] holds.
+
+use super::tokenize::{FULLWIDTH_HASH, is_word_continue, is_word_start, lowercase_into, tokens};
+
+#[inline]
+fn is_hash(c: char) -> bool {
+    c == '#' || c == FULLWIDTH_HASH
+}
+
+/// Normalizes a raw hashtag (`"#Rust!"`, `"＃Rust"`, or an entity tag `"Rust"`)
+/// to its lowercase form without prefix (`"rust"`).
+///
+/// Surrounding whitespace and any leading `#`/`＃` are stripped, the tag ends
+/// at the first non-word character (so trailing punctuation is dropped), and
+/// `None` is returned when nothing word-like remains.
+pub fn normalize_hashtag(raw: &str) -> Option<String> {
+    let body = raw.trim().trim_start_matches(is_hash);
+    let mut chars = body.char_indices();
+    match chars.next() {
+        Some((_, c)) if is_word_start(c) => {}
+        _ => return None,
+    }
+    let end = chars
+        .find(|&(_, c)| !is_word_continue(c))
+        .map_or(body.len(), |(i, _)| i);
+    let mut out = String::with_capacity(end);
+    lowercase_into(&body[..end], &mut out);
+    Some(out)
+}
+
+/// Is `tok` a hashtag token: a `#`/`＃` prefix followed by a word character?
+pub fn is_hashtag_token(tok: &str) -> bool {
+    let mut chars = tok.chars();
+    matches!(chars.next(), Some(c) if is_hash(c)) && chars.next().is_some_and(is_word_start)
+}
+
+/// Calls `f` with each normalized hashtag of `text`, in order of appearance
+/// (duplicates included).
+pub fn for_each_hashtag(text: &str, mut f: impl FnMut(String)) {
+    for tok in tokens(text) {
+        if is_hashtag_token(tok)
+            && let Some(tag) = normalize_hashtag(tok)
+        {
+            f(tag);
+        }
+    }
+}
+
+/// Normalized hashtags of `text`, in order of appearance (duplicates included).
+pub fn extract_hashtags(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for_each_hashtag(text, |t| out.push(t));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tokenize::tokenize;
+    use super::*;
+
+    #[test]
+    fn normalize_basic() {
+        assert_eq!(normalize_hashtag("#Rust").as_deref(), Some("rust"));
+        assert_eq!(normalize_hashtag("Rust").as_deref(), Some("rust"));
+        assert_eq!(
+            normalize_hashtag("#RustLang!!").as_deref(),
+            Some("rustlang")
+        );
+        assert_eq!(normalize_hashtag("＃Ｒｕｓｔ").as_deref(), Some("ｒｕｓｔ"));
+        assert_eq!(normalize_hashtag("＃rust").as_deref(), Some("rust"));
+        assert_eq!(normalize_hashtag("  #spaced  ").as_deref(), Some("spaced"));
+        assert_eq!(normalize_hashtag("##double").as_deref(), Some("double"));
+        assert_eq!(
+            normalize_hashtag("#parsingJSON").as_deref(),
+            Some("parsingjson")
+        );
+        assert_eq!(
+            normalize_hashtag("#MondayMotivation").as_deref(),
+            Some("mondaymotivation")
+        );
+        assert_eq!(normalize_hashtag("#Ünïcödé").as_deref(), Some("ünïcödé"));
+        assert_eq!(normalize_hashtag("#日本").as_deref(), Some("日本"));
+        assert_eq!(
+            normalize_hashtag("#snake_case_1").as_deref(),
+            Some("snake_case_1")
+        );
+        assert_eq!(normalize_hashtag("#a-b").as_deref(), Some("a"));
+        assert_eq!(normalize_hashtag("#2024").as_deref(), Some("2024"));
+    }
+
+    #[test]
+    fn normalize_rejects_empty() {
+        for raw in [
+            "", "#", "＃", "##", "  ", "#!", "#.rust", "!", "#\u{301}", "@bob",
+        ] {
+            assert_eq!(normalize_hashtag(raw), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn normalize_is_idempotent() {
+        for raw in ["#Rust", "ΟΔΟΣ", "İstanbul", "#straße", "#ǅemal", "#Ⅻ"] {
+            let once = normalize_hashtag(raw).unwrap();
+            assert_eq!(normalize_hashtag(&once).as_deref(), Some(once.as_str()));
+        }
+    }
+
+    #[test]
+    fn hashtag_token_predicate() {
+        assert!(is_hashtag_token("#rust"));
+        assert!(is_hashtag_token("＃rust"));
+        assert!(is_hashtag_token("#_"));
+        assert!(!is_hashtag_token("#"));
+        assert!(!is_hashtag_token("@rust"));
+        assert!(!is_hashtag_token("rust"));
+        assert!(!is_hashtag_token("#!"));
+        assert!(!is_hashtag_token(""));
+    }
+
+    #[test]
+    fn extract_from_text() {
+        assert_eq!(
+            extract_hashtags("Shipping a new #rustlang stream processor today #dataengineering"),
+            ["rustlang", "dataengineering"]
+        );
+        assert_eq!(
+            extract_hashtags("#A, #b! and #A again; not a#c or https://x.org/#d"),
+            ["a", "b", "a"]
+        );
+        assert!(extract_hashtags("no tags # here @user").is_empty());
+        assert_eq!(extract_hashtags("＃全角 #日本"), ["全角", "日本"]);
+    }
+
+    /// Extraction agrees with tokenize (both lowercase modes) + normalize.
+    #[test]
+    fn agrees_with_tokenize() {
+        let texts = [
+            "Hello #World, this is #Rust! @bob #",
+            "##x #y#z a#b #ΟΔΟΣ #İstanbul ＃Full",
+            "https://t.co/x #after_url #2024 #_under",
+            "Zero-copy parsing of #json with #rustlang is fun https://t.co/AbCdEf1234",
+            "नमस्ते #नमस्ते #café👍 #e\u{301}",
+        ];
+        for text in texts {
+            let expected = extract_hashtags(text);
+            for lowercase in [false, true] {
+                let mut got = Vec::new();
+                tokenize(text, lowercase, |t| {
+                    if is_hashtag_token(t) {
+                        got.push(normalize_hashtag(t).unwrap());
+                    }
+                });
+                assert_eq!(got, expected, "{text:?} lowercase={lowercase}");
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Sliding-window counts and top-k rankings (Storm's RollingTopWords building blocks).
+
+pub mod rankings;
+pub mod sliding;
