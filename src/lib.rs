@@ -4,6 +4,7 @@
 //! [`LocalCluster`]; every tuple tree is ack-tracked (at-least-once).
 
 pub mod bolts;
+pub mod cli;
 pub mod clock;
 pub mod component;
 pub mod io;

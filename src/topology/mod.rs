@@ -2,6 +2,7 @@
 
 mod builder;
 mod error;
+pub mod file;
 mod grouping;
 
 pub use builder::{

@@ -1,0 +1,128 @@
+//! The `squall` command line. Users who register their own components call
+//! [`main_with`] from their own `main` (see `examples/custom_component.rs`).
+
+mod report;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::registry::Registry;
+pub use report::Report;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "squall",
+    version,
+    about = "A stream processor in the lineage of Apache Storm"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run, check or draw a topology file.
+    Topology {
+        #[command(subcommand)]
+        command: TopologyCommand,
+    },
+    /// List the built-in (and registered) spouts and bolts with their options.
+    Components,
+}
+
+#[derive(Subcommand, Debug)]
+enum TopologyCommand {
+    /// Run a topology until Ctrl-C, --duration, or the end of its (bounded) sources.
+    Run(run::RunArgs),
+    /// Check a topology file; prints the error with file, line and key.
+    Validate {
+        file: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Print the topology as a Graphviz DOT graph.
+    Graph {
+        file: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+/// Runs the CLI with the built-in components.
+pub fn main() -> ExitCode {
+    main_with(Registry::builtin())
+}
+
+/// Runs the CLI with the components of `registry` (built-ins plus the user's own).
+pub fn main_with(registry: Registry) -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Components => {
+            print!("{}", components_text(&registry));
+            ExitCode::SUCCESS
+        }
+        Command::Topology { command } => match command {
+            TopologyCommand::Run(args) => run::run(args, &registry),
+            TopologyCommand::Validate { file, set } => {
+                match crate::topology::file::load(&file, &set, &registry) {
+                    Ok(t) => {
+                        let c = t.topology.components();
+                        println!(
+                            "{}: ok (topology `{}`: {} spouts, {} bolts)",
+                            file.display(),
+                            t.topology.name(),
+                            c.iter().filter(|c| c.is_spout()).count(),
+                            c.iter().filter(|c| !c.is_spout()).count()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            TopologyCommand::Graph { file, set } => {
+                match crate::topology::file::load(&file, &set, &registry) {
+                    Ok(t) => {
+                        print!("{}", t.topology.to_dot());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        },
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SQUALL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// What `squall components` prints.
+pub fn components_text(registry: &Registry) -> String {
+    let mut s = String::new();
+    for info in registry.infos() {
+        s.push_str(&format!(
+            "{} {:<14} {}\n",
+            info.kind, info.name, info.description
+        ));
+        for (k, v) in &info.defaults {
+            s.push_str(&format!("    {k} = {v}\n"));
+        }
+    }
+    s
+}

@@ -1,0 +1,102 @@
+//! The JSON report written at the end of a run (`--report PATH`). Its field names are
+//! fixed: other tools read them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::runtime::{Percentiles, RunSummary};
+
+#[derive(Serialize, Debug)]
+pub struct SpoutReport {
+    pub emitted: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub complete_latency_us: Percentiles,
+}
+
+#[derive(Serialize, Debug)]
+pub struct BoltReport {
+    pub executed: u64,
+    pub emitted: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub execute_latency_us: Percentiles,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Report {
+    pub topology: String,
+    pub mode: String,
+    pub duration_s: f64,
+    /// Spout tuples emitted per second over the run.
+    pub throughput_tps: f64,
+    pub spouts: BTreeMap<String, SpoutReport>,
+    pub bolts: BTreeMap<String, BoltReport>,
+    /// The last ranking the total_rank bolt produced, if any.
+    pub topk: Vec<(String, u64)>,
+    /// Named counters per component (oversized lines, malformed JSON, restarts...).
+    pub counters: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl Report {
+    pub fn new(s: &RunSummary, topk: Option<Vec<(String, u64)>>) -> Report {
+        let mut spouts = BTreeMap::new();
+        let mut bolts = BTreeMap::new();
+        let mut counters = BTreeMap::new();
+        let mut emitted = 0;
+        for (name, c) in &s.metrics.components {
+            let mut cs = c.counters.clone();
+            for (k, v) in [
+                ("restarts", c.restarts),
+                ("timed_out", c.timed_out),
+                ("abandoned", c.abandoned),
+            ] {
+                if v > 0 {
+                    cs.insert(k.to_string(), v);
+                }
+            }
+            if !cs.is_empty() {
+                counters.insert(name.clone(), cs);
+            }
+            if c.kind == "spout" {
+                emitted += c.emitted;
+                spouts.insert(
+                    name.clone(),
+                    SpoutReport {
+                        emitted: c.emitted,
+                        acked: c.acked,
+                        failed: c.failed,
+                        complete_latency_us: c.complete_latency_us.clone(),
+                    },
+                );
+            } else {
+                bolts.insert(
+                    name.clone(),
+                    BoltReport {
+                        executed: c.executed,
+                        emitted: c.emitted,
+                        acked: c.acked,
+                        failed: c.failed,
+                        execute_latency_us: c.execute_latency_us.clone(),
+                    },
+                );
+            }
+        }
+        let secs = s.duration.as_secs_f64();
+        Report {
+            topology: s.topology.clone(),
+            mode: "event".into(),
+            duration_s: (secs * 1000.0).round() / 1000.0,
+            throughput_tps: if secs > 0.0 {
+                (emitted as f64 / secs).round()
+            } else {
+                0.0
+            },
+            spouts,
+            bolts,
+            topk: topk.unwrap_or_default(),
+            counters,
+        }
+    }
+}

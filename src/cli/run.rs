@@ -1,0 +1,182 @@
+//! `squall topology run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::report::Report;
+use crate::registry::Registry;
+use crate::runtime::{LocalCluster, MetricsSnapshot, RunningTopology};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Topology file (e.g. topologies/trending-hashtags.toml).
+    pub file: PathBuf,
+    /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the sources end.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Write the JSON report here on exit.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Override an option, e.g. spouts.source.rate=50000 or config.acking=false.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// No status line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Sets the flag on Ctrl-C or SIGTERM.
+fn watch_signals(flag: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("cannot watch signals: {e}");
+                return;
+            }
+        };
+        rt.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        });
+        flag.store(true, Ordering::SeqCst);
+    });
+}
+
+fn status_line(prev: &MetricsSnapshot, now: &MetricsSnapshot, secs: f64) -> String {
+    let (e0, ..) = prev.spout_totals();
+    let (e1, acked, failed, pending) = now.spout_totals();
+    let p99 = now
+        .components
+        .values()
+        .filter(|c| c.kind == "spout")
+        .map(|c| c.complete_latency_us.p99)
+        .fold(0.0, f64::max);
+    format!(
+        "{:>10.0} tuples/s  acked {acked}  failed {failed}  pending {pending}  complete p99 {p99:.0} µs",
+        (e1 - e0) as f64 / secs.max(1e-9)
+    )
+}
+
+pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
+    let file = match crate::topology::file::load(&args.file, &args.set, registry) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let guarantee = if file.config.acking {
+        format!(
+            "at-least-once (acking on, max_spout_pending {}, message_timeout {})",
+            file.config.max_spout_pending,
+            humantime::format_duration(file.config.message_timeout)
+        )
+    } else {
+        "at-most-once (acking off)".to_string()
+    };
+    eprintln!(
+        "squall: running `{}` in event mode on {} workers; guarantee: {guarantee}",
+        file.topology.name(),
+        file.config.workers
+    );
+    let run = match LocalCluster::submit(file.topology, file.config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    watch_signals(interrupted.clone());
+    let started = Instant::now();
+    let mut prev = run.metrics();
+    let mut last = Instant::now();
+    loop {
+        if run.wait_finished(Duration::from_millis(100)) {
+            break;
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            eprintln!("squall: stopping (signal): draining in-flight tuples");
+            break;
+        }
+        if args.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if last.elapsed() >= Duration::from_secs(1) {
+            let now = run.metrics();
+            if !args.quiet {
+                eprintln!("{}", status_line(&prev, &now, last.elapsed().as_secs_f64()));
+            }
+            prev = now;
+            last = Instant::now();
+        }
+    }
+    finish(run, &args)
+}
+
+fn finish(run: RunningTopology, args: &RunArgs) -> ExitCode {
+    let topk = run.registry().topk;
+    let result = if run.is_finished() {
+        run.join()
+    } else {
+        run.stop()
+    };
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = Report::new(&summary, topk.get());
+    eprintln!(
+        "squall: done in {:.2}s: {} tuples/s from the spouts; {}",
+        report.duration_s,
+        report.throughput_tps,
+        if summary.completed {
+            "every task finished"
+        } else {
+            "drain timed out"
+        }
+    );
+    if let Some(path) = &args.report {
+        let json = match serde_json::to_string_pretty(&report) {
+            Ok(j) => j,
+            Err(e) => {
+                eprintln!("error: cannot encode the report: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = std::fs::write(path, json + "\n") {
+            eprintln!("error: cannot write the report to {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
