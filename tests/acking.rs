@@ -448,7 +448,6 @@ fn acking_off_acks_at_emit_and_tracks_nothing() {
 /// ledger is updated); only the metric is wrong. Fix: after the call in `guarded`, add
 /// `col.acked` and `col.failed` to `self.metrics.local.acked` / `.failed`.
 #[test]
-#[ignore = "ENGINE BUG: acks made in Bolt::tick are not counted in the bolt's acked metric; see doc comment"]
 fn acks_made_in_tick_count_in_bolt_metrics() {
     const N: u64 = 100;
     let spout = CountingSpout::new(N);

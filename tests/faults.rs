@@ -174,7 +174,6 @@ fn bolt_errors_are_replayed_until_every_message_is_acked() {
 /// from `Plan::start` and hold them until the arbiters stop). Verified in a scratch copy:
 /// with the addresses kept, this test passes in ~0.5 s.
 #[test]
-#[ignore = "ENGINE BUG: a panicking bolt task is never restarted (bolt Addr dropped in cluster.rs); see doc comment"]
 fn bolt_errors_and_panics_are_replayed_until_every_message_is_acked() {
     fault_run(true, true);
 }

@@ -226,11 +226,7 @@ impl Bolt for Router {
 /// Uneven on purpose: 3 of 4 tuples to the second task, the rest to the third, none to
 /// the first.
 fn chosen(tasks: &[u32], n: i64) -> u32 {
-    if n % 4 == 0 {
-        tasks[2]
-    } else {
-        tasks[1]
-    }
+    if n % 4 == 0 { tasks[2] } else { tasks[1] }
 }
 
 #[test]
@@ -277,7 +273,6 @@ fn direct_grouping_delivers_only_to_the_chosen_task() {
 /// tuple. Fix: skip a Direct route that lacks the task, and return the error only when no
 /// route took the tuple.
 #[test]
-#[ignore = "ENGINE BUG: emit_direct fails when two bolts subscribe to a stream with direct grouping (see doc comment)"]
 fn direct_grouping_with_two_direct_subscribers() {
     let spout = CountingSpout::new(N);
     let a = RecordingBolt::sink();

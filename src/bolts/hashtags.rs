@@ -47,10 +47,10 @@ impl Bolt for HashtagsBolt {
             return Ok(());
         }
         if let Some(word) = input.get_str("word") {
-            if is_hashtag_token(word) {
-                if let Some(tag) = normalize_hashtag(word) {
-                    out.emit(vec![Value::from(tag)])?;
-                }
+            if is_hashtag_token(word)
+                && let Some(tag) = normalize_hashtag(word)
+            {
+                out.emit(vec![Value::from(tag)])?;
             }
             return Ok(());
         }

@@ -107,7 +107,7 @@ impl BoltTask {
                 return;
             }
             n += 1;
-            if n % 32 == 0 && started.elapsed() >= self.settings.flush_interval {
+            if n.is_multiple_of(32) && started.elapsed() >= self.settings.flush_interval {
                 self.outbox.flush();
             }
         }
@@ -211,7 +211,10 @@ impl BoltTask {
             failed: 0,
         };
         let bolt = &mut self.bolt;
-        match catch_unwind(AssertUnwindSafe(|| f(bolt.as_mut(), &mut col))) {
+        let res = catch_unwind(AssertUnwindSafe(|| f(bolt.as_mut(), &mut col)));
+        self.metrics.local.acked += col.acked;
+        self.metrics.local.failed += col.failed;
+        match res {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(task = %label, "{what} failed: {e}"),
             Err(p) => {

@@ -65,9 +65,10 @@ impl LocalCluster {
             .spawn(move || {
                 let system = System::new();
                 system.block_on(async move {
-                    let (arbiters, spouts) = plan.start(&topology, &config, ctl.clone());
+                    let (arbiters, spouts, bolts) = plan.start(&topology, &config, ctl.clone());
                     let _ = addr_tx.send(spouts.clone());
                     supervise(&ctl, &spouts, drain).await;
+                    drop(bolts);
                     for a in &arbiters {
                         a.stop();
                     }
@@ -352,7 +353,7 @@ impl Plan {
         topology: &Topology,
         config: &Config,
         control: Arc<RunControl>,
-    ) -> (Vec<Arbiter>, Vec<Addr<SpoutTask>>) {
+    ) -> (Vec<Arbiter>, Vec<Addr<SpoutTask>>, Vec<Addr<BoltTask>>) {
         let arbiters: Vec<Arbiter> = (0..config.workers).map(|_| Arbiter::new()).collect();
         // Outboxes first: they count the end markers each bolt task must wait for.
         let mut outboxes: HashMap<u32, Outbox> = HashMap::new();
@@ -371,13 +372,14 @@ impl Plan {
         let mut ack_txs = Vec::new();
         let mut ack_rxs = Vec::new();
         for _ in 0..spout_tasks {
-            let (tx, rx) = mpsc::channel(config.max_spout_pending + 64);
+            let (tx, rx) = mpsc::unbounded_channel();
             ack_txs.push(tx);
-            ack_rxs.push(Some(SharedRx::new(rx)));
+            ack_rxs.push(Some(SharedRx::unbounded(rx)));
         }
         let ledger = config.acking.then(|| Arc::new(Ledger::new(ack_txs)));
         let timeout_ms = config.message_timeout.as_millis() as u64;
         let mut spouts = Vec::new();
+        let mut bolts = Vec::new();
         let mut slot = 0u32;
         for (ci, c) in topology.components().iter().enumerate() {
             let cm = self.metrics.components[ci].clone();
@@ -425,18 +427,20 @@ impl Plan {
                             latency_sample: config.latency_sample,
                         };
                         let factory = factory.clone();
-                        Supervisor::start_in_arbiter(&arb, move |_| {
+                        // The address must outlive the run: actix restarts a supervised
+                        // actor only while its address is held.
+                        bolts.push(Supervisor::start_in_arbiter(&arb, move |_| {
                             BoltTask::new(
                                 ctx, factory, outbox, ledger, inbox, ends, metrics, settings,
                                 control,
                             )
-                        });
+                        }));
                     }
                 }
             }
         }
         // The plan's own senders must not keep inboxes open.
         self.inbox_tx.clear();
-        (arbiters, spouts)
+        (arbiters, spouts, bolts)
     }
 }

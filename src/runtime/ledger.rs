@@ -41,13 +41,18 @@ pub(crate) enum Expiry {
 
 pub(crate) struct Ledger {
     map: DashMap<u64, Entry, IdBuildHasher>,
-    spouts: Vec<mpsc::Sender<AckMsg>>,
+    spouts: Vec<mpsc::UnboundedSender<AckMsg>>,
     epoch: Instant,
 }
 
 impl Ledger {
     /// `spouts[i]` receives the outcomes of the trees of spout slot `i`.
-    pub(crate) fn new(spouts: Vec<mpsc::Sender<AckMsg>>) -> Self {
+    ///
+    /// The outcome channels are unbounded on purpose: each tracked root sends exactly one
+    /// outcome, so a channel never holds more than its spout's in-flight trees, which
+    /// `max_spout_pending` bounds (plus what one `next_tuple` call emits). A bounded
+    /// channel could only drop outcomes, and a dropped outcome is a tree pending forever.
+    pub(crate) fn new(spouts: Vec<mpsc::UnboundedSender<AckMsg>>) -> Self {
         Ledger {
             map: DashMap::with_hasher_and_shard_amount(IdBuildHasher::default(), 64),
             spouts,
@@ -86,11 +91,9 @@ impl Ledger {
                 e.xor == 0
             }
         };
-        if done {
-            if let Some((_, e)) = self.map.remove_if(&root, |_, e| e.xor == 0) {
-                self.notify(e.spout, AckMsg { root, ok: true });
-                return true;
-            }
+        if done && let Some((_, e)) = self.map.remove_if(&root, |_, e| e.xor == 0) {
+            self.notify(e.spout, AckMsg { root, ok: true });
+            return true;
         }
         false
     }
@@ -134,6 +137,7 @@ impl Ledger {
         self.map.remove(&root);
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
@@ -141,10 +145,9 @@ impl Ledger {
     fn notify(&self, spout: u32, msg: AckMsg) {
         match self.spouts.get(spout as usize) {
             Some(tx) => {
-                if let Err(e) = tx.try_send(msg) {
-                    // Cannot happen while the channel holds max_spout_pending messages;
-                    // if it does, the spout's timeout still fails and replays the tree.
-                    tracing::error!(spout, root = msg.root, "ack channel rejected outcome: {e}");
+                if tx.send(msg).is_err() {
+                    // The spout task has finished: nobody waits for this outcome.
+                    tracing::debug!(spout, root = msg.root, "outcome for a finished spout");
                 }
             }
             None => tracing::error!(spout, "ack for unknown spout slot"),
@@ -156,8 +159,8 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    fn ledger() -> (Ledger, mpsc::Receiver<AckMsg>) {
-        let (tx, rx) = mpsc::channel(16);
+    fn ledger() -> (Ledger, mpsc::UnboundedReceiver<AckMsg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
         (Ledger::new(vec![tx]), rx)
     }
 

@@ -128,7 +128,10 @@ pub(crate) struct ComponentMetrics {
 
 /// The latest top-k ranking a `total_rank` bolt produced, for the report and the UI.
 #[derive(Clone, Default)]
-pub struct TopkBoard(Arc<Mutex<Option<Vec<(String, u64)>>>>);
+pub struct TopkBoard(Arc<Mutex<Option<Ranking>>>);
+
+/// `(key, count)` pairs, best first.
+pub type Ranking = Vec<(String, u64)>;
 
 impl TopkBoard {
     pub fn set(&self, ranking: Vec<(String, u64)>) {

@@ -137,21 +137,14 @@ impl Outbox {
         parents: &[Parent<'_>],
         direct: Option<u32>,
     ) -> Result<usize, ComponentError> {
-        self.emitted += 1;
         let mut picks: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
         {
             let out = &mut self.streams[sid];
             for route in out.routes.iter_mut() {
                 match (route, direct) {
                     (Route::Direct { targets }, Some(task)) => {
-                        match targets.iter().find(|(t, _)| *t == task) {
-                            Some((_, i)) => picks.push(*i),
-                            None => {
-                                return Err(ComponentError::new(format!(
-                                    "emit_direct to task {task}, which does not subscribe to `{}` with a direct grouping",
-                                    out.meta.stream
-                                )));
-                            }
+                        if let Some((_, i)) = targets.iter().find(|(t, _)| *t == task) {
+                            picks.push(*i);
                         }
                     }
                     (Route::Direct { .. }, None) | (_, Some(_)) => {}
@@ -172,6 +165,13 @@ impl Outbox {
             }
         }
         let n = picks.len();
+        if let (0, Some(task)) = (n, direct) {
+            return Err(ComponentError::new(format!(
+                "emit_direct to task {task}, which does not subscribe to `{}` with a direct grouping",
+                self.streams[sid].meta.stream
+            )));
+        }
+        self.emitted += 1;
         if n == 0 {
             return Ok(0);
         }
@@ -310,10 +310,10 @@ impl Outbox {
 
 /// The stable hash of the grouping fields of a tuple (xxh3, seed 0, type-tagged).
 pub(crate) fn hash_fields(values: &Values, fields: &[usize]) -> u64 {
-    if let [i] = fields {
-        if let Some(crate::tuple::Value::Str(s)) = values.get(*i) {
-            return xxhash_rust::xxh3::xxh3_64(s.as_bytes());
-        }
+    if let [i] = fields
+        && let Some(crate::tuple::Value::Str(s)) = values.get(*i)
+    {
+        return xxhash_rust::xxh3::xxh3_64(s.as_bytes());
     }
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for &i in fields {

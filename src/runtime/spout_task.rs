@@ -152,7 +152,7 @@ impl SpoutTask {
             if last != SpoutStatus::Emitted
                 || calls >= self.settings.batch_size
                 || self.outbox.is_blocked()
-                || (calls % 32 == 0 && started.elapsed() >= self.settings.flush_interval)
+                || (calls.is_multiple_of(32) && started.elapsed() >= self.settings.flush_interval)
             {
                 break;
             }

@@ -23,7 +23,22 @@ pub(crate) enum Envelope {
 /// A receiver that survives its reading stream: when a task restarts, its context (and
 /// the stream) is dropped and a new stream is made over the same receiver, so nothing
 /// queued is lost.
-pub(crate) struct SharedRx<T>(Arc<Mutex<mpsc::Receiver<T>>>);
+pub(crate) struct SharedRx<T>(Arc<Mutex<Rx<T>>>);
+
+/// A bounded (data) or unbounded (outcome) receiver.
+pub(crate) enum Rx<T> {
+    Bounded(mpsc::Receiver<T>),
+    Unbounded(mpsc::UnboundedReceiver<T>),
+}
+
+impl<T> Rx<T> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match self {
+            Rx::Bounded(r) => r.poll_recv(cx),
+            Rx::Unbounded(r) => r.poll_recv(cx),
+        }
+    }
+}
 
 impl<T> Clone for SharedRx<T> {
     fn clone(&self) -> Self {
@@ -33,7 +48,11 @@ impl<T> Clone for SharedRx<T> {
 
 impl<T> SharedRx<T> {
     pub(crate) fn new(rx: mpsc::Receiver<T>) -> Self {
-        SharedRx(Arc::new(Mutex::new(rx)))
+        SharedRx(Arc::new(Mutex::new(Rx::Bounded(rx))))
+    }
+
+    pub(crate) fn unbounded(rx: mpsc::UnboundedReceiver<T>) -> Self {
+        SharedRx(Arc::new(Mutex::new(Rx::Unbounded(rx))))
     }
 }
 

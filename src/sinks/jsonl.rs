@@ -106,10 +106,10 @@ impl Bolt for JsonlSink {
     }
 
     fn cleanup(&mut self) {
-        if let Some(w) = &mut self.out {
-            if let Err(e) = w.flush() {
-                tracing::error!(path = %self.cfg.path.display(), "flush failed: {e}");
-            }
+        if let Some(w) = &mut self.out
+            && let Err(e) = w.flush()
+        {
+            tracing::error!(path = %self.cfg.path.display(), "flush failed: {e}");
         }
     }
 }

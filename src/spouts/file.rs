@@ -204,10 +204,10 @@ impl Spout for FileSpout {
         if self.eof {
             return SpoutStatus::Exhausted;
         }
-        if let Some(p) = &self.pacer {
-            if p.due(1) == 0 {
-                return SpoutStatus::Idle;
-            }
+        if let Some(p) = &self.pacer
+            && p.due(1) == 0
+        {
+            return SpoutStatus::Idle;
         }
         match self.next_values() {
             Some(values) => {

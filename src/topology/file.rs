@@ -83,12 +83,10 @@ fn locate(src: &str, section: &str, key: Option<&str>) -> Option<usize> {
             }
             continue;
         }
-        if in_section {
-            if let Some(k) = key {
-                let lhs = t.split('=').next().unwrap_or("").trim().trim_matches('"');
-                if t.contains('=') && lhs == k {
-                    return Some(i + 1);
-                }
+        if in_section && let Some(k) = key {
+            let lhs = t.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if t.contains('=') && lhs == k {
+                return Some(i + 1);
             }
         }
     }
