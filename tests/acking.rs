@@ -440,7 +440,7 @@ fn acking_off_acks_at_emit_and_tracks_nothing() {
     );
 }
 
-/// ENGINE BUG (src/runtime/bolt_task.rs, `BoltTask::guarded`): the `BoltCollector` given
+/// Regression test for a fixed engine bug (src/runtime/bolt_task.rs, `BoltTask::guarded`): the `BoltCollector` given
 /// to `tick` and `finish` counts the acks and fails made through it (`col.acked`,
 /// `col.failed`), but `guarded` drops them instead of adding them to
 /// `metrics.local.acked` / `.failed` as `execute_one` does. A manual bolt that acks held

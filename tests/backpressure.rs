@@ -92,7 +92,7 @@ fn max_spout_pending_bounds_the_gap_before_a_slow_sink() {
 /// `max_spout_pending` by one call's worth, but no outcome may be lost: every tree must
 /// be acked, none may time out.
 ///
-/// ENGINE BUG, two parts:
+/// Regression test for a fixed engine bug, two parts:
 /// 1. src/runtime/cluster.rs, `Plan::start`: each spout's ack channel holds
 ///    `max_spout_pending + 64` outcomes, and `Ledger::notify` (src/runtime/ledger.rs)
 ///    uses `try_send`. `max_spout_pending` is checked only before each `next_tuple` call

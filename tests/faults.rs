@@ -163,7 +163,7 @@ fn bolt_errors_are_replayed_until_every_message_is_acked() {
     fault_run(true, false);
 }
 
-/// ENGINE BUG (src/runtime/cluster.rs, `Plan::start`, the `ComponentKind::Bolt` arm:
+/// Regression test for a fixed engine bug (src/runtime/cluster.rs, `Plan::start`, the `ComponentKind::Bolt` arm:
 /// the `Addr` returned by `Supervisor::start_in_arbiter` is dropped): a bolt task that
 /// panics calls `ctx.stop()`, and actix's supervisor restarts an actor only while its
 /// mailbox has a connected address (`ContextFut::restart` checks

@@ -265,7 +265,7 @@ fn direct_grouping_delivers_only_to_the_chosen_task() {
     );
 }
 
-/// ENGINE BUG (src/runtime/outbox.rs, `Outbox::emit`, the `(Route::Direct { targets },
+/// Regression test for a fixed engine bug (src/runtime/outbox.rs, `Outbox::emit`, the `(Route::Direct { targets },
 /// Some(task))` arm): when two bolts subscribe to the same stream with a direct grouping,
 /// `emit_direct` to a task of one of them fails with "emit_direct to task N, which does
 /// not subscribe ..." because the other bolt's route does not contain that task. In Storm
