@@ -196,4 +196,49 @@ mod tests {
         assert_eq!(l.expire(9, 10), Expiry::Expired);
         assert_eq!(l.expire(9, 11), Expiry::Gone);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A random tree: node i > 0 hangs under parent[i] < i; node 0 is the spout tuple.
+        fn tree() -> impl Strategy<Value = (Vec<usize>, Vec<u64>, Vec<usize>)> {
+            (1usize..40).prop_flat_map(|n| {
+                let parents = (1..n).map(|i| 0..i).collect::<Vec<_>>();
+                let ids = proptest::collection::vec(1u64.., n);
+                let order = Just((1..n).collect::<Vec<usize>>()).prop_shuffle();
+                (parents, ids, order)
+            })
+        }
+
+        proptest! {
+            /// Whatever the order of acks, the tree completes exactly at the last one.
+            #[test]
+            fn completes_exactly_when_last_edge_acked((parents, ids, order) in tree()) {
+                let (l, mut rx) = ledger();
+                let n = ids.len();
+                // edge id of node i (i ≥ 1) is ids[i]; node 0's edges are its children's.
+                let mut children_xor = vec![0u64; n];
+                let parent_of = |i: usize| parents[i - 1];
+                for i in 1..n {
+                    children_xor[parent_of(i)] ^= ids[i];
+                }
+                // The spout emits the children of node 0; every other node is a bolt
+                // tuple acked (with its own children's edges) in a random order.
+                let initial = children_xor[0];
+                prop_assume!(initial != 0);
+                prop_assert!(l.init(1, initial, 0, u64::MAX));
+                for (k, &i) in order.iter().enumerate() {
+                    let done = l.ack(1, ids[i] ^ children_xor[i]);
+                    let last = k + 1 == order.len();
+                    prop_assert_eq!(done, last, "ack {} of {} completed={}", k + 1, order.len(), done);
+                }
+                if order.is_empty() {
+                    prop_assert!(rx.try_recv().is_err());
+                } else {
+                    prop_assert_eq!(rx.try_recv().ok(), Some(AckMsg { root: 1, ok: true }));
+                }
+            }
+        }
+    }
 }
