@@ -3,6 +3,7 @@
 
 mod report;
 mod run;
+mod tweets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,19 @@ enum Command {
     },
     /// List the built-in (and registered) spouts and bolts with their options.
     Components,
+    /// The generator's tweets as JSONL or text: to stdout, or served over TCP.
+    Tweets {
+        #[command(subcommand)]
+        command: TweetsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TweetsCommand {
+    /// Print generated tweets (X API v2 JSON lines, or text) to stdout.
+    Generate(tweets::GenerateArgs),
+    /// A line server: sends generated tweets to each TCP client, then closes.
+    Serve(tweets::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +80,10 @@ pub fn main_with(registry: Registry) -> ExitCode {
             print!("{}", components_text(&registry));
             ExitCode::SUCCESS
         }
+        Command::Tweets { command } => match command {
+            TweetsCommand::Generate(a) => tweets::generate(a),
+            TweetsCommand::Serve(a) => tweets::serve(a),
+        },
         Command::Topology { command } => match command {
             TopologyCommand::Run(args) => run::run(args, &registry),
             TopologyCommand::Validate { file, set } => {
