@@ -1,4 +1,8 @@
 use squall::*;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 #[derive(Clone)]

@@ -11,7 +11,7 @@ use crate::runtime::BoltCollector;
 use crate::runtime::metrics::{CustomCounters, TopkBoard};
 use crate::runtime::outbox::{Outbox, Route, StreamOut, Target};
 use crate::runtime::transport::Envelope;
-use crate::tuple::{Fields, StreamMeta, Tuple, Values};
+use crate::tuple::{Fields, MetaRef, StreamMeta, Tuple, Values};
 
 /// One bolt task outside any topology: feed it tuples and ticks, read its output.
 pub struct BoltHarness {
@@ -33,11 +33,11 @@ impl BoltHarness {
             .streams
             .iter()
             .map(|(name, fields)| StreamOut {
-                meta: Arc::new(StreamMeta {
+                meta: MetaRef::Shared(Arc::new(StreamMeta {
                     component: "bolt".into(),
                     stream: name.as_str().into(),
                     fields: fields.clone(),
-                }),
+                })),
                 routes: vec![Route::Global { target: 0 }],
             })
             .collect();
@@ -74,9 +74,11 @@ impl BoltHarness {
         &mut self,
         f: impl FnOnce(&mut dyn Bolt, &mut BoltCollector<'_>) -> ComponentResult,
     ) -> ComponentResult {
+        let mut outcomes = crate::runtime::ledger::Outcomes::default();
         let mut col = BoltCollector {
             outbox: &mut self.outbox,
             ledger: None,
+            outcomes: &mut outcomes,
             current: None,
             timeout_ms: 30_000,
             acked: 0,

@@ -10,7 +10,7 @@ use actix::prelude::*;
 
 use super::collector::BoltCollector;
 use super::control::RunControl;
-use super::ledger::Ledger;
+use super::ledger::{Ledger, Outcomes};
 use super::metrics::TaskMetrics;
 use super::outbox::{Outbox, send_blocked};
 use super::panic_message;
@@ -32,6 +32,7 @@ pub(crate) struct BoltTask {
     mode: AckMode,
     outbox: Outbox,
     ledger: Option<Arc<Ledger>>,
+    outcomes: Outcomes,
     inbox: SharedRx<Envelope>,
     expected_ends: usize,
     ends: usize,
@@ -74,6 +75,7 @@ impl BoltTask {
             mode,
             outbox,
             ledger,
+            outcomes: Outcomes::default(),
             inbox,
             expected_ends,
             ends: 0,
@@ -101,6 +103,7 @@ impl BoltTask {
             if let Outcome::Panicked(msg) = self.execute_one(t) {
                 self.leftovers.extend(it);
                 self.outbox.flush();
+                self.deliver_outcomes();
                 self.metrics.local.restarts += 1;
                 tracing::error!(task = %self.label(), "bolt panicked: {msg}; input failed, restarting the task");
                 ctx.stop();
@@ -130,6 +133,7 @@ impl BoltTask {
         let mut col = BoltCollector {
             outbox: &mut self.outbox,
             ledger: self.ledger.as_deref(),
+            outcomes: &mut self.outcomes,
             current: match self.mode {
                 AckMode::Auto => Some((anchors.as_slice(), &ack_val)),
                 AckMode::Manual => None,
@@ -163,7 +167,7 @@ impl BoltTask {
                 if let Some(l) = ledger {
                     let v = ack_val.get();
                     for a in &anchors {
-                        l.ack(a.root, a.edge ^ v);
+                        l.ack(a.root, a.edge ^ v, &mut self.outcomes);
                     }
                 }
             }
@@ -172,7 +176,7 @@ impl BoltTask {
                 self.metrics.local.failed += 1;
                 if let Some(l) = ledger {
                     for a in &anchors {
-                        l.fail(a.root);
+                        l.fail(a.root, &mut self.outcomes);
                     }
                 }
                 if let Outcome::Failed(_) = outcome {
@@ -186,9 +190,16 @@ impl BoltTask {
         outcome
     }
 
-    /// Flushes, and waits for inbox space downstream if needed.
+    fn deliver_outcomes(&mut self) {
+        if let Some(l) = &self.ledger {
+            l.deliver(&mut self.outcomes);
+        }
+    }
+
+    /// Flushes, delivers outcomes, and waits for inbox space downstream if needed.
     fn after_work(&mut self, ctx: &mut Context<Self>) {
         self.outbox.flush();
+        self.deliver_outcomes();
         self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
         if self.outbox.is_blocked() {
             let blocked = self.outbox.take_blocked();
@@ -205,6 +216,7 @@ impl BoltTask {
         let mut col = BoltCollector {
             outbox: &mut self.outbox,
             ledger: self.ledger.as_deref(),
+            outcomes: &mut self.outcomes,
             current: None,
             timeout_ms: self.settings.timeout_ms,
             acked: 0,
@@ -242,6 +254,7 @@ impl BoltTask {
         }
         self.finished = true;
         self.guarded("finish", |b, out| b.finish(out));
+        self.deliver_outcomes();
         self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
         self.outbox.send_end();
         let blocked = self.outbox.take_blocked();

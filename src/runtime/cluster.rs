@@ -21,7 +21,7 @@ use super::spout_task::{Deactivate, SpoutSettings, SpoutTask};
 use super::transport::{Envelope, Pulse, SharedRx};
 use crate::component::TaskContext;
 use crate::topology::{ComponentKind, Grouping, Topology};
-use crate::tuple::StreamMeta;
+use crate::tuple::{MetaRef, StreamMeta};
 
 /// Why a run could not start or ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -270,11 +270,11 @@ impl Plan {
             .position(|t| *t == task_id)
             .unwrap_or(0);
         for (stream, fields) in &def.streams {
-            let meta = Arc::new(StreamMeta {
+            let meta = MetaRef::Static(Box::leak(Box::new(StreamMeta {
                 component: comp.into(),
                 stream: stream.as_str().into(),
                 fields: fields.clone(),
-            });
+            })));
             let mut routes = Vec::new();
             for bolt in topology.components().iter().filter(|c| !c.is_spout()) {
                 for input in &bolt.inputs {

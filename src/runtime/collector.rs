@@ -1,9 +1,8 @@
 //! What spouts and bolts emit through.
 
 use std::cell::Cell;
-use std::time::Instant;
 
-use super::ledger::Ledger;
+use super::ledger::{Ledger, Outcomes};
 use super::outbox::{Outbox, Parent};
 use super::spout_task::Tracker;
 use crate::component::ComponentResult;
@@ -13,6 +12,8 @@ use crate::tuple::{Anchor, Tuple, Values};
 pub struct BoltCollector<'a> {
     pub(crate) outbox: &'a mut Outbox,
     pub(crate) ledger: Option<&'a Ledger>,
+    /// Outcomes of trees this task completed or failed, delivered at the end of its batch.
+    pub(crate) outcomes: &'a mut Outcomes,
     /// The input of an auto-ack (basic) bolt: emits are anchored to it.
     pub(crate) current: Option<(&'a [Anchor], &'a Cell<u64>)>,
     pub(crate) timeout_ms: u64,
@@ -84,7 +85,7 @@ impl BoltCollector<'_> {
         if let Some(ledger) = self.ledger {
             let v = input.ack_val.get();
             for a in &input.anchors {
-                ledger.ack(a.root, a.edge ^ v);
+                ledger.ack(a.root, a.edge ^ v, self.outcomes);
             }
         }
     }
@@ -94,7 +95,7 @@ impl BoltCollector<'_> {
         self.failed += 1;
         if let Some(ledger) = self.ledger {
             for a in &input.anchors {
-                ledger.fail(a.root);
+                ledger.fail(a.root, self.outcomes);
             }
         }
     }
@@ -177,9 +178,10 @@ impl SpoutCollector<'_> {
                 let acc = Cell::new(0u64);
                 let anchor = [Anchor { root, edge: 0 }];
                 self.outbox.emit(sid, values, &[(&anchor, &acc)], direct)?;
-                let deadline = ledger.now_ms() + self.timeout_ms;
+                let deadline = self.tracker.now_ms + self.timeout_ms;
                 if ledger.init(root, acc.get(), self.slot, deadline) {
-                    self.tracker.track(root, msg_id, Instant::now(), deadline);
+                    let at = self.tracker.now;
+                    self.tracker.track(root, msg_id, at, deadline);
                 } else {
                     self.tracker.immediate.push((msg_id, true));
                 }

@@ -21,6 +21,25 @@ pub(crate) struct AckMsg {
     pub ok: bool,
 }
 
+/// Outcomes found by one task, delivered to their spouts in one message per spout at the
+/// end of the task's current batch (not one wake-up per tree).
+#[derive(Default)]
+pub(crate) struct Outcomes {
+    per_spout: Vec<Vec<AckMsg>>,
+    any: bool,
+}
+
+impl Outcomes {
+    fn push(&mut self, spout: u32, msg: AckMsg) {
+        let i = spout as usize;
+        if self.per_spout.len() <= i {
+            self.per_spout.resize_with(i + 1, Vec::new);
+        }
+        self.per_spout[i].push(msg);
+        self.any = true;
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     xor: u64,
@@ -41,7 +60,7 @@ pub(crate) enum Expiry {
 
 pub(crate) struct Ledger {
     map: DashMap<u64, Entry, IdBuildHasher>,
-    spouts: Vec<mpsc::UnboundedSender<AckMsg>>,
+    spouts: Vec<mpsc::UnboundedSender<Vec<AckMsg>>>,
     epoch: Instant,
 }
 
@@ -52,7 +71,7 @@ impl Ledger {
     /// outcome, so a channel never holds more than its spout's in-flight trees, which
     /// `max_spout_pending` bounds (plus what one `next_tuple` call emits). A bounded
     /// channel could only drop outcomes, and a dropped outcome is a tree pending forever.
-    pub(crate) fn new(spouts: Vec<mpsc::UnboundedSender<AckMsg>>) -> Self {
+    pub(crate) fn new(spouts: Vec<mpsc::UnboundedSender<Vec<AckMsg>>>) -> Self {
         Ledger {
             map: DashMap::with_hasher_and_shard_amount(IdBuildHasher::default(), 64),
             spouts,
@@ -83,7 +102,7 @@ impl Ledger {
     }
 
     /// XORs `delta` into the root's value; completes the tree when it reaches zero.
-    pub(crate) fn ack(&self, root: u64, delta: u64) -> bool {
+    pub(crate) fn ack(&self, root: u64, delta: u64, out: &mut Outcomes) -> bool {
         let done = match self.map.get_mut(&root) {
             None => return false,
             Some(mut e) => {
@@ -92,16 +111,29 @@ impl Ledger {
             }
         };
         if done && let Some((_, e)) = self.map.remove_if(&root, |_, e| e.xor == 0) {
-            self.notify(e.spout, AckMsg { root, ok: true });
+            out.push(e.spout, AckMsg { root, ok: true });
             return true;
         }
         false
     }
 
     /// Fails the tree at once (a bolt failed one of its tuples).
-    pub(crate) fn fail(&self, root: u64) {
+    pub(crate) fn fail(&self, root: u64, out: &mut Outcomes) {
         if let Some((_, e)) = self.map.remove(&root) {
-            self.notify(e.spout, AckMsg { root, ok: false });
+            out.push(e.spout, AckMsg { root, ok: false });
+        }
+    }
+
+    /// Sends the collected outcomes to their spouts.
+    pub(crate) fn deliver(&self, out: &mut Outcomes) {
+        if !out.any {
+            return;
+        }
+        out.any = false;
+        for (spout, msgs) in out.per_spout.iter_mut().enumerate() {
+            if !msgs.is_empty() {
+                self.notify(spout as u32, std::mem::take(msgs));
+            }
         }
     }
 
@@ -142,12 +174,12 @@ impl Ledger {
         self.map.len()
     }
 
-    fn notify(&self, spout: u32, msg: AckMsg) {
+    fn notify(&self, spout: u32, msgs: Vec<AckMsg>) {
         match self.spouts.get(spout as usize) {
             Some(tx) => {
-                if tx.send(msg).is_err() {
-                    // The spout task has finished: nobody waits for this outcome.
-                    tracing::debug!(spout, root = msg.root, "outcome for a finished spout");
+                if tx.send(msgs).is_err() {
+                    // The spout task has finished: nobody waits for these outcomes.
+                    tracing::debug!(spout, "outcomes for a finished spout");
                 }
             }
             None => tracing::error!(spout, "ack for unknown spout slot"),
@@ -159,7 +191,21 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    fn ledger() -> (Ledger, mpsc::UnboundedReceiver<AckMsg>) {
+    /// Acks and delivers at once.
+    fn ack(l: &Ledger, root: u64, delta: u64) -> bool {
+        let mut out = Outcomes::default();
+        let done = l.ack(root, delta, &mut out);
+        l.deliver(&mut out);
+        done
+    }
+
+    fn fail(l: &Ledger, root: u64) {
+        let mut out = Outcomes::default();
+        l.fail(root, &mut out);
+        l.deliver(&mut out);
+    }
+
+    fn ledger() -> (Ledger, mpsc::UnboundedReceiver<Vec<AckMsg>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Ledger::new(vec![tx]), rx)
     }
@@ -169,11 +215,11 @@ mod tests {
         let (l, mut rx) = ledger();
         // spout emits edge a; bolt acks a and emits b and c; b and c acked.
         assert!(l.init(1, 0xa, 0, 1000));
-        assert!(!l.ack(1, 0xa ^ 0xb ^ 0xc));
-        assert!(!l.ack(1, 0xb));
+        assert!(!ack(&l, 1, 0xa ^ 0xb ^ 0xc));
+        assert!(!ack(&l, 1, 0xb));
         assert!(rx.try_recv().is_err());
-        assert!(l.ack(1, 0xc));
-        assert_eq!(rx.try_recv().ok(), Some(AckMsg { root: 1, ok: true }));
+        assert!(ack(&l, 1, 0xc));
+        assert_eq!(rx.try_recv().ok(), Some(vec![AckMsg { root: 1, ok: true }]));
         assert_eq!(l.len(), 0);
     }
 
@@ -181,10 +227,13 @@ mod tests {
     fn fail_notifies_once() {
         let (l, mut rx) = ledger();
         l.init(7, 3, 0, 1000);
-        l.fail(7);
-        l.fail(7);
-        l.ack(7, 3);
-        assert_eq!(rx.try_recv().ok(), Some(AckMsg { root: 7, ok: false }));
+        fail(&l, 7);
+        fail(&l, 7);
+        ack(&l, 7, 3);
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(vec![AckMsg { root: 7, ok: false }])
+        );
         assert!(rx.try_recv().is_err());
     }
 
@@ -229,14 +278,14 @@ mod tests {
                 prop_assume!(initial != 0);
                 prop_assert!(l.init(1, initial, 0, u64::MAX));
                 for (k, &i) in order.iter().enumerate() {
-                    let done = l.ack(1, ids[i] ^ children_xor[i]);
+                    let done = ack(&l, 1, ids[i] ^ children_xor[i]);
                     let last = k + 1 == order.len();
                     prop_assert_eq!(done, last, "ack {} of {} completed={}", k + 1, order.len(), done);
                 }
                 if order.is_empty() {
                     prop_assert!(rx.try_recv().is_err());
                 } else {
-                    prop_assert_eq!(rx.try_recv().ok(), Some(AckMsg { root: 1, ok: true }));
+                    prop_assert_eq!(rx.try_recv().ok(), Some(vec![AckMsg { root: 1, ok: true }]));
                 }
             }
         }

@@ -3,14 +3,13 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::ids::IdGen;
 use super::transport::Envelope;
 use crate::component::ComponentError;
-use crate::tuple::{Anchor, Anchors, StreamMeta, Tuple, Values};
+use crate::tuple::{Anchor, Anchors, MetaRef, Tuple, Values};
 
 /// One downstream task and the batch being filled for it.
 pub(crate) struct Target {
@@ -55,7 +54,7 @@ pub(crate) enum Route {
 
 /// The routes of one output stream.
 pub(crate) struct StreamOut {
-    pub(crate) meta: Arc<StreamMeta>,
+    pub(crate) meta: MetaRef,
     pub(crate) routes: Vec<Route>,
 }
 

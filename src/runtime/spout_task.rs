@@ -20,8 +20,11 @@ use crate::component::{Spout, SpoutStatus, TaskContext};
 use crate::topology::SpoutFactory;
 
 /// In-flight trees of one spout task.
-#[derive(Default)]
 pub(crate) struct Tracker {
+    /// The clock of the current poll round (refreshed every 32 calls): emits are stamped
+    /// with it instead of reading the clock per tuple.
+    pub(crate) now: Instant,
+    pub(crate) now_ms: u64,
     /// root → (message id, emit time)
     pub(crate) pending: HashMap<u64, (u64, Instant), IdBuildHasher>,
     /// (deadline ms, root), in emit order.
@@ -30,7 +33,26 @@ pub(crate) struct Tracker {
     pub(crate) immediate: Vec<(u64, bool)>,
 }
 
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker {
+            now: Instant::now(),
+            now_ms: 0,
+            pending: HashMap::default(),
+            timeouts: VecDeque::new(),
+            immediate: Vec::new(),
+        }
+    }
+}
+
 impl Tracker {
+    fn tick(&mut self, ledger: Option<&Ledger>) {
+        self.now = Instant::now();
+        if let Some(l) = ledger {
+            self.now_ms = l.now_ms();
+        }
+    }
+
     pub(crate) fn track(&mut self, root: u64, msg_id: u64, at: Instant, deadline_ms: u64) {
         self.pending.insert(root, (msg_id, at));
         self.timeouts.push_back((deadline_ms, root));
@@ -65,7 +87,7 @@ pub(crate) struct SpoutTask {
     pub(crate) outbox: Outbox,
     pub(crate) ledger: Option<Arc<Ledger>>,
     pub(crate) slot: u32,
-    pub(crate) acks: SharedRx<AckMsg>,
+    pub(crate) acks: SharedRx<Vec<AckMsg>>,
     pub(crate) pulse: Pulse,
     pub(crate) tracker: Tracker,
     pub(crate) metrics: TaskMetrics,
@@ -86,7 +108,7 @@ impl SpoutTask {
         outbox: Outbox,
         ledger: Option<Arc<Ledger>>,
         slot: u32,
-        acks: SharedRx<AckMsg>,
+        acks: SharedRx<Vec<AckMsg>>,
         pulse: Pulse,
         metrics: TaskMetrics,
         settings: SpoutSettings,
@@ -124,7 +146,8 @@ impl SpoutTask {
         if self.state != State::Active || self.outbox.is_blocked() {
             return;
         }
-        let started = Instant::now();
+        self.tracker.tick(self.ledger.as_deref());
+        let started = self.tracker.now;
         let mut calls = 0usize;
         let mut last = SpoutStatus::Idle;
         let mut panicked = None;
@@ -149,10 +172,14 @@ impl SpoutTask {
                 }
             }
             calls += 1;
+            if calls.is_multiple_of(32) {
+                self.tracker.tick(self.ledger.as_deref());
+            }
             if last != SpoutStatus::Emitted
                 || calls >= self.settings.batch_size
                 || self.outbox.is_blocked()
-                || (calls.is_multiple_of(32) && started.elapsed() >= self.settings.flush_interval)
+                || (calls.is_multiple_of(32)
+                    && self.tracker.now - started >= self.settings.flush_interval)
             {
                 break;
             }
@@ -227,10 +254,18 @@ impl SpoutTask {
         }));
     }
 
-    fn on_outcome(&mut self, msg: AckMsg, ctx: &mut Context<Self>) {
+    fn on_outcome(&mut self, msg: AckMsg) {
         let Some((msg_id, at)) = self.tracker.pending.remove(&msg.root) else {
             return;
         };
+        // Drop the timeouts of trees already done from the front, so the queue holds
+        // about as many entries as there are trees in flight.
+        while let Some(&(_, r)) = self.tracker.timeouts.front() {
+            if self.tracker.pending.contains_key(&r) {
+                break;
+            }
+            self.tracker.timeouts.pop_front();
+        }
         if msg.ok {
             self.metrics.local.acked += 1;
             self.metrics
@@ -244,7 +279,6 @@ impl SpoutTask {
             self.call(|s| s.fail(msg_id));
             self.exhausted = false;
         }
-        self.after_outcome(ctx);
     }
 
     fn after_outcome(&mut self, ctx: &mut Context<Self>) {
@@ -416,9 +450,12 @@ impl Supervised for SpoutTask {
     }
 }
 
-impl StreamHandler<AckMsg> for SpoutTask {
-    fn handle(&mut self, msg: AckMsg, ctx: &mut Context<Self>) {
-        self.on_outcome(msg, ctx);
+impl StreamHandler<Vec<AckMsg>> for SpoutTask {
+    fn handle(&mut self, msgs: Vec<AckMsg>, ctx: &mut Context<Self>) {
+        for msg in msgs {
+            self.on_outcome(msg);
+        }
+        self.after_outcome(ctx);
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
