@@ -24,6 +24,10 @@ use squall::{
     SpoutCollector, SpoutStatus, TopologyBuilder, Tuple, Values, values,
 };
 
+// As the `squall` binary: tuples are allocated on one worker thread and freed on another.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Default transport batch of the engine (`Config::default().batch_size`).
 const DEFAULT_BATCH: usize = 256;
 
