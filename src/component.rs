@@ -74,6 +74,7 @@ pub struct TaskContext {
     pub(crate) parallelism: usize,
     pub(crate) worker: usize,
     pub(crate) component_tasks: Arc<BTreeMap<String, Vec<u32>>>,
+    pub(crate) upstream_tasks: usize,
     pub(crate) counters: CustomCounters,
     pub(crate) pulse: Option<Pulse>,
     pub(crate) topk: crate::runtime::metrics::TopkBoard,
@@ -109,6 +110,11 @@ impl TaskContext {
             .get(component)
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// How many tasks send to this task (over all its inputs).
+    pub fn upstream_tasks(&self) -> usize {
+        self.upstream_tasks
     }
 
     /// A named counter reported with this component's metrics (e.g. `oversized_lines`).

@@ -49,6 +49,7 @@ impl BoltHarness {
             parallelism: 1,
             worker: 0,
             component_tasks: Arc::new(BTreeMap::new()),
+            upstream_tasks: 1,
             counters: CustomCounters::default(),
             pulse: None,
             topk: TopkBoard::default(),
@@ -100,7 +101,10 @@ impl BoltHarness {
     }
 
     /// Executes one input tuple; returns what was emitted (or the bolt's error).
-    pub fn execute(&mut self, values: Values) -> Result<Vec<Values>, crate::ComponentError> {
+    pub fn execute(
+        &mut self,
+        values: impl Into<Values>,
+    ) -> Result<Vec<Values>, crate::ComponentError> {
         let t = Tuple::new_detached(
             "upstream",
             crate::DEFAULT_STREAM,

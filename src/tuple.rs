@@ -23,7 +23,7 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Str(CompactString),
-    Bytes(bytes::Bytes),
+    Bytes(Arc<[u8]>),
     List(Arc<[Value]>),
 }
 
@@ -169,9 +169,15 @@ impl From<bool> for Value {
         Value::Bool(b)
     }
 }
-impl From<bytes::Bytes> for Value {
-    fn from(b: bytes::Bytes) -> Self {
-        Value::Bytes(b)
+impl From<Vec<u8>> for Value {
+    fn from(b: Vec<u8>) -> Self {
+        Value::Bytes(b.into())
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(b: &[u8]) -> Self {
+        Value::Bytes(b.into())
     }
 }
 impl From<Vec<Value>> for Value {
@@ -180,13 +186,19 @@ impl From<Vec<Value>> for Value {
     }
 }
 
-/// The values of one tuple.
-pub type Values = Vec<Value>;
+/// The values of one tuple. Up to two values live inline (words, hashtags, `(key,
+/// count)` pairs): such a tuple needs no allocation of its own.
+pub type Values = SmallVec<[Value; 2]>;
 
-/// Builds a `Values` from anything convertible to `Value`: `values!["word", 1]`.
+/// Builds `Values` from anything convertible to `Value`: `values!["word", 1]`.
 #[macro_export]
 macro_rules! values {
-    ($($v:expr),* $(,)?) => { vec![$($crate::tuple::Value::from($v)),*] };
+    ($($v:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut v = $crate::tuple::Values::new();
+        $( v.push($crate::tuple::Value::from($v)); )*
+        v
+    }};
 }
 
 /// The ordered field names of a stream.
@@ -288,9 +300,14 @@ pub struct Tuple {
 
 impl Tuple {
     /// A tuple that belongs to no tree, for tests of a bolt's logic.
-    pub fn new_detached(component: &str, stream: &str, fields: Fields, values: Values) -> Tuple {
+    pub fn new_detached(
+        component: &str,
+        stream: &str,
+        fields: Fields,
+        values: impl Into<Values>,
+    ) -> Tuple {
         Tuple {
-            values,
+            values: values.into(),
             meta: MetaRef::Shared(Arc::new(StreamMeta {
                 component: component.into(),
                 stream: stream.into(),

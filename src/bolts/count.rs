@@ -57,7 +57,7 @@ impl Bolt for CountBolt {
         let c = self.counts.entry(key.clone()).or_insert(0);
         *c += 1;
         let c = *c as i64;
-        out.emit(vec![Value::Str(key), Value::Int(c)])
+        out.emit(crate::values![Value::Str(key), Value::Int(c)])
     }
 }
 
@@ -72,11 +72,11 @@ mod tests {
             &super::CountConfig::default(),
             Fields::new(["word"]),
             vec![
-                vec![Value::from("a")],
-                vec![Value::from("b")],
-                vec![Value::from("a")],
+                crate::values!["a"],
+                crate::values!["b"],
+                crate::values!["a"],
             ],
         );
-        assert_eq!(out[2], vec![Value::from("a"), Value::from(2)]);
+        assert_eq!(out[2], crate::values!["a", Value::from(2)]);
     }
 }

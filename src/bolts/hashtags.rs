@@ -41,7 +41,7 @@ impl Bolt for HashtagsBolt {
         if let Some(tags) = input.get("hashtags").and_then(Value::as_list) {
             for t in tags {
                 if let Some(tag) = t.as_str().and_then(normalize_hashtag) {
-                    out.emit(vec![Value::from(tag)])?;
+                    out.emit(crate::values![tag])?;
                 }
             }
             return Ok(());
@@ -50,7 +50,7 @@ impl Bolt for HashtagsBolt {
             if is_hashtag_token(word)
                 && let Some(tag) = normalize_hashtag(word)
             {
-                out.emit(vec![Value::from(tag)])?;
+                out.emit(crate::values![tag])?;
             }
             return Ok(());
         }
@@ -58,7 +58,7 @@ impl Bolt for HashtagsBolt {
             let mut res = Ok(());
             for_each_hashtag(text, |tag| {
                 if res.is_ok() {
-                    res = out.emit(vec![Value::from(tag)]);
+                    res = out.emit(crate::values![tag]);
                 }
             });
             return res;
@@ -83,26 +83,23 @@ mod tests {
         let out = run_bolt(
             &b,
             Fields::new(["word"]),
-            vec![vec![Value::from("#Rust!")], vec![Value::from("plain")]],
+            vec![crate::values!["#Rust!"], crate::values!["plain"]],
         );
-        assert_eq!(out, vec![vec![Value::from("rust")]]);
+        assert_eq!(out, vec![crate::values!["rust"]]);
         let out = run_bolt(
             &b,
             Fields::new(["hashtags"]),
-            vec![vec![Value::from(vec![
+            vec![crate::values![vec![
                 Value::from("Storm"),
-                Value::from("flink"),
-            ])]],
+                Value::from("flink")
+            ]]],
         );
-        assert_eq!(
-            out,
-            vec![vec![Value::from("storm")], vec![Value::from("flink")]]
-        );
+        assert_eq!(out, vec![crate::values!["storm"], crate::values!["flink"]]);
         let out = run_bolt(
             &b,
             Fields::new(["text"]),
-            vec![vec![Value::from("a #B c #d.")]],
+            vec![crate::values!["a #B c #d."]],
         );
-        assert_eq!(out, vec![vec![Value::from("b")], vec![Value::from("d")]]);
+        assert_eq!(out, vec![crate::values!["b"], crate::values!["d"]]);
     }
 }

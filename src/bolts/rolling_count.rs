@@ -104,11 +104,14 @@ impl RollingCountBolt {
         for (k, c) in counts {
             out.emit_unanchored(
                 crate::DEFAULT_STREAM,
-                vec![Value::Str(k), Value::Int(c as i64)],
+                crate::values![Value::Str(k), Value::Int(c as i64)],
             )?;
         }
         for k in gone {
-            out.emit_unanchored(crate::DEFAULT_STREAM, vec![Value::Str(k), Value::Int(0)])?;
+            out.emit_unanchored(
+                crate::DEFAULT_STREAM,
+                crate::values![Value::Str(k), Value::Int(0)],
+            )?;
         }
         self.last_emitted = now;
         Ok(())
@@ -185,7 +188,7 @@ mod tests {
         let clock = ManualClock::new(0);
         let mut h = harness(&clock);
         for _ in 0..3 {
-            h.execute(vec![Value::from("rust")]).ok();
+            h.execute(crate::values!["rust"]).ok();
         }
         clock.set(9_999);
         assert!(h.tick().unwrap_or_default().is_empty(), "no boundary yet");
@@ -195,7 +198,7 @@ mod tests {
             h.tick().unwrap_or_default().is_empty(),
             "same boundary: no second emission"
         );
-        h.execute(vec![Value::from("go")]).ok();
+        h.execute(crate::values!["go"]).ok();
         // A tick 2 slides late emits once, for the latest boundary.
         clock.set(30_000);
         assert_eq!(
@@ -215,7 +218,7 @@ mod tests {
     fn finish_flushes_the_open_slide() {
         let clock = ManualClock::new(0);
         let mut h = harness(&clock);
-        h.execute(vec![Value::from("a")]).ok();
+        h.execute(crate::values!["a"]).ok();
         clock.set(5_000);
         assert_eq!(pairs(h.finish().unwrap_or_default()), [("a".into(), 1)]);
     }

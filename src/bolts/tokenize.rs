@@ -9,7 +9,7 @@ use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::text::tokenize::tokenize;
 use crate::topology::BoltFactory;
-use crate::tuple::{Fields, Tuple, Value};
+use crate::tuple::{Fields, Tuple};
 
 /// Options of the `tokenize` bolt.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -67,7 +67,7 @@ impl Bolt for TokenizeBolt {
         let mut res = Ok(());
         tokenize(text, self.cfg.lowercase, |w| {
             if res.is_ok() {
-                res = out.emit(vec![Value::from(w)]);
+                res = out.emit(crate::values![w]);
             }
         });
         res
@@ -77,7 +77,7 @@ impl Bolt for TokenizeBolt {
 #[cfg(test)]
 mod tests {
     use crate::testkit::run_bolt;
-    use crate::tuple::{Fields, Value};
+    use crate::tuple::Fields;
 
     #[test]
     fn splits_and_keeps_prefixes() {
@@ -85,7 +85,7 @@ mod tests {
         let out = run_bolt(
             &b,
             Fields::new(["text"]),
-            vec![vec![Value::from("Hello, #Rust @Bob!")]],
+            vec![crate::values!["Hello, #Rust @Bob!"]],
         );
         let words: Vec<String> = out.iter().map(|v| v[0].to_string()).collect();
         assert_eq!(words, ["hello", "#rust", "@bob"]);

@@ -106,8 +106,15 @@ impl Bolt for TotalRankBolt {
         Some(self.cfg.emit_every)
     }
 
+    /// Emits when something changed, once every upstream task has sent a ranking (so
+    /// the first tables are not missing a partition).
     fn tick(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
-        if self.changed { self.emit(out) } else { Ok(()) }
+        let upstream = self.ctx.as_ref().map_or(1, |c| c.upstream_tasks());
+        if self.changed && self.partials.len() >= upstream {
+            self.emit(out)
+        } else {
+            Ok(())
+        }
     }
 
     fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
@@ -130,7 +137,7 @@ mod tests {
         let f = rank.build().ok().unwrap_or_else(|| unreachable!());
         let mut h = BoltHarness::new(f(), Fields::new(["key", "count"]));
         for (k, c) in [("a", 5), ("b", 7), ("c", 1), ("a", 9)] {
-            h.execute(vec![k.into(), c.into()]).ok();
+            h.execute(crate::values![k, c]).ok();
         }
         let partial = h.finish().unwrap_or_default();
         let total = TotalRankConfig {

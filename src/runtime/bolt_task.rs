@@ -164,10 +164,10 @@ impl BoltTask {
         match (&outcome, self.mode) {
             (Outcome::Ok, AckMode::Auto) => {
                 self.metrics.local.acked += 1;
-                if let Some(l) = ledger {
+                if ledger.is_some() {
                     let v = ack_val.get();
                     for a in &anchors {
-                        l.ack(a.root, a.edge ^ v, &mut self.outcomes);
+                        self.outcomes.ack(a.root, a.edge ^ v);
                     }
                 }
             }

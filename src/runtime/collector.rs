@@ -23,35 +23,44 @@ pub struct BoltCollector<'a> {
 
 impl BoltCollector<'_> {
     /// Emits on the default stream (anchored to the input in auto-ack mode).
-    pub fn emit(&mut self, values: Values) -> ComponentResult {
+    pub fn emit(&mut self, values: impl Into<Values>) -> ComponentResult {
         let sid = self.outbox.stream_id(None)?;
         let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
         self.outbox
-            .emit(sid, values, &parents, None)
+            .emit(sid, values.into(), &parents, None)
             .map(|_| self.outbox.flush_full())
     }
 
     /// Emits on a named stream (anchored to the input in auto-ack mode).
-    pub fn emit_to(&mut self, stream: &str, values: Values) -> ComponentResult {
+    pub fn emit_to(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
         let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
         self.outbox
-            .emit(sid, values, &parents, None)
+            .emit(sid, values.into(), &parents, None)
             .map(|_| self.outbox.flush_full())
     }
 
     /// Emits to one task of a bolt that subscribes to `stream` with a direct grouping.
-    pub fn emit_direct(&mut self, task: u32, stream: &str, values: Values) -> ComponentResult {
+    pub fn emit_direct(
+        &mut self,
+        task: u32,
+        stream: &str,
+        values: impl Into<Values>,
+    ) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
         let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
         self.outbox
-            .emit(sid, values, &parents, Some(task))
+            .emit(sid, values.into(), &parents, Some(task))
             .map(|_| self.outbox.flush_full())
     }
 
     /// Emits on the default stream anchored to every tuple in `anchors` (multi-anchoring):
     /// each of their trees completes only after the new tuple is acked.
-    pub fn emit_anchored(&mut self, anchors: &[&Tuple], values: Values) -> ComponentResult {
+    pub fn emit_anchored(
+        &mut self,
+        anchors: &[&Tuple],
+        values: impl Into<Values>,
+    ) -> ComponentResult {
         self.emit_anchored_to(crate::tuple::DEFAULT_STREAM, anchors, values)
     }
 
@@ -59,7 +68,7 @@ impl BoltCollector<'_> {
         &mut self,
         stream: &str,
         anchors: &[&Tuple],
-        values: Values,
+        values: impl Into<Values>,
     ) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
         let parents: smallvec::SmallVec<[Parent<'_>; 2]> = anchors
@@ -67,25 +76,25 @@ impl BoltCollector<'_> {
             .map(|t| (t.anchors.as_slice(), &t.ack_val))
             .collect();
         self.outbox
-            .emit(sid, values, &parents, None)
+            .emit(sid, values.into(), &parents, None)
             .map(|_| self.outbox.flush_full())
     }
 
     /// Emits a tuple that belongs to no tree (never replayed).
-    pub fn emit_unanchored(&mut self, stream: &str, values: Values) -> ComponentResult {
+    pub fn emit_unanchored(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
         self.outbox
-            .emit(sid, values, &[], None)
+            .emit(sid, values.into(), &[], None)
             .map(|_| self.outbox.flush_full())
     }
 
     /// Acks an input (manual mode).
     pub fn ack(&mut self, input: &Tuple) {
         self.acked += 1;
-        if let Some(ledger) = self.ledger {
+        if self.ledger.is_some() {
             let v = input.ack_val.get();
             for a in &input.anchors {
-                ledger.ack(a.root, a.edge ^ v, self.outcomes);
+                self.outcomes.ack(a.root, a.edge ^ v);
             }
         }
     }
@@ -128,30 +137,30 @@ pub struct SpoutCollector<'a> {
 impl SpoutCollector<'_> {
     /// Emits on the default stream. With a message id (and acking on) the tuple's tree is
     /// tracked and the spout is told `ack(id)` or `fail(id)`; without, it is fire and forget.
-    pub fn emit(&mut self, values: Values, msg_id: Option<u64>) -> ComponentResult {
+    pub fn emit(&mut self, values: impl Into<Values>, msg_id: Option<u64>) -> ComponentResult {
         let sid = self.outbox.stream_id(None)?;
-        self.emit_sid(sid, values, msg_id, None)
+        self.emit_sid(sid, values.into(), msg_id, None)
     }
 
     pub fn emit_to(
         &mut self,
         stream: &str,
-        values: Values,
+        values: impl Into<Values>,
         msg_id: Option<u64>,
     ) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
-        self.emit_sid(sid, values, msg_id, None)
+        self.emit_sid(sid, values.into(), msg_id, None)
     }
 
     pub fn emit_direct(
         &mut self,
         task: u32,
         stream: &str,
-        values: Values,
+        values: impl Into<Values>,
         msg_id: Option<u64>,
     ) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
-        self.emit_sid(sid, values, msg_id, Some(task))
+        self.emit_sid(sid, values.into(), msg_id, Some(task))
     }
 
     fn emit_sid(

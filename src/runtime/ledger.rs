@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+use std::collections::HashMap;
+
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
@@ -21,15 +23,23 @@ pub(crate) struct AckMsg {
     pub ok: bool,
 }
 
-/// Outcomes found by one task, delivered to their spouts in one message per spout at the
-/// end of the task's current batch (not one wake-up per tree).
+/// What one task owes the ledger and the spouts, settled at the end of its current batch:
+/// ack deltas XOR-ed per root (the ten words of one tweet acked by one task become one
+/// ledger update, and edges created and acked within the batch cancel out), and outcomes
+/// sent in one message per spout (not one wake-up per tree).
 #[derive(Default)]
 pub(crate) struct Outcomes {
+    deltas: HashMap<u64, u64, IdBuildHasher>,
     per_spout: Vec<Vec<AckMsg>>,
     any: bool,
 }
 
 impl Outcomes {
+    /// Defers an ack: XORs `delta` into the root's pending delta.
+    pub(crate) fn ack(&mut self, root: u64, delta: u64) {
+        *self.deltas.entry(root).or_insert(0) ^= delta;
+    }
+
     fn push(&mut self, spout: u32, msg: AckMsg) {
         let i = spout as usize;
         if self.per_spout.len() <= i {
@@ -119,6 +129,7 @@ impl Ledger {
 
     /// Fails the tree at once (a bolt failed one of its tuples).
     pub(crate) fn fail(&self, root: u64, out: &mut Outcomes) {
+        out.deltas.remove(&root);
         if let Some((_, e)) = self.map.remove(&root) {
             out.push(e.spout, AckMsg { root, ok: false });
         }
@@ -126,6 +137,18 @@ impl Ledger {
 
     /// Sends the collected outcomes to their spouts.
     pub(crate) fn deliver(&self, out: &mut Outcomes) {
+        if !out.deltas.is_empty() {
+            let deltas = std::mem::take(&mut out.deltas);
+            for (&root, &d) in &deltas {
+                // A zero delta changes nothing: the tree's value was not zero before
+                // (a zero value is removed at once), so it cannot be zero after.
+                if d != 0 {
+                    self.ack(root, d, out);
+                }
+            }
+            out.deltas = deltas;
+            out.deltas.clear();
+        }
         if !out.any {
             return;
         }

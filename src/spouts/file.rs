@@ -18,7 +18,7 @@ use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::runtime::SpoutCollector;
 use crate::text::tweet::{StreamMessage, parse_line};
 use crate::topology::SpoutFactory;
-use crate::tuple::{Fields, Value, Values};
+use crate::tuple::{Fields, Values};
 
 /// How the file's lines are read.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -146,7 +146,7 @@ impl FileSpout {
                             String::from_utf8_lossy(&self.buf).into_owned()
                         }
                     };
-                    return Some(vec![Value::from(text)]);
+                    return Some(crate::values![text]);
                 }
                 FileFormat::Tweets => match parse_line(&self.buf) {
                     Ok(StreamMessage::Tweet(t)) => return Some(tweet_values(t)),

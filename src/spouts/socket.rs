@@ -17,7 +17,7 @@ use crate::io::lines::{InvalidUtf8, LineEvent, LineOptions, LineReader};
 use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::runtime::SpoutCollector;
 use crate::topology::SpoutFactory;
-use crate::tuple::{Fields, Value};
+use crate::tuple::Fields;
 
 /// Options of the `socket` spout.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -213,7 +213,7 @@ impl Spout for SocketSpout {
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
         if let Some((id, line)) = self.buffer.next_retry() {
-            if out.emit(vec![Value::from(&*line)], Some(id)).is_err() {
+            if out.emit(crate::values![&*line], Some(id)).is_err() {
                 self.buffer.unretry(id);
                 return SpoutStatus::Idle;
             }
@@ -226,7 +226,7 @@ impl Spout for SocketSpout {
             Ok(line) => {
                 let line: Arc<str> = line.into();
                 let id = self.buffer.track(line.clone());
-                if out.emit(vec![Value::from(&*line)], Some(id)).is_err() {
+                if out.emit(crate::values![&*line], Some(id)).is_err() {
                     self.buffer.ack(id);
                 }
                 SpoutStatus::Emitted

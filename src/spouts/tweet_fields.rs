@@ -20,7 +20,7 @@ pub fn tweet_values(t: Tweet) -> Values {
         .into_iter()
         .map(|h| Value::Str(CompactString::from(h)))
         .collect();
-    vec![
+    crate::values![
         Value::from(t.id),
         Value::from(t.text),
         opt(t.author),
