@@ -1,0 +1,249 @@
+//! Helpers of the CLI-level integration tests: run the real `squall` binary with a hard
+//! deadline (killing it on timeout), unique temporary directories that clean up after
+//! themselves, the JSON report, and the exact top-k of the generator's tweets.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use squall::text::generator::{GeneratorConfig, TweetGenerator};
+use squall::window::rankings::top_k_of;
+
+/// The package root (the CLI runs from here, so relative topology paths work).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A shipped topology file.
+pub fn topology(name: &str) -> PathBuf {
+    root().join("topologies").join(name)
+}
+
+/// What one run of the binary left.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Output {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Panics (with both outputs) unless the run exited 0.
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "squall exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status,
+            tail(&self.stdout),
+            tail(&self.stderr)
+        );
+        self
+    }
+
+    /// Panics unless the run exited with a non-zero code.
+    pub fn assert_failure(&self) -> &Self {
+        assert!(
+            !self.status.success() && self.status.code().is_some(),
+            "squall should have failed, exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status,
+            tail(&self.stdout),
+            tail(&self.stderr)
+        );
+        self
+    }
+}
+
+/// The last few KB of an output, for failure messages.
+pub fn tail(s: &str) -> &str {
+    let max = 4000;
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// Runs `squall ARGS` from the package root; kills it and panics if it has not exited
+/// within `timeout`.
+pub fn squall<I, S>(args: I, timeout: Duration) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(&args)
+        .current_dir(root())
+        .env_remove("SQUALL_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the squall binary");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    let deadline = started + timeout;
+    let status = loop {
+        match child.try_wait().expect("wait for squall") {
+            Some(s) => break s,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stdout = out_t.join().unwrap_or_default();
+                let stderr = err_t.join().unwrap_or_default();
+                panic!(
+                    "squall {args:?} did not exit within {timeout:?}; killed it\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    tail(&stdout),
+                    tail(&stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let elapsed = started.elapsed();
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+        elapsed,
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "squall-test-{label}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `text` to `name` in this directory and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.join(name);
+        std::fs::write(&p, text).expect("write temp file");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Reads and parses a JSON report.
+pub fn read_report(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"))
+}
+
+/// The report's `topk` as `(key, count)` pairs.
+pub fn report_topk(report: &serde_json::Value) -> Vec<(String, u64)> {
+    let topk = report["topk"]
+        .as_array()
+        .unwrap_or_else(|| panic!("report has no `topk` array: {report}"));
+    topk.iter()
+        .map(|e| {
+            let pair = e
+                .as_array()
+                .filter(|p| p.len() == 2)
+                .unwrap_or_else(|| panic!("topk entry is not [key, count]: {e}"));
+            let key = pair[0]
+                .as_str()
+                .unwrap_or_else(|| panic!("topk key is not a string: {e}"));
+            let count = pair[1]
+                .as_u64()
+                .unwrap_or_else(|| panic!("topk count is not an integer: {e}"));
+            (key.to_string(), count)
+        })
+        .collect()
+}
+
+/// The value at `path` (dot-separated object keys), or a panic naming what is missing.
+pub fn field<'a>(report: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    let mut v = report;
+    for part in path.split('.') {
+        v = v
+            .get(part)
+            .unwrap_or_else(|| panic!("report has no `{path}` (missing `{part}`): {report}"));
+    }
+    v
+}
+
+/// `field` as an unsigned integer.
+pub fn field_u64(report: &serde_json::Value, path: &str) -> u64 {
+    field(report, path)
+        .as_u64()
+        .unwrap_or_else(|| panic!("report `{path}` is not an unsigned integer: {report}"))
+}
+
+/// `field` as a number.
+pub fn field_f64(report: &serde_json::Value, path: &str) -> f64 {
+    field(report, path)
+        .as_f64()
+        .unwrap_or_else(|| panic!("report `{path}` is not a number: {report}"))
+}
+
+/// Hashtag counts of the generator's tweets `1..=n` (default config with `seed`).
+pub fn generator_hashtag_counts(seed: u64, n: u64) -> HashMap<String, u64> {
+    let g = TweetGenerator::new(GeneratorConfig {
+        seed,
+        ..GeneratorConfig::default()
+    })
+    .expect("generator");
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for i in 1..=n {
+        for tag in g.tweet_at(i).hashtags {
+            *counts.entry(tag).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// Exact top-`k` of `counts` (count descending, key ascending).
+pub fn top_k(counts: &HashMap<String, u64>, k: usize) -> Vec<(String, u64)> {
+    top_k_of(counts.iter().map(|(k, c)| (k.clone(), *c)), k)
+}

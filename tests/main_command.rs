@@ -1,0 +1,121 @@
+//! The README's main command, shortened: the trending-hashtags job on the generator at
+//! its default rate prints a live top-10 table every slide and a status line every
+//! second, stops at `--duration`, and exits 0.
+
+mod cli_support;
+
+use std::time::Duration;
+
+use cli_support::*;
+
+const ARGS: [&str; 9] = [
+    "topology",
+    "run",
+    "topologies/trending-hashtags.toml",
+    "--duration",
+    "4s",
+    "--set",
+    "bolts.counts.window=2s",
+    "--set",
+    "bolts.counts.slide=1s",
+];
+
+/// `"  1. #tag      123"` → `("#tag", 123)`.
+fn row(line: &str) -> Option<(&str, u64)> {
+    let mut w = line.split_whitespace();
+    let _rank = w.next()?.strip_suffix('.')?;
+    let tag = w.next().filter(|t| t.starts_with('#'))?;
+    let count = w.next()?.parse().ok()?;
+    Some((tag, count))
+}
+
+/// The tables of a console sink's output: each a list of `(tag, count)` rows.
+fn tables(stdout: &str) -> Vec<Vec<(String, u64)>> {
+    let mut out: Vec<Vec<(String, u64)>> = Vec::new();
+    for l in stdout.lines() {
+        if l.starts_with("Time:") {
+            out.push(Vec::new());
+        } else if let (Some(t), Some((tag, c))) = (out.last_mut(), row(l)) {
+            t.push((tag.to_string(), c));
+        }
+    }
+    out
+}
+
+#[test]
+fn readme_main_command_prints_tables_and_status_lines() {
+    let out = squall(ARGS, Duration::from_secs(15));
+    out.assert_success();
+    assert!(
+        out.elapsed >= Duration::from_secs(4),
+        "ended before --duration: {:?}",
+        out.elapsed
+    );
+    let stdout = &out.stdout;
+    let tables = stdout.lines().filter(|l| l.starts_with("Time:")).count();
+    assert!(
+        tables >= 2,
+        "{tables} top-10 tables, expected at least 2:\n{}",
+        tail(stdout)
+    );
+    for l in stdout.lines().filter(|l| l.starts_with("Time:")) {
+        assert!(
+            l.ends_with("top-10 hashtags, 60 s window sliding every 10 s"),
+            "table header: {l}"
+        );
+    }
+    let firsts: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  1. #")).collect();
+    assert!(firsts.len() >= 2, "rows `  1. #`:\n{}", tail(stdout));
+    // A full table has ten numbered rows: " 10. #..." closes the last one.
+    assert!(
+        stdout.lines().any(|l| l.starts_with(" 10. #")),
+        "no 10th row:\n{}",
+        tail(stdout)
+    );
+    for l in &firsts {
+        let (tag, count) = row(l).unwrap_or_else(|| panic!("bad row {l:?}"));
+        assert!(tag.len() > 1 && count > 0, "row {l:?}");
+    }
+
+    let stderr = &out.stderr;
+    assert!(
+        stderr.starts_with("squall: running `trending-hashtags` in event mode"),
+        "{}",
+        tail(stderr)
+    );
+    let status = stderr
+        .lines()
+        .filter(|l| l.contains("tuples/s  acked"))
+        .count();
+    assert!(status >= 2, "{status} status lines:\n{}", tail(stderr));
+    assert!(
+        stderr.lines().any(|l| l.starts_with("squall: done in")),
+        "{}",
+        tail(stderr)
+    );
+    assert!(!stderr.contains("error"), "{}", tail(stderr));
+}
+
+/// Every table is the top-10 of one window. The generator's hashtags are Zipf
+/// distributed (s = 1.2, seed 42): in any window of ~20 000+ tweets `#cucu` leads and
+/// `#natux` follows with about half its count (ratio 2.0 ± 0.1 in every observed window).
+/// A table that lacks `#cucu`, or whose two counts come from windows of different
+/// lengths (ratio ≈ 1), merges partial rankings of different slides.
+#[test]
+#[ignore = "BUG: the global top-10 merges partial rankings of different windows: rank and total_rank emit on their own 1 s timers (emit_every), not per slide, so the first table usually lacks #cucu and later ones mix a 1 s and a 2 s window (#cucu 6058 next to #natux 5876)"]
+fn every_table_is_the_top10_of_one_window() {
+    let out = squall(ARGS, Duration::from_secs(15));
+    out.assert_success();
+    let tables = tables(&out.stdout);
+    assert!(tables.len() >= 2, "{}", tail(&out.stdout));
+    for (i, t) in tables.iter().enumerate() {
+        assert_eq!(t.len(), 10, "table {i} has {} rows: {t:?}", t.len());
+        assert_eq!(t[0].0, "#cucu", "table {i}: {t:?}");
+        assert_eq!(t[1].0, "#natux", "table {i}: {t:?}");
+        let ratio = t[0].1 as f64 / t[1].1 as f64;
+        assert!(
+            (1.7..=2.4).contains(&ratio),
+            "table {i}: #cucu/#natux = {ratio:.2}, the rows come from different windows: {t:?}"
+        );
+    }
+}
