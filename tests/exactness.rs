@@ -350,7 +350,6 @@ fn file_spout_top10_is_exact_over_v2_stream_lines() {
 
 /// The shipped file-hashtags.toml reads `topologies/data/sample-tweets.jsonl` by default.
 #[test]
-#[ignore = "BUG: topologies/file-hashtags.toml defaults to topologies/data/sample-tweets.jsonl, which is not in the repository; the run fails to open the spout and exits 1"]
 fn shipped_file_topology_runs_with_its_default_path() {
     let out = squall(
         [
