@@ -10,6 +10,20 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> u64;
 }
 
+/// Wall-clock milliseconds since the Unix epoch: window boundaries aligned to it fall at
+/// the same instants in every task (and every process).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
 /// Monotonic wall clock backed by [`Instant`]; its origin is the moment of creation.
 #[derive(Debug, Clone, Copy)]
 pub struct SystemClock {

@@ -8,6 +8,7 @@ pub mod ranking_value;
 pub mod rolling_count;
 pub mod tokenize;
 pub mod total_rank;
+pub mod window_mark;
 
 use crate::registry::Registry;
 

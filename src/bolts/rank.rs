@@ -1,6 +1,9 @@
-//! `rank`: per-task top-k of `(key, count)` updates (intermediate rankings), emitted as a
-//! `rankings` value every `emit_every` when it changed, and at the end of the input.
+//! `rank`: per-task top-k (intermediate rankings). Windowed input (`key, count,
+//! window_end` from `rolling_count`): emits the partial ranking of a window as soon as every
+//! upstream task has punctuated it. Running input (`key, count`, e.g. from `count`): emits
+//! its ranking every `emit_every` when it changed, and at the end of the input.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,11 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::key_field::key_text;
 use super::ranking_value::to_value;
-use crate::component::{Bolt, ComponentResult, OutputDeclarer};
+use super::window_mark::{WindowMarks, is_punctuation, window_end};
+use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::topology::BoltFactory;
-use crate::tuple::{Fields, Tuple};
+use crate::tuple::{Fields, Tuple, Value};
 use crate::window::rankings::Rankings;
 
 /// Options of the `rank` bolt.
@@ -57,8 +61,13 @@ impl BoltConfig for RankConfig {
 
 pub struct RankBolt {
     cfg: RankConfig,
+    /// Running mode (input without `window_end`, e.g. from `count`).
     rankings: Option<Rankings<CompactString>>,
     changed: bool,
+    /// Windowed mode: the ranking of each window still being received.
+    windows: BTreeMap<i64, Rankings<CompactString>>,
+    marks: WindowMarks,
+    upstream: usize,
 }
 
 impl RankBolt {
@@ -68,32 +77,76 @@ impl RankBolt {
             cfg,
             rankings,
             changed: false,
+            windows: BTreeMap::new(),
+            marks: WindowMarks::default(),
+            upstream: 1,
         }
     }
 
-    fn emit(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
+    fn emit_running(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
         self.changed = false;
         let r = self
             .rankings
             .as_ref()
             .map(|r| r.as_slice().to_vec())
             .unwrap_or_default();
-        out.emit_unanchored(crate::DEFAULT_STREAM, vec![to_value(&r)])
+        out.emit_unanchored(
+            crate::DEFAULT_STREAM,
+            crate::values![to_value(&r), Value::Null],
+        )
+    }
+
+    /// Emits the partial ranking of `window` (and forgets older windows).
+    fn emit_window(&mut self, window: i64, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let r = self
+            .windows
+            .remove(&window)
+            .map(|r| r.into_vec())
+            .unwrap_or_default();
+        self.windows = self.windows.split_off(&window);
+        out.emit_unanchored(
+            crate::DEFAULT_STREAM,
+            crate::values![to_value(&r), Value::Int(window)],
+        )
     }
 }
 
 impl Bolt for RankBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(Fields::new(["rankings"]));
+        out.declare(Fields::new(["rankings", "window_end"]));
     }
 
-    fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
+    fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
+        self.upstream = ctx.upstream_tasks().max(1);
+        Ok(())
+    }
+
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
+        if is_punctuation(&input) {
+            let Some(w) = window_end(&input) else {
+                return Err("rank: a punctuation tuple without window_end".into());
+            };
+            if self.marks.mark(w, self.upstream) {
+                self.emit_window(w, out)?;
+            }
+            return Ok(());
+        }
         let (Some(k), Some(c)) = (input.value(0), input.get_int("count")) else {
             return Err(
                 format!("rank: expected (key, count), got fields {}", input.fields()).into(),
             );
         };
         let key = key_text(k);
+        if let Some(w) = window_end(&input) {
+            if c > 0 {
+                let top = self.cfg.top;
+                let r = self.windows.entry(w).or_insert_with(|| {
+                    Rankings::new(top).unwrap_or_else(|_| unreachable!("top checked by build"))
+                });
+                r.update(key, c as u64);
+            }
+            return Ok(());
+        }
         if let Some(r) = &mut self.rankings {
             if c <= 0 {
                 if r.remove(&key).is_some() {
@@ -111,11 +164,23 @@ impl Bolt for RankBolt {
         Some(self.cfg.emit_every)
     }
 
+    /// Running mode: emits the ranking when it changed.
     fn tick(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
-        if self.changed { self.emit(out) } else { Ok(()) }
+        if self.changed {
+            self.emit_running(out)
+        } else {
+            Ok(())
+        }
     }
 
     fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
-        self.emit(out)
+        // Windows whose punctuation never completed (an upstream task stopped early).
+        while let Some((&w, _)) = self.windows.iter().next() {
+            self.emit_window(w, out)?;
+        }
+        if self.changed {
+            self.emit_running(out)?;
+        }
+        Ok(())
     }
 }

@@ -3,7 +3,6 @@
 //! RollingCountBolt. Keys that left the window are emitted once with count 0, so
 //! downstream rankings drop them.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,8 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::key_field::{key_of, key_text};
-use crate::clock::{Clock, SystemClock};
+use super::window_mark::FINAL_WINDOW;
+use crate::clock::{Clock, WallClock};
 use crate::component::{Bolt, ComponentResult, OutputDeclarer};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
@@ -60,7 +60,7 @@ impl BoltConfig for RollingCountConfig {
         Ok(Arc::new(move || {
             Box::new(RollingCountBolt::with_clock(
                 cfg.clone(),
-                Arc::new(SystemClock::new()),
+                Arc::new(WallClock),
             ))
         }))
     }
@@ -70,57 +70,44 @@ pub struct RollingCountBolt {
     cfg: RollingCountConfig,
     clock: Arc<dyn Clock>,
     window: Option<SlidingWindowCounter<CompactString>>,
-    last_emitted: HashSet<CompactString>,
 }
 
 impl RollingCountBolt {
-    /// A bolt reading time from `clock` (tests inject a manual clock).
+    /// A bolt reading time from `clock` (tests inject a manual clock). Slide boundaries
+    /// fall on multiples of `slide` of the clock, so tasks sharing a clock share them.
     pub fn with_clock(cfg: RollingCountConfig, clock: Arc<dyn Clock>) -> Self {
-        let start = clock.now_ms();
-        let window = SlidingWindowCounter::new(
-            cfg.window.as_millis() as u64,
-            cfg.slide.as_millis() as u64,
-            start,
-        )
-        .ok();
-        RollingCountBolt {
-            cfg,
-            clock,
-            window,
-            last_emitted: HashSet::new(),
-        }
+        let slide = (cfg.slide.as_millis() as u64).max(1);
+        let now = clock.now_ms();
+        let window =
+            SlidingWindowCounter::new(cfg.window.as_millis() as u64, slide, now - now % slide).ok();
+        RollingCountBolt { cfg, clock, window }
     }
 
-    /// Emits `counts` plus a 0 for every key emitted last time and absent now.
-    fn emit_counts(
+    /// Emits the window's counts tagged with its end, then the punctuation that tells
+    /// every downstream task this task is done with the window.
+    fn emit_window(
         &mut self,
         mut counts: Vec<(CompactString, u64)>,
+        window_end: i64,
         out: &mut BoltCollector<'_>,
     ) -> ComponentResult {
         counts.sort_unstable();
-        let now: HashSet<CompactString> = counts.iter().map(|(k, _)| k.clone()).collect();
-        let mut gone: Vec<CompactString> = self.last_emitted.difference(&now).cloned().collect();
-        gone.sort_unstable();
         for (k, c) in counts {
             out.emit_unanchored(
                 crate::DEFAULT_STREAM,
-                crate::values![Value::Str(k), Value::Int(c as i64)],
+                crate::values![Value::Str(k), Value::Int(c as i64), Value::Int(window_end)],
             )?;
         }
-        for k in gone {
-            out.emit_unanchored(
-                crate::DEFAULT_STREAM,
-                crate::values![Value::Str(k), Value::Int(0)],
-            )?;
-        }
-        self.last_emitted = now;
-        Ok(())
+        out.emit_broadcast(
+            crate::DEFAULT_STREAM,
+            crate::values![Value::Null, Value::Int(0), Value::Int(window_end)],
+        )
     }
 }
 
 impl Bolt for RollingCountBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(Fields::new(["key", "count"]));
+        out.declare(Fields::new(["key", "count", "window_end"]));
     }
 
     fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
@@ -145,17 +132,18 @@ impl Bolt for RollingCountBolt {
         let Some(e) = self.window.as_mut().and_then(|w| w.advance(now)) else {
             return Ok(());
         };
-        self.emit_counts(e.counts, out)
+        self.emit_window(e.counts, e.boundary_ms as i64, out)
     }
 
-    /// The final window: everything still in it, including the open slide.
+    /// The final window ([`FINAL_WINDOW`]): everything still in it, including the open
+    /// slide.
     fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
         let counts = self
             .window
             .as_ref()
             .map(|w| w.snapshot())
             .unwrap_or_default();
-        self.emit_counts(counts, out)
+        self.emit_window(counts, FINAL_WINDOW, out)
     }
 }
 
@@ -177,10 +165,20 @@ mod tests {
         )
     }
 
-    fn pairs(v: Vec<crate::Values>) -> Vec<(String, i64)> {
-        v.into_iter()
-            .map(|t| (t[0].to_string(), t[1].as_int().unwrap_or(-1)))
-            .collect()
+    /// The counts of one emission, and the window its punctuation closed.
+    fn window(v: Vec<crate::Values>) -> (Vec<(String, i64)>, Option<i64>) {
+        let mut counts = Vec::new();
+        let mut closed = None;
+        for t in v {
+            match &t[0] {
+                Value::Null => closed = t[2].as_int(),
+                k => {
+                    assert_eq!(t[2].as_int(), closed.or(t[2].as_int()));
+                    counts.push((k.to_string(), t[1].as_int().unwrap_or(-1)));
+                }
+            }
+        }
+        (counts, closed)
     }
 
     #[test]
@@ -193,7 +191,10 @@ mod tests {
         clock.set(9_999);
         assert!(h.tick().unwrap_or_default().is_empty(), "no boundary yet");
         clock.set(10_000);
-        assert_eq!(pairs(h.tick().unwrap_or_default()), [("rust".into(), 3)]);
+        assert_eq!(
+            window(h.tick().unwrap_or_default()),
+            (vec![("rust".into(), 3)], Some(10_000))
+        );
         assert!(
             h.tick().unwrap_or_default().is_empty(),
             "same boundary: no second emission"
@@ -202,15 +203,28 @@ mod tests {
         // A tick 2 slides late emits once, for the latest boundary.
         clock.set(30_000);
         assert_eq!(
-            pairs(h.tick().unwrap_or_default()),
-            [("go".into(), 1), ("rust".into(), 3)]
+            window(h.tick().unwrap_or_default()),
+            (vec![("go".into(), 1), ("rust".into(), 3)], Some(30_000))
         );
-        // rust was counted in [0,10s): it leaves the 30 s window at 40 s, and is emitted
-        // once with 0 so rankings drop it.
+        // rust was counted in [0,10s): it has left the 30 s window at 40 s.
         clock.set(40_000);
         assert_eq!(
-            pairs(h.tick().unwrap_or_default()),
-            [("go".into(), 1), ("rust".into(), 0)]
+            window(h.tick().unwrap_or_default()),
+            (vec![("go".into(), 1)], Some(40_000))
+        );
+    }
+
+    #[test]
+    fn boundaries_are_aligned_to_multiples_of_the_slide() {
+        let clock = ManualClock::new(12_345);
+        let mut h = harness(&clock);
+        h.execute(crate::values!["a"]).ok();
+        clock.set(19_999);
+        assert!(h.tick().unwrap_or_default().is_empty());
+        clock.set(20_000);
+        assert_eq!(
+            window(h.tick().unwrap_or_default()),
+            (vec![("a".into(), 1)], Some(20_000))
         );
     }
 
@@ -220,7 +234,10 @@ mod tests {
         let mut h = harness(&clock);
         h.execute(crate::values!["a"]).ok();
         clock.set(5_000);
-        assert_eq!(pairs(h.finish().unwrap_or_default()), [("a".into(), 1)]);
+        assert_eq!(
+            window(h.finish().unwrap_or_default()),
+            (vec![("a".into(), 1)], Some(FINAL_WINDOW))
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `total_rank`: merges the intermediate rankings of every `rank` task into the global
-//! top-k (keep it at parallelism 1, with a global grouping). The latest partial of each
-//! upstream task replaces its previous one, so keys that fell out of a partial leave the
-//! total too.
+//! top-k (keep it at parallelism 1, with a global grouping). Windowed rankings: the total of
+//! a window is emitted once every `rank` task has sent its partial of that window, so a
+//! table never mixes windows. Running rankings: the latest partial of each task replaces
+//! its previous one, emitted every `emit_every` when changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ranking_value::{Ranking, from_value, to_value};
+use super::window_mark::window_end;
 use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::topology::BoltFactory;
-use crate::tuple::{Fields, Tuple};
+use crate::tuple::{Fields, Tuple, Value};
 use crate::window::rankings::top_k_of;
 
 /// Options of the `total_rank` bolt.
@@ -54,6 +56,7 @@ impl BoltConfig for TotalRankConfig {
                 cfg: cfg.clone(),
                 partials: BTreeMap::new(),
                 changed: false,
+                windows: BTreeMap::new(),
                 ctx: None,
             })
         }))
@@ -62,26 +65,46 @@ impl BoltConfig for TotalRankConfig {
 
 pub struct TotalRankBolt {
     cfg: TotalRankConfig,
+    /// Running mode: the latest partial of each upstream task.
     partials: BTreeMap<u32, Ranking>,
     changed: bool,
+    /// Windowed mode: per window, the partial of each upstream task received so far.
+    windows: BTreeMap<i64, BTreeMap<u32, Ranking>>,
     ctx: Option<TaskContext>,
 }
 
 impl TotalRankBolt {
-    fn emit(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
-        self.changed = false;
-        let all = self.partials.values().flatten().cloned();
-        let total = top_k_of(all, self.cfg.top);
+    fn upstream(&self) -> usize {
+        self.ctx.as_ref().map_or(1, |c| c.upstream_tasks().max(1))
+    }
+
+    fn emit<'a>(
+        &self,
+        partials: impl Iterator<Item = &'a Ranking>,
+        window: Value,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        let total = top_k_of(partials.flatten().cloned(), self.cfg.top);
         if let Some(ctx) = &self.ctx {
             ctx.report_topk(total.iter().map(|(k, c)| (k.to_string(), *c)).collect());
         }
-        out.emit_unanchored(crate::DEFAULT_STREAM, vec![to_value(&total)])
+        out.emit_unanchored(
+            crate::DEFAULT_STREAM,
+            crate::values![to_value(&total), window],
+        )
+    }
+
+    /// Emits the total of `window` and forgets it and older windows.
+    fn emit_window(&mut self, window: i64, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let parts = self.windows.remove(&window).unwrap_or_default();
+        self.windows = self.windows.split_off(&window);
+        self.emit(parts.values(), Value::Int(window), out)
     }
 }
 
 impl Bolt for TotalRankBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(Fields::new(["rankings"]));
+        out.declare(Fields::new(["rankings", "window_end"]));
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
@@ -89,7 +112,7 @@ impl Bolt for TotalRankBolt {
         Ok(())
     }
 
-    fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
         let Some(r) = input.get("rankings").and_then(from_value) else {
             return Err(format!(
                 "total_rank: expected a `rankings` field, got {}",
@@ -97,8 +120,19 @@ impl Bolt for TotalRankBolt {
             )
             .into());
         };
-        self.partials.insert(input.source_task(), r);
-        self.changed = true;
+        match window_end(&input) {
+            Some(w) => {
+                let parts = self.windows.entry(w).or_default();
+                parts.insert(input.source_task(), r);
+                if parts.len() >= self.upstream() {
+                    self.emit_window(w, out)?;
+                }
+            }
+            None => {
+                self.partials.insert(input.source_task(), r);
+                self.changed = true;
+            }
+        }
         Ok(())
     }
 
@@ -106,19 +140,27 @@ impl Bolt for TotalRankBolt {
         Some(self.cfg.emit_every)
     }
 
-    /// Emits when something changed, once every upstream task has sent a ranking (so
-    /// the first tables are not missing a partition).
+    /// Running mode: emits when something changed, once every upstream task has sent a
+    /// ranking (so the first tables are not missing a partition).
     fn tick(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
-        let upstream = self.ctx.as_ref().map_or(1, |c| c.upstream_tasks());
-        if self.changed && self.partials.len() >= upstream {
-            self.emit(out)
+        if self.changed && self.partials.len() >= self.upstream() {
+            self.changed = false;
+            self.emit(self.partials.values(), Value::Null, out)
         } else {
             Ok(())
         }
     }
 
     fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
-        self.emit(out)
+        // Windows still missing a partial (an upstream task stopped early): best effort.
+        while let Some((&w, _)) = self.windows.iter().next() {
+            self.emit_window(w, out)?;
+        }
+        if self.changed || !self.partials.is_empty() {
+            self.changed = false;
+            self.emit(self.partials.values(), Value::Null, out)?;
+        }
+        Ok(())
     }
 }
 

@@ -88,6 +88,16 @@ impl BoltCollector<'_> {
             .map(|_| self.outbox.flush_full())
     }
 
+    /// Sends an unanchored tuple to every task of every bolt subscribing to `stream`,
+    /// whatever its grouping: punctuation, such as "window W is complete from this task"
+    /// (see `rolling_count` and `rank`).
+    pub fn emit_broadcast(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.outbox.broadcast(sid, values.into());
+        self.outbox.flush_full();
+        Ok(())
+    }
+
     /// Acks an input (manual mode).
     pub fn ack(&mut self, input: &Tuple) {
         self.acked += 1;

@@ -195,6 +195,35 @@ impl Outbox {
         Ok(n)
     }
 
+    /// Sends an unanchored copy of `values` to every task of every subscriber of stream
+    /// `sid` (whatever its grouping; a global grouping still means its lowest task).
+    /// For punctuation such as "window W is complete from this task".
+    pub(crate) fn broadcast(&mut self, sid: usize, values: Values) -> usize {
+        let mut picks: Vec<usize> = Vec::new();
+        for route in &self.streams[sid].routes {
+            match route {
+                Route::Shuffle { targets, .. }
+                | Route::Fields { targets, .. }
+                | Route::All { targets } => picks.extend(targets.iter().copied()),
+                Route::Global { target } => picks.push(*target),
+                Route::Direct { targets } => picks.extend(targets.iter().map(|(_, i)| *i)),
+            }
+        }
+        self.emitted += 1;
+        let meta = self.streams[sid].meta.clone();
+        for &ti in &picks {
+            let tuple = Tuple {
+                values: values.clone(),
+                meta: meta.clone(),
+                source_task: self.task_id,
+                anchors: Anchors::new(),
+                ack_val: Cell::new(0),
+            };
+            self.push(ti, tuple);
+        }
+        picks.len()
+    }
+
     /// Makes the anchors of one new tuple: one fresh edge per parent, XOR-ed into each
     /// of the parent's roots and into the parent's ack val.
     fn anchor(&mut self, parents: &[Parent<'_>]) -> Anchors {

@@ -1,12 +1,15 @@
-//! `console`: prints the current top-k as a table with a timestamp header (like Spark's
-//! `pprint`) each time a ranking arrives; other tuples are printed one per line.
+//! `console`: prints the current top-k as a table (like Spark's `pprint`) each time a
+//! ranking arrives, headed by the end of its window (or "final" for the flush at the end of
+//! a run); other tuples are printed one per line.
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::bolts::ranking_value::from_value;
+use crate::bolts::window_mark::{FINAL_WINDOW, window_end};
 use crate::component::{Bolt, ComponentResult};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
@@ -45,6 +48,10 @@ impl BoltConfig for ConsoleConfig {
     }
 }
 
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 pub struct ConsoleSink {
     cfg: ConsoleConfig,
 }
@@ -73,8 +80,11 @@ impl Bolt for ConsoleSink {
         }
         let text = match input.get("rankings").and_then(from_value) {
             Some(r) => {
-                let at =
-                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+                let at = match window_end(&input) {
+                    Some(FINAL_WINDOW) => format!("{} (final)", rfc3339(SystemTime::now())),
+                    Some(ms) if ms >= 0 => rfc3339(UNIX_EPOCH + Duration::from_millis(ms as u64)),
+                    _ => rfc3339(SystemTime::now()),
+                };
                 render_table(&self.cfg.title, &at, &r)
             }
             None => {
