@@ -2,6 +2,25 @@
 //!
 //! Declare a topology of spouts and bolts with [`TopologyBuilder`], run it in-process with
 //! [`LocalCluster`]; every tuple tree is ack-tracked (at-least-once).
+//!
+//! ```
+//! use squall::bolts::{count::CountConfig, tokenize::TokenizeConfig};
+//! use squall::registry::{BoltConfig, SpoutConfig};
+//! use squall::spouts::generator::GeneratorSpoutConfig;
+//! use squall::{Config, LocalCluster, TopologyBuilder};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let source = GeneratorSpoutConfig { limit: 1_000, ..Default::default() };
+//! let mut b = TopologyBuilder::new("word-count");
+//! b.spout_factory("source", source.build()?, 1);
+//! b.bolt_factory("split", TokenizeConfig::default().build()?, 2).shuffle("source");
+//! b.bolt_factory("count", CountConfig::default().build()?, 2).fields("split", ["word"]);
+//! let summary = LocalCluster::submit(b.build()?, Config::default())?.join()?;
+//! assert_eq!(summary.metrics.components["source"].acked, 1_000);
+//! assert_eq!(summary.metrics.components["source"].failed, 0);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod bolts;
 pub mod cli;
