@@ -308,9 +308,9 @@ fn graph_prints_dot_with_every_component_and_edge() {
     assert!(dot.starts_with("digraph \"trending-hashtags\" {"), "{dot}");
     assert!(dot.trim_end().ends_with('}'), "{dot}");
     for (name, shape, par) in [
-        ("source", "invhouse", 1),
-        ("tokenize", "box", 1),
-        ("hashtags", "box", 1),
+        ("source", "invhouse", 2),
+        ("tokenize", "box", 2),
+        ("hashtags", "box", 2),
         ("counts", "box", 2),
         ("rank", "box", 2),
         ("total_rank", "box", 1),

@@ -203,6 +203,19 @@ impl Drop for RunningTopology {
     }
 }
 
+/// The worker of task `i` of a component. Task `i` of every component with several tasks
+/// goes to worker `i % workers`, so tasks joined by a `local_or_shuffle` grouping with the
+/// same parallelism share a worker (a tuple and everything it causes stay on one core,
+/// data-parallel); single-task components are spread round-robin.
+fn placement(parallelism: usize, i: usize, singles: &mut usize, workers: usize) -> usize {
+    if parallelism > 1 {
+        i % workers
+    } else {
+        *singles += 1;
+        (*singles - 1) % workers
+    }
+}
+
 /// Where every task runs and what it is connected to.
 struct Plan {
     task_count: usize,
@@ -223,10 +236,14 @@ impl Plan {
         let mut inbox_rx = HashMap::new();
         let mut metrics = MetricsRegistry::default();
         let mut seq = 0usize;
+        let mut singles = 0usize;
         for c in topology.components() {
             let ids = &task_ids[&c.name];
-            for &id in ids {
-                worker_of.insert(id, seq % config.workers);
+            for (i, &id) in ids.iter().enumerate() {
+                worker_of.insert(
+                    id,
+                    placement(c.parallelism, i, &mut singles, config.workers),
+                );
                 seq += 1;
                 if !c.is_spout() {
                     let (tx, rx) = mpsc::channel(config.inbox_batches());
