@@ -38,7 +38,7 @@ impl Default for Config {
                 .map(|n| n.get())
                 .unwrap_or(2),
             acking: true,
-            max_spout_pending: 4096,
+            max_spout_pending: 1024,
             message_timeout: Duration::from_secs(30),
             batch_size: 256,
             flush_interval: Duration::from_micros(500),
