@@ -25,9 +25,10 @@ for acking in true false; do
   echo "| generator | $acking | $(field "$r" "r['spouts']['source']['emitted']") | $(field "$r" "r['duration_s']") | $(field "$r" "int(r['throughput_tps'])") | $(field "$r" "r['spouts']['source']['complete_latency_us']['p50']") | $(field "$r" "r['spouts']['source']['complete_latency_us']['p99']") | $(field "$r" "r['topk'][0][0] if r['topk'] else '-'") |"
 
   r="$OUT/socket-acking-$acking.json"
-  $BIN tweets serve --listen 127.0.0.1:$PORT --count "$N" --clients 1 --format text 2>/dev/null &
+  $BIN tweets serve --listen 127.0.0.1:$PORT --count "$N" --clients 1 --format text --prerender 2>"$OUT/server.log" &
   server=$!
-  sleep 0.3
+  # Wait until the server has rendered its lines and listens.
+  for _ in $(seq 1 600); do grep -q "serving" "$OUT/server.log" 2>/dev/null && break; sleep 0.1; done
   $BIN topology run topologies/socket-hashtags.toml --quiet \
     --set spouts.source.port=$PORT --set spouts.source.reconnect=false \
     --set bolts.sink.quiet=true --set config.acking=$acking --report "$r" >/dev/null 2>&1

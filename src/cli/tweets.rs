@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Serve this many clients, then exit (0: forever).
     #[arg(long, default_value_t = 0)]
     pub clients: u64,
+    /// Render every line before listening, so that serving costs only the writes (for
+    /// benchmarks: the server then takes almost no CPU from the topology).
+    #[arg(long)]
+    pub prerender: bool,
 }
 
 fn line(g: &TweetGenerator, n: u64, format: LineFormat) -> String {
@@ -98,6 +102,21 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         Ok(g) => g,
         Err(c) => return c,
     };
+    let rendered = if args.prerender {
+        let mut buf = Vec::new();
+        if let Err(e) = write_lines(&mut buf, &g, args.count, args.format) {
+            eprintln!("error: rendering: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!(
+            "squall: rendered {} lines ({} MB)",
+            args.count,
+            buf.len() >> 20
+        );
+        Some(buf)
+    } else {
+        None
+    };
     let listener = match TcpListener::bind(&args.listen) {
         Ok(l) => l,
         Err(e) => {
@@ -113,7 +132,11 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         match conn {
             Ok(mut s) => {
                 let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                match write_lines(&mut s, &g, args.count, args.format) {
+                let sent = match &rendered {
+                    Some(buf) => s.write_all(buf).and_then(|()| s.flush()),
+                    None => write_lines(&mut s, &g, args.count, args.format),
+                };
+                match sent {
                     Ok(()) => eprintln!("squall: sent {} lines to {peer}", args.count),
                     Err(e) => eprintln!("squall: client {peer} went away: {e}"),
                 }
