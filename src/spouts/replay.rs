@@ -38,6 +38,11 @@ impl<T: Clone> ReplayBuffer<T> {
         id
     }
 
+    /// The message of a tracked id.
+    pub fn get(&self, id: u64) -> Option<&T> {
+        self.pending.get(&id).map(|(item, _)| item)
+    }
+
     pub fn ack(&mut self, id: u64) {
         self.pending.remove(&id);
     }

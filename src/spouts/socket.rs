@@ -84,7 +84,7 @@ pub struct SocketSpout {
     cfg: SocketSpoutConfig,
     lines: Option<mpsc::Receiver<String>>,
     reader: Option<tokio::task::JoinHandle<()>>,
-    buffer: ReplayBuffer<Arc<str>>,
+    buffer: ReplayBuffer<String>,
     closed: bool,
 }
 
@@ -213,7 +213,7 @@ impl Spout for SocketSpout {
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
         if let Some((id, line)) = self.buffer.next_retry() {
-            if out.emit(crate::values![&*line], Some(id)).is_err() {
+            if out.emit(crate::values![line.as_str()], Some(id)).is_err() {
                 self.buffer.unretry(id);
                 return SpoutStatus::Idle;
             }
@@ -224,9 +224,9 @@ impl Spout for SocketSpout {
         };
         match rx.try_recv() {
             Ok(line) => {
-                let line: Arc<str> = line.into();
-                let id = self.buffer.track(line.clone());
-                if out.emit(crate::values![&*line], Some(id)).is_err() {
+                let id = self.buffer.track(line);
+                let text = self.buffer.get(id).map(String::as_str).unwrap_or_default();
+                if out.emit(crate::values![text], Some(id)).is_err() {
                     self.buffer.ack(id);
                 }
                 SpoutStatus::Emitted
