@@ -267,3 +267,71 @@ fn a_tuple_never_acked_times_out_and_is_replayed() {
         "finished in {elapsed:?}, before the message timeout could pass"
     );
 }
+
+/// Emits ids 1..=limit; the first instance made by the factory panics at `panic_at`.
+#[derive(Clone)]
+struct PanickyOnce {
+    next: i64,
+    limit: i64,
+    panic_at: i64,
+    panicked: Arc<std::sync::atomic::AtomicBool>,
+    acked: Arc<Mutex<HashSet<u64>>>,
+}
+
+impl squall::Spout for PanickyOnce {
+    fn declare_outputs(&self, out: &mut OutputDeclarer) {
+        out.declare(Fields::new(["n"]));
+    }
+
+    fn next_tuple(&mut self, out: &mut squall::SpoutCollector<'_>) -> squall::SpoutStatus {
+        if self.next > self.limit {
+            return squall::SpoutStatus::Exhausted;
+        }
+        if self.next == self.panic_at && !self.panicked.swap(true, Ordering::SeqCst) {
+            panic!("injected spout panic at {}", self.next);
+        }
+        let n = self.next;
+        self.next += 1;
+        match out.emit(squall::values![n], Some(n as u64)) {
+            Ok(()) => squall::SpoutStatus::Emitted,
+            Err(_) => squall::SpoutStatus::Idle,
+        }
+    }
+
+    fn ack(&mut self, msg_id: u64) {
+        if let Ok(mut a) = self.acked.lock() {
+            a.insert(msg_id);
+        }
+    }
+}
+
+/// A spout task that panics is restarted with a fresh instance (counted), the topology
+/// keeps running, and the run still ends with every message acked.
+#[test]
+fn panicking_spout_is_restarted_and_the_run_completes() {
+    quiet_injected_panics();
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let spout = PanickyOnce {
+        next: 1,
+        limit: 2_000,
+        panic_at: 500,
+        panicked: Arc::default(),
+        acked: acked.clone(),
+    };
+    let mut b = TopologyBuilder::new("panicky-spout");
+    b.spout("spout", spout, 1);
+    b.bolt("sink", squall::sinks::null::NullSink, 1)
+        .shuffle("spout");
+    let topology = b.build().unwrap_or_else(|e| panic!("{e}"));
+    let summary = run(topology, Config::default(), LIMIT);
+    let s = summary
+        .metrics
+        .component("spout")
+        .unwrap_or_else(|| panic!("no spout metrics"));
+    assert_eq!(s.restarts, 1, "one restart counted");
+    let acked = acked.lock().map(|a| a.len()).unwrap_or(0);
+    assert_eq!(
+        acked, 2_000,
+        "every id acked by the instance that emitted it last"
+    );
+}
