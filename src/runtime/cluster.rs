@@ -56,7 +56,7 @@ impl LocalCluster {
         let plan = Plan::new(&topology, &config);
         let control = Arc::new(RunControl::new(plan.task_count));
         let metrics = plan.metrics.clone();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<Vec<Addr<SpoutTask>>>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
         let ctl = control.clone();
         let drain = config.drain_timeout;
         let name = topology.name().to_string();
@@ -66,7 +66,7 @@ impl LocalCluster {
                 let system = System::new();
                 system.block_on(async move {
                     let (arbiters, spouts, bolts) = plan.start(&topology, &config, ctl.clone());
-                    let _ = addr_tx.send(spouts.clone());
+                    let _ = started_tx.send(());
                     supervise(&ctl, &spouts, drain).await;
                     drop(bolts);
                     for a in &arbiters {
@@ -77,14 +77,13 @@ impl LocalCluster {
                     }
                 });
             })?;
-        let spouts = addr_rx.recv().map_err(|_| RuntimeError::Panicked)?;
+        started_rx.recv().map_err(|_| RuntimeError::Panicked)?;
         Ok(RunningTopology {
             name,
             control,
             metrics,
             thread: Some(thread),
             started: Instant::now(),
-            spouts: Mutex::new(spouts),
         })
     }
 }
@@ -121,7 +120,6 @@ pub struct RunningTopology {
     metrics: MetricsRegistry,
     thread: Option<JoinHandle<()>>,
     started: Instant,
-    spouts: Mutex<Vec<Addr<SpoutTask>>>,
 }
 
 impl RunningTopology {
@@ -177,9 +175,6 @@ impl RunningTopology {
     fn finish(&mut self) -> Result<RunSummary, RuntimeError> {
         if let Some(t) = self.thread.take() {
             t.join().map_err(|_| RuntimeError::Panicked)?;
-        }
-        if let Ok(mut s) = self.spouts.lock() {
-            s.clear();
         }
         let errors = self.control.errors();
         if !errors.is_empty() {
