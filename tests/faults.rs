@@ -75,8 +75,13 @@ impl Bolt for Panicky {
 }
 
 /// spout → flaky (Err on 10%, if `errors`) → panicky (panics on 10%, if `panics`) →
-/// sink; asserts that every message is acked exactly once through replays.
+/// sink; asserts that every message is acked exactly once through replays. With
+/// `chained`, panicky subscribes with local_or_shuffle and runs inside flaky's tasks.
 fn fault_run(errors_on: bool, panics_on: bool) {
+    fault_run_with(errors_on, panics_on, false);
+}
+
+fn fault_run_with(errors_on: bool, panics_on: bool, chained: bool) {
     quiet_injected_panics();
     const N: u64 = 2_000;
     let spout = CountingSpout::new(N);
@@ -92,7 +97,12 @@ fn fault_run(errors_on: bool, panics_on: bool) {
     let mut b = TopologyBuilder::new("faults");
     b.spout("spout", spout.clone(), 1);
     b.bolt("flaky", flaky.clone(), 2).shuffle("spout");
-    b.bolt("panicky", panicky.clone(), 2).shuffle("flaky");
+    if chained {
+        b.bolt("panicky", panicky.clone(), 2)
+            .local_or_shuffle("flaky");
+    } else {
+        b.bolt("panicky", panicky.clone(), 2).shuffle("flaky");
+    }
     b.bolt("sink", sink.clone(), 1).shuffle("panicky");
     let cfg = Config {
         message_timeout: Duration::from_secs(2),
@@ -156,6 +166,13 @@ fn fault_run(errors_on: bool, panics_on: bool) {
     assert_eq!(p.restarts, panics, "one restart per panic");
     assert_eq!(p.failed, panics, "a panic fails its input");
     assert_component(m, "sink", Expect::clean_bolt(N));
+}
+
+/// The same faults when panicky is chained into flaky's tasks (operator chaining): a
+/// panic restarts the chained bolt, counted on its own component.
+#[test]
+fn chained_bolt_errors_and_panics_are_replayed_until_every_message_is_acked() {
+    fault_run_with(true, true, true);
 }
 
 #[test]

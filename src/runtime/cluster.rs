@@ -18,6 +18,7 @@ use super::metrics::{
 };
 use super::outbox::{Outbox, Route, StreamOut, Target};
 use super::spout_task::{Deactivate, SpoutSettings, SpoutTask};
+use super::stage::Stage;
 use super::transport::{Envelope, Pulse, SharedRx};
 use crate::component::TaskContext;
 use crate::topology::{ComponentKind, Grouping, Topology};
@@ -221,11 +222,56 @@ struct Plan {
     inbox_tx: HashMap<u32, mpsc::Sender<Envelope>>,
     inbox_rx: HashMap<u32, SharedRx<Envelope>>,
     expected_ends: HashMap<u32, usize>,
+    /// Chained bolt → the bolt whose task runs it.
+    chained: HashMap<String, String>,
+}
+
+/// Which bolts run inside the task that feeds them (Flink's operator chaining): a bolt
+/// whose only input is a `local_or_shuffle` grouping on a stream of another bolt of the
+/// same parallelism, that no other bolt subscribes to. Task `i` of the chained bolt runs in
+/// task `i` of the other, so its tuples need no transport (it is where `local_or_shuffle`
+/// would send them anyway). One chained bolt per task.
+fn chains(topology: &Topology, config: &Config) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    if !config.chaining {
+        return out;
+    }
+    for b in topology.components().iter().filter(|c| !c.is_spout()) {
+        let [input] = b.inputs.as_slice() else {
+            continue;
+        };
+        let Some(a) = topology.component(&input.source.component) else {
+            continue;
+        };
+        let shared = topology
+            .components()
+            .iter()
+            .any(|c| c.name != b.name && c.inputs.iter().any(|i| i.source == input.source));
+        if input.grouping == Grouping::LocalOrShuffle
+            && !a.is_spout()
+            && a.parallelism == b.parallelism
+            && !shared
+            && !out.values().any(|head| head == &a.name)
+        {
+            out.insert(b.name.clone(), a.name.clone());
+        }
+    }
+    // Pairs only: a bolt that runs inside another task does not host one itself.
+    let hosted: Vec<String> = out
+        .iter()
+        .filter(|(_, head)| out.contains_key(*head))
+        .map(|(b, _)| b.clone())
+        .collect();
+    for b in hosted {
+        out.remove(&b);
+    }
+    out
 }
 
 impl Plan {
     fn new(topology: &Topology, config: &Config) -> Plan {
         let task_ids = Arc::new(topology.task_ids());
+        let chained = chains(topology, config);
         let mut worker_of = HashMap::new();
         let mut inbox_tx = HashMap::new();
         let mut inbox_rx = HashMap::new();
@@ -240,7 +286,7 @@ impl Plan {
                     placement(c.parallelism, i, &mut singles, config.workers),
                 );
                 seq += 1;
-                if !c.is_spout() {
+                if !c.is_spout() && !chained.contains_key(&c.name) {
                     let (tx, rx) = mpsc::channel(config.inbox_batches());
                     inbox_tx.insert(id, tx);
                     inbox_rx.insert(id, SharedRx::new(rx));
@@ -256,7 +302,16 @@ impl Plan {
                 counters: CustomCounters::default(),
             });
         }
+        // A chained task runs on the worker of its host task.
+        for (b, a) in &chained {
+            for (bid, aid) in task_ids[b].iter().zip(&task_ids[a]) {
+                if let Some(w) = worker_of.get(aid).copied() {
+                    worker_of.insert(*bid, w);
+                }
+            }
+        }
         Plan {
+            chained,
             task_count: seq,
             metrics,
             worker_of,
@@ -291,6 +346,10 @@ impl Plan {
             for bolt in topology.components().iter().filter(|c| !c.is_spout()) {
                 for input in &bolt.inputs {
                     if input.source.component != comp || &input.source.stream != stream {
+                        continue;
+                    }
+                    if self.chained.get(&bolt.name).map(String::as_str) == Some(comp) {
+                        routes.push(Route::Local);
                         continue;
                     }
                     let ids = &self.task_ids[&bolt.name];
@@ -391,10 +450,37 @@ impl Plan {
         }
         let ledger = config.acking.then(|| Arc::new(Ledger::new(ack_txs)));
         let timeout_ms = config.message_timeout.as_millis() as u64;
+        let settings = || BoltSettings {
+            timeout_ms,
+            flush_interval: config.flush_interval,
+            latency_sample: config.latency_sample,
+        };
+        // Stages of chained bolts, by the id of the task that hosts them.
+        let mut hosted: HashMap<u32, Stage> = HashMap::new();
+        for (ci, c) in topology.components().iter().enumerate() {
+            let (ComponentKind::Bolt(factory), Some(head)) = (&c.kind, self.chained.get(&c.name))
+            else {
+                continue;
+            };
+            let cm = self.metrics.components[ci].clone();
+            let ids = self.task_ids[&c.name].clone();
+            let heads = self.task_ids[head].clone();
+            for (ti, (&id, &host)) in ids.iter().zip(&heads).enumerate() {
+                let outbox = outboxes
+                    .remove(&id)
+                    .unwrap_or_else(|| unreachable!("outbox built for every task"));
+                let ctx = self.context(&c.name, id, cm.counters.clone(), None);
+                let metrics = TaskMetrics::new(cm.tasks[ti].clone());
+                hosted.insert(host, Stage::new(ctx, factory.clone(), outbox, metrics));
+            }
+        }
         let mut spouts = Vec::new();
         let mut bolts = Vec::new();
         let mut slot = 0u32;
         for (ci, c) in topology.components().iter().enumerate() {
+            if self.chained.contains_key(&c.name) {
+                continue;
+            }
             let cm = self.metrics.components[ci].clone();
             for (ti, &id) in self.task_ids[&c.name].clone().iter().enumerate() {
                 let worker = self.worker_of.get(&id).copied().unwrap_or(0);
@@ -434,19 +520,13 @@ impl Plan {
                         let ctx = self.context(&c.name, id, cm.counters.clone(), None);
                         let inbox = self.inbox_rx[&id].clone();
                         let ends = self.expected_ends.get(&id).copied().unwrap_or(0);
-                        let settings = BoltSettings {
-                            timeout_ms,
-                            flush_interval: config.flush_interval,
-                            latency_sample: config.latency_sample,
-                        };
-                        let factory = factory.clone();
+                        let mut stages = vec![Stage::new(ctx, factory.clone(), outbox, metrics)];
+                        stages.extend(hosted.remove(&id));
+                        let settings = settings();
                         // The address must outlive the run: actix restarts a supervised
                         // actor only while its address is held.
                         bolts.push(Supervisor::start_in_arbiter(&arb, move |_| {
-                            BoltTask::new(
-                                ctx, factory, outbox, ledger, inbox, ends, metrics, settings,
-                                control,
-                            )
+                            BoltTask::new(stages, ledger, inbox, ends, settings, control)
                         }));
                     }
                 }

@@ -29,6 +29,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Measure execute latency on one tuple in this many (1 = every tuple).
     pub latency_sample: u32,
+    /// Run a bolt inside the task that feeds it when it is joined to it by a
+    /// `local_or_shuffle` grouping with the same parallelism (operator chaining).
+    pub chaining: bool,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             inbox_capacity: 16 * 1024,
             drain_timeout: Duration::from_secs(30),
             latency_sample: 16,
+            chaining: true,
         }
     }
 }

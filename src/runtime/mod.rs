@@ -11,6 +11,7 @@ pub(crate) mod ledger;
 pub mod metrics;
 pub(crate) mod outbox;
 pub(crate) mod spout_task;
+pub(crate) mod stage;
 pub(crate) mod transport;
 
 pub use cluster::{LocalCluster, RunSummary, RunningTopology, RuntimeError};

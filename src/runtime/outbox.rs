@@ -50,7 +50,12 @@ pub(crate) enum Route {
     Direct {
         targets: Vec<(u32, usize)>,
     },
+    /// To the bolt chained into this task (same task, no transport).
+    Local,
 }
+
+/// The pick of a `Route::Local`.
+const LOCAL: usize = usize::MAX;
 
 /// The routes of one output stream.
 pub(crate) struct StreamOut {
@@ -69,6 +74,8 @@ pub(crate) struct Outbox {
     default_stream: Option<usize>,
     batch_size: usize,
     blocked: Vec<(usize, Envelope)>,
+    /// Tuples for the chained bolt of this task, taken by the task after each execute.
+    pub(crate) local: Vec<Tuple>,
     /// Targets whose batch is full, sent by `flush_full` once the emit is complete.
     full: Vec<usize>,
     ids: IdGen,
@@ -99,6 +106,7 @@ impl Outbox {
             default_stream,
             batch_size,
             blocked: Vec::new(),
+            local: Vec::new(),
             full: Vec::new(),
             ids: IdGen::new(),
             acking,
@@ -160,6 +168,7 @@ impl Outbox {
                     }
                     (Route::All { targets }, None) => picks.extend(targets.iter().copied()),
                     (Route::Global { target }, None) => picks.push(*target),
+                    (Route::Local, None) => picks.push(LOCAL),
                 }
             }
         }
@@ -190,7 +199,11 @@ impl Outbox {
                 anchors,
                 ack_val: Cell::new(0),
             };
-            self.push(ti, tuple);
+            if ti == LOCAL {
+                self.local.push(tuple);
+            } else {
+                self.push(ti, tuple);
+            }
         }
         Ok(n)
     }
@@ -207,6 +220,7 @@ impl Outbox {
                 | Route::All { targets } => picks.extend(targets.iter().copied()),
                 Route::Global { target } => picks.push(*target),
                 Route::Direct { targets } => picks.extend(targets.iter().map(|(_, i)| *i)),
+                Route::Local => picks.push(LOCAL),
             }
         }
         self.emitted += 1;
@@ -219,7 +233,11 @@ impl Outbox {
                 anchors: Anchors::new(),
                 ack_val: Cell::new(0),
             };
-            self.push(ti, tuple);
+            if ti == LOCAL {
+                self.local.push(tuple);
+            } else {
+                self.push(ti, tuple);
+            }
         }
         picks.len()
     }

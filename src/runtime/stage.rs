@@ -1,0 +1,209 @@
+//! One bolt instance inside a bolt task. A task runs one stage, or several when bolts are
+//! chained into the one that feeds them (Flink's operator chaining): the tuples a stage
+//! emits to a chained stage go straight to it, on the same thread, without transport.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use super::collector::BoltCollector;
+use super::control::RunControl;
+use super::ledger::{Ledger, Outcomes};
+use super::metrics::TaskMetrics;
+use super::outbox::Outbox;
+use super::panic_message;
+use crate::component::{AckMode, Bolt, ComponentResult, TaskContext};
+use crate::topology::BoltFactory;
+use crate::tuple::{Anchors, Tuple};
+
+/// How one `execute` ended.
+pub(crate) enum Outcome {
+    Ok,
+    Failed(String),
+    Panicked(String),
+}
+
+pub(crate) struct Stage {
+    pub(crate) ctx: TaskContext,
+    pub(crate) factory: BoltFactory,
+    pub(crate) bolt: Box<dyn Bolt>,
+    pub(crate) mode: AckMode,
+    pub(crate) outbox: Outbox,
+    pub(crate) metrics: TaskMetrics,
+    pub(crate) prepared: bool,
+    sample_countdown: u32,
+}
+
+/// What every stage of a task shares while it works.
+pub(crate) struct Shared<'a> {
+    pub(crate) ledger: Option<&'a Ledger>,
+    pub(crate) outcomes: &'a mut Outcomes,
+    pub(crate) timeout_ms: u64,
+    pub(crate) latency_sample: u32,
+}
+
+impl Stage {
+    pub(crate) fn new(
+        ctx: TaskContext,
+        factory: BoltFactory,
+        outbox: Outbox,
+        metrics: TaskMetrics,
+    ) -> Self {
+        let bolt = factory();
+        let mode = bolt.ack_mode();
+        Stage {
+            ctx,
+            factory,
+            bolt,
+            mode,
+            outbox,
+            metrics,
+            prepared: false,
+            sample_countdown: 0,
+        }
+    }
+
+    pub(crate) fn label(&self) -> String {
+        format!("{}[{}]", self.ctx.component(), self.ctx.task_id())
+    }
+
+    /// Replaces the bolt by a fresh instance (its state reset).
+    pub(crate) fn reset(&mut self) {
+        self.bolt = (self.factory)();
+        self.prepared = false;
+    }
+
+    pub(crate) fn prepare(&mut self, control: &RunControl) {
+        if self.prepared {
+            return;
+        }
+        self.mode = self.bolt.ack_mode();
+        let bolt = &mut self.bolt;
+        let task_ctx = &self.ctx;
+        match catch_unwind(AssertUnwindSafe(|| bolt.prepare(task_ctx))) {
+            Ok(Ok(())) => self.prepared = true,
+            Ok(Err(e)) => control.fatal(format!("bolt {} failed to prepare: {e}", self.label())),
+            Err(p) => control.fatal(format!(
+                "bolt {} panicked in prepare: {}",
+                self.label(),
+                panic_message(&p)
+            )),
+        }
+    }
+
+    /// Executes one input: anchors and acks (auto mode) or leaves that to the bolt
+    /// (manual mode), fails the input on an error or a panic.
+    pub(crate) fn execute(&mut self, mut t: Tuple, sh: &mut Shared<'_>) -> Outcome {
+        let anchors: Anchors = match self.mode {
+            AckMode::Auto => std::mem::take(&mut t.anchors),
+            AckMode::Manual => t.anchors.clone(),
+        };
+        let ack_val = Cell::new(0u64);
+        let timed = if self.sample_countdown == 0 {
+            self.sample_countdown = sh.latency_sample - 1;
+            Some(Instant::now())
+        } else {
+            self.sample_countdown -= 1;
+            None
+        };
+        let mut col = BoltCollector {
+            outbox: &mut self.outbox,
+            ledger: sh.ledger,
+            outcomes: sh.outcomes,
+            current: match self.mode {
+                AckMode::Auto => Some((anchors.as_slice(), &ack_val)),
+                AckMode::Manual => None,
+            },
+            timeout_ms: sh.timeout_ms,
+            acked: 0,
+            failed: 0,
+        };
+        let bolt = &mut self.bolt;
+        let res = catch_unwind(AssertUnwindSafe(|| bolt.execute(t, &mut col)));
+        let (acked, failed) = (col.acked, col.failed);
+        if let Some(at) = timed {
+            self.metrics
+                .local
+                .execute_ns
+                .record(at.elapsed().as_nanos() as u64)
+                .ok();
+        }
+        let m = &mut self.metrics.local;
+        m.executed += 1;
+        m.acked += acked;
+        m.failed += failed;
+        let outcome = match res {
+            Ok(Ok(())) => Outcome::Ok,
+            Ok(Err(e)) => Outcome::Failed(e.to_string()),
+            Err(p) => Outcome::Panicked(panic_message(&p)),
+        };
+        match (&outcome, self.mode) {
+            (Outcome::Ok, AckMode::Auto) => {
+                m.acked += 1;
+                if sh.ledger.is_some() {
+                    let v = ack_val.get();
+                    for a in &anchors {
+                        sh.outcomes.ack(a.root, a.edge ^ v);
+                    }
+                }
+            }
+            (Outcome::Ok, AckMode::Manual) => {}
+            (Outcome::Failed(msg), _) | (Outcome::Panicked(msg), _) => {
+                m.failed += 1;
+                if let Some(l) = sh.ledger {
+                    for a in &anchors {
+                        l.fail(a.root, sh.outcomes);
+                    }
+                }
+                if let Outcome::Failed(_) = outcome {
+                    let f = m.failed;
+                    if f.is_power_of_two() {
+                        tracing::warn!(task = %self.label(), "execute failed: {msg} (input failed; {f} failures since last report)");
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Runs `tick` or `finish`; a panic there resets the bolt (counted and logged).
+    pub(crate) fn guarded(
+        &mut self,
+        what: &str,
+        sh: &mut Shared<'_>,
+        control: &RunControl,
+        f: impl FnOnce(&mut dyn Bolt, &mut BoltCollector<'_>) -> ComponentResult,
+    ) {
+        let label = self.label();
+        let mut col = BoltCollector {
+            outbox: &mut self.outbox,
+            ledger: sh.ledger,
+            outcomes: sh.outcomes,
+            current: None,
+            timeout_ms: sh.timeout_ms,
+            acked: 0,
+            failed: 0,
+        };
+        let bolt = &mut self.bolt;
+        let res = catch_unwind(AssertUnwindSafe(|| f(bolt.as_mut(), &mut col)));
+        self.metrics.local.acked += col.acked;
+        self.metrics.local.failed += col.failed;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(task = %label, "{what} failed: {e}"),
+            Err(p) => {
+                tracing::error!(task = %label, "{what} panicked: {}; restarting the bolt", panic_message(&p));
+                self.metrics.local.restarts += 1;
+                self.reset();
+                self.prepare(control);
+            }
+        }
+    }
+
+    pub(crate) fn cleanup(&mut self) {
+        let bolt = &mut self.bolt;
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| bolt.cleanup())) {
+            tracing::error!(task = %self.label(), "cleanup panicked: {}", panic_message(&p));
+        }
+    }
+}
