@@ -25,19 +25,21 @@ impl BoltCollector<'_> {
     /// Emits on the default stream (anchored to the input in auto-ack mode).
     pub fn emit(&mut self, values: impl Into<Values>) -> ComponentResult {
         let sid = self.outbox.stream_id(None)?;
+        self.emit_current(sid, values.into(), None)
+    }
+
+    /// Emits anchored to the current input (auto-ack mode), unanchored otherwise.
+    fn emit_current(&mut self, sid: usize, values: Values, direct: Option<u32>) -> ComponentResult {
         let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
-        self.outbox
-            .emit(sid, values.into(), &parents, None)
-            .map(|_| self.outbox.flush_full())
+        self.outbox.emit(sid, values, &parents, direct)?;
+        self.outbox.flush_full();
+        Ok(())
     }
 
     /// Emits on a named stream (anchored to the input in auto-ack mode).
     pub fn emit_to(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
-        let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
-        self.outbox
-            .emit(sid, values.into(), &parents, None)
-            .map(|_| self.outbox.flush_full())
+        self.emit_current(sid, values.into(), None)
     }
 
     /// Emits to one task of a bolt that subscribes to `stream` with a direct grouping.
@@ -48,10 +50,7 @@ impl BoltCollector<'_> {
         values: impl Into<Values>,
     ) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
-        let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
-        self.outbox
-            .emit(sid, values.into(), &parents, Some(task))
-            .map(|_| self.outbox.flush_full())
+        self.emit_current(sid, values.into(), Some(task))
     }
 
     /// Emits on the default stream anchored to every tuple in `anchors` (multi-anchoring):
