@@ -142,6 +142,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         &self.opts
     }
 
+    /// Whether bytes are buffered that have not been framed yet, i.e. whether the next
+    /// `next_line` may complete without reading from the source. Lets callers batch
+    /// the lines of one read.
+    pub fn has_buffered(&self) -> bool {
+        !self.inner.buffer().is_empty()
+    }
+
     /// The underlying reader.
     pub fn get_ref(&self) -> &R {
         self.inner.get_ref()

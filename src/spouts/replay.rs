@@ -1,26 +1,37 @@
 //! In-memory tracking of emitted messages for sources that cannot re-read (sockets,
 //! streams): acked messages are dropped, failed ones are retried up to a limit, and what
 //! is given up is counted, never silent.
+//!
+//! Message ids are handed out in sequence, so the pending messages live in a ring indexed
+//! by `id - base`: tracking, lookup and ack are O(1) without hashing. Acked slots are
+//! emptied; the ring's front advances past them, so its length is bounded by the span
+//! between the oldest unacked message and the newest (the spout's `max_spout_pending`
+//! bounds that span in practice).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct ReplayBuffer<T> {
-    pending: HashMap<u64, (T, u32)>,
+    /// Slot `i` holds message `base + i` and its failed attempts, or `None` once done.
+    slots: VecDeque<Option<(T, u32)>>,
+    /// Id of the front slot.
+    base: u64,
+    /// Messages in `slots` that are still pending.
+    live: usize,
     retry: VecDeque<u64>,
     max_retries: u32,
-    next_id: u64,
     given_up: Option<Arc<AtomicU64>>,
 }
 
 impl<T: Clone> ReplayBuffer<T> {
     pub fn new(max_retries: u32) -> Self {
         ReplayBuffer {
-            pending: HashMap::new(),
+            slots: VecDeque::new(),
+            base: 1,
+            live: 0,
             retry: VecDeque::new(),
             max_retries,
-            next_id: 1,
             given_up: None,
         }
     }
@@ -32,40 +43,66 @@ impl<T: Clone> ReplayBuffer<T> {
 
     /// Remembers a new message; returns its message id.
     pub fn track(&mut self, item: T) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.pending.insert(id, (item, 0));
+        let id = self.base + self.slots.len() as u64;
+        self.slots.push_back(Some((item, 0)));
+        self.live += 1;
         id
+    }
+
+    fn slot(&self, id: u64) -> Option<&(T, u32)> {
+        let i = usize::try_from(id.checked_sub(self.base)?).ok()?;
+        self.slots.get(i)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, id: u64) -> Option<&mut (T, u32)> {
+        let i = usize::try_from(id.checked_sub(self.base)?).ok()?;
+        self.slots.get_mut(i)?.as_mut()
     }
 
     /// The message of a tracked id.
     pub fn get(&self, id: u64) -> Option<&T> {
-        self.pending.get(&id).map(|(item, _)| item)
+        self.slot(id).map(|(item, _)| item)
+    }
+
+    /// Forgets a message (acked or given up) and drops finished slots at the front.
+    fn remove(&mut self, id: u64) {
+        let Some(i) = id
+            .checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return;
+        };
+        if let Some(slot) = self.slots.get_mut(i)
+            && slot.take().is_some()
+        {
+            self.live -= 1;
+        }
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
     }
 
     pub fn ack(&mut self, id: u64) {
-        self.pending.remove(&id);
+        self.remove(id);
     }
 
     /// A failed message is queued for retry, or given up (and counted) past the limit.
     pub fn fail(&mut self, id: u64) {
-        let give_up = match self.pending.get_mut(&id) {
+        let max = self.max_retries;
+        let give_up = match self.slot_mut(id) {
             None => return,
             Some((_, attempts)) => {
                 *attempts += 1;
-                *attempts > self.max_retries
+                *attempts > max
             }
         };
         if give_up {
-            self.pending.remove(&id);
+            self.remove(id);
             if let Some(c) = &self.given_up {
                 c.fetch_add(1, Ordering::Relaxed);
             }
-            tracing::warn!(
-                msg_id = id,
-                "message failed {} times; given up",
-                self.max_retries + 1
-            );
+            tracing::warn!(msg_id = id, "message failed {} times; given up", max + 1);
         } else {
             self.retry.push_back(id);
         }
@@ -74,7 +111,7 @@ impl<T: Clone> ReplayBuffer<T> {
     /// The next message to retry, if any: (id, item).
     pub fn next_retry(&mut self) -> Option<(u64, T)> {
         while let Some(id) = self.retry.pop_front() {
-            if let Some((item, _)) = self.pending.get(&id) {
+            if let Some(item) = self.get(id) {
                 return Some((id, item.clone()));
             }
         }
@@ -87,7 +124,7 @@ impl<T: Clone> ReplayBuffer<T> {
     }
 
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.live
     }
 
     pub fn has_retries(&self) -> bool {
@@ -120,5 +157,28 @@ mod tests {
         b.ack(id);
         b.fail(id);
         assert!(!b.has_retries());
+    }
+
+    #[test]
+    fn out_of_order_acks_shrink_the_ring() {
+        let mut b = ReplayBuffer::new(3);
+        let ids: Vec<u64> = (0..5).map(|i| b.track(i)).collect();
+        b.ack(ids[1]);
+        b.ack(ids[3]);
+        assert_eq!(b.in_flight(), 3);
+        assert_eq!(b.slots.len(), 5);
+        b.ack(ids[0]);
+        assert_eq!(b.slots.len(), 3, "front advances past acked slots");
+        assert_eq!(b.get(ids[2]), Some(&2));
+        b.ack(ids[2]);
+        b.ack(ids[4]);
+        assert_eq!(b.in_flight(), 0);
+        assert!(b.slots.is_empty());
+        // Ids keep increasing; stale ids are ignored.
+        let next = b.track(9);
+        assert_eq!(next, ids[4] + 1);
+        b.ack(ids[0]);
+        b.fail(ids[0]);
+        assert_eq!(b.get(next), Some(&9));
     }
 }

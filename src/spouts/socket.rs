@@ -82,7 +82,9 @@ impl SpoutConfig for SocketSpoutConfig {
 
 pub struct SocketSpout {
     cfg: SocketSpoutConfig,
-    lines: Option<mpsc::Receiver<String>>,
+    lines: Option<mpsc::Receiver<Vec<String>>>,
+    /// The batch being emitted.
+    current: std::vec::IntoIter<String>,
     reader: Option<tokio::task::JoinHandle<()>>,
     buffer: ReplayBuffer<String>,
     closed: bool,
@@ -94,6 +96,7 @@ impl SocketSpout {
         SocketSpout {
             cfg,
             lines: None,
+            current: Vec::new().into_iter(),
             reader: None,
             buffer: ReplayBuffer::new(max_retries),
             closed: false,
@@ -108,11 +111,15 @@ struct Counters {
     connect_errors: Arc<AtomicU64>,
 }
 
-/// Connects, reads lines into `tx`, reconnects per the options; ends (dropping `tx`)
-/// when the server closes and `reconnect` is off.
+/// Lines handed from the reader task to the spout at once: the lines of one read, up
+/// to this many. One channel message and one wake-up per batch, not per line.
+const LINE_BATCH: usize = 256;
+
+/// Connects, reads lines into `tx` (in batches), reconnects per the options; ends
+/// (dropping `tx`) when the server closes and `reconnect` is off.
 async fn read_loop(
     cfg: SocketSpoutConfig,
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Vec<String>>,
     waker: Option<SpoutWaker>,
     c: Counters,
 ) {
@@ -125,46 +132,66 @@ async fn read_loop(
         max_line_bytes: cfg.max_line_bytes,
         invalid_utf8: cfg.invalid_utf8,
     };
+    let send = |batch: Vec<String>| {
+        let tx = tx.clone();
+        let waker = waker.clone();
+        async move {
+            let ok = tx.send(batch).await.is_ok();
+            if let Some(w) = &waker {
+                w.wake();
+            }
+            ok
+        }
+    };
     loop {
         match tokio::net::TcpStream::connect(&addr).await {
             Ok(stream) => {
                 c.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%addr, "socket spout connected");
                 let mut reader = LineReader::new(stream, opts);
+                let mut batch = Vec::with_capacity(LINE_BATCH);
                 loop {
-                    match reader.next_line().await {
-                        Ok(Some(ev @ (LineEvent::Line(_) | LineEvent::InvalidUtf8Replaced(_)))) => {
-                            let l = match ev {
-                                LineEvent::InvalidUtf8Replaced(l) => {
-                                    c.invalid.fetch_add(1, Ordering::Relaxed);
-                                    l
-                                }
-                                LineEvent::Line(l) => l,
-                                _ => continue,
-                            };
-                            backoff.reset();
-                            if tx.send(l).await.is_err() {
-                                return;
-                            }
-                            if let Some(w) = &waker {
-                                w.wake();
-                            }
+                    let event = reader.next_line().await;
+                    let closed = match event {
+                        Ok(Some(LineEvent::Line(l))) => {
+                            batch.push(l);
+                            false
+                        }
+                        Ok(Some(LineEvent::InvalidUtf8Replaced(l))) => {
+                            c.invalid.fetch_add(1, Ordering::Relaxed);
+                            batch.push(l);
+                            false
                         }
                         Ok(Some(LineEvent::Oversized { bytes })) => {
                             c.oversized.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(%addr, bytes, max = cfg.max_line_bytes, "oversized line skipped");
+                            false
                         }
                         Ok(Some(LineEvent::InvalidUtf8Skipped)) => {
                             c.invalid.fetch_add(1, Ordering::Relaxed);
+                            false
                         }
                         Ok(None) => {
                             tracing::info!(%addr, "server closed the connection");
-                            break;
+                            true
                         }
                         Err(e) => {
                             tracing::warn!(%addr, "read error: {e}");
-                            break;
+                            true
                         }
+                    };
+                    // Hand over what was read before waiting for the socket again.
+                    if !batch.is_empty()
+                        && (closed || batch.len() >= LINE_BATCH || !reader.has_buffered())
+                    {
+                        backoff.reset();
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(LINE_BATCH));
+                        if !send(full).await {
+                            return;
+                        }
+                    }
+                    if closed {
+                        break;
                     }
                 }
                 if !cfg.reconnect {
@@ -193,7 +220,7 @@ impl Spout for SocketSpout {
     }
 
     fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
-        let (tx, rx) = mpsc::channel(self.cfg.read_ahead);
+        let (tx, rx) = mpsc::channel(self.cfg.read_ahead.div_ceil(LINE_BATCH));
         let counters = Counters {
             oversized: ctx.counter("oversized_lines"),
             invalid: ctx.counter("invalid_utf8_lines"),
@@ -219,28 +246,38 @@ impl Spout for SocketSpout {
             }
             return SpoutStatus::Emitted;
         }
-        let Some(rx) = &mut self.lines else {
-            return SpoutStatus::Exhausted;
+        let line = match self.current.next() {
+            Some(line) => line,
+            None => {
+                let Some(rx) = &mut self.lines else {
+                    return SpoutStatus::Exhausted;
+                };
+                match rx.try_recv() {
+                    Ok(batch) => {
+                        self.current = batch.into_iter();
+                        match self.current.next() {
+                            Some(line) => line,
+                            None => return SpoutStatus::Idle,
+                        }
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => return SpoutStatus::Idle,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        self.closed = true;
+                        return if self.buffer.has_retries() {
+                            SpoutStatus::Idle
+                        } else {
+                            SpoutStatus::Exhausted
+                        };
+                    }
+                }
+            }
         };
-        match rx.try_recv() {
-            Ok(line) => {
-                let id = self.buffer.track(line);
-                let text = self.buffer.get(id).map(String::as_str).unwrap_or_default();
-                if out.emit(crate::values![text], Some(id)).is_err() {
-                    self.buffer.ack(id);
-                }
-                SpoutStatus::Emitted
-            }
-            Err(mpsc::error::TryRecvError::Empty) => SpoutStatus::Idle,
-            Err(mpsc::error::TryRecvError::Disconnected) => {
-                self.closed = true;
-                if self.buffer.has_retries() {
-                    SpoutStatus::Idle
-                } else {
-                    SpoutStatus::Exhausted
-                }
-            }
+        let id = self.buffer.track(line);
+        let text = self.buffer.get(id).map(String::as_str).unwrap_or_default();
+        if out.emit(crate::values![text], Some(id)).is_err() {
+            self.buffer.ack(id);
         }
+        SpoutStatus::Emitted
     }
 
     fn ack(&mut self, msg_id: u64) {

@@ -126,6 +126,8 @@ pub struct TokenSpans<'a> {
     pos: usize,
     /// The char just before `pos` is a word char (a token just ended there).
     after_word: bool,
+    /// The text is pure ASCII: the byte classes alone decide (the fast path).
+    ascii: bool,
 }
 
 /// Byte ranges (into `text`) of all tokens, in order.
@@ -134,6 +136,7 @@ pub fn token_spans(text: &str) -> TokenSpans<'_> {
         text,
         pos: 0,
         after_word: false,
+        ascii: text.is_ascii(),
     }
 }
 
@@ -206,10 +209,52 @@ impl TokenSpans<'_> {
     }
 }
 
+impl TokenSpans<'_> {
+    /// `next` for pure-ASCII text: no char decoding, one table lookup per byte.
+    #[inline]
+    fn next_ascii(&mut self) -> Option<Range<usize>> {
+        let bytes = self.text.as_bytes();
+        let n = bytes.len();
+        let is_word = |i: usize| i < n && CLASS[bytes[i] as usize] == WORD;
+        let mut i = self.pos;
+        while i < n {
+            let (start, word) = match CLASS[bytes[i] as usize] {
+                WORD => (i, i),
+                PREFIX if !self.after_word && is_word(i + 1) => (i, i + 1),
+                _ => {
+                    i += 1;
+                    self.after_word = false;
+                    continue;
+                }
+            };
+            let mut end = word + 1;
+            while is_word(end) {
+                end += 1;
+            }
+            if start == word && self.is_url_scheme(start, end) {
+                i = end;
+                while i < n && !bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                self.after_word = false;
+                continue;
+            }
+            self.pos = end;
+            self.after_word = true;
+            return Some(start..end);
+        }
+        self.pos = n;
+        None
+    }
+}
+
 impl Iterator for TokenSpans<'_> {
     type Item = Range<usize>;
 
     fn next(&mut self) -> Option<Range<usize>> {
+        if self.ascii {
+            return self.next_ascii();
+        }
         let bytes = self.text.as_bytes();
         let mut i = self.pos;
         while let Some(&b) = bytes.get(i) {
@@ -545,6 +590,35 @@ mod tests {
                 n / secs / 1e6,
                 secs * 1e9 / n
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// The ASCII fast path splits exactly like the general (Unicode) path.
+        #[test]
+        fn ascii_fast_path_matches_general_path(text in "[ -~\t\n]{0,80}") {
+            let fast: Vec<_> = token_spans(&text).collect();
+            let general: Vec<_> = TokenSpans { ascii: false, ..token_spans(&text) }.collect();
+            proptest::prop_assert_eq!(fast, general);
+        }
+
+        #[test]
+        fn ascii_fast_path_matches_on_url_and_prefix_heavy_text(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("http://x.co/a#b".to_string()),
+                    proptest::strategy::Just("HTTPS://".to_string()),
+                    proptest::strategy::Just("##".to_string()),
+                    proptest::strategy::Just("@_".to_string()),
+                    "[#@a-zA-Z0-9_:/. ,']{1,6}",
+                ],
+                0..12,
+            )
+        ) {
+            let text = parts.concat();
+            let fast: Vec<_> = token_spans(&text).collect();
+            let general: Vec<_> = TokenSpans { ascii: false, ..token_spans(&text) }.collect();
+            proptest::prop_assert_eq!(fast, general);
         }
     }
 }
