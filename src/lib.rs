@@ -27,6 +27,7 @@ pub mod cli;
 pub mod clock;
 pub mod component;
 pub mod io;
+pub mod kafka;
 pub mod registry;
 pub mod runtime;
 pub mod sinks;

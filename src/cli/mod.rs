@@ -1,6 +1,7 @@
 //! The `squall` command line. Users who register their own components call
 //! [`main_with`] from their own `main` (see `examples/custom_component.rs`).
 
+pub mod kafka;
 mod report;
 mod run;
 mod tweets;
@@ -33,6 +34,11 @@ enum Command {
     },
     /// List the built-in (and registered) spouts and bolts with their options.
     Components,
+    /// Kafka: a local dev broker, produce tweets, committed offsets and lag, replay.
+    Kafka {
+        #[command(subcommand)]
+        command: kafka::KafkaCommand,
+    },
     /// The generator's tweets as JSONL or text: to stdout, or served over TCP.
     Tweets {
         #[command(subcommand)]
@@ -80,6 +86,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
             print!("{}", components_text(&registry));
             ExitCode::SUCCESS
         }
+        Command::Kafka { command } => kafka::main(command, &registry),
         Command::Tweets { command } => match command {
             TweetsCommand::Generate(a) => tweets::generate(a),
             TweetsCommand::Serve(a) => tweets::serve(a),

@@ -2,6 +2,7 @@
 
 pub mod file;
 pub mod generator;
+pub mod kafka;
 pub mod pacer;
 pub mod replay;
 pub mod socket;
@@ -13,4 +14,5 @@ pub fn register(r: &mut Registry) {
     r.register_spout::<generator::GeneratorSpoutConfig>();
     r.register_spout::<socket::SocketSpoutConfig>();
     r.register_spout::<file::FileSpoutConfig>();
+    r.register_spout::<kafka::KafkaSpoutConfig>();
 }
