@@ -390,6 +390,7 @@ fn components_lists_every_builtin() {
         ("spout", "generator"),
         ("spout", "socket"),
         ("spout", "file"),
+        ("spout", "kafka"),
         ("bolt", "tokenize"),
         ("bolt", "hashtags"),
         ("bolt", "count"),
@@ -399,6 +400,7 @@ fn components_lists_every_builtin() {
         ("bolt", "console"),
         ("bolt", "jsonl"),
         ("bolt", "null"),
+        ("bolt", "kafka"),
     ];
     for (kind, name) in want {
         assert!(

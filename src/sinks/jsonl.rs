@@ -1,4 +1,8 @@
 //! `jsonl`: writes every tuple as a JSON object (field → value), one per line.
+//!
+//! A tuple is acked only once its line is flushed to the file (every 100 ms, or every
+//! [`ACK_BATCH`] tuples), so a crash never loses a line whose tuple was acked (and, with a
+//! Kafka source, whose offset was committed).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -8,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::component::{Bolt, ComponentError, ComponentResult, TaskContext};
+use crate::component::{AckMode, Bolt, ComponentError, ComponentResult, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::topology::BoltFactory;
@@ -39,14 +43,41 @@ impl BoltConfig for JsonlConfig {
             Box::new(JsonlSink {
                 cfg: cfg.clone(),
                 out: None,
+                unflushed: Vec::new(),
             })
         }))
     }
 }
 
+/// Tuples written but not yet flushed (and so not acked), at most.
+pub const ACK_BATCH: usize = 1024;
+
 pub struct JsonlSink {
     cfg: JsonlConfig,
     out: Option<BufWriter<File>>,
+    /// Written, acked once flushed.
+    unflushed: Vec<Tuple>,
+}
+
+impl JsonlSink {
+    /// Flushes the file, then acks what it holds (or fails it if the flush failed).
+    fn flush_and_ack(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let flushed = match &mut self.out {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        };
+        let ok = flushed.is_ok();
+        for t in self.unflushed.drain(..) {
+            if ok {
+                out.ack(&t);
+            } else {
+                out.fail(&t);
+            }
+        }
+        flushed.map_err(|e| {
+            ComponentError::new(format!("cannot write {}: {e}", self.cfg.path.display()))
+        })
+    }
 }
 
 impl Bolt for JsonlSink {
@@ -67,7 +98,11 @@ impl Bolt for JsonlSink {
         Ok(())
     }
 
-    fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
+    fn ack_mode(&self) -> AckMode {
+        AckMode::Manual
+    }
+
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
         let Some(w) = &mut self.out else {
             return Err("jsonl sink is not open".into());
         };
@@ -82,27 +117,31 @@ impl Bolt for JsonlSink {
                 )
             })
             .collect();
-        serde_json::to_writer(&mut *w, &obj).map_err(|e| ComponentError::new(e.to_string()))?;
-        w.write_all(b"\n")?;
+        let written = serde_json::to_writer(&mut *w, &obj)
+            .map_err(|e| ComponentError::new(e.to_string()))
+            .and_then(|()| Ok(w.write_all(b"\n")?));
+        if let Err(e) = written {
+            tracing::error!(path = %self.cfg.path.display(), "cannot write a tuple: {e}");
+            out.fail(&input);
+            return Ok(());
+        }
+        self.unflushed.push(input);
+        if self.unflushed.len() >= ACK_BATCH {
+            self.flush_and_ack(out)?;
+        }
         Ok(())
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        Some(Duration::from_secs(1))
+        Some(Duration::from_millis(100))
     }
 
-    fn tick(&mut self, _out: &mut BoltCollector<'_>) -> ComponentResult {
-        if let Some(w) = &mut self.out {
-            w.flush()?;
-        }
-        Ok(())
+    fn tick(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
+        self.flush_and_ack(out)
     }
 
-    fn finish(&mut self, _out: &mut BoltCollector<'_>) -> ComponentResult {
-        if let Some(w) = &mut self.out {
-            w.flush()?;
-        }
-        Ok(())
+    fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
+        self.flush_and_ack(out)
     }
 
     fn cleanup(&mut self) {
