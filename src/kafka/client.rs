@@ -52,10 +52,9 @@ pub fn check_reachable<C: ClientContext>(
     topic: Option<&str>,
     timeout: Duration,
 ) -> Result<usize, KafkaClientError> {
-    let md =
-        client
-            .fetch_metadata(topic, timeout)
-            .map_err(|e| KafkaClientError::Unreachable {
+    let md = client
+        .fetch_metadata(topic, timeout)
+        .map_err(|e| KafkaClientError::Unreachable {
             brokers: brokers.to_string(),
             timeout,
             reason: e.to_string(),
