@@ -219,6 +219,8 @@ pub struct KafkaSpout {
     untracked: std::collections::VecDeque<Record>,
     last_commit: Instant,
     started: Instant,
+    /// The topic name of the last record, shared by the records that follow.
+    last_topic: Option<Arc<str>>,
 }
 
 impl KafkaSpout {
@@ -236,6 +238,7 @@ impl KafkaSpout {
             untracked: Default::default(),
             last_commit: Instant::now(),
             started: Instant::now(),
+            last_topic: None,
         }
     }
 
@@ -455,7 +458,15 @@ impl KafkaSpout {
             };
             match result {
                 Ok(m) => {
-                    let topic: Arc<str> = Arc::from(rdkafka::Message::topic(&m));
+                    let name = rdkafka::Message::topic(&m);
+                    let topic = match &self.last_topic {
+                        Some(t) if &**t == name => t.clone(),
+                        _ => {
+                            let t: Arc<str> = Arc::from(name);
+                            self.last_topic = Some(t.clone());
+                            t
+                        }
+                    };
                     let record = Record::from_message(&m, topic);
                     let tp = record.tp.clone();
                     let (what, untracked) = lock(&self.state).fetched(record);
