@@ -78,6 +78,7 @@ pub struct TaskContext {
     pub(crate) counters: CustomCounters,
     pub(crate) pulse: Option<Pulse>,
     pub(crate) topk: crate::runtime::metrics::TopkBoard,
+    pub(crate) control: Option<Arc<crate::runtime::control::RunControl>>,
 }
 
 impl TaskContext {
@@ -127,10 +128,36 @@ impl TaskContext {
         self.topk.set(ranking);
     }
 
+    /// A handle to stop the whole run with an error that retrying cannot fix (e.g. a
+    /// source that refuses the credentials), from any thread or async task.
+    pub fn fatal_handle(&self) -> FatalHandle {
+        FatalHandle {
+            component: self.component.clone(),
+            control: self.control.clone(),
+        }
+    }
+
     /// A handle that wakes this spout task's poll loop at once (for spouts fed by an
     /// async source). `None` for bolts.
     pub fn waker(&self) -> Option<SpoutWaker> {
         self.pulse.clone().map(SpoutWaker)
+    }
+}
+
+/// Stops the run with an error (see [`TaskContext::fatal_handle`]): the topology drains
+/// and `join`/`stop` return the error; the CLI prints it and exits non-zero.
+#[derive(Clone)]
+pub struct FatalHandle {
+    component: Arc<str>,
+    control: Option<Arc<crate::runtime::control::RunControl>>,
+}
+
+impl FatalHandle {
+    pub fn fail(&self, msg: impl std::fmt::Display) {
+        match &self.control {
+            Some(c) => c.fatal(format!("{}: {msg}", self.component)),
+            None => tracing::error!(component = %self.component, "{msg}"),
+        }
     }
 }
 

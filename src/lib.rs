@@ -39,7 +39,8 @@ pub mod tuple;
 pub mod window;
 
 pub use component::{
-    AckMode, Bolt, ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
+    AckMode, Bolt, ComponentError, ComponentResult, FatalHandle, OutputDeclarer, Spout,
+    SpoutStatus, TaskContext,
 };
 pub use runtime::{
     BoltCollector, Config, LocalCluster, MetricsSnapshot, RunSummary, RunningTopology,

@@ -53,6 +53,7 @@ impl BoltHarness {
             counters: CustomCounters::default(),
             pulse: None,
             topk: TopkBoard::default(),
+            control: None,
         };
         if let Err(e) = bolt.prepare(&ctx) {
             panic!("prepare failed: {e}");

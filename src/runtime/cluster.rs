@@ -403,6 +403,7 @@ impl Plan {
         task_id: u32,
         counters: CustomCounters,
         pulse: Option<Pulse>,
+        control: &Arc<RunControl>,
     ) -> TaskContext {
         let ids = &self.task_ids[comp];
         TaskContext {
@@ -416,6 +417,7 @@ impl Plan {
             counters,
             pulse,
             topk: self.metrics.topk.clone(),
+            control: Some(control.clone()),
         }
     }
 
@@ -469,7 +471,7 @@ impl Plan {
                 let outbox = outboxes
                     .remove(&id)
                     .unwrap_or_else(|| unreachable!("outbox built for every task"));
-                let ctx = self.context(&c.name, id, cm.counters.clone(), None);
+                let ctx = self.context(&c.name, id, cm.counters.clone(), None, &control);
                 let metrics = TaskMetrics::new(cm.tasks[ti].clone());
                 hosted.insert(host, Stage::new(ctx, factory.clone(), outbox, metrics));
             }
@@ -494,8 +496,13 @@ impl Plan {
                 match &c.kind {
                     ComponentKind::Spout(factory) => {
                         let pulse = Pulse::default();
-                        let ctx =
-                            self.context(&c.name, id, cm.counters.clone(), Some(pulse.clone()));
+                        let ctx = self.context(
+                            &c.name,
+                            id,
+                            cm.counters.clone(),
+                            Some(pulse.clone()),
+                            &control,
+                        );
                         let acks = ack_rxs[slot as usize]
                             .take()
                             .unwrap_or_else(|| unreachable!("one ack channel per spout task"));
@@ -517,7 +524,7 @@ impl Plan {
                         spouts.push(addr);
                     }
                     ComponentKind::Bolt(factory) => {
-                        let ctx = self.context(&c.name, id, cm.counters.clone(), None);
+                        let ctx = self.context(&c.name, id, cm.counters.clone(), None, &control);
                         let inbox = self.inbox_rx[&id].clone();
                         let ends = self.expected_ends.get(&id).copied().unwrap_or(0);
                         let mut stages = vec![Stage::new(ctx, factory.clone(), outbox, metrics)];
