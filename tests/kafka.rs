@@ -453,3 +453,34 @@ fn bad_json_is_counted_and_acked_past() {
     );
     assert_eq!(committed(&b, "bad", "g-bad")[&0], Some(10), "acked past");
 }
+
+#[test]
+fn at_most_once_and_none_emit_every_record_once_untracked_and_commit() {
+    use squall::spouts::kafka::Guarantee;
+    for (guarantee, group) in [
+        (Guarantee::AtMostOnce, "g-amo"),
+        (Guarantee::None, "g-none"),
+    ] {
+        let b = DevBroker::start(1).unwrap();
+        b.create_topic("amo", 2).unwrap();
+        produce(&b, "amo", 0, 300, None);
+        produce(&b, "amo", 1, 300, None);
+        let mut cfg = spout_cfg(&b, "amo", group);
+        cfg.guarantee = guarantee;
+        cfg.end = Some(EndPosition::Latest);
+        let bolt = OffsetsBolt::new(0);
+        let summary = start(&cfg, &bolt).join().unwrap();
+        let seen = bolt.ok();
+        assert_eq!(seen.len(), 600, "{guarantee:?}: each record once");
+        assert_eq!(
+            seen.into_iter().collect::<BTreeSet<_>>(),
+            all_offsets(&[(0, 300), (1, 300)])
+        );
+        assert_eq!(summary.metrics.components["source"].acked, 0, "untracked");
+        assert_eq!(
+            committed(&b, "amo", group),
+            BTreeMap::from([(0, Some(300)), (1, Some(300))]),
+            "{guarantee:?}"
+        );
+    }
+}
