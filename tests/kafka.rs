@@ -484,3 +484,35 @@ fn at_most_once_and_none_emit_every_record_once_untracked_and_commit() {
         );
     }
 }
+
+#[test]
+fn explicit_partitions_and_a_topic_pattern() {
+    let b = DevBroker::start(1).unwrap();
+    b.create_topic("pat-a", 2).unwrap();
+    b.create_topic("pat-b", 1).unwrap();
+    produce(&b, "pat-a", 0, 50, None);
+    produce(&b, "pat-a", 1, 70, None);
+    produce(&b, "pat-b", 0, 30, None);
+
+    // Assigned partition 1 of pat-a only.
+    let mut cfg = spout_cfg(&b, "pat-a", "g-assign");
+    cfg.partitions = vec![1];
+    cfg.end = Some(EndPosition::Latest);
+    let bolt = OffsetsBolt::new(0);
+    start(&cfg, &bolt).join().unwrap();
+    assert_eq!(
+        bolt.ok().into_iter().collect::<BTreeSet<_>>(),
+        all_offsets(&[(1, 70)])
+    );
+    assert_eq!(committed(&b, "pat-a", "g-assign")[&1], Some(70));
+    assert_eq!(committed(&b, "pat-a", "g-assign")[&0], None);
+
+    // Subscribed by pattern: both topics, 150 records.
+    let mut cfg = spout_cfg(&b, "unused", "g-pattern");
+    cfg.topics = vec![];
+    cfg.pattern = Some("^pat-.*".into());
+    cfg.end = Some(EndPosition::Latest);
+    let bolt = OffsetsBolt::new(0);
+    start(&cfg, &bolt).join().unwrap();
+    assert_eq!(bolt.ok().len(), 150);
+}
