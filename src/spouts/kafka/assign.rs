@@ -104,7 +104,10 @@ pub fn resolve<C: ConsumerContext>(
                 let r = resolve_partition(*ts, answer, w);
                 let scan = TimestampScan::for_resolution(&r);
                 match r {
-                    TimestampResolution::Resolved(o) => (o, None),
+                    TimestampResolution::Resolved(o) => {
+                        tracing::info!(partition = %tp, "start timestamp {ts} resolved by the broker to offset {o}");
+                        (o, None)
+                    }
                     TimestampResolution::ScanFrom { from, .. } => {
                         tracing::info!(partition = %tp, "the broker does not resolve timestamps: scanning from offset {from}");
                         (from, scan)
