@@ -91,21 +91,44 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let guarantee = if file.config.acking {
+    let opts = RunOptions {
+        duration: args.duration,
+        report: args.report,
+        quiet: args.quiet,
+    };
+    run_topology(file.topology, file.config, &opts)
+}
+
+/// How a run is watched and ended, whatever built its topology.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    pub duration: Option<Duration>,
+    pub report: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// Runs a topology like `squall topology run`: status line every second, Ctrl-C/SIGTERM
+/// drain, `--duration`, the report.
+pub fn run_topology(
+    topology: crate::topology::Topology,
+    config: crate::runtime::Config,
+    args: &RunOptions,
+) -> ExitCode {
+    let guarantee = if config.acking {
         format!(
             "at-least-once (acking on, max_spout_pending {}, message_timeout {})",
-            file.config.max_spout_pending,
-            humantime::format_duration(file.config.message_timeout)
+            config.max_spout_pending,
+            humantime::format_duration(config.message_timeout)
         )
     } else {
         "at-most-once (acking off)".to_string()
     };
     eprintln!(
         "squall: running `{}` in event mode on {} workers; guarantee: {guarantee}",
-        file.topology.name(),
-        file.config.workers
+        topology.name(),
+        config.workers
     );
-    let run = match LocalCluster::submit(file.topology, file.config) {
+    let run = match LocalCluster::submit(topology, config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -137,10 +160,10 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             last = Instant::now();
         }
     }
-    finish(run, &args)
+    finish(run, args)
 }
 
-fn finish(run: RunningTopology, args: &RunArgs) -> ExitCode {
+fn finish(run: RunningTopology, args: &RunOptions) -> ExitCode {
     let topk = run.registry().topk;
     let result = if run.is_finished() {
         run.join()
