@@ -37,6 +37,8 @@ struct Counters {
     commit_errors: Arc<AtomicU64>,
     rebalances: Arc<AtomicU64>,
     consumer_errors: Arc<AtomicU64>,
+    /// Second of the last commit-failure warning.
+    last_commit_warning: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -51,6 +53,7 @@ impl Counters {
             commit_errors: ctx.counter("commit_errors"),
             rebalances: ctx.counter("rebalances"),
             consumer_errors: ctx.counter("consumer_errors"),
+            last_commit_warning: Arc::default(),
         }
     }
 }
@@ -103,12 +106,18 @@ impl ConsumerContext for Context {
                 if self.guarantee == Guarantee::AtLeastOnce && !commits.is_empty() {
                     commit_offsets(c, &commits, &self.counters);
                 }
+                // librdkafka keeps a partition's pause across unassign/assign; the state
+                // forgets it, so resume now or a partition given back stays paused.
+                if let Err(e) = c.resume(tpl) {
+                    tracing::warn!("kafka: resume of revoked partitions failed: {e}");
+                }
                 if let Err(e) = c.unassign() {
                     tracing::warn!("kafka: unassign failed: {e}");
                 }
             }
             other => {
                 tracing::error!("kafka: rebalance error {other:?}");
+                let _ = c.resume(tpl);
                 let _ = c.unassign();
             }
         }
@@ -175,8 +184,17 @@ fn commit_offsets<C: ConsumerContext>(
             true
         }
         Err(e) => {
-            incr(&counters.commit_errors);
-            tracing::warn!("kafka: commit failed (will retry): {e}");
+            // Logged at most once a second (a rebalance can refuse commits for a while).
+            let n = counters.commit_errors.fetch_add(1, Ordering::Relaxed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if counters.last_commit_warning.swap(now, Ordering::Relaxed) != now {
+                tracing::warn!(
+                    "kafka: commit failed (will retry; {} failures so far): {e}",
+                    n + 1
+                );
+            }
             false
         }
     }
