@@ -94,7 +94,7 @@ fn unknown_spout_type_lists_the_builtins() {
     let err = validate_err("name = \"t\"\n\n[spouts.source]\ntype = \"nope\"\n", &[]);
     assert_eq!(
         err,
-        "error: t.toml:4: `spouts.source.type`: unknown spout `nope` (built-in spouts: file, generator, socket)"
+        "error: t.toml:4: `spouts.source.type`: unknown spout `nope` (built-in spouts: file, generator, kafka, socket)"
     );
 }
 
@@ -104,7 +104,7 @@ fn unknown_bolt_type_lists_the_builtins() {
     let err = validate_err(&toml, &[]);
     assert_eq!(
         err,
-        "error: t.toml:8: `bolts.x.type`: unknown bolt `nope` (built-in bolts: console, count, hashtags, jsonl, null, rank, rolling_count, tokenize, total_rank)"
+        "error: t.toml:8: `bolts.x.type`: unknown bolt `nope` (built-in bolts: console, count, hashtags, jsonl, kafka, null, rank, rolling_count, tokenize, total_rank)"
     );
 }
 
