@@ -36,6 +36,7 @@ pub mod testkit;
 pub mod text;
 pub mod topology;
 pub mod tuple;
+pub mod twitter;
 pub mod window;
 
 pub use component::{

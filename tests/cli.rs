@@ -94,7 +94,7 @@ fn unknown_spout_type_lists_the_builtins() {
     let err = validate_err("name = \"t\"\n\n[spouts.source]\ntype = \"nope\"\n", &[]);
     assert_eq!(
         err,
-        "error: t.toml:4: `spouts.source.type`: unknown spout `nope` (built-in spouts: file, generator, kafka, socket)"
+        "error: t.toml:4: `spouts.source.type`: unknown spout `nope` (built-in spouts: file, generator, kafka, socket, twitter)"
     );
 }
 
@@ -391,6 +391,7 @@ fn components_lists_every_builtin() {
         ("spout", "socket"),
         ("spout", "file"),
         ("spout", "kafka"),
+        ("spout", "twitter"),
         ("bolt", "tokenize"),
         ("bolt", "hashtags"),
         ("bolt", "count"),

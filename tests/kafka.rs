@@ -92,7 +92,7 @@ impl Bolt for OffsetsBolt {
         // Seeded by the coordinates: the same records fail on every run, each at most
         // twice, then succeed.
         let h = xorshift((p as u64) << 40 ^ o as u64 ^ 0x9E37_79B9);
-        if self.fail_one_in > 0 && attempt <= 2 && h % self.fail_one_in == 0 {
+        if self.fail_one_in > 0 && attempt <= 2 && h.is_multiple_of(self.fail_one_in) {
             self.seen.lock().unwrap().failed += 1;
             return Err(format!("seeded failure of {p}:{o}, attempt {attempt}").into());
         }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::component::{Bolt, ComponentResult, OutputDeclarer};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
-use crate::text::hashtags::{for_each_hashtag, is_hashtag_token, normalize_hashtag};
+use crate::text::hashtags::{
+    for_each_hashtag, is_hashtag_token, normalize_entity_tag, normalize_hashtag,
+};
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple, Value};
 
@@ -40,7 +42,7 @@ impl Bolt for HashtagsBolt {
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
         if let Some(tags) = input.get("hashtags").and_then(Value::as_list) {
             for t in tags {
-                if let Some(tag) = t.as_str().and_then(normalize_hashtag) {
+                if let Some(tag) = t.as_str().and_then(normalize_entity_tag) {
                     out.emit(crate::values![tag])?;
                 }
             }

@@ -5,6 +5,7 @@ pub mod kafka;
 mod report;
 mod run;
 mod tweets;
+pub mod twitter;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,11 @@ enum Command {
     Tweets {
         #[command(subcommand)]
         command: TweetsCommand,
+    },
+    /// X/Twitter: stream rules (and to-kafka).
+    Twitter {
+        #[command(subcommand)]
+        command: twitter::TwitterCommand,
     },
 }
 
@@ -87,6 +93,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Kafka { command } => kafka::main(command, &registry),
+        Command::Twitter { command } => twitter::main(command),
         Command::Tweets { command } => match command {
             TweetsCommand::Generate(a) => tweets::generate(a),
             TweetsCommand::Serve(a) => tweets::serve(a),

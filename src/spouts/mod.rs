@@ -7,6 +7,7 @@ pub mod pacer;
 pub mod replay;
 pub mod socket;
 pub mod tweet_fields;
+pub mod twitter;
 
 use crate::registry::Registry;
 
@@ -15,4 +16,5 @@ pub fn register(r: &mut Registry) {
     r.register_spout::<socket::SocketSpoutConfig>();
     r.register_spout::<file::FileSpoutConfig>();
     r.register_spout::<kafka::KafkaSpoutConfig>();
+    r.register_spout::<twitter::TwitterSpoutConfig>();
 }

@@ -33,6 +33,20 @@ pub fn normalize_hashtag(raw: &str) -> Option<String> {
     Some(out)
 }
 
+/// Normalizes a hashtag taken from tweet entities (`entities.hashtags[].tag` or `.text`):
+/// the API already delimited it, and Twitter keeps some punctuation inside hashtags
+/// (`col·legi`, `ラブライブ・サンシャイン`), so it is only trimmed, stripped of a leading
+/// `#`/`＃` and lowercased per character, never cut at a non-word character.
+pub fn normalize_entity_tag(raw: &str) -> Option<String> {
+    let body = raw.trim().trim_start_matches(is_hash);
+    if body.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(body.len());
+    lowercase_into(body, &mut out);
+    Some(out)
+}
+
 /// Is `tok` a hashtag token: a `#`/`＃` prefix followed by a word character?
 pub fn is_hashtag_token(tok: &str) -> bool {
     let mut chars = tok.chars();

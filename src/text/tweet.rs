@@ -25,7 +25,9 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::hashtags::{extract_hashtags, is_hashtag_token, normalize_hashtag};
+use super::hashtags::{
+    extract_hashtags, is_hashtag_token, normalize_entity_tag, normalize_hashtag,
+};
 use super::tokenize::token_spans;
 
 /// A tweet, reduced to what squall's topologies use.
@@ -330,7 +332,7 @@ fn hashtags_of(entities: Option<Entities<'_>>, text: &str) -> Vec<String> {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|h| h.tag.or(h.text))
-            .filter_map(|t| normalize_hashtag(&t.0))
+            .filter_map(|t| normalize_entity_tag(&t.0))
             .collect(),
         None => extract_hashtags(text),
     }
