@@ -26,6 +26,37 @@ pub enum TwitterCommand {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Twitter → Kafka: streams tweets into a topic, as a topology (twitter spout →
+    /// kafka sink: acked when the broker has them, with metrics). Runs until Ctrl-C or
+    /// --duration.
+    ToKafka(ToKafkaArgs),
+}
+
+/// `twitter to-kafka`.
+#[derive(Args, Debug)]
+pub struct ToKafkaArgs {
+    /// The Kafka topic to write the tweets to (JSON of the tweet fields, keyed by id).
+    #[arg(long)]
+    pub topic: String,
+    #[arg(long, default_value = crate::kafka::client::DEFAULT_BROKERS)]
+    pub brokers: String,
+    /// The 1% sample stream instead of the filtered stream.
+    #[arg(long, conflicts_with = "rules_tag")]
+    pub sample: bool,
+    /// Only tweets matching a rule with one of these tags (filtered stream).
+    #[arg(long = "rules-tag", value_name = "TAG")]
+    pub rules_tag: Vec<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Stop after this long (e.g. 10m); default: until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Write the JSON report here on exit.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
+    /// No status line.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `squall twitter rules …`.
@@ -94,7 +125,60 @@ pub struct DeleteArgs {
 pub fn main(cmd: TwitterCommand) -> ExitCode {
     match cmd {
         TwitterCommand::Rules { command } => rules(command),
+        TwitterCommand::ToKafka(args) => to_kafka(args),
     }
+}
+
+/// The `twitter to-kafka` topology: `source` (twitter) → `sink` (kafka, keyed by id).
+pub fn to_kafka_topology(a: &ToKafkaArgs) -> Result<crate::Topology, String> {
+    use crate::registry::{BoltConfig, SpoutConfig};
+    use crate::twitter::policy::Endpoint;
+    let spout = crate::spouts::twitter::TwitterSpoutConfig {
+        endpoint: if a.sample {
+            Endpoint::Sample
+        } else {
+            Endpoint::Filtered
+        },
+        base_url: a.api.base_url.clone(),
+        token_env: a.api.token_env.clone(),
+        rule_tags: (!a.rules_tag.is_empty()).then(|| a.rules_tag.clone()),
+        ..Default::default()
+    };
+    let sink = crate::sinks::kafka::KafkaSinkConfig {
+        brokers: a.brokers.clone(),
+        topic: a.topic.clone(),
+        key_field: Some("id".into()),
+        ..Default::default()
+    };
+    let mut b = crate::TopologyBuilder::new("twitter-to-kafka");
+    b.spout_factory(
+        "source",
+        spout.build().map_err(|e| format!("spout `source`: {e}"))?,
+        1,
+    );
+    b.bolt_factory(
+        "sink",
+        sink.build().map_err(|e| format!("bolt `sink`: {e}"))?,
+        1,
+    )
+    .shuffle("source");
+    b.build().map_err(|e| e.to_string())
+}
+
+fn to_kafka(a: ToKafkaArgs) -> ExitCode {
+    let topology = match to_kafka_topology(&a) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = super::run::RunOptions {
+        duration: a.duration,
+        report: a.report,
+        quiet: a.quiet,
+    };
+    super::run::run_topology(topology, crate::Config::default(), &opts)
 }
 
 /// Runs `f` to completion on a current-thread tokio runtime.
