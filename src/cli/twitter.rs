@@ -368,9 +368,35 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<RulesCommand, clap::Error> {
         T::try_parse_from(std::iter::once("twitter").chain(args.iter().copied())).map(|t| {
-            let TwitterCommand::Rules { command } = t.cmd;
-            command
+            match t.cmd {
+                TwitterCommand::Rules { command } => command,
+                TwitterCommand::ToKafka(a) => panic!("not a rules command: {a:?}"),
+            }
         })
+    }
+
+    #[test]
+    fn to_kafka_builds_its_topology() {
+        let t = T::try_parse_from(["twitter", "to-kafka", "--topic", "tw", "--sample"]).unwrap();
+        let TwitterCommand::ToKafka(a) = t.cmd else {
+            panic!("to-kafka expected");
+        };
+        assert_eq!(a.brokers, "127.0.0.1:9092");
+        let topo = to_kafka_topology(&a).unwrap();
+        let names: Vec<&str> = topo.components().iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["source", "sink"]);
+        assert!(
+            T::try_parse_from([
+                "twitter",
+                "to-kafka",
+                "--topic",
+                "t",
+                "--sample",
+                "--rules-tag",
+                "x"
+            ])
+            .is_err()
+        );
     }
 
     #[test]
