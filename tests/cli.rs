@@ -142,7 +142,7 @@ fn bad_grouping_field() {
     let err = validate_err(&toml, &[]);
     assert_eq!(
         err,
-        "error: t.toml:9: `bolts.split.inputs`: bolt `split` groups `source:default` by field `nope`, which that stream does not declare (it has [id, text, author, created_at, lang, hashtags])"
+        "error: t.toml:9: `bolts.split.inputs`: bolt `split` groups `source:default` by field `nope`, which that stream does not declare (it has [id, text, author, created_at, lang, hashtags, author_id])"
     );
 }
 

@@ -5,9 +5,18 @@ use compact_str::CompactString;
 use crate::text::tweet::Tweet;
 use crate::tuple::{Fields, Value, Values};
 
-/// `id, text, author, created_at, lang, hashtags` (hashtags: a list of normalized tags).
+/// `id, text, author, created_at, lang, hashtags, author_id` (author: the username;
+/// hashtags: a list of normalized tags).
 pub fn tweet_fields() -> Fields {
-    Fields::new(["id", "text", "author", "created_at", "lang", "hashtags"])
+    Fields::new([
+        "id",
+        "text",
+        "author",
+        "created_at",
+        "lang",
+        "hashtags",
+        "author_id",
+    ])
 }
 
 fn opt(s: Option<String>) -> Value {
@@ -27,5 +36,6 @@ pub fn tweet_values(t: Tweet) -> Values {
         opt(t.created_at),
         opt(t.lang),
         Value::from(tags),
+        opt(t.author_id),
     ]
 }

@@ -317,6 +317,7 @@ mod tests {
                 "created_at",
                 "lang",
                 "hashtags",
+                "author_id",
                 "rule_tags"
             ]
         );
@@ -333,7 +334,7 @@ mod tests {
         assert_eq!(v[0].as_str(), Some("1"));
         assert_eq!(v[2].as_str(), Some("ann"));
         assert_eq!(v[3], Value::Null);
-        let rules: Vec<&str> = v[6]
+        let rules: Vec<&str> = v[7]
             .as_list()
             .unwrap_or_default()
             .iter()
