@@ -270,9 +270,7 @@ impl KafkaSpout {
         let mut cc = client_config(&cfg.brokers, &cfg.properties);
         // Kafka's pre-3.0 session timeout: a vanished member is noticed in 10 s, not 45.
         cc.set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            // Prefetched records held by librdkafka (its default is 64 MiB).
-            .set("queued.max.messages.kbytes", "16384");
+            .set("heartbeat.interval.ms", "1000");
         for (k, v) in &cfg.properties {
             cc.set(k, v);
         }
