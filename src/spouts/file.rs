@@ -194,12 +194,8 @@ impl Spout for FileSpout {
     }
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
-        if let Some((id, values)) = self.buffer.next_retry() {
-            if out.emit(values, Some(id)).is_err() {
-                self.buffer.unretry(id);
-                return SpoutStatus::Idle;
-            }
-            return SpoutStatus::Emitted;
+        if let Some(status) = self.buffer.emit_retry(out, Values::clone) {
+            return status;
         }
         if self.eof {
             return SpoutStatus::Exhausted;
@@ -211,10 +207,7 @@ impl Spout for FileSpout {
         }
         match self.next_values() {
             Some(values) => {
-                let id = self.buffer.track(values.clone());
-                if out.emit(values, Some(id)).is_err() {
-                    self.buffer.ack(id);
-                }
+                self.buffer.emit_new(values, out, Values::clone);
                 if let Some(p) = &mut self.pacer {
                     p.sent(1);
                 }

@@ -12,6 +12,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::component::SpoutStatus;
+use crate::runtime::SpoutCollector;
+use crate::tuple::Values;
+
 pub struct ReplayBuffer<T> {
     /// Slot `i` holds message `base + i` and its failed attempts, or `None` once done.
     slots: VecDeque<Option<(T, u32)>>,
@@ -116,6 +120,42 @@ impl<T: Clone> ReplayBuffer<T> {
             }
         }
         None
+    }
+
+    /// Emits the next due retry (its values made by `to_values`); `None` when none is
+    /// due. A retry that cannot be emitted now goes back to the front of the queue.
+    pub fn emit_retry(
+        &mut self,
+        out: &mut SpoutCollector<'_>,
+        to_values: impl Fn(&T) -> Values,
+    ) -> Option<SpoutStatus> {
+        let (id, values) = loop {
+            let id = self.retry.pop_front()?;
+            if let Some(item) = self.get(id) {
+                break (id, to_values(item));
+            }
+        };
+        if out.emit(values, Some(id)).is_err() {
+            self.unretry(id);
+            return Some(SpoutStatus::Idle);
+        }
+        Some(SpoutStatus::Emitted)
+    }
+
+    /// Tracks a new message and emits it (its values made by `to_values`); one that
+    /// cannot be emitted counts as done.
+    pub fn emit_new(
+        &mut self,
+        item: T,
+        out: &mut SpoutCollector<'_>,
+        to_values: impl Fn(&T) -> Values,
+    ) -> u64 {
+        let values = to_values(&item);
+        let id = self.track(item);
+        if out.emit(values, Some(id)).is_err() {
+            self.ack(id);
+        }
+        id
     }
 
     /// Puts a retry back at the front (it could not be emitted now).

@@ -214,6 +214,11 @@ async fn read_loop(
     }
 }
 
+/// A line's tuple: the field `text`.
+fn line_values(line: &str) -> crate::tuple::Values {
+    crate::values![line]
+}
+
 impl Spout for SocketSpout {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
         out.declare(Fields::new(["text"]));
@@ -239,12 +244,8 @@ impl Spout for SocketSpout {
     }
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
-        if let Some((id, line)) = self.buffer.next_retry() {
-            if out.emit(crate::values![line.as_str()], Some(id)).is_err() {
-                self.buffer.unretry(id);
-                return SpoutStatus::Idle;
-            }
-            return SpoutStatus::Emitted;
+        if let Some(status) = self.buffer.emit_retry(out, |l| line_values(l)) {
+            return status;
         }
         let line = match self.current.next() {
             Some(line) => line,
@@ -272,11 +273,7 @@ impl Spout for SocketSpout {
                 }
             }
         };
-        let id = self.buffer.track(line);
-        let text = self.buffer.get(id).map(String::as_str).unwrap_or_default();
-        if out.emit(crate::values![text], Some(id)).is_err() {
-            self.buffer.ack(id);
-        }
+        self.buffer.emit_new(line, out, |l| line_values(l));
         SpoutStatus::Emitted
     }
 

@@ -222,12 +222,7 @@ impl TwitterSpout {
 
     /// Re-emits a failed tweet, if any is due; `None` when there is none.
     fn emit_retry(&mut self, out: &mut SpoutCollector<'_>) -> Option<SpoutStatus> {
-        let (id, values) = self.buffer.next_retry()?;
-        if out.emit(values, Some(id)).is_err() {
-            self.buffer.unretry(id);
-            return Some(SpoutStatus::Idle);
-        }
-        Some(SpoutStatus::Emitted)
+        self.buffer.emit_retry(out, Values::clone)
     }
 }
 
@@ -277,11 +272,7 @@ impl Spout for TwitterSpout {
             Ok(t) => t,
             Err(status) => return status,
         };
-        let id = self.buffer.track(values_of(tweet));
-        let values = self.buffer.get(id).cloned().unwrap_or_default();
-        if out.emit(values, Some(id)).is_err() {
-            self.buffer.ack(id);
-        }
+        self.buffer.emit_new(values_of(tweet), out, Values::clone);
         SpoutStatus::Emitted
     }
 
