@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::batch::{BatchInfo, TransactionalSpout};
 use crate::runtime::collector::{BoltCollector, SpoutCollector};
 use crate::runtime::metrics::CustomCounters;
 use crate::runtime::transport::Pulse;
@@ -31,6 +32,12 @@ impl From<std::io::Error> for ComponentError {
 impl From<String> for ComponentError {
     fn from(e: String) -> Self {
         ComponentError(e)
+    }
+}
+
+impl From<crate::state::StateError> for ComponentError {
+    fn from(e: crate::state::StateError) -> Self {
+        ComponentError(e.to_string())
     }
 }
 
@@ -79,6 +86,7 @@ pub struct TaskContext {
     pub(crate) pulse: Option<Pulse>,
     pub(crate) topk: crate::runtime::metrics::TopkBoard,
     pub(crate) control: Option<Arc<crate::runtime::control::RunControl>>,
+    pub(crate) state: Option<Arc<crate::state::TaskState>>,
 }
 
 impl TaskContext {
@@ -126,6 +134,17 @@ impl TaskContext {
     /// Publishes the topology's current top-k ranking (shown in the report and the UI).
     pub fn report_topk(&self, ranking: Vec<(String, u64)>) {
         self.topk.set(ranking);
+    }
+
+    /// Micro-batch mode: this task's transactional state (maps and values stored with
+    /// the txid of the batch that wrote them, persisted on commit). `None` in event mode.
+    pub fn state(&self) -> Option<&crate::state::TaskState> {
+        self.state.as_deref()
+    }
+
+    /// The task runs in micro-batch mode.
+    pub fn is_microbatch(&self) -> bool {
+        self.state.is_some()
     }
 
     /// A handle to stop the whole run with an error that retrying cannot fix (e.g. a
@@ -205,6 +224,13 @@ pub trait Spout: Send + 'static {
 
     /// Called once when the task stops.
     fn close(&mut self) {}
+
+    /// Micro-batch mode: this spout's batches can be re-emitted exactly from their
+    /// metadata (Kafka offset ranges, generator sequence ranges). A spout without it is
+    /// cut by calling `next_tuple`, and its batches are kept in memory until they commit.
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalSpout> {
+        None
+    }
 }
 
 /// How a bolt acknowledges its input.
@@ -252,6 +278,30 @@ pub trait Bolt: Send + 'static {
 
     /// Called once when the task stops.
     fn cleanup(&mut self) {}
+
+    /// Micro-batch mode: this task's tuples of one batch. The default executes them one
+    /// at a time; an error fails the whole batch (it is replayed).
+    fn execute_batch(
+        &mut self,
+        _batch: &BatchInfo,
+        tuples: Vec<Tuple>,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        for t in tuples {
+            self.execute(t, out)?;
+        }
+        Ok(())
+    }
+
+    /// Micro-batch mode: every tuple of the batch has reached this task (batches finish
+    /// in txid order). Stateful bolts update their state here and emit the result.
+    fn finish_batch(
+        &mut self,
+        _batch: &BatchInfo,
+        _out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        Ok(())
+    }
 }
 
 /// Counts events without a lock, for custom counters shared with the metrics.

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod batch;
 pub mod bolts;
 pub mod cli;
 pub mod clock;
@@ -32,6 +33,7 @@ pub mod registry;
 pub mod runtime;
 pub mod sinks;
 pub mod spouts;
+pub mod state;
 pub mod testkit;
 pub mod text;
 pub mod topology;

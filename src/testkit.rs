@@ -54,6 +54,7 @@ impl BoltHarness {
             pulse: None,
             topk: TopkBoard::default(),
             control: None,
+            state: None,
         };
         if let Err(e) = bolt.prepare(&ctx) {
             panic!("prepare failed: {e}");

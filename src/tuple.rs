@@ -299,6 +299,18 @@ pub struct Tuple {
 }
 
 impl Tuple {
+    /// A copy of this tuple outside any tree (micro-batch mode keeps copies of the batches
+    /// of sources that cannot replay).
+    pub(crate) fn duplicate(&self) -> Tuple {
+        Tuple {
+            values: self.values.clone(),
+            meta: self.meta.clone(),
+            source_task: self.source_task,
+            anchors: Anchors::new(),
+            ack_val: Cell::new(0),
+        }
+    }
+
     /// A tuple that belongs to no tree, for tests of a bolt's logic.
     pub fn new_detached(
         component: &str,

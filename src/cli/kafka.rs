@@ -318,6 +318,10 @@ fn replay(a: ReplayArgs, registry: &Registry) -> ExitCode {
             report: a.report,
             set: sets,
             quiet: a.quiet,
+            mode: None,
+            batch_interval: None,
+            max_batch: None,
+            state_dir: None,
         },
         registry,
     )

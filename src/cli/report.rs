@@ -86,7 +86,7 @@ impl Report {
         let secs = s.duration.as_secs_f64();
         Report {
             topology: s.topology.clone(),
-            mode: "event".into(),
+            mode: s.mode.to_string(),
             duration_s: (secs * 1000.0).round() / 1000.0,
             throughput_tps: if secs > 0.0 {
                 (emitted as f64 / secs).round()

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::report::Report;
 use crate::registry::Registry;
-use crate::runtime::{LocalCluster, MetricsSnapshot, RunningTopology};
+use crate::runtime::{Config, LocalCluster, MetricsSnapshot, Mode, RunningTopology};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -28,6 +28,45 @@ pub struct RunArgs {
     /// No status line.
     #[arg(long)]
     pub quiet: bool,
+    /// `event` (a tuple at a time, at-least-once) or `microbatch` (transactional batches,
+    /// exactly-once state). Default: the file's `config.mode`, else event.
+    #[arg(long)]
+    pub mode: Option<Mode>,
+    /// Micro-batch mode: start a batch at most this often (e.g. 100ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub batch_interval: Option<Duration>,
+    /// Micro-batch mode: most tuples per spout task in one batch.
+    #[arg(long)]
+    pub max_batch: Option<usize>,
+    /// Micro-batch mode: keep state and batch records here, so a restart resumes after
+    /// the last committed batch (default: in memory).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Applies the mode flags to the file's config.
+fn apply_mode_flags(args: &RunArgs, config: &mut Config) -> Result<(), String> {
+    if let Some(m) = args.mode {
+        config.mode = m;
+    }
+    if let Some(d) = args.batch_interval {
+        config.batch_interval = d;
+    }
+    if let Some(n) = args.max_batch {
+        config.max_batch = n;
+    }
+    if let Some(d) = &args.state_dir {
+        config.state_dir = Some(d.clone());
+    }
+    let batch_flags =
+        args.batch_interval.is_some() || args.max_batch.is_some() || args.state_dir.is_some();
+    if batch_flags && config.mode != Mode::Microbatch {
+        return Err("--batch-interval, --max-batch and --state-dir need --mode microbatch".into());
+    }
+    if config.mode == Mode::Microbatch && config.batch_interval.is_zero() {
+        return Err("--batch-interval must be longer than 0".into());
+    }
+    Ok(())
 }
 
 /// Sets the flag on Ctrl-C or SIGTERM.
@@ -84,13 +123,17 @@ fn status_line(prev: &MetricsSnapshot, now: &MetricsSnapshot, secs: f64) -> Stri
 }
 
 pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
-    let file = match crate::topology::file::load(&args.file, &args.set, registry) {
+    let mut file = match crate::topology::file::load(&args.file, &args.set, registry) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = apply_mode_flags(&args, &mut file.config) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let opts = RunOptions {
         duration: args.duration,
         report: args.report,
@@ -114,7 +157,15 @@ pub fn run_topology(
     config: crate::runtime::Config,
     args: &RunOptions,
 ) -> ExitCode {
-    let guarantee = if config.acking {
+    let guarantee = if config.mode == Mode::Microbatch {
+        format!(
+            "exactly-once state with transactional sources (Kafka, generator), batch interval {}, max batch {}, {} batches in flight; {}",
+            humantime::format_duration(config.batch_interval),
+            config.max_batch,
+            config.batches_in_flight,
+            crate::runtime::microbatch_state(&config)
+        )
+    } else if config.acking {
         format!(
             "at-least-once (acking on, max_spout_pending {}, message_timeout {})",
             config.max_spout_pending,
@@ -124,8 +175,9 @@ pub fn run_topology(
         "at-most-once (acking off)".to_string()
     };
     eprintln!(
-        "squall: running `{}` in event mode on {} workers; guarantee: {guarantee}",
+        "squall: running `{}` in {} mode on {} workers; guarantee: {guarantee}",
         topology.name(),
+        config.mode,
         config.workers
     );
     let run = match LocalCluster::submit(topology, config) {

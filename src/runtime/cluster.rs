@@ -35,6 +35,8 @@ pub enum RuntimeError {
     Panicked,
     #[error("{}", .0.join("; "))]
     Fatal(Vec<String>),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 /// What a finished run leaves.
@@ -43,6 +45,8 @@ pub struct RunSummary {
     pub topology: String,
     pub duration: Duration,
     pub metrics: MetricsSnapshot,
+    /// How it ran (event or micro-batch).
+    pub mode: super::config::Mode,
     /// Every task finished (bounded run, or a graceful stop that drained in time).
     pub completed: bool,
 }
@@ -54,6 +58,9 @@ impl LocalCluster {
     /// Starts the topology on its own worker threads and returns at once.
     pub fn submit(topology: Topology, config: Config) -> Result<RunningTopology, RuntimeError> {
         config.validate()?;
+        if config.mode == super::config::Mode::Microbatch {
+            return super::microbatch::submit(topology, config);
+        }
         let plan = Plan::new(&topology, &config);
         let control = Arc::new(RunControl::new(plan.task_count));
         let metrics = plan.metrics.clone();
@@ -61,6 +68,7 @@ impl LocalCluster {
         let ctl = control.clone();
         let drain = config.drain_timeout;
         let name = topology.name().to_string();
+        let mode = config.mode;
         let thread = std::thread::Builder::new()
             .name(format!("squall-{}", topology.name()))
             .spawn(move || {
@@ -85,6 +93,7 @@ impl LocalCluster {
             metrics,
             thread: Some(thread),
             started: Instant::now(),
+            mode,
         })
     }
 }
@@ -116,11 +125,12 @@ async fn supervise(ctl: &RunControl, spouts: &[Addr<SpoutTask>], drain: Duration
 
 /// A topology running in this process.
 pub struct RunningTopology {
-    name: String,
-    control: Arc<RunControl>,
-    metrics: MetricsRegistry,
-    thread: Option<JoinHandle<()>>,
-    started: Instant,
+    pub(super) name: String,
+    pub(super) control: Arc<RunControl>,
+    pub(super) metrics: MetricsRegistry,
+    pub(super) thread: Option<JoinHandle<()>>,
+    pub(super) started: Instant,
+    pub(super) mode: super::config::Mode,
 }
 
 impl RunningTopology {
@@ -185,6 +195,7 @@ impl RunningTopology {
             topology: self.name.clone(),
             duration: self.started.elapsed(),
             metrics: self.metrics.snapshot(),
+            mode: self.mode,
             completed: self.control.is_done(),
         })
     }
@@ -213,15 +224,15 @@ fn placement(parallelism: usize, i: usize, singles: &mut usize, workers: usize) 
 }
 
 /// Where every task runs and what it is connected to.
-struct Plan {
-    task_count: usize,
-    metrics: MetricsRegistry,
+pub(super) struct Plan {
+    pub(super) task_count: usize,
+    pub(super) metrics: MetricsRegistry,
     /// task id → worker
-    worker_of: HashMap<u32, usize>,
-    task_ids: Arc<BTreeMap<String, Vec<u32>>>,
-    inbox_tx: HashMap<u32, mpsc::Sender<Envelope>>,
-    inbox_rx: HashMap<u32, SharedRx<Envelope>>,
-    expected_ends: HashMap<u32, usize>,
+    pub(super) worker_of: HashMap<u32, usize>,
+    pub(super) task_ids: Arc<BTreeMap<String, Vec<u32>>>,
+    pub(super) inbox_tx: HashMap<u32, mpsc::Sender<Envelope>>,
+    pub(super) inbox_rx: HashMap<u32, SharedRx<Envelope>>,
+    pub(super) expected_ends: HashMap<u32, usize>,
     /// Chained bolt → the bolt whose task runs it.
     chained: HashMap<String, String>,
 }
@@ -269,7 +280,7 @@ fn chains(topology: &Topology, config: &Config) -> HashMap<String, String> {
 }
 
 impl Plan {
-    fn new(topology: &Topology, config: &Config) -> Plan {
+    pub(super) fn new(topology: &Topology, config: &Config) -> Plan {
         let task_ids = Arc::new(topology.task_ids());
         let chained = chains(topology, config);
         let mut worker_of = HashMap::new();
@@ -323,7 +334,13 @@ impl Plan {
     }
 
     /// Builds the outbox of one task of component `comp`.
-    fn outbox(&mut self, topology: &Topology, comp: &str, task_id: u32, config: &Config) -> Outbox {
+    pub(super) fn outbox(
+        &mut self,
+        topology: &Topology,
+        comp: &str,
+        task_id: u32,
+        config: &Config,
+    ) -> Outbox {
         let def = topology
             .component(comp)
             .map(|c| c.outputs.clone())
@@ -397,7 +414,7 @@ impl Plan {
         Outbox::new(task_id, targets, streams, config.batch_size, config.acking)
     }
 
-    fn context(
+    pub(super) fn context(
         &self,
         comp: &str,
         task_id: u32,
@@ -418,6 +435,7 @@ impl Plan {
             pulse,
             topk: self.metrics.topk.clone(),
             control: Some(control.clone()),
+            state: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What spouts and bolts emit through.
 
 use std::cell::Cell;
+use std::time::Instant;
 
 use super::ledger::{Ledger, Outcomes};
 use super::outbox::{Outbox, Parent};
@@ -148,7 +149,20 @@ impl SpoutCollector<'_> {
     /// tracked and the spout is told `ack(id)` or `fail(id)`; without, it is fire and forget.
     pub fn emit(&mut self, values: impl Into<Values>, msg_id: Option<u64>) -> ComponentResult {
         let sid = self.outbox.stream_id(None)?;
-        self.emit_sid(sid, values.into(), msg_id, None)
+        self.emit_sid(sid, values.into(), msg_id, None, None)
+    }
+
+    /// Emits on the default stream with the time the tuple was due (a paced source that
+    /// fell behind): complete latency is measured from `due`, so waiting before the emit
+    /// is not hidden (no coordinated omission).
+    pub fn emit_at(
+        &mut self,
+        values: impl Into<Values>,
+        msg_id: Option<u64>,
+        due: Instant,
+    ) -> ComponentResult {
+        let sid = self.outbox.stream_id(None)?;
+        self.emit_sid(sid, values.into(), msg_id, None, Some(due))
     }
 
     pub fn emit_to(
@@ -158,7 +172,7 @@ impl SpoutCollector<'_> {
         msg_id: Option<u64>,
     ) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
-        self.emit_sid(sid, values.into(), msg_id, None)
+        self.emit_sid(sid, values.into(), msg_id, None, None)
     }
 
     pub fn emit_direct(
@@ -169,7 +183,7 @@ impl SpoutCollector<'_> {
         msg_id: Option<u64>,
     ) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
-        self.emit_sid(sid, values.into(), msg_id, Some(task))
+        self.emit_sid(sid, values.into(), msg_id, Some(task), None)
     }
 
     fn emit_sid(
@@ -178,7 +192,17 @@ impl SpoutCollector<'_> {
         values: Values,
         msg_id: Option<u64>,
         direct: Option<u32>,
+        due: Option<Instant>,
     ) -> ComponentResult {
+        if let Some(o) = &mut self.tracker.origins {
+            // Micro-batch mode: the batch is the unit of tracking.
+            self.outbox.emit(sid, values, &[], direct)?;
+            o.push(due.unwrap_or(self.tracker.now));
+            if let Some(id) = msg_id {
+                self.tracker.immediate.push((id, true));
+            }
+            return Ok(());
+        }
         let Some(msg_id) = msg_id else {
             self.outbox.emit(sid, values, &[], direct)?;
             self.outbox.flush_full();
@@ -198,7 +222,7 @@ impl SpoutCollector<'_> {
                 self.outbox.emit(sid, values, &[(&anchor, &acc)], direct)?;
                 let deadline = self.tracker.now_ms + self.timeout_ms;
                 if ledger.init(root, acc.get(), self.slot, deadline) {
-                    let at = self.tracker.now;
+                    let at = due.unwrap_or(self.tracker.now);
                     self.tracker.track(root, msg_id, at, deadline);
                 } else {
                     self.tracker.immediate.push((msg_id, true));
@@ -207,6 +231,11 @@ impl SpoutCollector<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Micro-batch mode: tuples emitted into the batch being cut.
+    pub(crate) fn batch_len(&self) -> usize {
+        self.tracker.origins.as_ref().map_or(0, Vec::len)
     }
 
     /// In-flight tuple trees of this task.

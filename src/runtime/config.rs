@@ -1,5 +1,6 @@
 //! Run-time settings of a topology.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,50 @@ pub struct Config {
     /// Run a bolt inside the task that feeds it when it is joined to it by a
     /// `local_or_shuffle` grouping with the same parallelism (operator chaining).
     pub chaining: bool,
+    /// `event` (a tuple at a time, ack-tracked) or `microbatch` (transactional batches,
+    /// exactly-once state).
+    pub mode: Mode,
+    /// Micro-batch mode: a new batch starts at most this often.
+    #[serde(with = "humantime_serde")]
+    pub batch_interval: Duration,
+    /// Micro-batch mode: most tuples a spout task puts in one batch.
+    pub max_batch: usize,
+    /// Micro-batch mode: batches processed at once (pipelining); commits stay in order.
+    pub batches_in_flight: usize,
+    /// Micro-batch mode: where state and batch records are kept (none: in memory).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// How a topology runs.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every tuple is processed as it arrives and its tree is ack-tracked.
+    #[default]
+    Event,
+    /// Transactional micro-batches (Storm's Trident): exactly-once state.
+    Microbatch,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Event => "event",
+            Mode::Microbatch => "microbatch",
+        })
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "event" => Ok(Mode::Event),
+            "microbatch" | "micro-batch" => Ok(Mode::Microbatch),
+            _ => Err(format!("unknown mode `{s}` (expected event or microbatch)")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -49,6 +94,11 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             latency_sample: 16,
             chaining: true,
+            mode: Mode::Event,
+            batch_interval: Duration::from_millis(100),
+            max_batch: 100_000,
+            batches_in_flight: 2,
+            state_dir: None,
         }
     }
 }
@@ -78,6 +128,8 @@ impl Config {
         positive("batch_size", self.batch_size)?;
         positive("inbox_capacity", self.inbox_capacity)?;
         positive("latency_sample", self.latency_sample as usize)?;
+        positive("max_batch", self.max_batch)?;
+        positive("batches_in_flight", self.batches_in_flight)?;
         if self.message_timeout.is_zero() {
             return Err(ConfigError {
                 key: "message_timeout",

@@ -64,6 +64,10 @@ impl RunControl {
         }
     }
 
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop_requested.load(Ordering::Acquire)
+    }
+
     /// Something that cannot be retried (a spout that cannot open): the run stops.
     pub(crate) fn fatal(&self, msg: String) {
         tracing::error!("{msg}");

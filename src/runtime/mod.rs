@@ -9,6 +9,7 @@ pub(crate) mod control;
 pub(crate) mod ids;
 pub(crate) mod ledger;
 pub mod metrics;
+pub(crate) mod microbatch;
 pub(crate) mod outbox;
 pub(crate) mod spout_task;
 pub(crate) mod stage;
@@ -16,8 +17,9 @@ pub(crate) mod transport;
 
 pub use cluster::{LocalCluster, RunSummary, RunningTopology, RuntimeError};
 pub use collector::{BoltCollector, SpoutCollector};
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Mode};
 pub use metrics::{ComponentSnapshot, MetricsRegistry, MetricsSnapshot, Percentiles};
+pub(crate) use microbatch::describe_state as microbatch_state;
 
 /// The text of a caught panic.
 pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -320,6 +320,17 @@ impl Outbox {
         }
     }
 
+    /// Micro-batch mode: hands over every tuple buffered for each target task (nothing
+    /// goes through the channels).
+    pub(crate) fn take_outputs(&mut self, mut f: impl FnMut(u32, Vec<Tuple>)) {
+        self.full.clear();
+        for t in self.targets.iter_mut() {
+            if !t.buf.is_empty() {
+                f(t.task_id, std::mem::take(&mut t.buf));
+            }
+        }
+    }
+
     /// Sends every partly filled batch.
     pub(crate) fn flush(&mut self) {
         self.full.clear();

@@ -31,6 +31,8 @@ pub(crate) struct Tracker {
     timeouts: VecDeque<(u64, u64)>,
     /// Outcomes known at emit time (acking off, or nothing subscribed).
     pub(crate) immediate: Vec<(u64, bool)>,
+    /// Micro-batch mode: when each tuple of the batch being cut was due.
+    pub(crate) origins: Option<Vec<Instant>>,
 }
 
 impl Default for Tracker {
@@ -41,6 +43,7 @@ impl Default for Tracker {
             pending: HashMap::default(),
             timeouts: VecDeque::new(),
             immediate: Vec::new(),
+            origins: None,
         }
     }
 }

@@ -166,6 +166,59 @@ impl Stage {
         outcome
     }
 
+    /// Micro-batch mode: runs this task's share of one batch — `execute_batch` on its
+    /// tuples, then `finish_batch` (and `finish` on the last batch of a run). Any error or
+    /// panic fails the batch.
+    pub(crate) fn run_batch(
+        &mut self,
+        info: &crate::batch::BatchInfo,
+        tuples: Vec<Tuple>,
+        last: bool,
+    ) -> Outcome {
+        let n = tuples.len() as u64;
+        let mut outcomes = Outcomes::default();
+        let mut col = BoltCollector {
+            outbox: &mut self.outbox,
+            ledger: None,
+            outcomes: &mut outcomes,
+            current: None,
+            timeout_ms: 0,
+            acked: 0,
+            failed: 0,
+        };
+        let started = Instant::now();
+        let bolt = &mut self.bolt;
+        let res = catch_unwind(AssertUnwindSafe(|| {
+            bolt.execute_batch(info, tuples, &mut col)?;
+            bolt.finish_batch(info, &mut col)?;
+            if last {
+                bolt.finish(&mut col)?;
+            }
+            Ok::<(), crate::component::ComponentError>(())
+        }));
+        let m = &mut self.metrics.local;
+        m.executed += n;
+        if n > 0 {
+            let per_tuple = started.elapsed().as_nanos() as u64 / n;
+            m.execute_ns.record_n(per_tuple.max(1), n).ok();
+        }
+        match res {
+            Ok(Ok(())) => {
+                m.acked += n;
+                Outcome::Ok
+            }
+            Ok(Err(e)) => {
+                m.failed += n;
+                Outcome::Failed(e.to_string())
+            }
+            Err(p) => {
+                m.failed += n;
+                m.restarts += 1;
+                Outcome::Panicked(panic_message(&p))
+            }
+        }
+    }
+
     /// Runs `tick` or `finish`; a panic there resets the bolt (counted and logged).
     pub(crate) fn guarded(
         &mut self,

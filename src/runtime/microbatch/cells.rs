@@ -1,0 +1,364 @@
+//! The tasks of a micro-batch run: spout tasks cut (or re-emit) their share of a batch,
+//! bolt tasks run theirs; both hand their output over as vectors, per target task.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value as Json;
+
+use crate::batch::BatchInfo;
+use crate::component::{Spout, SpoutStatus, TaskContext};
+use crate::runtime::collector::SpoutCollector;
+use crate::runtime::metrics::TaskMetrics;
+use crate::runtime::outbox::Outbox;
+use crate::runtime::panic_message;
+use crate::runtime::spout_task::Tracker;
+use crate::runtime::stage::{Outcome, Stage};
+use crate::state::TaskState;
+use crate::topology::SpoutFactory;
+use crate::tuple::Tuple;
+
+/// Output of one task for one batch: (target task id, tuples).
+pub(super) type Routed = Vec<(u32, Vec<Tuple>)>;
+
+/// What a spout task keeps of a batch until it commits.
+#[derive(Default)]
+struct Held {
+    /// Transactional spouts: the metadata that re-emits the batch.
+    meta: Option<Json>,
+    /// Other spouts: a copy of what the batch sent, and the message ids to ack.
+    copy: Option<Routed>,
+    msg_ids: Vec<u64>,
+    /// When each tuple was due (complete latency is measured from there).
+    origins: Vec<Instant>,
+}
+
+pub(super) struct SpoutCell {
+    pub(super) ctx: TaskContext,
+    factory: SpoutFactory,
+    spout: Box<dyn Spout>,
+    outbox: Outbox,
+    metrics: TaskMetrics,
+    /// Uncommitted batches, by txid.
+    held: BTreeMap<u64, Held>,
+    /// Metadata of the last batch this task cut (a new batch starts after it).
+    last_meta: Option<Json>,
+    pub(super) exhausted: bool,
+    pub(super) transactional: bool,
+    /// `component/index`: the key of this task's metadata in batch records.
+    pub(super) key: String,
+    /// Message ids emitted by the last cut.
+    tracker_immediate: Vec<(u64, bool)>,
+}
+
+/// Why a cut failed.
+pub(super) type CellError = String;
+
+fn drain(outbox: &mut Outbox) -> Routed {
+    let mut out = Vec::new();
+    outbox.take_outputs(|t, v| out.push((t, v)));
+    out
+}
+
+impl SpoutCell {
+    pub(super) fn new(
+        ctx: TaskContext,
+        factory: SpoutFactory,
+        outbox: Outbox,
+        metrics: TaskMetrics,
+    ) -> Self {
+        let mut spout = factory();
+        let transactional = spout.transactional().is_some();
+        let key = format!("{}/{}", ctx.component(), ctx.task_index());
+        SpoutCell {
+            ctx,
+            factory,
+            spout,
+            outbox,
+            metrics,
+            held: BTreeMap::new(),
+            last_meta: None,
+            exhausted: false,
+            transactional,
+            key,
+            tracker_immediate: Vec::new(),
+        }
+    }
+
+    pub(super) fn label(&self) -> String {
+        format!("{}[{}]", self.ctx.component(), self.ctx.task_id())
+    }
+
+    pub(super) fn open(&mut self) -> Result<(), CellError> {
+        let (spout, ctx) = (&mut self.spout, &self.ctx);
+        match catch_unwind(AssertUnwindSafe(|| spout.open(ctx))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("spout {} failed to open: {e}", self.label())),
+            Err(p) => Err(format!(
+                "spout {} panicked in open: {}",
+                self.label(),
+                panic_message(&p)
+            )),
+        }
+    }
+
+    /// After a restart: the batches recorded but not committed, and the last one cut.
+    pub(super) fn restore(&mut self, pending: Vec<(u64, Json)>, last: Option<Json>) {
+        for (txid, meta) in pending {
+            self.held.insert(
+                txid,
+                Held {
+                    meta: Some(meta),
+                    ..Held::default()
+                },
+            );
+        }
+        self.last_meta = last;
+    }
+
+    /// Emits this task's share of batch `info`: the same tuples again when the batch was
+    /// emitted before, else a new cut of at most `max` tuples. Returns what it sent and,
+    /// for a new batch of a transactional spout, its metadata.
+    pub(super) fn emit(
+        &mut self,
+        info: &BatchInfo,
+        max: usize,
+        cut_for: std::time::Duration,
+    ) -> Result<(Routed, Option<Json>), CellError> {
+        if let Some(h) = self.held.get(&info.txid) {
+            if let Some(copy) = &h.copy {
+                let again = copy
+                    .iter()
+                    .map(|(t, v)| (*t, v.iter().map(Tuple::duplicate).collect()))
+                    .collect();
+                return Ok((again, None));
+            }
+            if let Some(meta) = h.meta.clone() {
+                let (routed, origins) =
+                    self.with_collector(|spout, col| match spout.transactional() {
+                        Some(ts) => ts.replay_batch(info, &meta, col).map_err(|e| e.to_string()),
+                        None => Err("not transactional".into()),
+                    })?;
+                if let Some(h) = self.held.get_mut(&info.txid)
+                    && h.origins.is_empty()
+                {
+                    h.origins = origins;
+                }
+                return Ok((routed, None));
+            }
+        }
+        if self.transactional {
+            let prev = self.last_meta.clone();
+            let mut cut = None;
+            let (routed, origins) =
+                self.with_collector(|spout, col| match spout.transactional() {
+                    Some(ts) => {
+                        cut = Some(
+                            ts.emit_batch(info, prev.as_ref(), max, col)
+                                .map_err(|e| e.to_string())?,
+                        );
+                        Ok(())
+                    }
+                    None => Err("not transactional".into()),
+                })?;
+            let Some(cut) = cut else {
+                return Err(format!("spout {}: no batch metadata", self.label()));
+            };
+            self.exhausted = cut.exhausted;
+            self.last_meta = Some(cut.meta.clone());
+            self.held.insert(
+                info.txid,
+                Held {
+                    meta: Some(cut.meta.clone()),
+                    origins,
+                    ..Held::default()
+                },
+            );
+            return Ok((routed, Some(cut.meta)));
+        }
+        // A spout that cannot replay: cut by polling, keep a copy until the commit.
+        let started = Instant::now();
+        let mut status = SpoutStatus::Idle;
+        let (routed, origins) = self.with_collector(|spout, col| {
+            let mut calls = 0u32;
+            loop {
+                status = spout.next_tuple(col);
+                calls += 1;
+                if status != SpoutStatus::Emitted
+                    || col.batch_len() >= max
+                    || (calls.is_multiple_of(64) && started.elapsed() >= cut_for)
+                {
+                    return Ok(());
+                }
+            }
+        })?;
+        if status == SpoutStatus::Exhausted {
+            self.exhausted = true;
+        }
+        let copy = routed
+            .iter()
+            .map(|(t, v)| (*t, v.iter().map(Tuple::duplicate).collect()))
+            .collect();
+        let msg_ids = self.take_msg_ids();
+        self.held.insert(
+            info.txid,
+            Held {
+                copy: Some(copy),
+                msg_ids,
+                origins,
+                ..Held::default()
+            },
+        );
+        Ok((routed, None))
+    }
+
+    fn take_msg_ids(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.tracker_immediate)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Runs `f` with a collector that records when each tuple was due; returns what was
+    /// sent and those times.
+    fn with_collector(
+        &mut self,
+        f: impl FnOnce(&mut dyn Spout, &mut SpoutCollector<'_>) -> Result<(), CellError>,
+    ) -> Result<(Routed, Vec<Instant>), CellError> {
+        let mut tracker = Tracker::default();
+        tracker.origins = Some(Vec::new());
+        let res = {
+            let mut col = SpoutCollector {
+                outbox: &mut self.outbox,
+                ledger: None,
+                tracker: &mut tracker,
+                slot: 0,
+                timeout_ms: 0,
+            };
+            let spout = &mut self.spout;
+            catch_unwind(AssertUnwindSafe(|| f(spout.as_mut(), &mut col)))
+        };
+        let routed = drain(&mut self.outbox);
+        self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
+        self.tracker_immediate = std::mem::take(&mut tracker.immediate);
+        let origins = tracker.origins.take().unwrap_or_default();
+        match res {
+            Ok(Ok(())) => Ok((routed, origins)),
+            Ok(Err(e)) => Err(format!("spout {}: {e}", self.label())),
+            Err(p) => {
+                self.metrics.local.restarts += 1;
+                self.spout = (self.factory)();
+                let reopened = self.open();
+                Err(format!(
+                    "spout {} panicked: {}{}",
+                    self.label(),
+                    panic_message(&p),
+                    reopened.err().map(|e| format!("; {e}")).unwrap_or_default()
+                ))
+            }
+        }
+    }
+
+    /// Batch `txid` failed: its tuples count as failed (the batch is emitted again).
+    pub(super) fn failed(&mut self, txid: u64) {
+        if let Some(h) = self.held.get(&txid) {
+            self.metrics.local.failed += h.origins.len() as u64;
+        }
+        self.metrics.publish();
+    }
+
+    /// Batch `txid` committed: ack its messages, record complete latency, release it.
+    pub(super) fn commit(&mut self, txid: u64, now: Instant) {
+        let Some(h) = self.held.remove(&txid) else {
+            return;
+        };
+        let m = &mut self.metrics.local;
+        m.acked += h.origins.len() as u64;
+        for o in &h.origins {
+            m.complete_ns
+                .record(now.saturating_duration_since(*o).as_nanos() as u64)
+                .ok();
+        }
+        let spout = &mut self.spout;
+        let res = catch_unwind(AssertUnwindSafe(|| {
+            if let Some(meta) = &h.meta
+                && let Some(ts) = spout.transactional()
+            {
+                ts.commit_batch(txid, meta);
+            }
+            for id in &h.msg_ids {
+                spout.ack(*id);
+            }
+        }));
+        if let Err(p) = res {
+            tracing::error!(task = %self.label(), "spout panicked in commit: {}", panic_message(&p));
+            self.metrics.local.restarts += 1;
+        }
+        self.metrics.local.pending = self.held.values().map(|h| h.origins.len() as u64).sum();
+        self.metrics.publish();
+    }
+
+    pub(super) fn publish(&mut self) {
+        self.metrics.local.pending = self.held.values().map(|h| h.origins.len() as u64).sum();
+        self.metrics.publish();
+    }
+
+    pub(super) fn close(&mut self) {
+        let spout = &mut self.spout;
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| spout.close())) {
+            tracing::error!(task = %self.label(), "close panicked: {}", panic_message(&p));
+        }
+        self.metrics.publish();
+    }
+}
+
+pub(super) struct BoltCell {
+    pub(super) stage: Stage,
+    pub(super) state: Arc<TaskState>,
+}
+
+impl BoltCell {
+    pub(super) fn label(&self) -> String {
+        self.stage.label()
+    }
+
+    /// Runs this task's share of a batch; returns what it sent.
+    pub(super) fn run(
+        &mut self,
+        info: &BatchInfo,
+        tuples: Vec<Tuple>,
+        last: bool,
+    ) -> Result<Routed, CellError> {
+        let outcome = self.stage.run_batch(info, tuples, last);
+        let routed = drain(&mut self.stage.outbox);
+        self.stage.metrics.local.emitted += std::mem::take(&mut self.stage.outbox.emitted);
+        self.stage.metrics.publish();
+        match outcome {
+            Outcome::Ok => Ok(routed),
+            Outcome::Failed(e) => Err(format!(
+                "bolt {} failed batch {}: {e}",
+                self.label(),
+                info.txid
+            )),
+            Outcome::Panicked(e) => Err(format!(
+                "bolt {} panicked in batch {}: {e}",
+                self.label(),
+                info.txid
+            )),
+        }
+    }
+
+    /// Back to the committed state: pending writes dropped, a fresh bolt instance.
+    pub(super) fn reset(&mut self, control: &crate::runtime::control::RunControl) {
+        self.state.rollback();
+        self.stage.reset();
+        self.stage.prepare(control);
+    }
+
+    pub(super) fn cleanup(&mut self) {
+        self.stage.cleanup();
+        self.stage.metrics.publish();
+    }
+}

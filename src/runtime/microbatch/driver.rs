@@ -1,0 +1,227 @@
+//! One batch's way through the topology: spout tasks cut (or re-emit) it, bolt tasks run
+//! it in topological order, then it commits — state, batch record, spout acks — in txid
+//! order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use super::cells::{BoltCell, Routed, SpoutCell};
+use super::coordinator::{Coordinator, Job};
+use crate::batch::BatchInfo;
+use crate::runtime::control::RunControl;
+use crate::state::{Store, TaskState};
+use crate::tuple::Tuple;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the store keeps of a batch until a later one commits.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct Record {
+    pub(super) time_ms: u64,
+    /// `component/index` → the transactional spout task's metadata.
+    pub(super) spouts: BTreeMap<String, Json>,
+}
+
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Everything the driver threads share.
+pub(super) struct Run {
+    pub(super) coord: Coordinator,
+    pub(super) spouts: Vec<Mutex<SpoutCell>>,
+    /// In topological order.
+    pub(super) bolts: Vec<Mutex<BoltCell>>,
+    pub(super) states: Vec<Arc<TaskState>>,
+    /// Bolt task id → index in `bolts`.
+    pub(super) slot_of: HashMap<u32, usize>,
+    pub(super) store: Arc<Store>,
+    pub(super) records: Mutex<BTreeMap<u64, Record>>,
+    pub(super) control: Arc<RunControl>,
+    pub(super) max_batch: usize,
+    pub(super) interval: Duration,
+    pub(super) committed: Vec<Arc<AtomicU64>>,
+    pub(super) replayed: Vec<Arc<AtomicU64>>,
+}
+
+impl Run {
+    fn route(&self, routed: Routed, inputs: &mut [Vec<Tuple>]) {
+        for (task, v) in routed {
+            if let Some(&j) = self.slot_of.get(&task) {
+                if inputs[j].is_empty() {
+                    inputs[j] = v;
+                } else {
+                    inputs[j].extend(v);
+                }
+            }
+        }
+    }
+
+    /// A driver thread: runs jobs until the run ends.
+    pub(super) fn drive(&self) {
+        let stopping = || self.control.stop_requested();
+        loop {
+            match self.coord.next_job(&stopping) {
+                Job::Batch { txid, replay } => self.run_batch(txid, replay),
+                Job::Reset { from } => {
+                    for b in &self.bolts {
+                        lock(b).reset(&self.control);
+                    }
+                    let backoff = self.coord.reset_done(from);
+                    std::thread::sleep(backoff);
+                }
+                Job::Final { txid } => {
+                    self.run_final(txid);
+                    self.coord.finish();
+                }
+                Job::Exit => return,
+            }
+        }
+    }
+
+    fn fail(&self, txid: u64, msg: &str) {
+        let n = self
+            .replayed
+            .first()
+            .map_or(0, |c| c.load(Ordering::Relaxed));
+        if n < 10 || n.is_power_of_two() {
+            tracing::warn!("batch {txid} failed: {msg}; replaying it (and later batches)");
+        }
+        for c in &self.replayed {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.coord.fail(txid);
+        for s in &self.spouts {
+            lock(s).failed(txid);
+        }
+        self.coord.abandon(txid);
+    }
+
+    fn run_batch(&self, txid: u64, replay: bool) {
+        let recorded = lock(&self.records).get(&txid).map(|r| r.time_ms);
+        let info = BatchInfo {
+            txid,
+            time_ms: recorded.unwrap_or_else(now_ms),
+            replay: replay && recorded.is_some(),
+        };
+        let mut inputs: Vec<Vec<Tuple>> = (0..self.bolts.len()).map(|_| Vec::new()).collect();
+        let mut metas = BTreeMap::new();
+        let mut exhausted = true;
+        for (i, cell) in self.spouts.iter().enumerate() {
+            if !self.coord.wait_turn(i, txid) {
+                self.coord.abandon(txid);
+                return;
+            }
+            let mut c = lock(cell);
+            let res = c.emit(&info, self.max_batch, self.interval);
+            exhausted &= c.exhausted;
+            let key = c.key.clone();
+            drop(c);
+            match res {
+                Ok((routed, meta)) => {
+                    self.route(routed, &mut inputs);
+                    if let Some(m) = meta {
+                        metas.insert(key, m);
+                    }
+                }
+                Err(e) => return self.fail(txid, &e),
+            }
+            self.coord.pass_turn(i, txid);
+        }
+        if exhausted {
+            self.coord.set_exhausted();
+        }
+        if recorded.is_none() {
+            let rec = Record {
+                time_ms: info.time_ms,
+                spouts: metas,
+            };
+            let stored = serde_json::to_vec(&rec)
+                .map_err(|e| e.to_string())
+                .and_then(|b| self.store.put_batch(txid, &b).map_err(|e| e.to_string()));
+            if let Err(e) = stored {
+                self.control
+                    .fatal(format!("cannot record batch {txid}: {e}"));
+                return self.fail(txid, &e);
+            }
+            lock(&self.records).insert(txid, rec);
+        }
+        let base = self.spouts.len();
+        for (j, cell) in self.bolts.iter().enumerate() {
+            if !self.coord.wait_turn(base + j, txid) {
+                self.coord.abandon(txid);
+                return;
+            }
+            let tuples = std::mem::take(&mut inputs[j]);
+            let res = lock(cell).run(&info, tuples, false);
+            match res {
+                Ok(routed) => self.route(routed, &mut inputs),
+                Err(e) => return self.fail(txid, &e),
+            }
+            self.coord.pass_turn(base + j, txid);
+        }
+        if !self.coord.wait_commit_turn(txid) {
+            self.coord.abandon(txid);
+            return;
+        }
+        self.commit(txid);
+    }
+
+    fn commit(&self, txid: u64) {
+        let mut writes = Vec::new();
+        let encoded: Result<(), String> = self
+            .states
+            .iter()
+            .try_for_each(|s| s.commit(txid, &mut writes).map_err(|e| e.to_string()));
+        if let Err(e) =
+            encoded.and_then(|_| self.store.commit(txid, &writes).map_err(|e| e.to_string()))
+        {
+            self.control
+                .fatal(format!("cannot commit batch {txid}: {e}"));
+            return self.fail(txid, &e);
+        }
+        let now = Instant::now();
+        for s in &self.spouts {
+            lock(s).commit(txid, now);
+        }
+        {
+            let mut r = lock(&self.records);
+            *r = r.split_off(&txid);
+        }
+        for c in &self.committed {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.coord.committed(txid);
+    }
+
+    /// The end of the run: every bolt flushes what it holds (`finish`), in topological
+    /// order. Nothing of this pass is committed.
+    fn run_final(&self, txid: u64) {
+        let info = BatchInfo {
+            txid,
+            time_ms: now_ms(),
+            replay: false,
+        };
+        let mut inputs: Vec<Vec<Tuple>> = (0..self.bolts.len()).map(|_| Vec::new()).collect();
+        for (j, cell) in self.bolts.iter().enumerate() {
+            let tuples = std::mem::take(&mut inputs[j]);
+            match lock(cell).run(&info, tuples, true) {
+                Ok(routed) => self.route(routed, &mut inputs),
+                Err(e) => tracing::warn!("final pass: {e}"),
+            }
+        }
+        for s in &self.states {
+            s.rollback();
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Micro-batch mode (Storm's Trident): the same topology, run in transactional batches.
+//!
+//! A batch is cut from every spout task (transactional spouts record the metadata that
+//! re-emits it exactly), runs through the bolts in topological order — each bolt task gets
+//! its tuples of the batch at once (`execute_batch`), then `finish_batch` — and commits:
+//! the state writes of every task and the batch's txid go to the store in one atomic,
+//! fsynced transaction, strictly in txid order; then the spouts are told. Several batches
+//! are in flight at once (`batches_in_flight` driver threads, a pipeline: every task takes
+//! batches in txid order). A failed batch is emitted again, with the same txid and
+//! tuples, after the tasks are reset to their committed state; a restart resumes after the
+//! last committed txid.
+
+mod cells;
+mod coordinator;
+mod driver;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cells::{BoltCell, SpoutCell};
+use coordinator::Coordinator;
+use driver::{Record, Run, lock};
+
+use super::cluster::{Plan, RunningTopology, RuntimeError};
+use super::config::Config;
+use super::control::RunControl;
+use super::metrics::TaskMetrics;
+use super::stage::Stage;
+use crate::state::TaskState;
+use crate::topology::{ComponentKind, Topology};
+
+/// The bolts in an order where every bolt comes after the components it reads from.
+fn topological(topology: &Topology) -> Vec<usize> {
+    let comps = topology.components();
+    let mut done: Vec<bool> = comps.iter().map(|c| c.is_spout()).collect();
+    let mut order = Vec::new();
+    while order.len() < comps.iter().filter(|c| !c.is_spout()).count() {
+        let before = order.len();
+        for (i, c) in comps.iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let ready = c.inputs.iter().all(|inp| {
+                comps
+                    .iter()
+                    .position(|x| x.name == inp.source.component)
+                    .is_none_or(|k| done[k])
+            });
+            if ready {
+                done[i] = true;
+                order.push(i);
+            }
+        }
+        if order.len() == before {
+            break; // a cycle: the builder rejects those
+        }
+    }
+    order
+}
+
+/// The components and their parallelism: state is partitioned by task, so a state
+/// directory only fits the layout that wrote it.
+fn layout(topology: &Topology) -> String {
+    topology
+        .components()
+        .iter()
+        .map(|c| format!("{}:{}", c.name, c.parallelism))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopology, RuntimeError> {
+    let store = Arc::new(crate::state::store::open(config.state_dir.as_ref())?);
+    store.check_layout(&layout(&topology))?;
+    let committed = store.committed_txid()?;
+    let mut records: BTreeMap<u64, Record> = BTreeMap::new();
+    for (txid, bytes) in store.batches_from(committed)? {
+        let rec: Record =
+            serde_json::from_slice(&bytes).map_err(|e| crate::state::StateError::Invalid {
+                path: store.path().to_string(),
+                message: format!("batch record {txid} does not decode: {e}"),
+            })?;
+        records.insert(txid, rec);
+    }
+    // Tuples move between tasks as vectors inside a batch: no transport batching, no
+    // chaining, no ack tracking (the batch is the unit of success).
+    let mut plan_cfg = config.clone();
+    plan_cfg.chaining = false;
+    plan_cfg.acking = false;
+    plan_cfg.batch_size = usize::MAX;
+    let mut plan = Plan::new(&topology, &plan_cfg);
+    let control = Arc::new(RunControl::new(1));
+    let mut outboxes = HashMap::new();
+    for c in topology.components() {
+        for &id in &plan.task_ids[&c.name].clone() {
+            let ob = plan.outbox(&topology, &c.name, id, &plan_cfg);
+            outboxes.insert(id, ob);
+        }
+    }
+    let mut spouts = Vec::new();
+    let mut committed_counters = Vec::new();
+    let mut replayed_counters = Vec::new();
+    for (ci, c) in topology.components().iter().enumerate() {
+        let ComponentKind::Spout(factory) = &c.kind else {
+            continue;
+        };
+        let cm = plan.metrics.components[ci].clone();
+        committed_counters.push(cm.counters.get("batches_committed"));
+        replayed_counters.push(cm.counters.get("batches_replayed"));
+        for (ti, &id) in plan.task_ids[&c.name].clone().iter().enumerate() {
+            let Some(outbox) = outboxes.remove(&id) else {
+                continue;
+            };
+            let ctx = plan.context(&c.name, id, cm.counters.clone(), None, &control);
+            let mut cell = SpoutCell::new(
+                ctx,
+                factory.clone(),
+                outbox,
+                TaskMetrics::new(cm.tasks[ti].clone()),
+            );
+            let pending = records
+                .iter()
+                .filter(|(t, _)| **t > committed)
+                .filter_map(|(t, r)| r.spouts.get(&cell.key).map(|m| (*t, m.clone())))
+                .collect();
+            let last = records
+                .values()
+                .rev()
+                .find_map(|r| r.spouts.get(&cell.key).cloned());
+            cell.restore(pending, last);
+            spouts.push(Mutex::new(cell));
+        }
+    }
+    let mut bolts = Vec::new();
+    let mut states = Vec::new();
+    let mut slot_of = HashMap::new();
+    for ci in topological(&topology) {
+        let c = &topology.components()[ci];
+        let ComponentKind::Bolt(factory) = &c.kind else {
+            continue;
+        };
+        let cm = plan.metrics.components[ci].clone();
+        for (ti, &id) in plan.task_ids[&c.name].clone().iter().enumerate() {
+            let Some(outbox) = outboxes.remove(&id) else {
+                continue;
+            };
+            let state = Arc::new(TaskState::new(store.clone(), &c.name, ti));
+            let mut ctx = plan.context(&c.name, id, cm.counters.clone(), None, &control);
+            ctx.state = Some(state.clone());
+            let stage = Stage::new(
+                ctx,
+                factory.clone(),
+                outbox,
+                TaskMetrics::new(cm.tasks[ti].clone()),
+            );
+            slot_of.insert(id, bolts.len());
+            states.push(state.clone());
+            bolts.push(Mutex::new(BoltCell { stage, state }));
+        }
+    }
+    plan.inbox_tx.clear();
+    let cut_until = records.keys().next_back().map_or(committed + 1, |t| t + 1);
+    let cells = spouts.len() + bolts.len();
+    let run = Arc::new(Run {
+        coord: Coordinator::new(
+            committed,
+            cut_until,
+            cells,
+            config.batch_interval,
+            config.batches_in_flight,
+        ),
+        spouts,
+        bolts,
+        states,
+        slot_of,
+        store: store.clone(),
+        records: Mutex::new(records),
+        control: control.clone(),
+        max_batch: config.max_batch,
+        interval: config.batch_interval,
+        committed: committed_counters,
+        replayed: replayed_counters,
+    });
+    let drivers = config.batches_in_flight;
+    let name = topology.name().to_string();
+    let metrics = plan.metrics.clone();
+    let ctl = control.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("squall-mb-{name}"))
+        .spawn(move || supervise(run, drivers, ctl))?;
+    Ok(RunningTopology {
+        name,
+        control,
+        metrics,
+        thread: Some(thread),
+        started: Instant::now(),
+        mode: super::config::Mode::Microbatch,
+    })
+}
+
+/// Opens every task, runs the driver threads until the run ends, closes every task.
+fn supervise(run: Arc<Run>, drivers: usize, control: Arc<RunControl>) {
+    let mut opened = true;
+    for s in &run.spouts {
+        if let Err(e) = lock(s).open() {
+            control.fatal(e);
+            opened = false;
+        }
+    }
+    for b in &run.bolts {
+        lock(b).stage.prepare(&control);
+    }
+    if opened && control.errors().is_empty() {
+        let handles: Vec<_> = (0..drivers)
+            .filter_map(|i| {
+                let r = run.clone();
+                std::thread::Builder::new()
+                    .name(format!("squall-batch-{i}"))
+                    .spawn(move || r.drive())
+                    .map_err(|e| control.fatal(format!("cannot start a batch driver: {e}")))
+                    .ok()
+            })
+            .collect();
+        for h in handles {
+            if h.join().is_err() {
+                control.fatal("a batch driver panicked".into());
+            }
+        }
+    }
+    for s in &run.spouts {
+        lock(s).close();
+    }
+    for b in &run.bolts {
+        lock(b).cleanup();
+    }
+    tracing::info!(
+        "micro-batch run ended at txid {} ({} in flight)",
+        run.coord.last_committed(),
+        run.coord.in_flight()
+    );
+    control.task_finished();
+}
+
+/// What the start banner says about state.
+pub(crate) fn describe_state(config: &Config) -> String {
+    match &config.state_dir {
+        Some(d) => format!("state in {}", d.display()),
+        None => "state in memory (use --state-dir to persist it)".into(),
+    }
+}

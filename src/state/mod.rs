@@ -1,0 +1,8 @@
+//! State for micro-batch mode: a persistent store ([`store`]) and the transactional maps
+//! and values bolts keep their state in ([`tx`]).
+
+pub mod store;
+pub mod tx;
+
+pub use store::{StateError, Store};
+pub use tx::{TaskState, TxMap, TxValue};
