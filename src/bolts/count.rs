@@ -7,9 +7,11 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::key_field::{key_of, key_text};
-use crate::component::{Bolt, ComponentResult, OutputDeclarer};
+use crate::batch::BatchInfo;
+use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
+use crate::state::TxMap;
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple, Value};
 
@@ -33,15 +35,29 @@ impl BoltConfig for CountConfig {
             Box::new(CountBolt {
                 field: cfg.field.clone(),
                 counts: HashMap::new(),
+                state: None,
+                batch: HashMap::new(),
             })
         }))
     }
 }
 
-#[derive(Clone)]
 pub struct CountBolt {
     field: Option<String>,
     counts: HashMap<CompactString, u64>,
+    /// Micro-batch mode: the committed counts (with the txid of their last update).
+    state: Option<TxMap<u64>>,
+    /// Micro-batch mode: this batch's counts, added to the state in `finish_batch`.
+    batch: HashMap<CompactString, u64>,
+}
+
+impl CountBolt {
+    fn key(&self, input: &Tuple) -> Result<CompactString, ComponentError> {
+        match key_of(input, self.field.as_deref()) {
+            Some(k) => Ok(key_text(k)),
+            None => Err(format!("count: no key field in {}", input.fields()).into()),
+        }
+    }
 }
 
 impl Bolt for CountBolt {
@@ -49,11 +65,51 @@ impl Bolt for CountBolt {
         out.declare(Fields::new(["key", "count"]));
     }
 
-    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
-        let Some(k) = key_of(&input, self.field.as_deref()) else {
-            return Err(format!("count: no key field in {}", input.fields()).into());
+    fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
+        if let Some(s) = ctx.state() {
+            self.state = Some(s.map("counts")?);
+        }
+        Ok(())
+    }
+
+    /// Micro-batch mode: counts the batch locally (Trident's combiner)...
+    fn execute_batch(
+        &mut self,
+        _batch: &BatchInfo,
+        tuples: Vec<Tuple>,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        if self.state.is_none() {
+            for t in tuples {
+                self.execute(t, out)?;
+            }
+            return Ok(());
+        }
+        for t in &tuples {
+            let key = self.key(t)?;
+            *self.batch.entry(key).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    /// ...then adds it to the state and emits each changed key's new count once.
+    fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let Some(state) = &self.state else {
+            return Ok(());
         };
-        let key = key_text(k);
+        let mut changed: Vec<(CompactString, u64)> = self.batch.drain().collect();
+        changed.sort_unstable();
+        for (k, n) in changed {
+            let total = state.get(&k).unwrap_or(0) + n;
+            if state.put(batch.txid, k.clone(), total) {
+                out.emit(crate::values![Value::Str(k), Value::Int(total as i64)])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let key = self.key(&input)?;
         let c = self.counts.entry(key.clone()).or_insert(0);
         *c += 1;
         let c = *c as i64;

@@ -1,5 +1,6 @@
 //! Built-in bolts, one module each.
 
+pub mod chaos;
 pub mod count;
 pub mod hashtags;
 pub mod key_field;
@@ -19,4 +20,5 @@ pub fn register(r: &mut Registry) {
     r.register_bolt::<rolling_count::RollingCountConfig>();
     r.register_bolt::<rank::RankConfig>();
     r.register_bolt::<total_rank::TotalRankConfig>();
+    r.register_bolt::<chaos::ChaosConfig>();
 }

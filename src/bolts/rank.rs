@@ -13,9 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::key_field::key_text;
 use super::ranking_value::to_value;
 use super::window_mark::{WindowMarks, is_punctuation, window_end};
+use crate::batch::BatchInfo;
 use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
+use crate::state::TxValue;
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple, Value};
 use crate::window::rankings::Rankings;
@@ -68,6 +70,8 @@ pub struct RankBolt {
     windows: BTreeMap<i64, Rankings<CompactString>>,
     marks: WindowMarks,
     upstream: usize,
+    /// Micro-batch mode: the running ranking as transactional state.
+    state: Option<TxValue<Rankings<CompactString>>>,
 }
 
 impl RankBolt {
@@ -80,6 +84,7 @@ impl RankBolt {
             windows: BTreeMap::new(),
             marks: WindowMarks::default(),
             upstream: 1,
+            state: None,
         }
     }
 
@@ -118,7 +123,25 @@ impl Bolt for RankBolt {
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
         self.upstream = ctx.upstream_tasks().max(1);
+        if let Some(s) = ctx.state() {
+            let state: TxValue<Rankings<CompactString>> = s.value("rankings")?;
+            if let Some(r) = state.get() {
+                self.rankings = Some(r);
+            }
+            self.state = Some(state);
+        }
         Ok(())
+    }
+
+    /// Micro-batch mode: a changed running ranking is stored and emitted once per batch.
+    fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
+        if !self.changed {
+            return Ok(());
+        }
+        if let (Some(s), Some(r)) = (&self.state, &self.rankings) {
+            s.put(batch.txid, r.clone());
+        }
+        self.emit_running(out)
     }
 
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {

@@ -3,6 +3,7 @@
 //! RollingCountBolt. Keys that left the window are emitted once with count 0, so
 //! downstream rankings drop them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::key_field::{key_of, key_text};
 use super::window_mark::FINAL_WINDOW;
+use crate::batch::BatchInfo;
 use crate::clock::{Clock, WallClock};
-use crate::component::{Bolt, ComponentResult, OutputDeclarer};
+use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
+use crate::state::TxValue;
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple, Value};
 use crate::window::sliding::SlidingWindowCounter;
@@ -70,6 +73,11 @@ pub struct RollingCountBolt {
     cfg: RollingCountConfig,
     clock: Arc<dyn Clock>,
     window: Option<SlidingWindowCounter<CompactString>>,
+    /// Micro-batch mode: the window as transactional state. Time is the batch's time,
+    /// recorded with the batch, so a replay lands in the same slots.
+    state: Option<TxValue<SlidingWindowCounter<CompactString>>>,
+    /// Micro-batch mode: this batch's counts.
+    batch: HashMap<CompactString, u64>,
 }
 
 impl RollingCountBolt {
@@ -80,7 +88,31 @@ impl RollingCountBolt {
         let now = clock.now_ms();
         let window =
             SlidingWindowCounter::new(cfg.window.as_millis() as u64, slide, now - now % slide).ok();
-        RollingCountBolt { cfg, clock, window }
+        RollingCountBolt {
+            cfg,
+            clock,
+            window,
+            state: None,
+            batch: HashMap::new(),
+        }
+    }
+
+    fn slide_ms(&self) -> u64 {
+        (self.cfg.slide.as_millis() as u64).max(1)
+    }
+
+    /// Micro-batch mode: the newest window (a new one aligned on the batch time).
+    fn batch_window(&self, time_ms: u64) -> Option<SlidingWindowCounter<CompactString>> {
+        let state = self.state.as_ref()?;
+        state.get().or_else(|| {
+            let slide = self.slide_ms();
+            SlidingWindowCounter::new(
+                self.cfg.window.as_millis() as u64,
+                slide,
+                time_ms - time_ms % slide,
+            )
+            .ok()
+        })
     }
 
     /// Emits the window's counts tagged with its end, then the punctuation that tells
@@ -108,6 +140,54 @@ impl RollingCountBolt {
 impl Bolt for RollingCountBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
         out.declare(Fields::new(["key", "count", "window_end"]));
+    }
+
+    fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
+        if let Some(s) = ctx.state() {
+            self.state = Some(s.value("window")?);
+        }
+        Ok(())
+    }
+
+    fn execute_batch(
+        &mut self,
+        _batch: &BatchInfo,
+        tuples: Vec<Tuple>,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        if self.state.is_none() {
+            for t in tuples {
+                self.execute(t, out)?;
+            }
+            return Ok(());
+        }
+        for t in &tuples {
+            let Some(k) = key_of(t, self.cfg.field.as_deref()) else {
+                return Err(format!("rolling_count: no key field in {}", t.fields()).into());
+            };
+            *self.batch.entry(key_text(k)).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    /// Micro-batch mode: moves the window to the batch's time (emitting the windows that
+    /// closed), then adds the batch's counts.
+    fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let Some(mut w) = self.batch_window(batch.time_ms) else {
+            return Ok(());
+        };
+        if let Some(e) = w.advance(batch.time_ms) {
+            self.emit_window(e.counts, e.boundary_ms as i64, out)?;
+        }
+        let mut counts: Vec<(CompactString, u64)> = self.batch.drain().collect();
+        counts.sort_unstable();
+        for (k, n) in counts {
+            w.incr(k, n);
+        }
+        if let Some(s) = &self.state {
+            s.put(batch.txid, w);
+        }
+        Ok(())
     }
 
     fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
@@ -138,11 +218,14 @@ impl Bolt for RollingCountBolt {
     /// The final window ([`FINAL_WINDOW`]): everything still in it, including the open
     /// slide.
     fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
-        let counts = self
-            .window
-            .as_ref()
-            .map(|w| w.snapshot())
-            .unwrap_or_default();
+        let counts = match &self.state {
+            Some(s) => s.get().map(|w| w.snapshot()).unwrap_or_default(),
+            None => self
+                .window
+                .as_ref()
+                .map(|w| w.snapshot())
+                .unwrap_or_default(),
+        };
         self.emit_window(counts, FINAL_WINDOW, out)
     }
 }

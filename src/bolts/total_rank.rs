@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use super::ranking_value::{Ranking, from_value, to_value};
 use super::window_mark::window_end;
+use crate::batch::BatchInfo;
 use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
+use crate::state::TxValue;
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple, Value};
 use crate::window::rankings::top_k_of;
@@ -58,6 +60,7 @@ impl BoltConfig for TotalRankConfig {
                 changed: false,
                 windows: BTreeMap::new(),
                 ctx: None,
+                state: None,
             })
         }))
     }
@@ -71,6 +74,8 @@ pub struct TotalRankBolt {
     /// Windowed mode: per window, the partial of each upstream task received so far.
     windows: BTreeMap<i64, BTreeMap<u32, Ranking>>,
     ctx: Option<TaskContext>,
+    /// Micro-batch mode: the running partials as transactional state.
+    state: Option<TxValue<BTreeMap<u32, Ranking>>>,
 }
 
 impl TotalRankBolt {
@@ -109,7 +114,24 @@ impl Bolt for TotalRankBolt {
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
         self.ctx = Some(ctx.clone());
+        if let Some(s) = ctx.state() {
+            let state: TxValue<BTreeMap<u32, Ranking>> = s.value("partials")?;
+            self.partials = state.get().unwrap_or_default();
+            self.state = Some(state);
+        }
         Ok(())
+    }
+
+    /// Micro-batch mode: changed partials are stored, and the total emitted, once per
+    /// batch.
+    fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
+        if !self.changed {
+            return Ok(());
+        }
+        if let Some(s) = &self.state {
+            s.put(batch.txid, self.partials.clone());
+        }
+        self.tick(out)
     }
 
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {

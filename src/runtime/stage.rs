@@ -196,6 +196,7 @@ impl Stage {
             }
             Ok::<(), crate::component::ComponentError>(())
         }));
+        let failed_inputs = col.failed;
         let m = &mut self.metrics.local;
         m.executed += n;
         if n > 0 {
@@ -203,6 +204,10 @@ impl Stage {
             m.execute_ns.record_n(per_tuple.max(1), n).ok();
         }
         match res {
+            Ok(Ok(())) if failed_inputs > 0 => {
+                m.failed += n;
+                Outcome::Failed(format!("{failed_inputs} inputs failed"))
+            }
             Ok(Ok(())) => {
                 m.acked += n;
                 Outcome::Ok

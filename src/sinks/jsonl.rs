@@ -144,6 +144,15 @@ impl Bolt for JsonlSink {
         self.flush_and_ack(out)
     }
 
+    /// Micro-batch mode: the batch commits only after its lines are flushed.
+    fn finish_batch(
+        &mut self,
+        _batch: &crate::batch::BatchInfo,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        self.flush_and_ack(out)
+    }
+
     fn cleanup(&mut self) {
         if let Some(w) = &mut self.out
             && let Err(e) = w.flush()

@@ -337,6 +337,16 @@ impl Bolt for KafkaSink {
         Ok(())
     }
 
+    /// Micro-batch mode: the batch commits only after the broker confirmed every record
+    /// (a delivery failure fails the batch).
+    fn finish_batch(
+        &mut self,
+        _batch: &crate::batch::BatchInfo,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        self.finish(out)
+    }
+
     fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
         let Some(conn) = &self.conn else {
             return Ok(());

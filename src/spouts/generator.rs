@@ -1,12 +1,16 @@
 //! `generator`: deterministic synthetic tweets, the embedded default source.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::pacer::Pacer;
 use super::tweet_fields::{tweet_fields, tweet_values};
-use crate::component::{ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext};
+use crate::batch::{BatchCut, BatchInfo, TransactionalSpout};
+use crate::component::{
+    ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
+};
 use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::runtime::SpoutCollector;
 use crate::text::generator::{GeneratorConfig, TweetGenerator};
@@ -128,6 +132,105 @@ impl GeneratorSpout {
         };
         out.emit(tweet_values(g.tweet_at(seq)), Some(seq)).is_ok()
     }
+
+    /// Emits `seq`, due at `due` (paced): latency counts from when it should have left.
+    fn emit_due(&mut self, seq: u64, due: Option<Instant>, out: &mut SpoutCollector<'_>) -> bool {
+        let Some(g) = &self.generator else {
+            return false;
+        };
+        let values = tweet_values(g.tweet_at(seq));
+        match due {
+            Some(at) => out.emit_at(values, Some(seq), at).is_ok(),
+            None => out.emit(values, Some(seq)).is_ok(),
+        }
+    }
+
+    /// The last sequence number this task emits (`u64::MAX`: unbounded).
+    fn last_seq(&self) -> u64 {
+        if self.cfg.limit == 0 {
+            u64::MAX
+        } else {
+            self.cfg.limit
+        }
+    }
+}
+
+/// A generator batch: `n` sequence numbers of this task from `from` (micro-batch mode).
+#[derive(Serialize, Deserialize)]
+struct SeqRange {
+    from: u64,
+    n: u64,
+}
+
+impl TransactionalSpout for GeneratorSpout {
+    fn emit_batch(
+        &mut self,
+        _batch: &BatchInfo,
+        prev: Option<&serde_json::Value>,
+        max: usize,
+        out: &mut SpoutCollector<'_>,
+    ) -> Result<BatchCut, ComponentError> {
+        let from = match prev {
+            Some(p) => {
+                let r: SeqRange = serde_json::from_value(p.clone())
+                    .map_err(|e| format!("generator batch metadata {p}: {e}"))?;
+                r.from + r.n * self.step
+            }
+            None => self.next_seq,
+        };
+        let last = self.last_seq();
+        let left = if from > last {
+            0
+        } else {
+            (last - from) / self.step + 1
+        };
+        let due = match &self.pacer {
+            Some(p) => p.due(max as u64),
+            None => max as u64,
+        };
+        let n = due.min(left).min(max as u64);
+        let mut sent = 0;
+        while sent < n {
+            let at = self
+                .pacer
+                .as_ref()
+                .map(|p| p.intended(p.sent_count() + sent));
+            if !self.emit_due(from + sent * self.step, at, out) {
+                return Err(format!(
+                    "generator: cannot emit sequence {}",
+                    from + sent * self.step
+                )
+                .into());
+            }
+            sent += 1;
+        }
+        if let Some(p) = &mut self.pacer {
+            p.sent(n);
+        }
+        let meta = serde_json::to_value(SeqRange { from, n })
+            .map_err(|e| format!("generator batch metadata: {e}"))?;
+        Ok(BatchCut {
+            meta,
+            exhausted: n == left,
+        })
+    }
+
+    fn replay_batch(
+        &mut self,
+        _batch: &BatchInfo,
+        meta: &serde_json::Value,
+        out: &mut SpoutCollector<'_>,
+    ) -> ComponentResult {
+        let r: SeqRange = serde_json::from_value(meta.clone())
+            .map_err(|e| format!("generator batch metadata {meta}: {e}"))?;
+        for k in 0..r.n {
+            let seq = r.from + k * self.step;
+            if !self.emit_due(seq, None, out) {
+                return Err(format!("generator: cannot emit sequence {seq}").into());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Spout for GeneratorSpout {
@@ -166,7 +269,8 @@ impl Spout for GeneratorSpout {
         let mut n = 0;
         while n < due && (self.cfg.limit == 0 || self.next_seq <= self.cfg.limit) {
             let seq = self.next_seq;
-            if !self.emit(seq, out) {
+            let at = self.pacer.as_ref().map(|p| p.intended(p.sent_count() + n));
+            if !self.emit_due(seq, at, out) {
                 break;
             }
             self.next_seq += self.step;
@@ -180,6 +284,10 @@ impl Spout for GeneratorSpout {
 
     fn fail(&mut self, msg_id: u64) {
         self.replay.push_back(msg_id);
+    }
+
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalSpout> {
+        Some(self)
     }
 }
 

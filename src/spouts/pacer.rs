@@ -29,6 +29,11 @@ impl Pacer {
         self.sent += n;
     }
 
+    /// Sends so far.
+    pub fn sent_count(&self) -> u64 {
+        self.sent
+    }
+
     /// When send number `k` (0-based) was due.
     pub fn intended(&self, k: u64) -> Instant {
         self.start + Duration::from_nanos((k as f64 * self.interval_ns) as u64)

@@ -19,7 +19,7 @@ fn rank_cmp<K: Ord>(a: &(K, u64), b: &(K, u64)) -> Ordering {
 }
 
 /// The best `k` `(key, count)` pairs seen, in ranking order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rankings<K> {
     k: usize,
     items: Vec<(K, u64)>,

@@ -52,7 +52,11 @@ pub struct Emission<K> {
 }
 
 /// Per-key counts over a sliding window, kept incrementally.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "K: serde::Serialize + Eq + Hash",
+    deserialize = "K: serde::Deserialize<'de> + Eq + Hash"
+))]
 pub struct SlidingWindowCounter<K> {
     window_ms: u64,
     slide_ms: u64,

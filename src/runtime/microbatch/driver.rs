@@ -124,6 +124,7 @@ impl Run {
             }
             let mut c = lock(cell);
             let res = c.emit(&info, self.max_batch, self.interval);
+            c.publish();
             exhausted &= c.exhausted;
             let key = c.key.clone();
             drop(c);

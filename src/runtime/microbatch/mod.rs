@@ -112,7 +112,8 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
             let Some(outbox) = outboxes.remove(&id) else {
                 continue;
             };
-            let ctx = plan.context(&c.name, id, cm.counters.clone(), None, &control);
+            let mut ctx = plan.context(&c.name, id, cm.counters.clone(), None, &control);
+            ctx.state = Some(Arc::new(TaskState::new(store.clone(), &c.name, ti)));
             let mut cell = SpoutCell::new(
                 ctx,
                 factory.clone(),

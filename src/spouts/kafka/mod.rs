@@ -11,6 +11,7 @@
 //!   its end and everything is acked.
 
 mod assign;
+pub mod batch;
 pub mod config;
 pub mod record;
 mod spout;

@@ -11,9 +11,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::assign::{Plan, resolve};
+use super::batch::BatchReader;
 use super::config::{Guarantee, KafkaSpoutConfig};
 use super::record::{Record, Unusable, fields_of, to_values};
 use super::state::{Fetched, SpoutState};
+use crate::batch::{BatchCut, BatchInfo, TransactionalSpout};
 use crate::component::{
     ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
 };
@@ -239,6 +241,41 @@ pub struct KafkaSpout {
     started: Instant,
     /// The topic name of the last record, shared by the records that follow.
     last_topic: Option<Arc<str>>,
+    /// Micro-batch mode: offset-range batches instead of the group consumer.
+    batch: Option<BatchReader>,
+}
+
+impl TransactionalSpout for KafkaSpout {
+    fn emit_batch(
+        &mut self,
+        _batch: &BatchInfo,
+        prev: Option<&serde_json::Value>,
+        max: usize,
+        out: &mut SpoutCollector<'_>,
+    ) -> Result<BatchCut, ComponentError> {
+        match &mut self.batch {
+            Some(b) => b.emit_batch(prev, max, out),
+            None => Err("kafka spout: not opened in micro-batch mode".into()),
+        }
+    }
+
+    fn replay_batch(
+        &mut self,
+        _batch: &BatchInfo,
+        meta: &serde_json::Value,
+        out: &mut SpoutCollector<'_>,
+    ) -> ComponentResult {
+        match &mut self.batch {
+            Some(b) => b.replay_batch(meta, out),
+            None => Err("kafka spout: not opened in micro-batch mode".into()),
+        }
+    }
+
+    fn commit_batch(&mut self, _txid: u64, meta: &serde_json::Value) {
+        if let Some(b) = &self.batch {
+            b.commit(meta);
+        }
+    }
 }
 
 impl KafkaSpout {
@@ -257,6 +294,7 @@ impl KafkaSpout {
             last_commit: Instant::now(),
             started: Instant::now(),
             last_topic: None,
+            batch: None,
         }
     }
 
@@ -534,6 +572,10 @@ impl Spout for KafkaSpout {
 
     fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
         self.task = (ctx.task_index(), ctx.parallelism());
+        if ctx.is_microbatch() {
+            self.batch = Some(BatchReader::open(&self.cfg, ctx)?);
+            return Ok(());
+        }
         let counters = Counters::new(ctx);
         self.consumer = Some(self.connect(counters.clone())?);
         self.counters = Some(counters);
@@ -611,7 +653,12 @@ impl Spout for KafkaSpout {
         }
     }
 
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalSpout> {
+        Some(self)
+    }
+
     fn close(&mut self) {
+        self.batch = None;
         match self.cfg.guarantee {
             Guarantee::AtLeastOnce => self.maybe_commit(true),
             Guarantee::None => {
