@@ -77,6 +77,11 @@ pub struct ChaosBolt {
 }
 
 impl ChaosBolt {
+    /// A uniform draw in [0, 1).
+    fn draw(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     fn strike(&mut self, what: String) -> ComponentResult {
         if let Some(f) = &self.failures {
             crate::component::incr(f);
@@ -92,15 +97,14 @@ impl Bolt for ChaosBolt {
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
         // Each task (and each restart) draws its own sequence.
         let salt = ctx.task_id() as u64 ^ std::process::id() as u64;
-        self.rng = Xoshiro256PlusPlus::seed_from_u64(
-            self.cfg.seed ^ (salt << 32) ^ self.rng.random::<u64>(),
-        );
+        self.rng =
+            Xoshiro256PlusPlus::seed_from_u64(self.cfg.seed ^ (salt << 32) ^ self.rng.next_u64());
         self.failures = Some(ctx.counter("injected_failures"));
         Ok(())
     }
 
     fn execute(&mut self, _input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
-        if self.cfg.fail_tuples > 0.0 && self.rng.random::<f64>() < self.cfg.fail_tuples {
+        if self.cfg.fail_tuples > 0.0 && self.draw() < self.cfg.fail_tuples {
             return self.strike("failing a tuple".into());
         }
         Ok(())
@@ -116,7 +120,7 @@ impl Bolt for ChaosBolt {
     }
 
     fn finish_batch(&mut self, batch: &BatchInfo, _out: &mut BoltCollector<'_>) -> ComponentResult {
-        if self.cfg.fail_batches > 0.0 && self.rng.random::<f64>() < self.cfg.fail_batches {
+        if self.cfg.fail_batches > 0.0 && self.draw() < self.cfg.fail_batches {
             return self.strike(format!("failing batch {}", batch.txid));
         }
         Ok(())
