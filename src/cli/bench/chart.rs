@@ -76,7 +76,8 @@ fn ranges(lines: &[ModeLine]) -> (f64, f64, f64) {
     } else {
         (0.01, 100.0)
     };
-    let y_min = 10f64.powf(lo.log10().floor()).max(FLOOR_MS);
+    // A hair below the power of ten, so that its label is drawn.
+    let y_min = 10f64.powf(lo.log10().floor()).max(FLOOR_MS) * 0.99;
     let mut y_max = 10f64.powf(hi.log10().ceil());
     if y_max <= y_min {
         y_max = y_min * 10.0;
