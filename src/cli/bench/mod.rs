@@ -116,6 +116,8 @@ pub enum BenchError {
     ZeroDuration,
     #[error("{0} applies to the microbatch mode only: add `microbatch` to --modes")]
     MicrobatchOnly(&'static str),
+    #[error("--set {0}: a generator's rate comes from --rates in squall bench")]
+    RateSet(String),
     #[error("{0}")]
     File(#[from] crate::topology::file::FileError),
     #[error(
@@ -210,6 +212,14 @@ pub fn generator_spouts(toml_text: &str, file: &str) -> Result<Vec<String>, Benc
     Ok(spouts)
 }
 
+/// The first `--set` that would override the offered rate of one of `generators`.
+pub fn sets_a_rate<'a>(sets: &'a [String], generators: &[String]) -> Option<&'a str> {
+    sets.iter().map(String::as_str).find(|s| {
+        let key = s.split_once('=').map_or(*s, |(k, _)| k).trim();
+        generators.iter().any(|g| key == format!("spouts.{g}.rate"))
+    })
+}
+
 /// Everything a bench needs, checked before any point runs.
 #[derive(Debug)]
 pub struct Plan {
@@ -248,6 +258,9 @@ impl Plan {
             message: format!("cannot read: {e}"),
         })?;
         let generators = generator_spouts(&text, &origin)?;
+        if let Some(s) = sets_a_rate(&args.set, &generators) {
+            return Err(BenchError::RateSet(s.to_string()));
+        }
         Ok(Plan {
             topology: loaded.topology.name().to_string(),
             file: args.file,
@@ -413,6 +426,18 @@ type = "generator"
             generator_spouts(text, "t.toml").ok(),
             Some(vec!["a".to_string(), "c".to_string()])
         );
+    }
+
+    #[test]
+    fn a_set_of_a_generator_rate_is_caught() {
+        let g = vec!["source".to_string()];
+        let sets = vec![
+            "spouts.source.limit=0".to_string(),
+            "spouts.other.rate=5".to_string(),
+            "spouts.source.rate=5".to_string(),
+        ];
+        assert_eq!(sets_a_rate(&sets, &g), Some("spouts.source.rate=5"));
+        assert_eq!(sets_a_rate(&sets[..2], &g), None);
     }
 
     #[test]
