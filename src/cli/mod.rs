@@ -1,8 +1,10 @@
 //! The `squall` command line. Users who register their own components call
 //! [`main_with`] from their own `main` (see `examples/custom_component.rs`).
 
+mod bench;
 pub mod kafka;
 mod report;
+mod resources;
 mod run;
 mod tweets;
 pub mod twitter;
@@ -35,6 +37,9 @@ enum Command {
     },
     /// List the built-in (and registered) spouts and bolts with their options.
     Components,
+    /// Compare execution modes: latency percentiles, throughput, CPU and memory at each
+    /// offered rate (bench.json, bench.md, latency.svg).
+    Bench(bench::BenchArgs),
     /// Kafka: a local dev broker, produce tweets, committed offsets and lag, replay.
     Kafka {
         #[command(subcommand)]
@@ -92,6 +97,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
             print!("{}", components_text(&registry));
             ExitCode::SUCCESS
         }
+        Command::Bench(args) => bench::main(args, &registry),
         Command::Kafka { command } => kafka::main(command, &registry),
         Command::Twitter { command } => twitter::main(command),
         Command::Tweets { command } => match command {

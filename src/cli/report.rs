@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::resources;
 use crate::runtime::{Percentiles, RunSummary};
 
 #[derive(Serialize, Debug)]
@@ -37,6 +38,10 @@ pub struct Report {
     pub topk: Vec<(String, u64)>,
     /// Named counters per component (oversized lines, malformed JSON, restarts...).
     pub counters: BTreeMap<String, BTreeMap<String, u64>>,
+    /// User + system CPU seconds the process used (startup and drain included).
+    pub cpu_seconds: f64,
+    /// Peak resident set size of the process (`VmHWM`), 0 where it cannot be read.
+    pub peak_rss_bytes: u64,
 }
 
 impl Report {
@@ -97,6 +102,8 @@ impl Report {
             bolts,
             topk: topk.unwrap_or_default(),
             counters,
+            cpu_seconds: (resources::cpu_seconds() * 1000.0).round() / 1000.0,
+            peak_rss_bytes: resources::peak_rss_bytes(),
         }
     }
 }

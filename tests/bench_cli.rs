@@ -1,0 +1,185 @@
+//! `squall bench` through the real binary, in a short smoke form (tiny rates, 1 s): the
+//! outputs exist and hold every field; the real figures come from running it by hand.
+
+mod cli_support;
+
+use std::time::Duration;
+
+use cli_support::*;
+
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+fn num(v: &serde_json::Value, path: &str) -> f64 {
+    field_f64(v, path)
+}
+
+#[test]
+fn bench_event_mode_writes_json_markdown_and_chart() {
+    let dir = TempDir::new("bench");
+    let out = dir.join("out");
+    let file = topology("trending-hashtags.toml");
+    let run = squall(
+        [
+            "bench",
+            &file.display().to_string(),
+            "--modes",
+            "event",
+            "--rates",
+            "2000,max",
+            "--duration",
+            "1s",
+            "--out",
+            &out.display().to_string(),
+            "--set",
+            "spouts.source.limit=0",
+        ],
+        TIMEOUT,
+    );
+    run.assert_success();
+    assert!(
+        run.stderr.contains("[1/2] event at 2000") && run.stderr.contains("[2/2] event at max"),
+        "no progress lines: {}",
+        run.stderr
+    );
+
+    let bench = read_report(&out.join("bench.json"));
+    assert_eq!(field(&bench, "topology"), "trending-hashtags");
+    assert!(
+        field(&bench, "file")
+            .as_str()
+            .is_some_and(|f| f.ends_with("trending-hashtags.toml"))
+    );
+    assert_eq!(num(&bench, "duration_s"), 1.0);
+    assert!(field_u64(&bench, "machine.cores") >= 1);
+    assert!(field(&bench, "machine.cpu_model").is_string());
+    assert!(field(&bench, "machine.os").is_string());
+    let command: Vec<&str> = field(&bench, "command")
+        .as_array()
+        .expect("command is an array")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(command.get(1), Some(&"bench"), "{command:?}");
+    assert!(command.contains(&"2000,max"), "{command:?}");
+
+    let points = field(&bench, "points").as_array().expect("points array");
+    assert_eq!(points.len(), 2, "{bench}");
+    for (p, offered) in points.iter().zip([Some(2000), None]) {
+        assert_eq!(field(p, "mode"), "event");
+        assert_eq!(field(p, "offered_tps").as_u64(), offered, "{p}");
+        assert_eq!(field(p, "ok"), true, "{p}");
+        assert!(num(p, "achieved_tps") > 0.0, "{p}");
+        let (p50, p90, p99, p999, max) = (
+            num(p, "latency_us.p50"),
+            num(p, "latency_us.p90"),
+            num(p, "latency_us.p99"),
+            num(p, "latency_us.p999"),
+            num(p, "latency_us.max"),
+        );
+        assert!(
+            p50 > 0.0 && p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+            "{p}"
+        );
+        assert!(num(p, "cpu_percent") > 0.0, "{p}");
+        assert!(num(p, "peak_rss_mib") > 1.0, "{p}");
+        assert!(field_u64(p, "acked") > 0, "{p}");
+        assert_eq!(field_u64(p, "failed"), 0, "{p}");
+    }
+
+    // Each point's own run report carries the process's CPU time and peak RSS.
+    for name in ["event-2000.json", "event-max.json"] {
+        let r = read_report(&out.join("runs").join(name));
+        assert!(field_f64(&r, "cpu_seconds") > 0.0, "{name}: {r}");
+        assert!(field_u64(&r, "peak_rss_bytes") > 1024 * 1024, "{name}: {r}");
+    }
+
+    let md = std::fs::read_to_string(out.join("bench.md")).expect("bench.md");
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| event |")).collect();
+    assert_eq!(rows.len(), 2, "{md}");
+    assert!(rows[0].starts_with("| event | 2000 |"), "{md}");
+    assert!(rows[1].starts_with("| event | max |"), "{md}");
+    assert!(
+        md.contains("| p50 | p90 | p99 | p99.9 | max | CPU % | RSS MiB |"),
+        "{md}"
+    );
+    assert!(md.contains("bench") && md.contains("cores"), "{md}");
+
+    let svg = std::fs::read_to_string(out.join("latency.svg")).expect("latency.svg");
+    assert!(svg.starts_with("<svg"), "not an SVG");
+    assert!(svg.trim_end().ends_with("</svg>"), "unterminated SVG");
+    assert!(
+        svg.contains("event p99") && svg.contains("event p50"),
+        "no legend"
+    );
+    assert!(
+        !svg.contains("microbatch"),
+        "a line for a mode that was not run"
+    );
+    assert!(svg.contains("<polyline"), "no line drawn");
+}
+
+#[test]
+fn bench_needs_a_generator_spout() {
+    let dir = TempDir::new("bench-nogen");
+    let out = dir.join("out");
+    let run = squall(
+        [
+            "bench",
+            &topology("socket-hashtags.toml").display().to_string(),
+            "--modes",
+            "event",
+            "--rates",
+            "1000",
+            "--duration",
+            "1s",
+            "--out",
+            &out.display().to_string(),
+        ],
+        Duration::from_secs(30),
+    );
+    run.assert_failure();
+    assert!(
+        run.stderr
+            .contains("squall bench needs a generator spout to offer load"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("socket-hashtags.toml"),
+        "{}",
+        run.stderr
+    );
+    assert!(!out.join("bench.json").exists());
+}
+
+#[test]
+fn bench_rejects_bad_modes_and_rates() {
+    let dir = TempDir::new("bench-bad");
+    let out = dir.join("out").display().to_string();
+    let file = topology("trending-hashtags.toml").display().to_string();
+    for (flag, value, message) in [
+        ("--modes", "event,trident", "unknown mode `trident`"),
+        ("--rates", "1000,0", "`0` is not a rate"),
+        ("--rates", "fast", "`fast` is not a rate"),
+    ] {
+        let run = squall(
+            [
+                "bench",
+                &file,
+                flag,
+                value,
+                "--duration",
+                "1s",
+                "--out",
+                &out,
+            ],
+            Duration::from_secs(30),
+        );
+        run.assert_failure();
+        assert!(
+            run.stderr.contains(message),
+            "{flag} {value}: {}",
+            run.stderr
+        );
+    }
+}
