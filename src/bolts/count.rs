@@ -72,27 +72,8 @@ impl Bolt for CountBolt {
         Ok(())
     }
 
-    /// Micro-batch mode: counts the batch locally (Trident's combiner)...
-    fn execute_batch(
-        &mut self,
-        _batch: &BatchInfo,
-        tuples: Vec<Tuple>,
-        out: &mut BoltCollector<'_>,
-    ) -> ComponentResult {
-        if self.state.is_none() {
-            for t in tuples {
-                self.execute(t, out)?;
-            }
-            return Ok(());
-        }
-        for t in &tuples {
-            let key = self.key(t)?;
-            *self.batch.entry(key).or_insert(0) += 1;
-        }
-        Ok(())
-    }
-
-    /// ...then adds it to the state and emits each changed key's new count once.
+    /// Micro-batch mode: adds the batch's counts (combined in `execute`, Trident's
+    /// combiner) to the state and emits each changed key's new count once.
     fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
         let Some(state) = &self.state else {
             return Ok(());
@@ -110,6 +91,10 @@ impl Bolt for CountBolt {
 
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
         let key = self.key(&input)?;
+        if self.state.is_some() {
+            *self.batch.entry(key).or_insert(0) += 1;
+            return Ok(());
+        }
         let c = self.counts.entry(key.clone()).or_insert(0);
         *c += 1;
         let c = *c as i64;

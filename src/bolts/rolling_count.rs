@@ -149,27 +149,6 @@ impl Bolt for RollingCountBolt {
         Ok(())
     }
 
-    fn execute_batch(
-        &mut self,
-        _batch: &BatchInfo,
-        tuples: Vec<Tuple>,
-        out: &mut BoltCollector<'_>,
-    ) -> ComponentResult {
-        if self.state.is_none() {
-            for t in tuples {
-                self.execute(t, out)?;
-            }
-            return Ok(());
-        }
-        for t in &tuples {
-            let Some(k) = key_of(t, self.cfg.field.as_deref()) else {
-                return Err(format!("rolling_count: no key field in {}", t.fields()).into());
-            };
-            *self.batch.entry(key_text(k)).or_insert(0) += 1;
-        }
-        Ok(())
-    }
-
     /// Micro-batch mode: moves the window to the batch's time (emitting the windows that
     /// closed), then adds the batch's counts.
     fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
@@ -195,6 +174,11 @@ impl Bolt for RollingCountBolt {
             return Err(format!("rolling_count: no key field in {}", input.fields()).into());
         };
         let key = key_text(k);
+        if self.state.is_some() {
+            // Micro-batch mode: the batch's counts, added in `finish_batch`.
+            *self.batch.entry(key).or_insert(0) += 1;
+            return Ok(());
+        }
         if let Some(w) = &mut self.window {
             w.incr(key, 1);
         }

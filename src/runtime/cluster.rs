@@ -234,7 +234,7 @@ pub(super) struct Plan {
     pub(super) inbox_rx: HashMap<u32, SharedRx<Envelope>>,
     pub(super) expected_ends: HashMap<u32, usize>,
     /// Chained bolt → the bolt whose task runs it.
-    chained: HashMap<String, String>,
+    pub(super) chained: HashMap<String, String>,
 }
 
 /// Which bolts run inside the task that feeds them (Flink's operator chaining): a bolt

@@ -18,6 +18,8 @@ pub(crate) struct Target {
     buf: Vec<Tuple>,
     /// Envelopes for this target waiting for inbox space (kept in order).
     blocked: usize,
+    /// Micro-batch mode: tuples the last batch sent here (the next one reserves as many).
+    last_batch: usize,
 }
 
 impl Target {
@@ -27,6 +29,7 @@ impl Target {
             tx,
             buf: Vec::new(),
             blocked: 0,
+            last_batch: 0,
         }
     }
 }
@@ -268,7 +271,7 @@ impl Outbox {
     fn push(&mut self, ti: usize, tuple: Tuple) {
         let t = &mut self.targets[ti];
         if t.buf.capacity() == 0 {
-            t.buf.reserve(self.batch_size.min(1024));
+            t.buf.reserve(self.batch_size.min(1024).max(t.last_batch));
         }
         t.buf.push(tuple);
         if t.buf.len() == self.batch_size {
@@ -325,6 +328,7 @@ impl Outbox {
     pub(crate) fn take_outputs(&mut self, mut f: impl FnMut(u32, Vec<Tuple>)) {
         self.full.clear();
         for t in self.targets.iter_mut() {
+            t.last_batch = t.buf.len();
             if !t.buf.is_empty() {
                 f(t.task_id, std::mem::take(&mut t.buf));
             }

@@ -16,6 +16,119 @@ use crate::component::{AckMode, Bolt, ComponentResult, TaskContext};
 use crate::topology::BoltFactory;
 use crate::tuple::{Anchors, Tuple};
 
+/// A collector for micro-batch mode (no ack tracking).
+fn batch_collector<'a>(outbox: &'a mut Outbox, outcomes: &'a mut Outcomes) -> BoltCollector<'a> {
+    BoltCollector {
+        outbox,
+        ledger: None,
+        outcomes,
+        current: None,
+        timeout_ms: 0,
+        acked: 0,
+        failed: 0,
+    }
+}
+
+/// Micro-batch mode: runs one task's share of a batch through its stages. The first stage
+/// gets the batch at once (`execute_batch`); a chained stage gets each tuple the first
+/// emits as it is emitted (so the batch's intermediate tuples are never all in memory);
+/// then every stage's `finish_batch` (and `finish` on the last pass), in chain order. An
+/// error, a panic or a failed input fails the batch.
+pub(crate) fn run_batch(
+    stages: &mut [Stage],
+    info: &crate::batch::BatchInfo,
+    tuples: Vec<Tuple>,
+    last: bool,
+) -> Outcome {
+    let n = tuples.len() as u64;
+    let started = Instant::now();
+    let mut outcomes = Outcomes::default();
+    let mut fed = vec![0u64; stages.len()];
+    let mut failed_inputs = 0u64;
+    let res = catch_unwind(AssertUnwindSafe(|| -> ComponentResult {
+        let Some((head, rest)) = stages.split_first_mut() else {
+            return Ok(());
+        };
+        let mut oc = Outcomes::default();
+        let mut feed = |head: &mut Stage,
+                        rest: &mut [Stage],
+                        fed: &mut [u64],
+                        failed: &mut u64|
+         -> ComponentResult {
+            let Some(next) = rest.first_mut() else {
+                return Ok(());
+            };
+            fed[1] += head.outbox.local.len() as u64;
+            let mut col = batch_collector(&mut next.outbox, &mut outcomes);
+            // Drained, not taken: the buffer keeps its capacity for the next tuple.
+            for u in head.outbox.local.drain(..) {
+                next.bolt.execute(u, &mut col)?;
+            }
+            *failed += col.failed;
+            Ok(())
+        };
+        if rest.is_empty() {
+            let mut col = batch_collector(&mut head.outbox, &mut oc);
+            head.bolt.execute_batch(info, tuples, &mut col)?;
+            head.bolt.finish_batch(info, &mut col)?;
+            if last {
+                head.bolt.finish(&mut col)?;
+            }
+            failed_inputs += col.failed;
+            return Ok(());
+        }
+        for t in tuples {
+            let mut col = batch_collector(&mut head.outbox, &mut oc);
+            head.bolt.execute(t, &mut col)?;
+            failed_inputs += col.failed;
+            feed(head, rest, &mut fed, &mut failed_inputs)?;
+        }
+        let mut col = batch_collector(&mut head.outbox, &mut oc);
+        head.bolt.finish_batch(info, &mut col)?;
+        if last {
+            head.bolt.finish(&mut col)?;
+        }
+        failed_inputs += col.failed;
+        feed(head, rest, &mut fed, &mut failed_inputs)?;
+        for s in rest.iter_mut() {
+            let mut col = batch_collector(&mut s.outbox, &mut oc);
+            s.bolt.finish_batch(info, &mut col)?;
+            if last {
+                s.bolt.finish(&mut col)?;
+            }
+            failed_inputs += col.failed;
+        }
+        Ok(())
+    }));
+    fed[0] = n;
+    let elapsed = started.elapsed().as_nanos() as u64;
+    for (s, k) in stages.iter_mut().zip(&fed) {
+        let m = &mut s.metrics.local;
+        m.executed += k;
+        if *k > 0 {
+            m.execute_ns.record_n((elapsed / k).max(1), *k).ok();
+        }
+    }
+    let outcome = match res {
+        Ok(Ok(())) if failed_inputs > 0 => Outcome::Failed(format!("{failed_inputs} inputs failed")),
+        Ok(Ok(())) => Outcome::Ok,
+        Ok(Err(e)) => Outcome::Failed(e.to_string()),
+        Err(p) => Outcome::Panicked(panic_message(&p)),
+    };
+    for (s, k) in stages.iter_mut().zip(&fed) {
+        let m = &mut s.metrics.local;
+        match outcome {
+            Outcome::Ok => m.acked += k,
+            Outcome::Failed(_) => m.failed += k,
+            Outcome::Panicked(_) => {
+                m.failed += k;
+                m.restarts += 1;
+            }
+        }
+    }
+    outcome
+}
+
 /// How one `execute` ended.
 pub(crate) enum Outcome {
     Ok,
@@ -164,64 +277,6 @@ impl Stage {
             }
         }
         outcome
-    }
-
-    /// Micro-batch mode: runs this task's share of one batch — `execute_batch` on its
-    /// tuples, then `finish_batch` (and `finish` on the last batch of a run). Any error or
-    /// panic fails the batch.
-    pub(crate) fn run_batch(
-        &mut self,
-        info: &crate::batch::BatchInfo,
-        tuples: Vec<Tuple>,
-        last: bool,
-    ) -> Outcome {
-        let n = tuples.len() as u64;
-        let mut outcomes = Outcomes::default();
-        let mut col = BoltCollector {
-            outbox: &mut self.outbox,
-            ledger: None,
-            outcomes: &mut outcomes,
-            current: None,
-            timeout_ms: 0,
-            acked: 0,
-            failed: 0,
-        };
-        let started = Instant::now();
-        let bolt = &mut self.bolt;
-        let res = catch_unwind(AssertUnwindSafe(|| {
-            bolt.execute_batch(info, tuples, &mut col)?;
-            bolt.finish_batch(info, &mut col)?;
-            if last {
-                bolt.finish(&mut col)?;
-            }
-            Ok::<(), crate::component::ComponentError>(())
-        }));
-        let failed_inputs = col.failed;
-        let m = &mut self.metrics.local;
-        m.executed += n;
-        if n > 0 {
-            let per_tuple = started.elapsed().as_nanos() as u64 / n;
-            m.execute_ns.record_n(per_tuple.max(1), n).ok();
-        }
-        match res {
-            Ok(Ok(())) if failed_inputs > 0 => {
-                m.failed += n;
-                Outcome::Failed(format!("{failed_inputs} inputs failed"))
-            }
-            Ok(Ok(())) => {
-                m.acked += n;
-                Outcome::Ok
-            }
-            Ok(Err(e)) => {
-                m.failed += n;
-                Outcome::Failed(e.to_string())
-            }
-            Err(p) => {
-                m.failed += n;
-                m.restarts += 1;
-                Outcome::Panicked(panic_message(&p))
-            }
-        }
     }
 
     /// Runs `tick` or `finish`; a panic there resets the bolt (counted and logged).

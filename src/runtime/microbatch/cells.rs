@@ -15,7 +15,7 @@ use crate::runtime::metrics::TaskMetrics;
 use crate::runtime::outbox::Outbox;
 use crate::runtime::panic_message;
 use crate::runtime::spout_task::Tracker;
-use crate::runtime::stage::{Outcome, Stage};
+use crate::runtime::stage::{Outcome, Stage, run_batch};
 use crate::state::TaskState;
 use crate::topology::SpoutFactory;
 use crate::tuple::Tuple;
@@ -315,13 +315,14 @@ impl SpoutCell {
 }
 
 pub(super) struct BoltCell {
-    pub(super) stage: Stage,
-    pub(super) state: Arc<TaskState>,
+    /// The task's bolt, and the bolt chained into it, if any.
+    pub(super) stages: Vec<Stage>,
+    pub(super) states: Vec<Arc<TaskState>>,
 }
 
 impl BoltCell {
     pub(super) fn label(&self) -> String {
-        self.stage.label()
+        self.stages.iter().map(Stage::label).collect::<Vec<_>>().join("+")
     }
 
     /// Runs this task's share of a batch; returns what it sent.
@@ -331,10 +332,14 @@ impl BoltCell {
         tuples: Vec<Tuple>,
         last: bool,
     ) -> Result<Routed, CellError> {
-        let outcome = self.stage.run_batch(info, tuples, last);
-        let routed = drain(&mut self.stage.outbox);
-        self.stage.metrics.local.emitted += std::mem::take(&mut self.stage.outbox.emitted);
-        self.stage.metrics.publish();
+        let outcome = run_batch(&mut self.stages, info, tuples, last);
+        let mut routed = Vec::new();
+        for s in self.stages.iter_mut() {
+            s.outbox.local.clear();
+            routed.extend(drain(&mut s.outbox));
+            s.metrics.local.emitted += std::mem::take(&mut s.outbox.emitted);
+            s.metrics.publish();
+        }
         match outcome {
             Outcome::Ok => Ok(routed),
             Outcome::Failed(e) => Err(format!(
@@ -352,13 +357,25 @@ impl BoltCell {
 
     /// Back to the committed state: pending writes dropped, a fresh bolt instance.
     pub(super) fn reset(&mut self, control: &crate::runtime::control::RunControl) {
-        self.state.rollback();
-        self.stage.reset();
-        self.stage.prepare(control);
+        for s in &self.states {
+            s.rollback();
+        }
+        for s in self.stages.iter_mut() {
+            s.reset();
+            s.prepare(control);
+        }
+    }
+
+    pub(super) fn prepare(&mut self, control: &crate::runtime::control::RunControl) {
+        for s in self.stages.iter_mut() {
+            s.prepare(control);
+        }
     }
 
     pub(super) fn cleanup(&mut self) {
-        self.stage.cleanup();
-        self.stage.metrics.publish();
+        for s in self.stages.iter_mut() {
+            s.cleanup();
+            s.metrics.publish();
+        }
     }
 }

@@ -83,10 +83,10 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
             })?;
         records.insert(txid, rec);
     }
-    // Tuples move between tasks as vectors inside a batch: no transport batching, no
-    // chaining, no ack tracking (the batch is the unit of success).
+    // Tuples move between tasks as vectors inside a batch: no transport batching, no ack
+    // tracking (the batch is the unit of success). Chained bolts run inside their host
+    // task, tuple by tuple, so intermediate tuples (words) never pile up in a batch.
     let mut plan_cfg = config.clone();
-    plan_cfg.chaining = false;
     plan_cfg.acking = false;
     plan_cfg.batch_size = usize::MAX;
     let mut plan = Plan::new(&topology, &plan_cfg);
@@ -136,28 +136,51 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
     let mut bolts = Vec::new();
     let mut states = Vec::new();
     let mut slot_of = HashMap::new();
-    for ci in topological(&topology) {
-        let c = &topology.components()[ci];
+    let comps = topology.components();
+    let stage_of = |ci: usize, ti: usize, outboxes: &mut HashMap<u32, _>| {
+        let c = &comps[ci];
         let ComponentKind::Bolt(factory) = &c.kind else {
-            continue;
+            return None;
         };
         let cm = plan.metrics.components[ci].clone();
-        for (ti, &id) in plan.task_ids[&c.name].clone().iter().enumerate() {
-            let Some(outbox) = outboxes.remove(&id) else {
+        let id = plan.task_ids[&c.name][ti];
+        let outbox = outboxes.remove(&id)?;
+        let state = Arc::new(TaskState::new(store.clone(), &c.name, ti));
+        let mut ctx = plan.context(&c.name, id, cm.counters.clone(), None, &control);
+        ctx.state = Some(state.clone());
+        let stage = Stage::new(
+            ctx,
+            factory.clone(),
+            outbox,
+            TaskMetrics::new(cm.tasks[ti].clone()),
+        );
+        Some((id, stage, state))
+    };
+    for ci in topological(&topology) {
+        let c = &comps[ci];
+        if c.is_spout() || plan.chained.contains_key(&c.name) {
+            continue;
+        }
+        let guest = plan
+            .chained
+            .iter()
+            .find(|(_, head)| **head == c.name)
+            .and_then(|(b, _)| comps.iter().position(|x| x.name == *b));
+        for ti in 0..c.parallelism {
+            let Some((id, stage, state)) = stage_of(ci, ti, &mut outboxes) else {
                 continue;
             };
-            let state = Arc::new(TaskState::new(store.clone(), &c.name, ti));
-            let mut ctx = plan.context(&c.name, id, cm.counters.clone(), None, &control);
-            ctx.state = Some(state.clone());
-            let stage = Stage::new(
-                ctx,
-                factory.clone(),
-                outbox,
-                TaskMetrics::new(cm.tasks[ti].clone()),
-            );
+            let mut cell = BoltCell {
+                stages: vec![stage],
+                states: vec![state],
+            };
+            if let Some((_, s, st)) = guest.and_then(|g| stage_of(g, ti, &mut outboxes)) {
+                cell.stages.push(s);
+                cell.states.push(st);
+            }
             slot_of.insert(id, bolts.len());
-            states.push(state.clone());
-            bolts.push(Mutex::new(BoltCell { stage, state }));
+            states.extend(cell.states.iter().cloned());
+            bolts.push(Mutex::new(cell));
         }
     }
     plan.inbox_tx.clear();
@@ -210,7 +233,7 @@ fn supervise(run: Arc<Run>, drivers: usize, control: Arc<RunControl>) {
         }
     }
     for b in &run.bolts {
-        lock(b).stage.prepare(&control);
+        lock(b).prepare(&control);
     }
     if opened && control.errors().is_empty() {
         let handles: Vec<_> = (0..drivers)
