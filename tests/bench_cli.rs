@@ -14,7 +14,7 @@ fn num(v: &serde_json::Value, path: &str) -> f64 {
 }
 
 #[test]
-fn bench_event_mode_writes_json_markdown_and_chart() {
+fn bench_both_modes_write_json_markdown_and_chart() {
     let dir = TempDir::new("bench");
     let out = dir.join("out");
     let file = topology("trending-hashtags.toml");
@@ -23,7 +23,7 @@ fn bench_event_mode_writes_json_markdown_and_chart() {
             "bench",
             &file.display().to_string(),
             "--modes",
-            "event",
+            "event,microbatch",
             "--rates",
             "2000,max",
             "--duration",
@@ -32,12 +32,16 @@ fn bench_event_mode_writes_json_markdown_and_chart() {
             &out.display().to_string(),
             "--set",
             "spouts.source.limit=0",
+            "--max-batch",
+            "20000",
         ],
         TIMEOUT,
     );
     run.assert_success();
     assert!(
-        run.stderr.contains("[1/2] event at 2000") && run.stderr.contains("[2/2] event at max"),
+        run.stderr.contains("[1/4] event at 2000")
+            && run.stderr.contains("[2/4] event at max")
+            && run.stderr.contains("[4/4] microbatch at max"),
         "no progress lines: {}",
         run.stderr
     );
@@ -63,9 +67,15 @@ fn bench_event_mode_writes_json_markdown_and_chart() {
     assert!(command.contains(&"2000,max"), "{command:?}");
 
     let points = field(&bench, "points").as_array().expect("points array");
-    assert_eq!(points.len(), 2, "{bench}");
-    for (p, offered) in points.iter().zip([Some(2000), None]) {
-        assert_eq!(field(p, "mode"), "event");
+    assert_eq!(points.len(), 4, "{bench}");
+    let expected = [
+        ("event", Some(2000)),
+        ("event", None),
+        ("microbatch", Some(2000)),
+        ("microbatch", None),
+    ];
+    for (p, (mode, offered)) in points.iter().zip(expected) {
+        assert_eq!(field(p, "mode"), mode);
         assert_eq!(field(p, "offered_tps").as_u64(), offered, "{p}");
         assert_eq!(field(p, "ok"), true, "{p}");
         assert!(num(p, "achieved_tps") > 0.0, "{p}");
@@ -87,17 +97,27 @@ fn bench_event_mode_writes_json_markdown_and_chart() {
     }
 
     // Each point's own run report carries the process's CPU time and peak RSS.
-    for name in ["event-2000.json", "event-max.json"] {
+    for name in [
+        "event-2000.json",
+        "event-max.json",
+        "microbatch-2000.json",
+        "microbatch-max.json",
+    ] {
         let r = read_report(&out.join("runs").join(name));
         assert!(field_f64(&r, "cpu_seconds") > 0.0, "{name}: {r}");
         assert!(field_u64(&r, "peak_rss_bytes") > 1024 * 1024, "{name}: {r}");
     }
 
     let md = std::fs::read_to_string(out.join("bench.md")).expect("bench.md");
-    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| event |")).collect();
-    assert_eq!(rows.len(), 2, "{md}");
+    let rows: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("| event |") || l.starts_with("| microbatch |"))
+        .collect();
+    assert_eq!(rows.len(), 4, "{md}");
     assert!(rows[0].starts_with("| event | 2000 |"), "{md}");
     assert!(rows[1].starts_with("| event | max |"), "{md}");
+    assert!(rows[2].starts_with("| microbatch | 2000 |"), "{md}");
+    assert!(rows[3].starts_with("| microbatch | max |"), "{md}");
     assert!(
         md.contains("| p50 | p90 | p99 | p99.9 | max | CPU % | RSS MiB |"),
         "{md}"
@@ -112,8 +132,8 @@ fn bench_event_mode_writes_json_markdown_and_chart() {
         "no legend"
     );
     assert!(
-        !svg.contains("microbatch"),
-        "a line for a mode that was not run"
+        svg.contains("microbatch p99") && svg.contains("microbatch p50"),
+        "no micro-batch legend"
     );
     assert!(svg.contains("<polyline"), "no line drawn");
 }
