@@ -110,7 +110,9 @@ pub(crate) fn run_batch(
         }
     }
     let outcome = match res {
-        Ok(Ok(())) if failed_inputs > 0 => Outcome::Failed(format!("{failed_inputs} inputs failed")),
+        Ok(Ok(())) if failed_inputs > 0 => {
+            Outcome::Failed(format!("{failed_inputs} inputs failed"))
+        }
         Ok(Ok(())) => Outcome::Ok,
         Ok(Err(e)) => Outcome::Failed(e.to_string()),
         Err(p) => Outcome::Panicked(panic_message(&p)),

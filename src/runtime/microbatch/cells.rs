@@ -322,7 +322,11 @@ pub(super) struct BoltCell {
 
 impl BoltCell {
     pub(super) fn label(&self) -> String {
-        self.stages.iter().map(Stage::label).collect::<Vec<_>>().join("+")
+        self.stages
+            .iter()
+            .map(Stage::label)
+            .collect::<Vec<_>>()
+            .join("+")
     }
 
     /// Runs this task's share of a batch; returns what it sent.

@@ -145,7 +145,10 @@ impl Coordinator {
             g.next += 1;
             g.cut_until = g.cut_until.max(txid + 1);
             g.in_flight.insert(txid);
-            g.last_start = Some(Instant::now());
+            if !replay {
+                // Replays do not use up the interval: they only redo what was cut.
+                g.last_start = Some(Instant::now());
+            }
             return Job::Batch { txid, replay };
         }
     }
