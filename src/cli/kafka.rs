@@ -318,6 +318,7 @@ fn replay(a: ReplayArgs, registry: &Registry) -> ExitCode {
             report: a.report,
             set: sets,
             quiet: a.quiet,
+            http: None,
         },
         registry,
     )

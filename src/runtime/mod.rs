@@ -17,7 +17,9 @@ pub(crate) mod transport;
 pub use cluster::{LocalCluster, RunSummary, RunningTopology, RuntimeError};
 pub use collector::{BoltCollector, SpoutCollector};
 pub use config::{Config, ConfigError};
-pub use metrics::{ComponentSnapshot, MetricsRegistry, MetricsSnapshot, Percentiles};
+pub use metrics::{
+    ComponentSnapshot, MetricsRegistry, MetricsSnapshot, Percentiles, TaskSample, TaskStats,
+};
 
 /// The text of a caught panic.
 pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
