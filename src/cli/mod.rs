@@ -4,6 +4,7 @@
 pub mod kafka;
 mod report;
 mod run;
+pub mod top;
 mod tweets;
 pub mod twitter;
 
@@ -50,6 +51,8 @@ enum Command {
         #[command(subcommand)]
         command: twitter::TwitterCommand,
     },
+    /// A live per-component table of a run started with `--http` (q or Ctrl-C quits).
+    Top(top::TopArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -94,6 +97,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         }
         Command::Kafka { command } => kafka::main(command, &registry),
         Command::Twitter { command } => twitter::main(command),
+        Command::Top(args) => top::run(args),
         Command::Tweets { command } => match command {
             TweetsCommand::Generate(a) => tweets::generate(a),
             TweetsCommand::Serve(a) => tweets::serve(a),
