@@ -40,8 +40,8 @@ function drawGraph(t) {
   t.components.forEach((c) => (cols[depth[c.name]] = cols[depth[c.name]] || []).push(c.name));
   const ncol = Math.max(...Object.keys(cols).map(Number)) + 1;
   const nrow = Math.max(...Object.values(cols).map((c) => c.length));
-  const W = 150, H = 44, GX = 70, GY = 30;
-  const width = ncol * (W + GX) + 20, height = Math.max(nrow * (H + GY) + 20, 120);
+  const W = 130, H = 40, GX = 100, GY = 26;
+  const width = ncol * (W + GX) - GX + 20, height = nrow * (H + GY) - GY + 50;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const pos = {};
   for (const [d, names] of Object.entries(cols)) {
@@ -147,8 +147,8 @@ function makeChart(spouts) {
     s.push({ label: `${n} p99`, stroke: c, width: 2 });
   });
   const box = $("#latency");
-  chart = new uPlot({ width: Math.max(box.clientWidth, 300), height: 220, series: s, axes: [{}, { label: "ms" }] }, data, box);
-  window.addEventListener("resize", () => chart.setSize({ width: Math.max(box.clientWidth, 300), height: 220 }));
+  chart = new uPlot({ width: Math.max(box.clientWidth, 300), height: 260, series: s, axes: [{}, { label: "ms" }] }, data, box);
+  window.addEventListener("resize", () => chart.setSize({ width: Math.max(box.clientWidth, 300), height: 260 }));
 }
 
 function addPoint(p) {
