@@ -68,7 +68,7 @@ fn renders_the_table_of_a_captured_snapshot() {
         let d = n.to_string();
         let mut out = String::new();
         for (i, ch) in d.chars().enumerate() {
-            if i > 0 && (d.len() - i) % 3 == 0 {
+            if i > 0 && (d.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(ch);

@@ -75,6 +75,7 @@ pub fn serve_args(args: &[&str]) -> Served {
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!(
                     "no dashboard address on stderr within 60 s; stderr so far:\n{}",
                     first_lines.join("\n")
