@@ -205,3 +205,54 @@ pub fn render(
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::TaskStats;
+
+    fn task(component: &str, kind: &'static str, index: usize) -> TaskSample {
+        TaskSample {
+            component: component.to_string(),
+            kind,
+            index,
+            stats: TaskStats::default(),
+        }
+    }
+
+    #[test]
+    fn histograms_are_cumulative_and_labels_escaped() {
+        let mut spout = task("sp\"out\\1", "spout", 0);
+        for ns in [1_000u64, 2_000_000, 3_000_000_000] {
+            spout.stats.complete_ns.record(ns).ok();
+        }
+        spout.stats.acked = 3;
+        let mut cap = HashMap::new();
+        cap.insert(("sp\"out\\1".to_string(), 0), 0.25);
+        let text = render("t", 1.0, &[spout, task("bolt", "bolt", 1)], &cap);
+        let l = r#"component="sp\"out\\1",task="0""#;
+        assert!(
+            text.contains(&format!("squall_tuples_acked_total{{{l}}} 3\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("squall_capacity{{{l}}} 0.25\n")));
+        let bucket =
+            |le: &str| format!("squall_complete_latency_seconds_bucket{{{l},le=\"{le}\"}}");
+        assert!(
+            text.contains(&format!("{} 1\n", bucket("0.000005"))),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{} 1\n", bucket("0.001"))));
+        assert!(text.contains(&format!("{} 2\n", bucket("0.0025"))));
+        assert!(text.contains(&format!("{} 2\n", bucket("1"))));
+        assert!(text.contains(&format!("{} 3\n", bucket("5"))));
+        assert!(text.contains(&format!("{} 3\n", bucket("+Inf"))));
+        assert!(text.contains(&format!("squall_complete_latency_seconds_count{{{l}}} 3\n")));
+        // Spout-only series skip bolts; bolts get the execute histogram.
+        assert!(!text.contains("squall_pending_trees{component=\"bolt\""));
+        assert!(
+            text.contains("squall_execute_latency_seconds_count{component=\"bolt\",task=\"1\"} 0")
+        );
+        assert!(!text.contains("squall_complete_latency_seconds_count{component=\"bolt\""));
+    }
+}
