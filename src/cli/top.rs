@@ -36,7 +36,7 @@ pub enum TopError {
     },
     #[error("cannot start the HTTP client: {0}")]
     Runtime(std::io::Error),
-    #[error("terminal: {0}")]
+    #[error("terminal: {0} (not a terminal? `--once` prints the table once)")]
     Terminal(std::io::Error),
 }
 

@@ -162,12 +162,12 @@ function addPoint(p) {
   if (data[0].length > HISTORY) data.forEach((a) => a.shift());
 }
 
-function onMetrics(m) {
+function onMetrics(m, withPoint = true) {
   $("#tps").textContent = fmt.format(m.throughput_tps);
   $("#uptime").textContent = `${Math.round(m.uptime_s)} s`;
   renderTable(m);
   renderEdges(m);
-  addPoint(m.latency);
+  if (withPoint) addPoint(m.latency);
   if (chart) chart.setData(data);
 }
 
@@ -181,6 +181,11 @@ async function start() {
     for (const p of await (await fetch("/api/history")).json()) addPoint(p);
     chart.setData(data);
   } catch (e) { /* the chart fills from the events */ }
+  // Show the current state at once (its latency point is already in the history).
+  try {
+    onMetrics(await (await fetch("/api/metrics")).json(), false);
+    renderTopk(await (await fetch("/api/topk")).json());
+  } catch (e) { /* the events bring them within a second */ }
   const es = new EventSource("/api/events");
   es.addEventListener("open", () => ($("#conn").textContent = "live"));
   es.addEventListener("error", () => ($("#conn").textContent = "disconnected (retrying)"));
