@@ -27,6 +27,7 @@ pub mod bolts;
 pub mod cli;
 pub mod clock;
 pub mod component;
+pub mod http;
 pub mod io;
 pub mod kafka;
 pub mod registry;

@@ -322,6 +322,7 @@ fn replay(a: ReplayArgs, registry: &Registry) -> ExitCode {
             batch_interval: None,
             max_batch: None,
             state_dir: None,
+            http: None,
         },
         registry,
     )

@@ -6,6 +6,7 @@ pub mod kafka;
 mod report;
 mod resources;
 mod run;
+pub mod top;
 mod tweets;
 pub mod twitter;
 
@@ -55,6 +56,8 @@ enum Command {
         #[command(subcommand)]
         command: twitter::TwitterCommand,
     },
+    /// A live per-component table of a run started with `--http` (q or Ctrl-C quits).
+    Top(top::TopArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -100,6 +103,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Bench(args) => bench::main(args, &registry),
         Command::Kafka { command } => kafka::main(command, &registry),
         Command::Twitter { command } => twitter::main(command),
+        Command::Top(args) => top::run(args),
         Command::Tweets { command } => match command {
             TweetsCommand::Generate(a) => tweets::generate(a),
             TweetsCommand::Serve(a) => tweets::serve(a),

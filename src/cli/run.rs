@@ -1,5 +1,6 @@
 //! `squall topology run`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -42,6 +43,10 @@ pub struct RunArgs {
     /// the last committed batch (default: in memory).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Serve the dashboard, /metrics and /api/* on this address (e.g. 127.0.0.1:8080;
+    /// port 0 picks a free port). Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
 }
 
 /// Applies the mode flags to the file's config.
@@ -138,6 +143,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         duration: args.duration,
         report: args.report,
         quiet: args.quiet,
+        http: args.http,
     };
     run_topology(file.topology, file.config, &opts)
 }
@@ -148,6 +154,28 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     pub report: Option<PathBuf>,
     pub quiet: bool,
+    /// Serve the web UI here while the topology runs.
+    pub http: Option<SocketAddr>,
+}
+
+/// Starts the web UI of `run` if asked (`--http`); prints where it listens.
+fn start_http(
+    addr: Option<SocketAddr>,
+    graph: crate::http::TopologyInfo,
+    run: &RunningTopology,
+) -> Result<Option<crate::http::HttpHandle>, crate::http::HttpError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    if crate::http::is_exposed(&addr) {
+        eprintln!(
+            "squall: warning: --http {addr} is not a loopback address: the dashboard and \
+             /metrics have no authentication and are reachable from the network"
+        );
+    }
+    let handle = crate::http::serve(addr, graph, run.registry())?;
+    eprintln!("squall: dashboard on http://{}/", handle.addr());
+    Ok(Some(handle))
 }
 
 /// Runs a topology like `squall topology run`: status line every second, Ctrl-C/SIGTERM
@@ -180,10 +208,19 @@ pub fn run_topology(
         config.mode,
         config.workers
     );
+    let graph = crate::http::TopologyInfo::of(&topology);
     let run = match LocalCluster::submit(topology, config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let http = match start_http(args.http, graph, &run) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let _ = run.stop();
             return ExitCode::FAILURE;
         }
     };
@@ -212,7 +249,9 @@ pub fn run_topology(
             last = Instant::now();
         }
     }
-    finish(run, args)
+    let code = finish(run, args);
+    drop(http);
+    code
 }
 
 fn finish(run: RunningTopology, args: &RunOptions) -> ExitCode {

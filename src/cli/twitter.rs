@@ -177,6 +177,7 @@ fn to_kafka(a: ToKafkaArgs) -> ExitCode {
         duration: a.duration,
         report: a.report,
         quiet: a.quiet,
+        ..Default::default()
     };
     super::run::run_topology(topology, crate::Config::default(), &opts)
 }

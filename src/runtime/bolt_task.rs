@@ -108,6 +108,7 @@ impl BoltTask {
         while let Some(t) = it.next() {
             if let Some(msg) = self.run(0, t) {
                 self.leftovers.extend(it);
+                self.add_busy(started);
                 self.flush_all();
                 self.deliver_outcomes();
                 self.stages[0].metrics.local.restarts += 1;
@@ -121,6 +122,16 @@ impl BoltTask {
             }
         }
         self.after_work(ctx);
+        self.add_busy(started);
+    }
+
+    /// Counts the time since `started` as busy, once per batch, for every stage (chained
+    /// stages share their task's thread, so they share its busy time).
+    fn add_busy(&mut self, started: Instant) {
+        let ns = started.elapsed().as_nanos() as u64;
+        for s in &mut self.stages {
+            s.metrics.local.busy_ns += ns;
+        }
     }
 
     fn flush_all(&mut self) {

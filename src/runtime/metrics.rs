@@ -28,6 +28,9 @@ pub struct TaskStats {
     pub abandoned: u64,
     /// Gauge: in-flight tuple trees (spouts).
     pub pending: u64,
+    /// Time spent working (a spout's poll rounds, a bolt's input batches), counted once
+    /// per round or batch; busy time over wall time is the task's capacity.
+    pub busy_ns: u64,
     pub execute_ns: Histogram<u64>,
     pub complete_ns: Histogram<u64>,
 }
@@ -43,6 +46,7 @@ impl Default for TaskStats {
             timed_out: 0,
             abandoned: 0,
             pending: 0,
+            busy_ns: 0,
             execute_ns: histogram(),
             complete_ns: histogram(),
         }
@@ -60,6 +64,7 @@ impl TaskStats {
         self.timed_out += d.timed_out;
         self.abandoned += d.abandoned;
         self.pending = d.pending;
+        self.busy_ns += d.busy_ns;
         let _ = self.execute_ns.add(&d.execute_ns);
         let _ = self.complete_ns.add(&d.complete_ns);
     }
@@ -73,6 +78,7 @@ impl TaskStats {
         self.restarts = 0;
         self.timed_out = 0;
         self.abandoned = 0;
+        self.busy_ns = 0;
         self.execute_ns.reset();
         self.complete_ns.reset();
         self.pending = pending;
@@ -161,7 +167,8 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Self {
+    /// The percentiles of a histogram of nanoseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Percentiles::default();
         }
@@ -189,6 +196,8 @@ pub struct ComponentSnapshot {
     pub timed_out: u64,
     pub abandoned: u64,
     pub pending: u64,
+    /// Busy time summed over the tasks, in nanoseconds.
+    pub busy_ns: u64,
     pub execute_latency_us: Percentiles,
     pub complete_latency_us: Percentiles,
     pub counters: BTreeMap<String, u64>,
@@ -220,7 +229,33 @@ impl MetricsSnapshot {
     }
 }
 
+/// One task's published stats, for per-task views (Prometheus labels `component`, `task`).
+#[derive(Clone)]
+pub struct TaskSample {
+    pub component: String,
+    pub kind: &'static str,
+    /// The task's index within its component, from 0.
+    pub index: usize,
+    pub stats: TaskStats,
+}
+
 impl MetricsRegistry {
+    /// Every task's published stats, in component declaration order.
+    pub fn tasks(&self) -> Vec<TaskSample> {
+        let mut out = Vec::new();
+        for c in &self.components {
+            for (index, t) in c.tasks.iter().enumerate() {
+                out.push(TaskSample {
+                    component: c.name.clone(),
+                    kind: if c.is_spout { "spout" } else { "bolt" },
+                    index,
+                    stats: lock(t).clone(),
+                });
+            }
+        }
+        out
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut out = MetricsSnapshot::default();
         for c in &self.components {
@@ -243,6 +278,7 @@ impl MetricsRegistry {
                     timed_out: sum.timed_out,
                     abandoned: sum.abandoned,
                     pending,
+                    busy_ns: sum.busy_ns,
                     execute_latency_us: Percentiles::of(&sum.execute_ns),
                     complete_latency_us: Percentiles::of(&sum.complete_ns),
                     counters: c.counters.snapshot(),

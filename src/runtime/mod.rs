@@ -18,7 +18,9 @@ pub(crate) mod transport;
 pub use cluster::{LocalCluster, RunSummary, RunningTopology, RuntimeError};
 pub use collector::{BoltCollector, SpoutCollector};
 pub use config::{Config, ConfigError, Mode};
-pub use metrics::{ComponentSnapshot, MetricsRegistry, MetricsSnapshot, Percentiles};
+pub use metrics::{
+    ComponentSnapshot, MetricsRegistry, MetricsSnapshot, Percentiles, TaskSample, TaskStats,
+};
 pub(crate) use microbatch::describe_state as microbatch_state;
 
 /// The text of a caught panic.

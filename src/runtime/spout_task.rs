@@ -190,6 +190,7 @@ impl SpoutTask {
         self.outbox.flush();
         self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
         self.settle_immediate();
+        self.metrics.local.busy_ns += started.elapsed().as_nanos() as u64;
         if let Some(msg) = panicked {
             self.restart_after_panic(ctx, &msg);
             return;

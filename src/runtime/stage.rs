@@ -102,6 +102,10 @@ pub(crate) fn run_batch(
     }));
     fed[0] = n;
     let elapsed = started.elapsed().as_nanos() as u64;
+    // Chained stages share their task's busy time, as in event mode.
+    for s in stages.iter_mut() {
+        s.metrics.local.busy_ns += elapsed;
+    }
     for (s, k) in stages.iter_mut().zip(&fed) {
         let m = &mut s.metrics.local;
         m.executed += k;

@@ -227,6 +227,7 @@ impl SpoutCell {
         &mut self,
         f: impl FnOnce(&mut dyn Spout, &mut SpoutCollector<'_>) -> Result<(), CellError>,
     ) -> Result<(Routed, Vec<Instant>), CellError> {
+        let started = Instant::now();
         let mut tracker = Tracker::default();
         tracker.origins = Some(Vec::new());
         let res = {
@@ -242,6 +243,7 @@ impl SpoutCell {
         };
         let routed = drain(&mut self.outbox);
         self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
+        self.metrics.local.busy_ns += started.elapsed().as_nanos() as u64;
         self.tracker_immediate = std::mem::take(&mut tracker.immediate);
         let origins = tracker.origins.take().unwrap_or_default();
         match res {
