@@ -104,7 +104,7 @@ fn unknown_bolt_type_lists_the_builtins() {
     let err = validate_err(&toml, &[]);
     assert_eq!(
         err,
-        "error: t.toml:8: `bolts.x.type`: unknown bolt `nope` (built-in bolts: console, count, hashtags, jsonl, kafka, null, rank, rolling_count, tokenize, total_rank)"
+        "error: t.toml:8: `bolts.x.type`: unknown bolt `nope` (built-in bolts: chaos, console, count, hashtags, jsonl, kafka, null, rank, rolling_count, tokenize, total_rank)"
     );
 }
 
@@ -402,6 +402,7 @@ fn components_lists_every_builtin() {
         ("bolt", "jsonl"),
         ("bolt", "null"),
         ("bolt", "kafka"),
+        ("bolt", "chaos"),
     ];
     for (kind, name) in want {
         assert!(
