@@ -4,6 +4,7 @@
 //! consumer of a stream; a failure there fails the tuple's tree (or the whole batch).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -95,10 +96,14 @@ impl ChaosBolt {
 
 impl Bolt for ChaosBolt {
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
-        // Each task (and each restart) draws its own sequence.
-        let salt = ctx.task_id() as u64 ^ std::process::id() as u64;
-        self.rng =
-            Xoshiro256PlusPlus::seed_from_u64(self.cfg.seed ^ (salt << 32) ^ self.rng.next_u64());
+        // Each task, and each restart of it (a reset after a failed batch), draws its own
+        // sequence: a replay must not meet the same failure for ever.
+        static PREPARES: AtomicU64 = AtomicU64::new(0);
+        let n = PREPARES.fetch_add(1, Ordering::Relaxed);
+        let salt = ((ctx.task_id() as u64) << 32)
+            ^ std::process::id() as u64
+            ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.rng = Xoshiro256PlusPlus::seed_from_u64(self.cfg.seed ^ salt);
         self.failures = Some(ctx.counter("injected_failures"));
         Ok(())
     }

@@ -51,6 +51,8 @@ struct St {
     phase: Phase,
     /// Failures since the last commit (paces replays).
     failures: u32,
+    /// No batch starts before this (back-off after a failure).
+    resume_at: Option<Instant>,
 }
 
 pub(super) struct Coordinator {
@@ -82,6 +84,7 @@ impl Coordinator {
                 exhausted: false,
                 phase: Phase::Running,
                 failures: 0,
+                resume_at: None,
             }),
             cv: Condvar::new(),
             interval,
@@ -128,6 +131,14 @@ impl Coordinator {
                 }
                 g = self.wait(g, Duration::from_millis(50));
                 continue;
+            }
+            if let Some(at) = g.resume_at {
+                let wait = at.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    g = self.wait(g, wait.min(Duration::from_millis(50)));
+                    continue;
+                }
+                g.resume_at = None;
             }
             if g.in_flight.len() >= self.max_in_flight {
                 g = self.wait(g, Duration::from_millis(50));
@@ -221,8 +232,8 @@ impl Coordinator {
         self.cv.notify_all();
     }
 
-    /// Every task has been reset: batches resume at `from`. Returns how long to wait
-    /// before the replay (back-off after repeated failures).
+    /// Every task has been reset: batches resume at `from`, after a back-off that grows
+    /// with repeated failures (10 ms, 20 ms, ... up to 640 ms). Returns the back-off.
     pub(super) fn reset_done(&self, from: u64) -> Duration {
         let mut g = self.lock();
         g.next = from;
@@ -232,6 +243,7 @@ impl Coordinator {
         g.abort_from = None;
         g.phase = Phase::Running;
         let backoff = Duration::from_millis(10u64 << g.failures.min(7).saturating_sub(1));
+        g.resume_at = Some(Instant::now() + backoff);
         drop(g);
         self.cv.notify_all();
         backoff

@@ -78,7 +78,7 @@ impl Run {
                         lock(b).reset(&self.control);
                     }
                     let backoff = self.coord.reset_done(from);
-                    std::thread::sleep(backoff);
+                    tracing::debug!("tasks reset; replaying from batch {from} in {backoff:?}");
                 }
                 Job::Final { txid } => {
                     self.run_final(txid);
