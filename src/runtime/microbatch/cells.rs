@@ -23,6 +23,13 @@ use crate::tuple::Tuple;
 /// Output of one task for one batch: (target task id, tuples).
 pub(super) type Routed = Vec<(u32, Vec<Tuple>)>;
 
+/// What one cut emitted: the routed tuples, when each was due, and the message ids given.
+struct Cut {
+    routed: Routed,
+    origins: Vec<Instant>,
+    msg_ids: Vec<u64>,
+}
+
 /// What a spout task keeps of a batch until it commits.
 #[derive(Default)]
 struct Held {
@@ -49,8 +56,6 @@ pub(super) struct SpoutCell {
     pub(super) transactional: bool,
     /// `component/index`: the key of this task's metadata in batch records.
     pub(super) key: String,
-    /// Message ids emitted by the last cut.
-    tracker_immediate: Vec<(u64, bool)>,
 }
 
 /// Why a cut failed.
@@ -83,7 +88,6 @@ impl SpoutCell {
             exhausted: false,
             transactional,
             key,
-            tracker_immediate: Vec::new(),
         }
     }
 
@@ -136,33 +140,31 @@ impl SpoutCell {
                 return Ok((again, None));
             }
             if let Some(meta) = h.meta.clone() {
-                let (routed, origins) =
-                    self.with_collector(|spout, col| match spout.transactional() {
-                        Some(ts) => ts.replay_batch(info, &meta, col).map_err(|e| e.to_string()),
-                        None => Err("not transactional".into()),
-                    })?;
+                let replayed = self.with_collector(|spout, col| match spout.transactional() {
+                    Some(ts) => ts.replay_batch(info, &meta, col).map_err(|e| e.to_string()),
+                    None => Err("not transactional".into()),
+                })?;
                 if let Some(h) = self.held.get_mut(&info.txid)
                     && h.origins.is_empty()
                 {
-                    h.origins = origins;
+                    h.origins = replayed.origins;
                 }
-                return Ok((routed, None));
+                return Ok((replayed.routed, None));
             }
         }
         if self.transactional {
             let prev = self.last_meta.clone();
             let mut cut = None;
-            let (routed, origins) =
-                self.with_collector(|spout, col| match spout.transactional() {
-                    Some(ts) => {
-                        cut = Some(
-                            ts.emit_batch(info, prev.as_ref(), max, col)
-                                .map_err(|e| e.to_string())?,
-                        );
-                        Ok(())
-                    }
-                    None => Err("not transactional".into()),
-                })?;
+            let cut_out = self.with_collector(|spout, col| match spout.transactional() {
+                Some(ts) => {
+                    cut = Some(
+                        ts.emit_batch(info, prev.as_ref(), max, col)
+                            .map_err(|e| e.to_string())?,
+                    );
+                    Ok(())
+                }
+                None => Err("not transactional".into()),
+            })?;
             let Some(cut) = cut else {
                 return Err(format!("spout {}: no batch metadata", self.label()));
             };
@@ -172,16 +174,16 @@ impl SpoutCell {
                 info.txid,
                 Held {
                     meta: Some(cut.meta.clone()),
-                    origins,
+                    origins: cut_out.origins,
                     ..Held::default()
                 },
             );
-            return Ok((routed, Some(cut.meta)));
+            return Ok((cut_out.routed, Some(cut.meta)));
         }
         // A spout that cannot replay: cut by polling, keep a copy until the commit.
         let started = Instant::now();
         let mut status = SpoutStatus::Idle;
-        let (routed, origins) = self.with_collector(|spout, col| {
+        let cut = self.with_collector(|spout, col| {
             let mut calls = 0u32;
             loop {
                 status = spout.next_tuple(col);
@@ -197,36 +199,29 @@ impl SpoutCell {
         if status == SpoutStatus::Exhausted {
             self.exhausted = true;
         }
-        let copy = routed
+        let copy = cut
+            .routed
             .iter()
             .map(|(t, v)| (*t, v.iter().map(Tuple::duplicate).collect()))
             .collect();
-        let msg_ids = self.take_msg_ids();
         self.held.insert(
             info.txid,
             Held {
                 copy: Some(copy),
-                msg_ids,
-                origins,
+                msg_ids: cut.msg_ids,
+                origins: cut.origins,
                 ..Held::default()
             },
         );
-        Ok((routed, None))
-    }
-
-    fn take_msg_ids(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.tracker_immediate)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect()
+        Ok((cut.routed, None))
     }
 
     /// Runs `f` with a collector that records when each tuple was due; returns what was
-    /// sent and those times.
+    /// sent, those times and the message ids.
     fn with_collector(
         &mut self,
         f: impl FnOnce(&mut dyn Spout, &mut SpoutCollector<'_>) -> Result<(), CellError>,
-    ) -> Result<(Routed, Vec<Instant>), CellError> {
+    ) -> Result<Cut, CellError> {
         let started = Instant::now();
         let mut tracker = Tracker::default();
         tracker.origins = Some(Vec::new());
@@ -244,10 +239,13 @@ impl SpoutCell {
         let routed = drain(&mut self.outbox);
         self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
         self.metrics.local.busy_ns += started.elapsed().as_nanos() as u64;
-        self.tracker_immediate = std::mem::take(&mut tracker.immediate);
-        let origins = tracker.origins.take().unwrap_or_default();
+        let cut = Cut {
+            routed,
+            origins: tracker.origins.take().unwrap_or_default(),
+            msg_ids: tracker.immediate.iter().map(|(id, _)| *id).collect(),
+        };
         match res {
-            Ok(Ok(())) => Ok((routed, origins)),
+            Ok(Ok(())) => Ok(cut),
             Ok(Err(e)) => Err(format!("spout {}: {e}", self.label())),
             Err(p) => {
                 self.metrics.local.restarts += 1;
@@ -298,10 +296,10 @@ impl SpoutCell {
             tracing::error!(task = %self.label(), "spout panicked in commit: {}", panic_message(&p));
             self.metrics.local.restarts += 1;
         }
-        self.metrics.local.pending = self.held.values().map(|h| h.origins.len() as u64).sum();
-        self.metrics.publish();
+        self.publish();
     }
 
+    /// Publishes the metrics; `pending` is the tuples of uncommitted batches.
     pub(super) fn publish(&mut self) {
         self.metrics.local.pending = self.held.values().map(|h| h.origins.len() as u64).sum();
         self.metrics.publish();

@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use super::cells::{BoltCell, Routed, SpoutCell};
 use super::coordinator::{Coordinator, Job};
 use crate::batch::BatchInfo;
+use crate::clock::{Clock, WallClock};
 use crate::runtime::control::RunControl;
 use crate::state::{Store, TaskState};
 use crate::tuple::Tuple;
@@ -29,11 +30,9 @@ pub(super) struct Record {
     pub(super) spouts: BTreeMap<String, Json>,
 }
 
-pub(super) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// Batch times are wall-clock ms, so windows line up with event mode's.
+fn now_ms() -> u64 {
+    WallClock.now_ms()
 }
 
 /// Everything the driver threads share.
