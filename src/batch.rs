@@ -3,6 +3,7 @@
 
 use serde_json::Value as Json;
 
+use crate::columns::ColumnChunks;
 use crate::component::{ComponentError, ComponentResult};
 use crate::runtime::SpoutCollector;
 
@@ -50,6 +51,27 @@ pub trait TransactionalSpout {
         meta: &Json,
         out: &mut SpoutCollector<'_>,
     ) -> ComponentResult;
+
+    /// The columnar form of `emit_batch` (see `crate::columns`): the rows of the next
+    /// batch in chunks, with when each was due. `None` (the default): the spout emits
+    /// tuples through `emit_batch`. Both forms must give the same rows for the same batch.
+    fn emit_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        _prev: Option<&Json>,
+        _max: usize,
+    ) -> Option<Result<(ColumnChunks, BatchCut), ComponentError>> {
+        None
+    }
+
+    /// The columnar form of `replay_batch`; `None` when `emit_columns` is `None`.
+    fn replay_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        _meta: &Json,
+    ) -> Option<Result<ColumnChunks, ComponentError>> {
+        None
+    }
 
     /// The batch `meta` describes is committed (e.g. commit its offsets to the group).
     fn commit_batch(&mut self, _txid: u64, _meta: &Json) {}

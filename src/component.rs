@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::batch::{BatchInfo, TransactionalSpout};
+use crate::columns::Columns;
 use crate::runtime::collector::{BoltCollector, SpoutCollector};
 use crate::runtime::metrics::CustomCounters;
 use crate::runtime::transport::Pulse;
@@ -291,6 +292,18 @@ pub trait Bolt: Send + 'static {
             self.execute(t, out)?;
         }
         Ok(())
+    }
+
+    /// Micro-batch mode's columnar path: this task's rows of one batch, field by field
+    /// (see `crate::columns`). Returns the rows it emits on the default stream, or `None`
+    /// when it takes no columns (the default), and the rows then come as tuples to
+    /// `execute_batch`. An error fails the whole batch.
+    fn execute_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        _input: &Columns,
+    ) -> Option<Result<Columns, ComponentError>> {
+        None
     }
 
     /// Micro-batch mode: every tuple of the batch has reached this task (batches finish

@@ -26,6 +26,7 @@ pub mod batch;
 pub mod bolts;
 pub mod cli;
 pub mod clock;
+pub mod columns;
 pub mod component;
 pub mod http;
 pub mod io;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::key_field::{key_of, key_text};
+use super::key_field::{add_counts, key_column, key_of, key_text};
 use crate::batch::BatchInfo;
+use crate::columns::Columns;
 use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
@@ -87,6 +88,16 @@ impl Bolt for CountBolt {
             }
         }
         Ok(())
+    }
+
+    fn execute_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        input: &Columns,
+    ) -> Option<Result<Columns, ComponentError>> {
+        self.state.as_ref()?;
+        add_counts(&mut self.batch, key_column(input, self.field.as_deref())?);
+        Some(Ok(Columns::empty()))
     }
 
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::component::{Bolt, ComponentResult, OutputDeclarer};
+use crate::batch::BatchInfo;
+use crate::columns::{Column, Columns, StrColumn};
+use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::text::hashtags::{
     for_each_hashtag, is_hashtag_token, normalize_entity_tag, normalize_hashtag,
+    normalize_hashtag_into,
 };
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple, Value};
@@ -37,6 +40,41 @@ pub struct HashtagsBolt;
 impl Bolt for HashtagsBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
         out.declare(Fields::new(["hashtag"]));
+    }
+
+    /// Micro-batch mode: the hashtags of a chunk of rows, as one column (the same
+    /// fields, in the same order of preference, as `execute`).
+    fn execute_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        input: &Columns,
+    ) -> Option<Result<Columns, ComponentError>> {
+        let mut tags = StrColumn::default();
+        let mut buf = String::new();
+        if let Some(c) = input.column("hashtags") {
+            let Column::StrList(lists) = c else {
+                return None;
+            };
+            for i in 0..lists.len() {
+                for t in lists.get(i) {
+                    if let Some(tag) = normalize_entity_tag(t) {
+                        tags.push(&tag);
+                    }
+                }
+            }
+        } else if let Some(c) = input.column("word") {
+            for w in c.as_str()?.iter() {
+                buf.clear();
+                if is_hashtag_token(w) && normalize_hashtag_into(w, &mut buf) {
+                    tags.push(&buf);
+                }
+            }
+        } else {
+            for text in input.column("text")?.as_str()?.iter() {
+                for_each_hashtag(text, |tag| tags.push(&tag));
+            }
+        }
+        Some(Ok(Columns::single(Column::Str(tags))))
     }
 
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {

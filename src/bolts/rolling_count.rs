@@ -10,11 +10,12 @@ use std::time::Duration;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::key_field::{key_of, key_text};
+use super::key_field::{add_counts, key_column, key_of, key_text};
 use super::window_mark::FINAL_WINDOW;
 use crate::batch::BatchInfo;
 use crate::clock::{Clock, WallClock};
-use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
+use crate::columns::Columns;
+use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::state::TxValue;
@@ -167,6 +168,19 @@ impl Bolt for RollingCountBolt {
             s.put(batch.txid, w);
         }
         Ok(())
+    }
+
+    fn execute_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        input: &Columns,
+    ) -> Option<Result<Columns, ComponentError>> {
+        self.state.as_ref()?;
+        add_counts(
+            &mut self.batch,
+            key_column(input, self.cfg.field.as_deref())?,
+        );
+        Some(Ok(Columns::empty()))
     }
 
     fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {

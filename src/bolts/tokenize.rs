@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::component::{Bolt, ComponentResult, OutputDeclarer};
+use crate::batch::BatchInfo;
+use crate::columns::{Column, Columns, StrColumn};
+use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::text::tokenize::tokenize;
@@ -52,6 +54,21 @@ pub struct TokenizeBolt {
 impl Bolt for TokenizeBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
         out.declare(Fields::new(["word"]));
+    }
+
+    /// Micro-batch mode: the words of a chunk of texts, as one column.
+    fn execute_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        input: &Columns,
+    ) -> Option<Result<Columns, ComponentError>> {
+        let texts = input.column(&self.cfg.field)?.as_str()?;
+        // About one word per 8 bytes of text.
+        let mut words = StrColumn::with_capacity(texts.bytes() / 8 + 1, texts.bytes());
+        for text in texts.iter() {
+            tokenize(text, self.cfg.lowercase, |w| words.push(w));
+        }
+        Some(Ok(Columns::single(Column::Str(words))))
     }
 
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {

@@ -8,6 +8,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::ids::IdGen;
 use super::transport::Envelope;
+use crate::columns::{Columns, ColumnsError};
 use crate::component::ComponentError;
 use crate::tuple::{Anchor, Anchors, MetaRef, Tuple, Values};
 
@@ -20,6 +21,8 @@ pub(crate) struct Target {
     blocked: usize,
     /// Micro-batch mode: tuples the last batch sent here (the next one reserves as many).
     last_batch: usize,
+    /// Micro-batch mode: rows sent here as columns.
+    cols: Vec<Columns>,
 }
 
 impl Target {
@@ -30,6 +33,7 @@ impl Target {
             buf: Vec::new(),
             blocked: 0,
             last_batch: 0,
+            cols: Vec::new(),
         }
     }
 }
@@ -79,6 +83,8 @@ pub(crate) struct Outbox {
     blocked: Vec<(usize, Envelope)>,
     /// Tuples for the chained bolt of this task, taken by the task after each execute.
     pub(crate) local: Vec<Tuple>,
+    /// Micro-batch mode: rows for the chained bolt, as columns.
+    pub(crate) local_cols: Vec<Columns>,
     /// Targets whose batch is full, sent by `flush_full` once the emit is complete.
     full: Vec<usize>,
     ids: IdGen,
@@ -110,6 +116,7 @@ impl Outbox {
             batch_size,
             blocked: Vec::new(),
             local: Vec::new(),
+            local_cols: Vec::new(),
             full: Vec::new(),
             ids: IdGen::new(),
             acking,
@@ -323,16 +330,91 @@ impl Outbox {
         }
     }
 
-    /// Micro-batch mode: hands over every tuple buffered for each target task (nothing
-    /// goes through the channels).
-    pub(crate) fn take_outputs(&mut self, mut f: impl FnMut(u32, Vec<Tuple>)) {
+    /// Micro-batch mode: hands over every tuple and column chunk buffered for each target
+    /// task (nothing goes through the channels).
+    pub(crate) fn take_outputs(&mut self, mut f: impl FnMut(u32, Delivery)) {
         self.full.clear();
         for t in self.targets.iter_mut() {
             t.last_batch = t.buf.len();
-            if !t.buf.is_empty() {
-                f(t.task_id, std::mem::take(&mut t.buf));
+            if !t.buf.is_empty() || !t.cols.is_empty() {
+                f(
+                    t.task_id,
+                    Delivery {
+                        tuples: std::mem::take(&mut t.buf),
+                        columns: std::mem::take(&mut t.cols),
+                    },
+                );
             }
         }
+    }
+
+    /// Micro-batch mode: emits rows on stream `sid` to every subscriber, as columns,
+    /// grouped as tuples would be (a fields grouping sends a key to the same task either
+    /// way). Returns the rows emitted.
+    pub(crate) fn emit_columns(
+        &mut self,
+        sid: usize,
+        cols: Columns,
+    ) -> Result<usize, ColumnsError> {
+        let out = &mut self.streams[sid];
+        let cols = cols.attach(out.meta.clone(), self.task_id)?;
+        let rows = cols.rows();
+        if rows == 0 {
+            return Ok(0);
+        }
+        self.emitted += rows as u64;
+        // (target, its part of the rows; `None`: all of them).
+        let mut sends: Vec<(usize, Option<Columns>)> = Vec::new();
+        for route in out.routes.iter_mut() {
+            match route {
+                Route::Shuffle { targets, .. } if targets.len() == 1 => {
+                    sends.push((targets[0], None));
+                }
+                Route::Shuffle { targets, next } => {
+                    let (n, first) = (targets.len(), *next);
+                    let parts = cols.partition(n, |i| (first + i) % n);
+                    *next = (first + rows) % n;
+                    sends.extend(targets.iter().copied().zip(parts.into_iter().map(Some)));
+                }
+                Route::Fields { fields, targets } => {
+                    let n = targets.len() as u64;
+                    let parts = cols.partition(targets.len(), |i| {
+                        (cols.hash_fields(i, fields) % n) as usize
+                    });
+                    sends.extend(targets.iter().copied().zip(parts.into_iter().map(Some)));
+                }
+                Route::All { targets } => sends.extend(targets.iter().map(|&t| (t, None))),
+                Route::Global { target } => sends.push((*target, None)),
+                Route::Direct { .. } => {}
+                Route::Local => sends.push((LOCAL, None)),
+            }
+        }
+        let whole = sends.iter().filter(|(_, p)| p.is_none()).count();
+        let mut cols = Some(cols);
+        let mut seen = 0;
+        let sends = sends.into_iter().filter_map(|(ti, part)| match part {
+            Some(p) => Some((ti, p)),
+            None => {
+                seen += 1;
+                if seen == whole {
+                    cols.take().map(|c| (ti, c))
+                } else {
+                    cols.clone().map(|c| (ti, c))
+                }
+            }
+        });
+        let sends: Vec<(usize, Columns)> = sends.collect();
+        for (ti, part) in sends {
+            if part.is_empty() {
+                continue;
+            }
+            if ti == LOCAL {
+                self.local_cols.push(part);
+            } else {
+                self.targets[ti].cols.push(part);
+            }
+        }
+        Ok(rows)
     }
 
     /// Sends every partly filled batch.
@@ -366,6 +448,37 @@ impl Outbox {
             .into_iter()
             .map(|(ti, env)| (self.targets[ti].tx.clone(), env))
             .collect()
+    }
+}
+
+/// Micro-batch mode: what one task sent another in a batch.
+#[derive(Default)]
+pub(crate) struct Delivery {
+    pub(crate) tuples: Vec<Tuple>,
+    pub(crate) columns: Vec<Columns>,
+}
+
+impl Delivery {
+    /// Tuples and rows.
+    pub(crate) fn len(&self) -> usize {
+        self.tuples.len() + self.columns.iter().map(Columns::rows).sum::<usize>()
+    }
+
+    pub(crate) fn extend(&mut self, more: Delivery) {
+        if self.tuples.is_empty() {
+            self.tuples = more.tuples;
+        } else {
+            self.tuples.extend(more.tuples);
+        }
+        self.columns.extend(more.columns);
+    }
+
+    /// A copy outside any tree (kept by spouts that cannot replay).
+    pub(crate) fn duplicate(&self) -> Delivery {
+        Delivery {
+            tuples: self.tuples.iter().map(Tuple::duplicate).collect(),
+            columns: self.columns.clone(),
+        }
     }
 }
 

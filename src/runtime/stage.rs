@@ -10,8 +10,9 @@ use super::collector::BoltCollector;
 use super::control::RunControl;
 use super::ledger::{Ledger, Outcomes};
 use super::metrics::TaskMetrics;
-use super::outbox::Outbox;
+use super::outbox::{Delivery, Outbox};
 use super::panic_message;
+use crate::columns::Columns;
 use crate::component::{AckMode, Bolt, ComponentResult, TaskContext};
 use crate::topology::BoltFactory;
 use crate::tuple::{Anchors, Tuple};
@@ -29,18 +30,23 @@ fn batch_collector<'a>(outbox: &'a mut Outbox, outcomes: &'a mut Outcomes) -> Bo
     }
 }
 
-/// Micro-batch mode: runs one task's share of a batch through its stages. The first stage
-/// gets the batch at once (`execute_batch`); a chained stage gets each tuple the first
-/// emits as it is emitted (so the batch's intermediate tuples are never all in memory);
-/// then every stage's `finish_batch` (and `finish` on the last pass), in chain order. An
-/// error, a panic or a failed input fails the batch.
+/// Micro-batch mode: runs one task's share of a batch through its stages. Column chunks
+/// go first, to `execute_columns` (as tuples when a stage takes none); then the tuples:
+/// the first stage gets them at once (`execute_batch`); a chained stage gets what the
+/// first emits as it is emitted (so the batch's intermediate tuples are never all in
+/// memory); then every stage's `finish_batch` (and `finish` on the last pass), in chain
+/// order. An error, a panic or a failed input fails the batch.
 pub(crate) fn run_batch(
     stages: &mut [Stage],
     info: &crate::batch::BatchInfo,
-    tuples: Vec<Tuple>,
+    input: Delivery,
     last: bool,
 ) -> Outcome {
-    let n = tuples.len() as u64;
+    let n = input.len() as u64;
+    let Delivery {
+        mut tuples,
+        columns,
+    } = input;
     let started = Instant::now();
     let mut outcomes = Outcomes::default();
     let mut fed = vec![0u64; stages.len()];
@@ -49,6 +55,24 @@ pub(crate) fn run_batch(
         let Some((head, rest)) = stages.split_first_mut() else {
             return Ok(());
         };
+        for chunk in columns {
+            if !run_columns(head, info, chunk, &mut tuples)? {
+                continue;
+            }
+            let Some(next) = rest.first_mut() else {
+                continue;
+            };
+            for chunk in std::mem::take(&mut head.outbox.local_cols) {
+                fed[1] += chunk.rows() as u64;
+                let mut as_tuples = Vec::new();
+                run_columns(next, info, chunk, &mut as_tuples)?;
+                let mut col = batch_collector(&mut next.outbox, &mut outcomes);
+                for t in as_tuples {
+                    next.bolt.execute(t, &mut col)?;
+                }
+                failed_inputs += col.failed;
+            }
+        }
         let mut oc = Outcomes::default();
         let mut feed = |head: &mut Stage,
                         rest: &mut [Stage],
@@ -69,7 +93,9 @@ pub(crate) fn run_batch(
         };
         if rest.is_empty() {
             let mut col = batch_collector(&mut head.outbox, &mut oc);
-            head.bolt.execute_batch(info, tuples, &mut col)?;
+            if !tuples.is_empty() {
+                head.bolt.execute_batch(info, tuples, &mut col)?;
+            }
             head.bolt.finish_batch(info, &mut col)?;
             if last {
                 head.bolt.finish(&mut col)?;
@@ -133,6 +159,34 @@ pub(crate) fn run_batch(
         }
     }
     outcome
+}
+
+/// Runs one chunk of rows through `stage`'s columnar path and emits what it returns on
+/// its default stream. Returns `false` when the stage takes no columns: the rows were
+/// added to `tuples` instead.
+fn run_columns(
+    stage: &mut Stage,
+    info: &crate::batch::BatchInfo,
+    chunk: Columns,
+    tuples: &mut Vec<Tuple>,
+) -> Result<bool, crate::component::ComponentError> {
+    match stage.bolt.execute_columns(info, &chunk) {
+        None => {
+            tuples.extend(chunk.to_tuples());
+            Ok(false)
+        }
+        Some(Err(e)) => Err(e),
+        Some(Ok(out)) => {
+            if !out.is_empty() {
+                let sid = stage.outbox.stream_id(None)?;
+                stage
+                    .outbox
+                    .emit_columns(sid, out)
+                    .map_err(|e| format!("{}: {e}", stage.label()))?;
+            }
+            Ok(true)
+        }
+    }
 }
 
 /// How one `execute` ended.

@@ -6,8 +6,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::pacer::Pacer;
-use super::tweet_fields::{tweet_fields, tweet_values};
+use super::tweet_fields::{TweetColumns, tweet_fields, tweet_values};
 use crate::batch::{BatchCut, BatchInfo, TransactionalSpout};
+use crate::columns::{CHUNK_ROWS, ColumnChunks};
 use crate::component::{
     ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
 };
@@ -162,14 +163,14 @@ struct SeqRange {
     n: u64,
 }
 
-impl TransactionalSpout for GeneratorSpout {
-    fn emit_batch(
-        &mut self,
-        _batch: &BatchInfo,
+impl GeneratorSpout {
+    /// The batch after `prev`: its first sequence number, its size (at most `max`, and
+    /// only what is due when paced) and how many sequence numbers were left.
+    fn next_range(
+        &self,
         prev: Option<&serde_json::Value>,
         max: usize,
-        out: &mut SpoutCollector<'_>,
-    ) -> Result<BatchCut, ComponentError> {
+    ) -> Result<(u64, u64, u64), ComponentError> {
         let from = match prev {
             Some(p) => {
                 let r: SeqRange = serde_json::from_value(p.clone())
@@ -188,7 +189,61 @@ impl TransactionalSpout for GeneratorSpout {
             Some(p) => p.due(max as u64),
             None => max as u64,
         };
-        let n = due.min(left).min(max as u64);
+        Ok((from, due.min(left).min(max as u64), left))
+    }
+
+    /// Records that a batch of `n` was cut and returns its metadata.
+    fn cut(&mut self, from: u64, n: u64, left: u64) -> Result<BatchCut, ComponentError> {
+        if let Some(p) = &mut self.pacer {
+            p.sent(n);
+        }
+        let meta = serde_json::to_value(SeqRange { from, n })
+            .map_err(|e| format!("generator batch metadata: {e}"))?;
+        Ok(BatchCut {
+            meta,
+            exhausted: n == left,
+        })
+    }
+
+    /// The tweets `from, from+step, ...` (`n` of them) as column chunks; `due(k)` is
+    /// when the k-th was due.
+    fn chunks(
+        &self,
+        from: u64,
+        n: u64,
+        due: impl Fn(u64) -> Option<Instant>,
+    ) -> Result<ColumnChunks, ComponentError> {
+        let Some(g) = &self.generator else {
+            return Err("generator: not open".into());
+        };
+        let mut out = ColumnChunks::default();
+        out.due.reserve(n as usize);
+        let mut k = 0;
+        while k < n {
+            let rows = (n - k).min(CHUNK_ROWS as u64);
+            let now = Instant::now();
+            let mut cols = TweetColumns::with_capacity(rows as usize, g);
+            for j in k..k + rows {
+                cols.push(g, from + j * self.step);
+                out.due.push(due(j).unwrap_or(now));
+            }
+            out.chunks
+                .push(cols.finish().map_err(|e| format!("generator: {e}"))?);
+            k += rows;
+        }
+        Ok(out)
+    }
+}
+
+impl TransactionalSpout for GeneratorSpout {
+    fn emit_batch(
+        &mut self,
+        _batch: &BatchInfo,
+        prev: Option<&serde_json::Value>,
+        max: usize,
+        out: &mut SpoutCollector<'_>,
+    ) -> Result<BatchCut, ComponentError> {
+        let (from, n, left) = self.next_range(prev, max)?;
         let mut sent = 0;
         while sent < n {
             let at = self
@@ -204,15 +259,7 @@ impl TransactionalSpout for GeneratorSpout {
             }
             sent += 1;
         }
-        if let Some(p) = &mut self.pacer {
-            p.sent(n);
-        }
-        let meta = serde_json::to_value(SeqRange { from, n })
-            .map_err(|e| format!("generator batch metadata: {e}"))?;
-        Ok(BatchCut {
-            meta,
-            exhausted: n == left,
-        })
+        self.cut(from, n, left)
     }
 
     fn replay_batch(
@@ -230,6 +277,31 @@ impl TransactionalSpout for GeneratorSpout {
             }
         }
         Ok(())
+    }
+
+    fn emit_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        prev: Option<&serde_json::Value>,
+        max: usize,
+    ) -> Option<Result<(ColumnChunks, BatchCut), ComponentError>> {
+        let res = self.next_range(prev, max).and_then(|(from, n, left)| {
+            let pacer = self.pacer.as_ref();
+            let chunks = self.chunks(from, n, |k| pacer.map(|p| p.intended(p.sent_count() + k)))?;
+            Ok((chunks, self.cut(from, n, left)?))
+        });
+        Some(res)
+    }
+
+    fn replay_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        meta: &serde_json::Value,
+    ) -> Option<Result<ColumnChunks, ComponentError>> {
+        let res = serde_json::from_value::<SeqRange>(meta.clone())
+            .map_err(|e| ComponentError::from(format!("generator batch metadata {meta}: {e}")))
+            .and_then(|r| self.chunks(r.from, r.n, |_| None));
+        Some(res)
     }
 }
 

@@ -288,7 +288,8 @@ fn below(rng: &mut Xoshiro256PlusPlus, n: u64) -> u64 {
     ((u128::from(rng.next_u64()) * u128::from(n)) >> 64) as u64
 }
 
-fn push_u64(out: &mut String, mut v: u64) {
+/// Appends `v` in decimal.
+pub fn push_u64(out: &mut String, mut v: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
@@ -325,26 +326,31 @@ fn civil_from_days(days: i64) -> (i64, u64, u64) {
 
 /// RFC 3339 UTC timestamp with milliseconds, e.g. `2024-01-01T00:00:00.001Z`.
 pub fn rfc3339_from_unix_ms(ms: u64) -> String {
+    let mut out = String::with_capacity(24);
+    push_rfc3339(&mut out, ms);
+    out
+}
+
+/// Appends the RFC 3339 form of `ms` (see [`rfc3339_from_unix_ms`]).
+pub fn push_rfc3339(out: &mut String, ms: u64) {
     let days = (ms / 86_400_000) as i64;
     let rem = ms % 86_400_000;
     let (year, month, day) = civil_from_days(days);
-    let mut out = String::with_capacity(24);
-    push_u64(&mut out, year.unsigned_abs());
+    push_u64(out, year.unsigned_abs());
     out.push('-');
-    push_2(&mut out, month);
+    push_2(out, month);
     out.push('-');
-    push_2(&mut out, day);
+    push_2(out, day);
     out.push('T');
-    push_2(&mut out, rem / 3_600_000);
+    push_2(out, rem / 3_600_000);
     out.push(':');
-    push_2(&mut out, rem / 60_000 % 60);
+    push_2(out, rem / 60_000 % 60);
     out.push(':');
-    push_2(&mut out, rem / 1_000 % 60);
+    push_2(out, rem / 1_000 % 60);
     out.push('.');
     out.push(char::from(b'0' + (rem / 100 % 10) as u8));
-    push_2(&mut out, rem % 100);
+    push_2(out, rem % 100);
     out.push('Z');
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -421,8 +427,39 @@ impl TweetGenerator {
         t
     }
 
+    /// The `lang` of every tweet.
+    pub fn lang(&self) -> Option<&str> {
+        self.lang.as_deref()
+    }
+
     /// Tweet with sequence number `n`; a pure function of `(config, n)`.
     pub fn tweet_at(&self, n: u64) -> Tweet {
+        let mut text = String::with_capacity(self.text_capacity);
+        let mut hashtags = Vec::with_capacity(self.cfg.max_hashtags_per_tweet);
+        let user = self.write_tweet(n, &mut text, |t| hashtags.push(t.to_owned()));
+        let mut id = String::with_capacity(20);
+        push_u64(&mut id, n);
+        let mut author_id = String::with_capacity(4);
+        push_u64(&mut author_id, user);
+        let mut author = String::with_capacity(8);
+        author.push_str("user");
+        author.push_str(&author_id);
+        Tweet {
+            id,
+            text,
+            author_id: Some(author_id),
+            author: Some(author),
+            created_at: Some(rfc3339_from_unix_ms(EPOCH_MS.wrapping_add(n))),
+            lang: self.lang.clone(),
+            hashtags,
+            rule_tags: Vec::new(),
+        }
+    }
+
+    /// Appends the text of tweet `n` to `text` and gives its normalized hashtags to
+    /// `tag`, in order; returns the author's number (`user<N>`, author id `N`). What
+    /// [`tweet_at`](Self::tweet_at) builds, without allocating (columnar batches).
+    pub fn write_tweet(&self, n: u64, text: &mut String, mut tag: impl FnMut(&str)) -> u64 {
         let cfg = &self.cfg;
         let mut rng = tweet_rng(cfg.seed, n);
         let span = (cfg.max_words - cfg.min_words) as u64 + 1;
@@ -448,8 +485,7 @@ impl TweetGenerator {
         let slots = &mut slots[..tag_count];
         slots.sort_by_key(|s| s.0);
 
-        let mut text = String::with_capacity(self.text_capacity);
-        let mut hashtags = Vec::with_capacity(tag_count);
+        let begin = text.len();
         let mut next_slot = 0;
         for i in 0..=word_count {
             while let Some(&(pos, rank, capitalized)) = slots.get(next_slot) {
@@ -457,43 +493,26 @@ impl TweetGenerator {
                     break;
                 }
                 next_slot += 1;
-                let tag = self.tags.get(rank);
-                if !text.is_empty() {
+                let t = self.tags.get(rank);
+                if text.len() > begin {
                     text.push(' ');
                 }
                 text.push('#');
                 let start = text.len();
-                text.push_str(tag);
+                text.push_str(t);
                 if capitalized {
                     text[start..start + 1].make_ascii_uppercase();
                 }
-                hashtags.push(tag.to_owned());
+                tag(t);
             }
             if i < word_count {
-                if !text.is_empty() {
+                if text.len() > begin {
                     text.push(' ');
                 }
                 text.push_str(self.words.get(self.word_zipf.sample(rng.next_u64())));
             }
         }
-
-        let mut id = String::with_capacity(20);
-        push_u64(&mut id, n);
-        let mut author_id = String::with_capacity(4);
-        push_u64(&mut author_id, user);
-        let mut author = String::with_capacity(8);
-        author.push_str("user");
-        author.push_str(&author_id);
-        Tweet {
-            id,
-            text,
-            author_id: Some(author_id),
-            author: Some(author),
-            created_at: Some(rfc3339_from_unix_ms(EPOCH_MS.wrapping_add(n))),
-            lang: self.lang.clone(),
-            hashtags,
-            rule_tags: Vec::new(),
-        }
+        user
     }
 }
 

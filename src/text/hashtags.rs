@@ -19,18 +19,24 @@ fn is_hash(c: char) -> bool {
 /// at the first non-word character (so trailing punctuation is dropped), and
 /// `None` is returned when nothing word-like remains.
 pub fn normalize_hashtag(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    normalize_hashtag_into(raw, &mut out).then_some(out)
+}
+
+/// [`normalize_hashtag`] appending to `out`; `false` (nothing appended) for `None`.
+pub fn normalize_hashtag_into(raw: &str, out: &mut String) -> bool {
     let body = raw.trim().trim_start_matches(is_hash);
     let mut chars = body.char_indices();
     match chars.next() {
         Some((_, c)) if is_word_start(c) => {}
-        _ => return None,
+        _ => return false,
     }
     let end = chars
         .find(|&(_, c)| !is_word_continue(c))
         .map_or(body.len(), |(i, _)| i);
-    let mut out = String::with_capacity(end);
-    lowercase_into(&body[..end], &mut out);
-    Some(out)
+    out.reserve(end);
+    lowercase_into(&body[..end], out);
+    true
 }
 
 /// Normalizes a hashtag taken from tweet entities (`entities.hashtags[].tag` or `.text`):

@@ -9,19 +9,19 @@ use std::time::Instant;
 use serde_json::Value as Json;
 
 use crate::batch::BatchInfo;
+use crate::columns::ColumnChunks;
 use crate::component::{Spout, SpoutStatus, TaskContext};
 use crate::runtime::collector::SpoutCollector;
 use crate::runtime::metrics::TaskMetrics;
-use crate::runtime::outbox::Outbox;
+use crate::runtime::outbox::{Delivery, Outbox};
 use crate::runtime::panic_message;
 use crate::runtime::spout_task::Tracker;
 use crate::runtime::stage::{Outcome, Stage, run_batch};
 use crate::state::TaskState;
 use crate::topology::SpoutFactory;
-use crate::tuple::Tuple;
 
-/// Output of one task for one batch: (target task id, tuples).
-pub(super) type Routed = Vec<(u32, Vec<Tuple>)>;
+/// Output of one task for one batch: (target task id, tuples and column chunks).
+pub(super) type Routed = Vec<(u32, Delivery)>;
 
 /// What one cut emitted: the routed tuples, when each was due, and the message ids given.
 struct Cut {
@@ -53,6 +53,8 @@ pub(super) struct SpoutCell {
     /// Metadata of the last batch this task cut (a new batch starts after it).
     last_meta: Option<Json>,
     pub(super) exhausted: bool,
+    /// The last new batch this task cut reached the maximum size (the source is behind).
+    pub(super) full: bool,
     pub(super) transactional: bool,
     /// `component/index`: the key of this task's metadata in batch records.
     pub(super) key: String,
@@ -86,6 +88,7 @@ impl SpoutCell {
             held: BTreeMap::new(),
             last_meta: None,
             exhausted: false,
+            full: false,
             transactional,
             key,
         }
@@ -133,17 +136,20 @@ impl SpoutCell {
     ) -> Result<(Routed, Option<Json>), CellError> {
         if let Some(h) = self.held.get(&info.txid) {
             if let Some(copy) = &h.copy {
-                let again = copy
-                    .iter()
-                    .map(|(t, v)| (*t, v.iter().map(Tuple::duplicate).collect()))
-                    .collect();
+                let again = copy.iter().map(|(t, d)| (*t, d.duplicate())).collect();
                 return Ok((again, None));
             }
             if let Some(meta) = h.meta.clone() {
-                let replayed = self.with_collector(|spout, col| match spout.transactional() {
-                    Some(ts) => ts.replay_batch(info, &meta, col).map_err(|e| e.to_string()),
-                    None => Err("not transactional".into()),
-                })?;
+                let replayed = match self.guarded(|s| {
+                    s.transactional()
+                        .and_then(|ts| ts.replay_columns(info, &meta))
+                })? {
+                    Some(chunks) => self.emit_chunks(chunks)?,
+                    None => self.with_collector(|spout, col| match spout.transactional() {
+                        Some(ts) => ts.replay_batch(info, &meta, col).map_err(|e| e.to_string()),
+                        None => Err("not transactional".into()),
+                    })?,
+                };
                 if let Some(h) = self.held.get_mut(&info.txid)
                     && h.origins.is_empty()
                 {
@@ -155,20 +161,31 @@ impl SpoutCell {
         if self.transactional {
             let prev = self.last_meta.clone();
             let mut cut = None;
-            let cut_out = self.with_collector(|spout, col| match spout.transactional() {
-                Some(ts) => {
-                    cut = Some(
-                        ts.emit_batch(info, prev.as_ref(), max, col)
-                            .map_err(|e| e.to_string())?,
-                    );
-                    Ok(())
-                }
-                None => Err("not transactional".into()),
+            let columnar = self.guarded(|s| {
+                s.transactional()
+                    .and_then(|ts| ts.emit_columns(info, prev.as_ref(), max))
             })?;
+            let cut_out = match columnar {
+                Some((chunks, c)) => {
+                    cut = Some(c);
+                    self.emit_chunks(chunks)?
+                }
+                None => self.with_collector(|spout, col| match spout.transactional() {
+                    Some(ts) => {
+                        cut = Some(
+                            ts.emit_batch(info, prev.as_ref(), max, col)
+                                .map_err(|e| e.to_string())?,
+                        );
+                        Ok(())
+                    }
+                    None => Err("not transactional".into()),
+                })?,
+            };
             let Some(cut) = cut else {
                 return Err(format!("spout {}: no batch metadata", self.label()));
             };
             self.exhausted = cut.exhausted;
+            self.full = cut_out.origins.len() >= max;
             self.last_meta = Some(cut.meta.clone());
             self.held.insert(
                 info.txid,
@@ -199,10 +216,11 @@ impl SpoutCell {
         if status == SpoutStatus::Exhausted {
             self.exhausted = true;
         }
+        self.full = cut.origins.len() >= max;
         let copy = cut
             .routed
             .iter()
-            .map(|(t, v)| (*t, v.iter().map(Tuple::duplicate).collect()))
+            .map(|(t, d)| (*t, d.duplicate()))
             .collect();
         self.held.insert(
             info.txid,
@@ -214,6 +232,56 @@ impl SpoutCell {
             },
         );
         Ok((cut.routed, None))
+    }
+
+    /// Runs a columnar call of the spout: `Ok(None)` when it has no columnar path; an
+    /// error or a panic fails the cut (a panic replaces the spout, as `with_collector`).
+    fn guarded<T>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Spout) -> Option<Result<T, crate::component::ComponentError>>,
+    ) -> Result<Option<T>, CellError> {
+        let spout = &mut self.spout;
+        match catch_unwind(AssertUnwindSafe(|| f(spout.as_mut()))) {
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(v))) => Ok(Some(v)),
+            Ok(Some(Err(e))) => Err(format!("spout {}: {e}", self.label())),
+            Err(p) => Err(self.replace_spout(&p)),
+        }
+    }
+
+    /// Sends the rows of a columnar spout to its subscribers.
+    fn emit_chunks(&mut self, chunks: ColumnChunks) -> Result<Cut, CellError> {
+        let started = Instant::now();
+        let sid = self
+            .outbox
+            .stream_id(None)
+            .map_err(|e| format!("spout {}: {e}", self.label()))?;
+        for c in chunks.chunks {
+            self.outbox
+                .emit_columns(sid, c)
+                .map_err(|e| format!("spout {}: {e}", self.label()))?;
+        }
+        let routed = drain(&mut self.outbox);
+        self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
+        self.metrics.local.busy_ns += started.elapsed().as_nanos() as u64;
+        Ok(Cut {
+            routed,
+            origins: chunks.due,
+            msg_ids: Vec::new(),
+        })
+    }
+
+    /// After a panic: a fresh spout instance, opened; returns the error to report.
+    fn replace_spout(&mut self, p: &Box<dyn std::any::Any + Send>) -> CellError {
+        self.metrics.local.restarts += 1;
+        self.spout = (self.factory)();
+        let reopened = self.open();
+        format!(
+            "spout {} panicked: {}{}",
+            self.label(),
+            panic_message(p),
+            reopened.err().map(|e| format!("; {e}")).unwrap_or_default()
+        )
     }
 
     /// Runs `f` with a collector that records when each tuple was due; returns what was
@@ -247,17 +315,7 @@ impl SpoutCell {
         match res {
             Ok(Ok(())) => Ok(cut),
             Ok(Err(e)) => Err(format!("spout {}: {e}", self.label())),
-            Err(p) => {
-                self.metrics.local.restarts += 1;
-                self.spout = (self.factory)();
-                let reopened = self.open();
-                Err(format!(
-                    "spout {} panicked: {}{}",
-                    self.label(),
-                    panic_message(&p),
-                    reopened.err().map(|e| format!("; {e}")).unwrap_or_default()
-                ))
-            }
+            Err(p) => Err(self.replace_spout(&p)),
         }
     }
 
@@ -333,13 +391,14 @@ impl BoltCell {
     pub(super) fn run(
         &mut self,
         info: &BatchInfo,
-        tuples: Vec<Tuple>,
+        input: Delivery,
         last: bool,
     ) -> Result<Routed, CellError> {
-        let outcome = run_batch(&mut self.stages, info, tuples, last);
+        let outcome = run_batch(&mut self.stages, info, input, last);
         let mut routed = Vec::new();
         for s in self.stages.iter_mut() {
             s.outbox.local.clear();
+            s.outbox.local_cols.clear();
             routed.extend(drain(&mut s.outbox));
             s.metrics.local.emitted += std::mem::take(&mut s.outbox.emitted);
             s.metrics.publish();

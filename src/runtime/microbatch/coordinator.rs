@@ -47,6 +47,9 @@ struct St {
     abort_from: Option<u64>,
     turns: Vec<u64>,
     last_start: Option<Instant>,
+    /// The last batch cut was full: the sources are behind, the next batch starts without
+    /// waiting for the interval.
+    backlog: bool,
     exhausted: bool,
     phase: Phase,
     /// Failures since the last commit (paces replays).
@@ -81,6 +84,7 @@ impl Coordinator {
                 abort_from: None,
                 turns: vec![committed + 1; cells],
                 last_start: None,
+                backlog: false,
                 exhausted: false,
                 phase: Phase::Running,
                 failures: 0,
@@ -145,7 +149,9 @@ impl Coordinator {
                 continue;
             }
             let due = match g.last_start {
-                Some(t) if !replay => (t + self.interval).saturating_duration_since(Instant::now()),
+                Some(t) if !replay && !g.backlog => {
+                    (t + self.interval).saturating_duration_since(Instant::now())
+                }
                 _ => Duration::ZERO,
             };
             if !due.is_zero() {
@@ -250,6 +256,16 @@ impl Coordinator {
     }
 
     /// Every spout is finished: no new batches (replays still run).
+    /// Whether the batch just cut was full (some spout task reached `max_batch`).
+    pub(super) fn set_backlog(&self, full: bool) {
+        let mut g = self.lock();
+        if g.backlog != full {
+            g.backlog = full;
+            drop(g);
+            self.cv.notify_all();
+        }
+    }
+
     pub(super) fn set_exhausted(&self) {
         self.lock().exhausted = true;
         self.cv.notify_all();

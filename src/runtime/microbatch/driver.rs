@@ -15,8 +15,8 @@ use super::coordinator::{Coordinator, Job};
 use crate::batch::BatchInfo;
 use crate::clock::{Clock, WallClock};
 use crate::runtime::control::RunControl;
+use crate::runtime::outbox::Delivery;
 use crate::state::{Store, TaskState};
-use crate::tuple::Tuple;
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -54,14 +54,10 @@ pub(super) struct Run {
 }
 
 impl Run {
-    fn route(&self, routed: Routed, inputs: &mut [Vec<Tuple>]) {
-        for (task, v) in routed {
+    fn route(&self, routed: Routed, inputs: &mut [Delivery]) {
+        for (task, d) in routed {
             if let Some(&j) = self.slot_of.get(&task) {
-                if inputs[j].is_empty() {
-                    inputs[j] = v;
-                } else {
-                    inputs[j].extend(v);
-                }
+                inputs[j].extend(d);
             }
         }
     }
@@ -113,9 +109,11 @@ impl Run {
             time_ms: recorded.unwrap_or_else(now_ms),
             replay: replay && recorded.is_some(),
         };
-        let mut inputs: Vec<Vec<Tuple>> = (0..self.bolts.len()).map(|_| Vec::new()).collect();
+        let mut inputs: Vec<Delivery> =
+            (0..self.bolts.len()).map(|_| Delivery::default()).collect();
         let mut metas = BTreeMap::new();
         let mut exhausted = true;
+        let mut full = false;
         for (i, cell) in self.spouts.iter().enumerate() {
             if !self.coord.wait_turn(i, txid) {
                 self.coord.abandon(txid);
@@ -125,6 +123,7 @@ impl Run {
             let res = c.emit(&info, self.max_batch, self.interval);
             c.publish();
             exhausted &= c.exhausted;
+            full |= c.full;
             let key = c.key.clone();
             drop(c);
             match res {
@@ -140,6 +139,9 @@ impl Run {
         }
         if exhausted {
             self.coord.set_exhausted();
+        }
+        if !info.replay {
+            self.coord.set_backlog(full);
         }
         if recorded.is_none() {
             let rec = Record {
@@ -212,7 +214,8 @@ impl Run {
             time_ms: now_ms(),
             replay: false,
         };
-        let mut inputs: Vec<Vec<Tuple>> = (0..self.bolts.len()).map(|_| Vec::new()).collect();
+        let mut inputs: Vec<Delivery> =
+            (0..self.bolts.len()).map(|_| Delivery::default()).collect();
         for (j, cell) in self.bolts.iter().enumerate() {
             let tuples = std::mem::take(&mut inputs[j]);
             match lock(cell).run(&info, tuples, true) {
