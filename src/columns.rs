@@ -14,7 +14,7 @@ use crate::tuple::{Anchors, Fields, MetaRef, Tuple, Value, Values};
 
 /// Rows per chunk a columnar spout emits: small enough to stay in cache and to reuse
 /// allocator pages batch after batch, large enough to amortize the per-chunk work.
-pub const CHUNK_ROWS: usize = 4096;
+pub const CHUNK_ROWS: usize = 1024;
 
 /// Strings, one per row, in one arena.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -64,7 +64,12 @@ impl StrColumn {
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let s = self.arena.get(start..end).unwrap_or_default();
+            start = end;
+            s
+        })
     }
 
     /// Bytes of all values together.
@@ -233,6 +238,44 @@ impl Columns {
             meta: None,
             source_task: 0,
         })
+    }
+
+    /// Rows given as values, `width` fields each (a missing value is null): a field
+    /// whose values are all strings becomes a string column, all integers an integer
+    /// column, all lists of strings a list column, anything else general values.
+    pub fn from_rows(width: usize, rows: &[Values]) -> Columns {
+        let field = |f: usize| rows.iter().map(move |r| r.get(f).unwrap_or(&Value::Null));
+        let cols = (0..width)
+            .map(|f| {
+                if field(f).all(|v| matches!(v, Value::Str(_))) {
+                    let mut c = StrColumn::default();
+                    field(f).for_each(|v| c.push(v.as_str().unwrap_or_default()));
+                    Column::Str(c)
+                } else if field(f).all(|v| matches!(v, Value::Int(_))) {
+                    Column::Int(field(f).map(|v| v.as_int().unwrap_or_default()).collect())
+                } else if field(f).all(|v| {
+                    v.as_list()
+                        .is_some_and(|l| l.iter().all(|x| matches!(x, Value::Str(_))))
+                }) {
+                    let mut c = StrListColumn::default();
+                    for v in field(f) {
+                        for x in v.as_list().unwrap_or_default() {
+                            c.push_item(x.as_str().unwrap_or_default());
+                        }
+                        c.end_row();
+                    }
+                    Column::StrList(c)
+                } else {
+                    Column::Any(field(f).cloned().collect())
+                }
+            })
+            .collect();
+        Columns {
+            cols,
+            rows: rows.len(),
+            meta: None,
+            source_task: 0,
+        }
     }
 
     /// No rows (what a bolt that emits nothing per row returns).
@@ -451,6 +494,20 @@ mod tests {
             .map(|p| (0..p.rows()).map(|i| p.row(i)[0].to_string()).collect())
             .collect();
         assert_eq!(got, [vec!["a", "c", "e"], vec!["b", "d"]]);
+    }
+
+    #[test]
+    fn rows_round_trip_through_columns() {
+        let rows = vec![
+            crate::values!["a", 1, Value::List(vec![Value::from("x")].into()), 1.5],
+            crate::values!["b", 2, Value::List(Vec::new().into()), Value::Null],
+        ];
+        let cols = Columns::from_rows(4, &rows);
+        assert!(matches!(cols.column_at(0), Some(Column::Str(_))));
+        assert!(matches!(cols.column_at(1), Some(Column::Int(_))));
+        assert!(matches!(cols.column_at(2), Some(Column::StrList(_))));
+        assert!(matches!(cols.column_at(3), Some(Column::Any(_))));
+        assert_eq!((0..2).map(|i| cols.row(i)).collect::<Vec<_>>(), rows);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::batch::BatchInfo;
+use crate::columns::Columns;
 use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::BoltConfig;
 use crate::runtime::BoltCollector;
@@ -150,4 +152,53 @@ pub fn run_bolt<C: BoltConfig>(cfg: &C, input: Fields, inputs: Vec<Values>) -> V
         Err(e) => panic!("finish failed: {e}"),
     }
     out
+}
+
+/// Micro-batch mode's columnar path of a bolt: builds it, gives it `inputs` as one chunk
+/// of columns (`execute_columns`) and returns the rows it emits, or `None` when it takes
+/// no columns. Panics (it is a test helper) if the bolt cannot be built or fails.
+pub fn run_bolt_columns<C: BoltConfig>(
+    cfg: &C,
+    input: Fields,
+    inputs: &[Values],
+) -> Option<Vec<Values>> {
+    let factory = match cfg.build() {
+        Ok(f) => f,
+        Err(e) => panic!("build failed: {e}"),
+    };
+    let mut h = BoltHarness::new(factory(), input.clone());
+    let chunk = match Columns::from_rows(input.len(), inputs).for_test("upstream", input) {
+        Ok(c) => c,
+        Err(e) => panic!("bad input rows: {e}"),
+    };
+    let batch = BatchInfo {
+        txid: 1,
+        time_ms: 0,
+        replay: false,
+    };
+    match h.bolt.execute_columns(&batch, &chunk)? {
+        Ok(out) => Some((0..out.rows()).map(|i| out.row(i)).collect()),
+        Err(e) => panic!("execute_columns failed: {e}"),
+    }
+}
+
+/// Checks that a bolt's columnar path emits exactly what its tuple path emits for the
+/// same inputs (without `finish`), and that it has one.
+pub fn assert_columns_match_tuples<C: BoltConfig>(cfg: &C, input: Fields, inputs: Vec<Values>) {
+    let Some(columnar) = run_bolt_columns(cfg, input.clone(), &inputs) else {
+        panic!("the bolt takes no columns");
+    };
+    let factory = match cfg.build() {
+        Ok(f) => f,
+        Err(e) => panic!("build failed: {e}"),
+    };
+    let mut h = BoltHarness::new(factory(), input);
+    let mut tuples = Vec::new();
+    for v in inputs {
+        match h.execute(v) {
+            Ok(o) => tuples.extend(o),
+            Err(e) => panic!("execute failed: {e}"),
+        }
+    }
+    assert_eq!(columnar, tuples, "columnar and tuple paths differ");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::key_field::{add_counts, key_column, key_of, key_text};
+use super::key_field::{BatchCounts, add_counts, key_column, key_of, key_text};
 use crate::batch::BatchInfo;
 use crate::columns::Columns;
 use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
@@ -37,7 +37,7 @@ impl BoltConfig for CountConfig {
                 field: cfg.field.clone(),
                 counts: HashMap::new(),
                 state: None,
-                batch: HashMap::new(),
+                batch: BatchCounts::default(),
             })
         }))
     }
@@ -49,7 +49,7 @@ pub struct CountBolt {
     /// Micro-batch mode: the committed counts (with the txid of their last update).
     state: Option<TxMap<u64>>,
     /// Micro-batch mode: this batch's counts, added to the state in `finish_batch`.
-    batch: HashMap<CompactString, u64>,
+    batch: BatchCounts,
 }
 
 impl CountBolt {

@@ -142,4 +142,32 @@ mod tests {
         );
         assert_eq!(out, vec![crate::values!["b"], crate::values!["d"]]);
     }
+
+    #[test]
+    fn columns_give_the_same_hashtags() {
+        use crate::testkit::assert_columns_match_tuples as same;
+        let b = super::HashtagsConfig::default();
+        let words = ["#Rust!", "plain", "#", "＃Ünï", "#a_b", "#1x"];
+        same(
+            &b,
+            Fields::new(["word"]),
+            words.iter().map(|w| crate::values![*w]).collect(),
+        );
+        same(
+            &b,
+            Fields::new(["text"]),
+            vec![crate::values!["a #B c #d."], crate::values![""]],
+        );
+        same(
+            &b,
+            Fields::new(["hashtags", "text"]),
+            vec![
+                crate::values![
+                    Value::List(vec![Value::from("Storm"), Value::from(" ")].into()),
+                    "x"
+                ],
+                crate::values![Value::List(Vec::new().into()), "#y"],
+            ],
+        );
+    }
 }

@@ -34,9 +34,12 @@ pub fn key_column<'a>(input: &'a Columns, field: Option<&str>) -> Option<&'a Str
     .and_then(Column::as_str)
 }
 
+/// A batch's counts per key in the counting bolts (a fast hasher, seeded per map).
+pub type BatchCounts = HashMap<CompactString, u64, foldhash::fast::RandomState>;
+
 /// Adds one to each key's count in `counts` (the per-batch combiner of the counting
 /// bolts).
-pub fn add_counts(counts: &mut HashMap<CompactString, u64>, keys: &StrColumn) {
+pub fn add_counts(counts: &mut BatchCounts, keys: &StrColumn) {
     for k in keys.iter() {
         match counts.get_mut(k) {
             Some(n) => *n += 1,

@@ -3,14 +3,13 @@
 //! RollingCountBolt. Keys that left the window are emitted once with count 0, so
 //! downstream rankings drop them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::key_field::{add_counts, key_column, key_of, key_text};
+use super::key_field::{BatchCounts, add_counts, key_column, key_of, key_text};
 use super::window_mark::FINAL_WINDOW;
 use crate::batch::BatchInfo;
 use crate::clock::{Clock, WallClock};
@@ -78,7 +77,7 @@ pub struct RollingCountBolt {
     /// recorded with the batch, so a replay lands in the same slots.
     state: Option<TxValue<SlidingWindowCounter<CompactString>>>,
     /// Micro-batch mode: this batch's counts.
-    batch: HashMap<CompactString, u64>,
+    batch: BatchCounts,
 }
 
 impl RollingCountBolt {
@@ -94,7 +93,7 @@ impl RollingCountBolt {
             clock,
             window,
             state: None,
-            batch: HashMap::new(),
+            batch: BatchCounts::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use crate::columns::{Column, Columns, StrColumn};
 use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
-use crate::text::tokenize::tokenize;
+use crate::text::tokenize::{tokenize, tokenize_reusing};
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple};
 
@@ -65,8 +65,9 @@ impl Bolt for TokenizeBolt {
         let texts = input.column(&self.cfg.field)?.as_str()?;
         // About one word per 8 bytes of text.
         let mut words = StrColumn::with_capacity(texts.bytes() / 8 + 1, texts.bytes());
+        let mut buf = String::new();
         for text in texts.iter() {
-            tokenize(text, self.cfg.lowercase, |w| words.push(w));
+            tokenize_reusing(text, self.cfg.lowercase, &mut buf, |w| words.push(w));
         }
         Some(Ok(Columns::single(Column::Str(words))))
     }
@@ -106,5 +107,27 @@ mod tests {
         );
         let words: Vec<String> = out.iter().map(|v| v[0].to_string()).collect();
         assert_eq!(words, ["hello", "#rust", "@bob"]);
+    }
+
+    #[test]
+    fn columns_give_the_same_words() {
+        let texts = [
+            "Hello, #Rust @Bob!",
+            "",
+            "ÉTÉ naïve https://x.y/z ok",
+            "a#b ＃Ünï",
+        ];
+        crate::testkit::assert_columns_match_tuples(
+            &super::TokenizeConfig::default(),
+            Fields::new(["text"]),
+            texts.iter().map(|t| crate::values![*t]).collect(),
+        );
+        // A non-text field: no columnar path (the rows come as tuples).
+        let ints = crate::testkit::run_bolt_columns(
+            &super::TokenizeConfig::default(),
+            Fields::new(["text"]),
+            &[crate::values![1]],
+        );
+        assert!(ints.is_none());
     }
 }

@@ -170,29 +170,37 @@ fn scatter(index: usize) -> usize {
     }
 }
 
-/// `count` pseudo-words stored in one arena.
+/// `count` pseudo-words stored in one arena, each after a space (so a word and the space
+/// before it are appended to a text in one copy).
 #[derive(Debug, Clone)]
 struct WordTable {
     arena: String,
-    /// `ends[i]` is the end of word `i` in `arena`; word `i` starts at `ends[i-1]`.
+    /// `ends[i]` is the end of word `i` in `arena`; ` word i` starts at `ends[i-1]`.
     ends: Vec<u32>,
 }
 
 impl WordTable {
     fn new(count: usize, first_index: usize, mult: usize, offset: usize) -> Self {
-        let mut arena = String::with_capacity(count * 8);
+        let mut arena = String::with_capacity(count * 9);
         let mut ends = Vec::with_capacity(count);
         for i in 0..count {
+            arena.push(' ');
             push_pseudo_word(&mut arena, scatter(first_index + i), mult, offset);
             ends.push(u32::try_from(arena.len()).unwrap_or(u32::MAX));
         }
         Self { arena, ends }
     }
 
+    /// Word `i` with a space before it.
+    #[inline]
+    fn spaced(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.arena.get(start..self.ends[i] as usize).unwrap_or(" ")
+    }
+
     #[inline]
     fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.arena[start..self.ends[i] as usize]
+        self.spaced(i).get(1..).unwrap_or_default()
     }
 
     fn max_len(&self) -> usize {
@@ -254,8 +262,8 @@ impl ZipfTable {
         let i = (m >> 64) as usize;
         let frac = m as u64;
         match self.buckets.get(i) {
-            Some(b) if frac < b.threshold => i,
-            Some(b) => b.alias as usize,
+            // The comparison is random: a select, not a (mispredicted) branch.
+            Some(b) => std::hint::select_unpredictable(frac < b.threshold, i, b.alias as usize),
             None => 0,
         }
     }
@@ -289,25 +297,15 @@ fn below(rng: &mut Xoshiro256PlusPlus, n: u64) -> u64 {
 }
 
 /// Appends `v` in decimal.
-pub fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for &b in &buf[i..] {
-        out.push(char::from(b));
-    }
+pub fn push_u64(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
+/// Appends `v % 100` as two digits.
 fn push_2(out: &mut String, v: u64) {
-    out.push(char::from(b'0' + (v / 10 % 10) as u8));
-    out.push(char::from(b'0' + (v % 10) as u8));
+    let v = (v % 100) as u8;
+    let d = [b'0' + v / 10, b'0' + v % 10];
+    out.push_str(std::str::from_utf8(&d).unwrap_or("00"));
 }
 
 /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
@@ -506,10 +504,12 @@ impl TweetGenerator {
                 tag(t);
             }
             if i < word_count {
+                let w = self.word_zipf.sample(rng.next_u64());
                 if text.len() > begin {
-                    text.push(' ');
+                    text.push_str(self.words.spaced(w));
+                } else {
+                    text.push_str(self.words.get(w));
                 }
-                text.push_str(self.words.get(self.word_zipf.sample(rng.next_u64())));
             }
         }
         user

@@ -55,6 +55,10 @@ pub fn normalize_entity_tag(raw: &str) -> Option<String> {
 
 /// Is `tok` a hashtag token: a `#`/`＃` prefix followed by a word character?
 pub fn is_hashtag_token(tok: &str) -> bool {
+    // `#` or the first byte of `＃` (most tokens are neither).
+    if !matches!(tok.as_bytes().first(), Some(b'#' | 0xEF)) {
+        return false;
+    }
     let mut chars = tok.chars();
     matches!(chars.next(), Some(c) if is_hash(c)) && chars.next().is_some_and(is_word_start)
 }

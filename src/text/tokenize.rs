@@ -202,7 +202,12 @@ impl TokenSpans<'_> {
         i
     }
 
+    #[inline(always)]
     fn is_url_scheme(&self, start: usize, end: usize) -> bool {
+        if !matches!(end - start, 4 | 5) || !self.text.as_bytes()[start].eq_ignore_ascii_case(&b'h')
+        {
+            return false;
+        }
         let word = &self.text.as_bytes()[start..end];
         (word.eq_ignore_ascii_case(b"http") || word.eq_ignore_ascii_case(b"https"))
             && self.text.as_bytes()[end..].starts_with(b"://")
@@ -358,13 +363,17 @@ fn needs_lowercasing(s: &str) -> bool {
 ///
 /// Does not allocate when `lowercase` is false or tokens are already
 /// lowercase ASCII; otherwise one buffer is reused for the whole text.
-pub fn tokenize(text: &str, lowercase: bool, mut f: impl FnMut(&str)) {
-    let mut buf = String::new();
+pub fn tokenize(text: &str, lowercase: bool, f: impl FnMut(&str)) {
+    tokenize_reusing(text, lowercase, &mut String::new(), f);
+}
+
+/// [`tokenize`] with a caller's buffer for lowercasing, reused across texts.
+pub fn tokenize_reusing(text: &str, lowercase: bool, buf: &mut String, mut f: impl FnMut(&str)) {
     for tok in tokens(text) {
         if lowercase && needs_lowercasing(tok) {
             buf.clear();
-            lowercase_into(tok, &mut buf);
-            f(&buf);
+            lowercase_into(tok, buf);
+            f(buf);
         } else {
             f(tok);
         }
