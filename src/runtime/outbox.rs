@@ -507,3 +507,92 @@ pub(crate) async fn send_blocked(blocked: Vec<(mpsc::Sender<Envelope>, Envelope)
         }
     }
 }
+
+#[cfg(test)]
+mod columns_tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::columns::{Column, Columns, StrColumn};
+    use crate::tuple::{Fields, StreamMeta};
+
+    fn outbox(routes: Vec<Route>) -> Outbox {
+        let targets = (0..3)
+            .map(|i| Target::new(10 + i, mpsc::channel(1).0))
+            .collect();
+        let meta = MetaRef::Shared(Arc::new(StreamMeta {
+            component: "words".into(),
+            stream: crate::tuple::DEFAULT_STREAM.into(),
+            fields: Fields::new(["word"]),
+        }));
+        Outbox::new(
+            1,
+            targets,
+            vec![StreamOut { meta, routes }],
+            usize::MAX,
+            false,
+        )
+    }
+
+    /// Which words each target task got.
+    fn received(o: &mut Outbox) -> BTreeMap<u32, Vec<String>> {
+        let mut got: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        o.take_outputs(|task, d| {
+            let e = got.entry(task).or_default();
+            e.extend(d.tuples.iter().map(|t| t.values()[0].to_string()));
+            for c in &d.columns {
+                e.extend((0..c.rows()).map(|i| c.row(i)[0].to_string()));
+            }
+        });
+        got
+    }
+
+    #[test]
+    fn columns_are_grouped_as_tuples_are() {
+        let words: Vec<String> = (0..200).map(|i| format!("w{}", i % 37)).collect();
+        for routes in [
+            || {
+                vec![Route::Fields {
+                    fields: vec![0],
+                    targets: vec![0, 1, 2],
+                }]
+            },
+            || {
+                vec![Route::Shuffle {
+                    targets: vec![0, 1, 2],
+                    next: 0,
+                }]
+            },
+            || {
+                vec![
+                    Route::Global { target: 1 },
+                    Route::All {
+                        targets: vec![0, 2],
+                    },
+                ]
+            },
+        ] {
+            let mut by_tuple = outbox(routes());
+            for w in &words {
+                let r = by_tuple.emit(0, crate::values![w.as_str()], &[], None);
+                assert!(r.is_ok());
+            }
+            let mut by_column = outbox(routes());
+            let mut col = StrColumn::default();
+            words.iter().for_each(|w| col.push(w));
+            let r = by_column.emit_columns(0, Columns::single(Column::Str(col)));
+            assert_eq!(r, Ok(200));
+            assert_eq!(received(&mut by_column), received(&mut by_tuple));
+            assert_eq!(by_column.emitted, by_tuple.emitted);
+        }
+    }
+
+    #[test]
+    fn columns_of_the_wrong_width_are_refused() {
+        let mut o = outbox(vec![Route::Global { target: 0 }]);
+        let two = Columns::new(vec![Column::Int(vec![1]), Column::Int(vec![2])]);
+        let r = two.map(|c| o.emit_columns(0, c));
+        assert!(matches!(r, Ok(Err(ColumnsError::Fields { .. }))), "{r:?}");
+    }
+}
