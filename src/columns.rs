@@ -402,6 +402,38 @@ impl Columns {
     }
 }
 
+/// Tuples as column chunks of at most [`CHUNK_ROWS`] rows: one chunk per run of tuples
+/// from the same stream and task (their order kept), so converting a chunk back gives the
+/// same tuples.
+pub(crate) fn from_tuples(tuples: Vec<Tuple>) -> Vec<Columns> {
+    let mut out = Vec::new();
+    let mut run: Vec<Values> = Vec::new();
+    let mut key: Option<(MetaRef, u32)> = None;
+    let mut flush = |run: &mut Vec<Values>, key: &Option<(MetaRef, u32)>| {
+        if let Some((meta, task)) = key
+            && !run.is_empty()
+        {
+            let c = Columns::from_rows(meta.fields.len(), run);
+            if let Ok(c) = c.attach(meta.clone(), *task) {
+                out.push(c);
+            }
+            run.clear();
+        }
+    };
+    for t in tuples {
+        let same = key.as_ref().is_some_and(|(m, task)| {
+            std::ptr::eq::<crate::tuple::StreamMeta>(&**m, &*t.meta) && *task == t.source_task
+        });
+        if !same || run.len() == CHUNK_ROWS {
+            flush(&mut run, &key);
+            key = Some((t.meta.clone(), t.source_task));
+        }
+        run.push(t.values);
+    }
+    flush(&mut run, &key);
+    out
+}
+
 /// Rows made by a columnar spout for one batch: chunks of at most [`CHUNK_ROWS`] rows,
 /// and when each row was due (complete latency is measured from there).
 #[derive(Default)]
@@ -508,6 +540,40 @@ mod tests {
         assert!(matches!(cols.column_at(2), Some(Column::StrList(_))));
         assert!(matches!(cols.column_at(3), Some(Column::Any(_))));
         assert_eq!((0..2).map(|i| cols.row(i)).collect::<Vec<_>>(), rows);
+    }
+
+    #[test]
+    fn tuples_become_chunks_per_stream_and_task_and_back() {
+        let meta = test_meta("a", Fields::new(["w", "n"]));
+        let other = test_meta("b", Fields::new(["w", "n"]));
+        let tuple = |m: &MetaRef, task: u32, i: i64| Tuple {
+            values: crate::values![format!("w{i}"), i],
+            meta: m.clone(),
+            source_task: task,
+            anchors: Anchors::new(),
+            ack_val: std::cell::Cell::new(0),
+        };
+        let mut ts: Vec<Tuple> = (0..3000).map(|i| tuple(&meta, 1, i)).collect();
+        ts.extend((0..5).map(|i| tuple(&meta, 2, i)));
+        ts.extend((0..5).map(|i| tuple(&other, 2, i)));
+        let describe = |t: &Tuple| {
+            format!(
+                "{}/{} {:?}",
+                t.source_component(),
+                t.source_task(),
+                t.values()
+            )
+        };
+        let want: Vec<String> = ts.iter().map(describe).collect();
+        let chunks = from_tuples(ts);
+        let sizes: Vec<usize> = chunks.iter().map(Columns::rows).collect();
+        assert_eq!(sizes, [CHUNK_ROWS, CHUNK_ROWS, 3000 - 2 * CHUNK_ROWS, 5, 5]);
+        let back: Vec<String> = chunks
+            .iter()
+            .flat_map(Columns::to_tuples)
+            .map(|t| describe(&t))
+            .collect();
+        assert_eq!(back, want);
     }
 
     #[test]

@@ -294,6 +294,13 @@ pub trait Bolt: Send + 'static {
         Ok(())
     }
 
+    /// Micro-batch mode: this bolt has a columnar path for its usual input, so tuples that
+    /// reach it (from spouts or bolts without one) are turned into columns for it. Return
+    /// `true` when `execute_columns` is implemented.
+    fn takes_columns(&self) -> bool {
+        false
+    }
+
     /// Micro-batch mode's columnar path: this task's rows of one batch, field by field
     /// (see `crate::columns`). Returns the rows it emits on the default stream, or `None`
     /// when it takes no columns (the default), and the rows then come as tuples to

@@ -90,6 +90,10 @@ impl Bolt for CountBolt {
         Ok(())
     }
 
+    fn takes_columns(&self) -> bool {
+        true
+    }
+
     fn execute_columns(
         &mut self,
         _batch: &BatchInfo,

@@ -42,6 +42,10 @@ impl Bolt for HashtagsBolt {
         out.declare(Fields::new(["hashtag"]));
     }
 
+    fn takes_columns(&self) -> bool {
+        true
+    }
+
     /// Micro-batch mode: the hashtags of a chunk of rows, as one column (the same
     /// fields, in the same order of preference, as `execute`).
     fn execute_columns(

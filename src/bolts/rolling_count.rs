@@ -169,6 +169,10 @@ impl Bolt for RollingCountBolt {
         Ok(())
     }
 
+    fn takes_columns(&self) -> bool {
+        true
+    }
+
     fn execute_columns(
         &mut self,
         _batch: &BatchInfo,

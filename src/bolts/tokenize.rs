@@ -56,6 +56,10 @@ impl Bolt for TokenizeBolt {
         out.declare(Fields::new(["word"]));
     }
 
+    fn takes_columns(&self) -> bool {
+        true
+    }
+
     /// Micro-batch mode: the words of a chunk of texts, as one column.
     fn execute_columns(
         &mut self,

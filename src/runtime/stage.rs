@@ -45,8 +45,12 @@ pub(crate) fn run_batch(
     let n = input.len() as u64;
     let Delivery {
         mut tuples,
-        columns,
+        mut columns,
     } = input;
+    // Tuples reaching a bolt with a columnar path take it too.
+    if !tuples.is_empty() && stages.first().is_some_and(|s| s.bolt.takes_columns()) {
+        columns.extend(crate::columns::from_tuples(std::mem::take(&mut tuples)));
+    }
     let started = Instant::now();
     let mut outcomes = Outcomes::default();
     let mut fed = vec![0u64; stages.len()];
