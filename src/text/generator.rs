@@ -301,11 +301,13 @@ pub fn push_u64(out: &mut String, v: u64) {
     out.push_str(itoa::Buffer::new().format(v));
 }
 
-/// Appends `v % 100` as two digits.
-fn push_2(out: &mut String, v: u64) {
+/// Writes `v % 100` as two digits.
+fn put_2(out: &mut [u8], v: u64) {
     let v = (v % 100) as u8;
-    let d = [b'0' + v / 10, b'0' + v % 10];
-    out.push_str(std::str::from_utf8(&d).unwrap_or("00"));
+    if let [a, b, ..] = out {
+        *a = b'0' + v / 10;
+        *b = b'0' + v % 10;
+    }
 }
 
 /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
@@ -335,20 +337,15 @@ pub fn push_rfc3339(out: &mut String, ms: u64) {
     let rem = ms % 86_400_000;
     let (year, month, day) = civil_from_days(days);
     push_u64(out, year.unsigned_abs());
-    out.push('-');
-    push_2(out, month);
-    out.push('-');
-    push_2(out, day);
-    out.push('T');
-    push_2(out, rem / 3_600_000);
-    out.push(':');
-    push_2(out, rem / 60_000 % 60);
-    out.push(':');
-    push_2(out, rem / 1_000 % 60);
-    out.push('.');
-    out.push(char::from(b'0' + (rem / 100 % 10) as u8));
-    push_2(out, rem % 100);
-    out.push('Z');
+    let mut b = *b"-MM-DDTHH:MM:SS.mmmZ";
+    put_2(&mut b[1..], month);
+    put_2(&mut b[4..], day);
+    put_2(&mut b[7..], rem / 3_600_000);
+    put_2(&mut b[10..], rem / 60_000 % 60);
+    put_2(&mut b[13..], rem / 1_000 % 60);
+    b[16] = b'0' + (rem / 100 % 10) as u8;
+    put_2(&mut b[17..], rem % 100);
+    out.push_str(std::str::from_utf8(&b).unwrap_or("-01-01T00:00:00.000Z"));
 }
 
 // ---------------------------------------------------------------------------

@@ -216,7 +216,7 @@ impl TokenSpans<'_> {
 
 impl TokenSpans<'_> {
     /// `next` for pure-ASCII text: no char decoding, one table lookup per byte.
-    #[inline]
+    #[inline(always)]
     fn next_ascii(&mut self) -> Option<Range<usize>> {
         let bytes = self.text.as_bytes();
         let n = bytes.len();
@@ -369,6 +369,22 @@ pub fn tokenize(text: &str, lowercase: bool, f: impl FnMut(&str)) {
 
 /// [`tokenize`] with a caller's buffer for lowercasing, reused across texts.
 pub fn tokenize_reusing(text: &str, lowercase: bool, buf: &mut String, mut f: impl FnMut(&str)) {
+    let mut spans = token_spans(text);
+    if spans.ascii {
+        // The common case, in one loop (the same scanner, inlined).
+        while let Some(r) = spans.next_ascii() {
+            let tok = &text[r];
+            if lowercase && tok.bytes().any(|b| b.is_ascii_uppercase()) {
+                buf.clear();
+                buf.push_str(tok);
+                buf.make_ascii_lowercase();
+                f(buf);
+            } else {
+                f(tok);
+            }
+        }
+        return;
+    }
     for tok in tokens(text) {
         if lowercase && needs_lowercasing(tok) {
             buf.clear();
