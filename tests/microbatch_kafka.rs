@@ -5,17 +5,18 @@
 //! and restarted; the counts persisted in D must equal the truth exactly (not ≥).
 
 mod cli_support;
+mod http_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_support::{TempDir, generator_hashtag_counts, read_report, root, squall, tail};
+use cli_support::{TempDir, generator_hashtag_counts, read_report, squall, tail};
+use http_support::{get, serve_args, wait_for};
 use squall::kafka::mock::DevBroker;
 use squall::state::Store;
 
-const TWEETS: u64 = 12_000;
+const TWEETS: u64 = 20_000;
 const SEED: u64 = 7;
 
 fn topology(bootstrap: &str) -> String {
@@ -78,20 +79,6 @@ fn run_args(file: &Path, state: &Path, report: &Path) -> Vec<String> {
     .collect()
 }
 
-fn spawn(args: &[String], log: &Path) -> Child {
-    let log =
-        std::fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-    Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(args)
-        .current_dir(root())
-        .env("SQUALL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn squall: {e}"))
-}
-
 /// The committed counts of every `counts` task, summed by hashtag.
 fn persisted_counts(state: &Path) -> (u64, HashMap<String, u64>) {
     let store = Store::open(state).unwrap_or_else(|e| panic!("open the state store: {e}"));
@@ -151,18 +138,37 @@ fn counts_are_exactly_once_across_failed_batches_and_two_sigkills() {
     let report = dir.path().join("report.json");
     let args = run_args(&file, &state, &report);
 
-    // Two runs killed mid-stream: each must have committed something new and still be
-    // running when killed.
+    // Two runs killed mid-stream: each is killed once it has committed a batch (seen on
+    // its /api/metrics), and must still be running then.
     let mut last_txid = 0;
     for round in 1..=2 {
-        let log = dir.path().join(format!("run{round}.log"));
-        let mut child = spawn(&args, &log);
+        let mut served_args: Vec<&str> = args.iter().map(String::as_str).collect();
+        served_args.extend(["--http", "127.0.0.1:0"]);
+        let mut served = serve_args(&served_args);
         let started = Instant::now();
-        std::thread::sleep(Duration::from_millis(1500));
-        let still_running = child.try_wait().ok().flatten().is_none();
-        let _ = child.kill();
-        let _ = child.wait();
-        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+        wait_for(
+            &format!("run {round} to commit a batch"),
+            Duration::from_secs(60),
+            || {
+                let m = get(served.addr, "/api/metrics").json();
+                let source = m["components"]
+                    .as_array()
+                    .and_then(|cs| cs.iter().find(|c| c["name"] == "source"))
+                    .cloned()
+                    .unwrap_or_default();
+                (source["acked"].as_u64().unwrap_or(0) > 0).then_some(())
+            },
+        );
+        let still_running = served.child.try_wait().ok().flatten().is_none();
+        let _ = served.child.kill();
+        let _ = served.child.wait();
+        let log_text: String = served
+            .first_lines
+            .iter()
+            .cloned()
+            .chain(served.stderr.try_iter())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(
             still_running,
             "run {round} ended before the kill ({:?}); the run must be mid-stream\n{}",
