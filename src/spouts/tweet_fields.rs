@@ -79,11 +79,13 @@ impl TweetColumns {
         self.text
             .push_with(|s| user = g.write_tweet(seq, s, |t| tags.push_item(t)));
         tags.end_row();
+        let mut digits = itoa::Buffer::new();
+        let user = digits.format(user);
         self.author.push_with(|s| {
             s.push_str("user");
-            push_u64(s, user);
+            s.push_str(user);
         });
-        self.author_id.push_with(|s| push_u64(s, user));
+        self.author_id.push(user);
         self.created_at
             .push_with(|s| push_rfc3339(s, EPOCH_MS.wrapping_add(seq)));
         match (&mut self.lang, g.lang()) {
