@@ -9,7 +9,7 @@
 //! - `throughput/{event,microbatch}`: 20,000 tuples handed over at once, until all are
 //!   acked (tuples/s). The channel spout cannot replay, so micro-batch mode moves its
 //!   batches as tuples.
-//! - `generator_job/{event,microbatch}`: the trending-hashtags pipeline on 200,000
+//! - `generator_job/{event,microbatch}`: the trending-hashtags pipeline on 1,000,000
 //!   generated tweets (generator → tokenize + hashtags → count, 2 tasks each), start to
 //!   finish; micro-batch mode takes its columnar path (tweets/s).
 
@@ -207,7 +207,7 @@ fn generator_job(limit: u64) -> squall::Topology {
 }
 
 fn whole_job(c: &mut Criterion) {
-    const TWEETS: u64 = 200_000;
+    const TWEETS: u64 = 1_000_000;
     let mut g = c.benchmark_group("generator_job");
     g.sample_size(10);
     g.throughput(Throughput::Elements(TWEETS));
