@@ -627,6 +627,15 @@ mod tests {
             proptest::prop_assert_eq!(fast, general);
         }
 
+        /// `tokenize`'s loop for ASCII text gives the tokens, lowercased as everywhere.
+        #[test]
+        fn tokenize_of_ascii_text_is_the_tokens_lowercased(text in "[ -~\t\n]{0,80}") {
+            let general: Vec<String> = tokens(&text).map(to_lowercase).collect();
+            proptest::prop_assert_eq!(tokenize_to_vec(&text, true), general);
+            let raw: Vec<String> = tokens(&text).map(str::to_string).collect();
+            proptest::prop_assert_eq!(tokenize_to_vec(&text, false), raw);
+        }
+
         #[test]
         fn ascii_fast_path_matches_on_url_and_prefix_heavy_text(
             parts in proptest::collection::vec(
