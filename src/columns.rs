@@ -370,12 +370,11 @@ impl Columns {
         {
             return xxhash_rust::xxh3::xxh3_64(c.get(i).as_bytes());
         }
-        let values: Values = fields
+        let values: Vec<Option<Value>> = fields
             .iter()
-            .filter_map(|&f| self.cols.get(f).map(|c| c.value(i)))
+            .map(|&f| self.cols.get(f).map(|c| c.value(i)))
             .collect();
-        let idx: Vec<usize> = (0..values.len()).collect();
-        crate::runtime::outbox::hash_fields(&values, &idx)
+        crate::runtime::outbox::hash_values(values.iter().map(Option::as_ref))
     }
 
     /// Splits the rows into `n` parts: row `i` goes to part `pick(i)` (order kept).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::key_field::{BatchCounts, add_counts, key_column, key_of, key_text};
+use super::key_field::{BatchCounts, add_key_counts, key_of, key_text};
 use crate::batch::BatchInfo;
 use crate::columns::Columns;
 use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
@@ -100,7 +100,7 @@ impl Bolt for CountBolt {
         input: &Columns,
     ) -> Option<Result<Columns, ComponentError>> {
         self.state.as_ref()?;
-        add_counts(&mut self.batch, key_column(input, self.field.as_deref())?);
+        add_key_counts(&mut self.batch, input, self.field.as_deref())?;
         Some(Ok(Columns::empty()))
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use compact_str::CompactString;
 
-use crate::columns::{Column, Columns, StrColumn};
+use crate::columns::{Column, Columns};
 use crate::tuple::{Tuple, Value};
 
 /// The value of `field`, or of the first field when no name is given.
@@ -23,23 +23,23 @@ pub fn key_text(v: &Value) -> compact_str::CompactString {
     }
 }
 
-/// The key column of a chunk of rows (`field`, or the first), when it holds strings:
-/// the columnar form of [`key_of`] and [`key_text`]. `None` for other columns (the rows
-/// then come as tuples).
-pub fn key_column<'a>(input: &'a Columns, field: Option<&str>) -> Option<&'a StrColumn> {
-    match field {
-        Some(f) => input.column(f),
-        None => input.column_at(0),
-    }
-    .and_then(Column::as_str)
-}
-
 /// A batch's counts per key in the counting bolts (a fast hasher, seeded per map).
 pub type BatchCounts = HashMap<CompactString, u64, foldhash::fast::RandomState>;
 
 /// Adds one to each key's count in `counts` (the per-batch combiner of the counting
-/// bolts).
-pub fn add_counts(counts: &mut BatchCounts, keys: &StrColumn) {
+/// bolts), from the key column of a chunk of rows (`field`, or the first): the columnar
+/// form of [`key_of`] and [`key_text`]. `None` when that column does not hold strings
+/// (the rows then come as tuples).
+pub fn add_key_counts(
+    counts: &mut BatchCounts,
+    input: &Columns,
+    field: Option<&str>,
+) -> Option<()> {
+    let keys = match field {
+        Some(f) => input.column(f),
+        None => input.column_at(0),
+    }
+    .and_then(Column::as_str)?;
     for k in keys.iter() {
         match counts.get_mut(k) {
             Some(n) => *n += 1,
@@ -48,4 +48,5 @@ pub fn add_counts(counts: &mut BatchCounts, keys: &StrColumn) {
             }
         }
     }
+    Some(())
 }

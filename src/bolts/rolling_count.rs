@@ -9,7 +9,7 @@ use std::time::Duration;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::key_field::{BatchCounts, add_counts, key_column, key_of, key_text};
+use super::key_field::{BatchCounts, add_key_counts, key_of, key_text};
 use super::window_mark::FINAL_WINDOW;
 use crate::batch::BatchInfo;
 use crate::clock::{Clock, WallClock};
@@ -179,10 +179,7 @@ impl Bolt for RollingCountBolt {
         input: &Columns,
     ) -> Option<Result<Columns, ComponentError>> {
         self.state.as_ref()?;
-        add_counts(
-            &mut self.batch,
-            key_column(input, self.cfg.field.as_deref())?,
-        );
+        add_key_counts(&mut self.batch, input, self.cfg.field.as_deref())?;
         Some(Ok(Columns::empty()))
     }
 

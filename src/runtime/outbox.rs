@@ -363,47 +363,35 @@ impl Outbox {
             return Ok(0);
         }
         self.emitted += rows as u64;
-        // (target, its part of the rows; `None`: all of them).
-        let mut sends: Vec<(usize, Option<Columns>)> = Vec::new();
+        // Targets that get all the rows, and targets that get a part of them.
+        let mut whole: Vec<usize> = Vec::new();
+        let mut sends: Vec<(usize, Columns)> = Vec::new();
         for route in out.routes.iter_mut() {
             match route {
-                Route::Shuffle { targets, .. } if targets.len() == 1 => {
-                    sends.push((targets[0], None));
-                }
+                Route::Shuffle { targets, .. } if targets.len() == 1 => whole.push(targets[0]),
                 Route::Shuffle { targets, next } => {
                     let (n, first) = (targets.len(), *next);
                     let parts = cols.partition(n, |i| (first + i) % n);
                     *next = (first + rows) % n;
-                    sends.extend(targets.iter().copied().zip(parts.into_iter().map(Some)));
+                    sends.extend(targets.iter().copied().zip(parts));
                 }
                 Route::Fields { fields, targets } => {
                     let n = targets.len() as u64;
                     let parts = cols.partition(targets.len(), |i| {
                         (cols.hash_fields(i, fields) % n) as usize
                     });
-                    sends.extend(targets.iter().copied().zip(parts.into_iter().map(Some)));
+                    sends.extend(targets.iter().copied().zip(parts));
                 }
-                Route::All { targets } => sends.extend(targets.iter().map(|&t| (t, None))),
-                Route::Global { target } => sends.push((*target, None)),
+                Route::All { targets } => whole.extend(targets.iter().copied()),
+                Route::Global { target } => whole.push(*target),
                 Route::Direct { .. } => {}
-                Route::Local => sends.push((LOCAL, None)),
+                Route::Local => whole.push(LOCAL),
             }
         }
-        let whole = sends.iter().filter(|(_, p)| p.is_none()).count();
-        let mut cols = Some(cols);
-        let mut seen = 0;
-        let sends = sends.into_iter().filter_map(|(ti, part)| match part {
-            Some(p) => Some((ti, p)),
-            None => {
-                seen += 1;
-                if seen == whole {
-                    cols.take().map(|c| (ti, c))
-                } else {
-                    cols.clone().map(|c| (ti, c))
-                }
-            }
-        });
-        let sends: Vec<(usize, Columns)> = sends.collect();
+        if let Some((&last, others)) = whole.split_last() {
+            sends.extend(others.iter().map(|&t| (t, cols.clone())));
+            sends.push((last, cols));
+        }
         for (ti, part) in sends {
             if part.is_empty() {
                 continue;
@@ -489,9 +477,16 @@ pub(crate) fn hash_fields(values: &Values, fields: &[usize]) -> u64 {
     {
         return xxhash_rust::xxh3::xxh3_64(s.as_bytes());
     }
+    hash_values(fields.iter().map(|&i| values.get(i)))
+}
+
+/// The type-tagged hash of several grouping values (`None`: a field the tuple lacks).
+pub(crate) fn hash_values<'a>(
+    values: impl Iterator<Item = Option<&'a crate::tuple::Value>>,
+) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for &i in fields {
-        match values.get(i) {
+    for v in values {
+        match v {
             Some(v) => v.hash_into(&mut h),
             None => h.update(&[0xfe]),
         }

@@ -59,24 +59,6 @@ pub(crate) fn run_batch(
         let Some((head, rest)) = stages.split_first_mut() else {
             return Ok(());
         };
-        for chunk in columns {
-            if !run_columns(head, info, chunk, &mut tuples)? {
-                continue;
-            }
-            let Some(next) = rest.first_mut() else {
-                continue;
-            };
-            for chunk in std::mem::take(&mut head.outbox.local_cols) {
-                fed[1] += chunk.rows() as u64;
-                let mut as_tuples = Vec::new();
-                run_columns(next, info, chunk, &mut as_tuples)?;
-                let mut col = batch_collector(&mut next.outbox, &mut outcomes);
-                for t in as_tuples {
-                    next.bolt.execute(t, &mut col)?;
-                }
-                failed_inputs += col.failed;
-            }
-        }
         let mut oc = Outcomes::default();
         let mut feed = |head: &mut Stage,
                         rest: &mut [Stage],
@@ -95,6 +77,21 @@ pub(crate) fn run_batch(
             *failed += col.failed;
             Ok(())
         };
+        for chunk in columns {
+            if !run_columns(head, info, chunk, &mut tuples)? {
+                continue;
+            }
+            if let Some(next) = rest.first_mut() {
+                // Rows the chained stage takes no columns for become its tuples (`feed`).
+                for chunk in std::mem::take(&mut head.outbox.local_cols) {
+                    let rows = chunk.rows() as u64;
+                    if run_columns(next, info, chunk, &mut head.outbox.local)? {
+                        fed[1] += rows;
+                    }
+                }
+            }
+            feed(head, rest, &mut fed, &mut failed_inputs)?;
+        }
         if rest.is_empty() {
             let mut col = batch_collector(&mut head.outbox, &mut oc);
             if !tuples.is_empty() {

@@ -255,7 +255,6 @@ impl Coordinator {
         backoff
     }
 
-    /// Every spout is finished: no new batches (replays still run).
     /// Whether the batch just cut was full (some spout task reached `max_batch`).
     pub(super) fn set_backlog(&self, full: bool) {
         let mut g = self.lock();
@@ -266,6 +265,7 @@ impl Coordinator {
         }
     }
 
+    /// Every spout is finished: no new batches (replays still run).
     pub(super) fn set_exhausted(&self) {
         self.lock().exhausted = true;
         self.cv.notify_all();
