@@ -198,6 +198,10 @@ pub enum SpoutStatus {
     Emitted,
     /// Nothing to emit now; the runtime backs off briefly (or until woken).
     Idle,
+    /// Nothing to emit before this time (a paced source knows when its next tuple is
+    /// due): the runtime calls again then, precisely (to the tens of microseconds), or
+    /// earlier when woken or when a tuple fails and may be replayed.
+    IdleUntil(std::time::Instant),
     /// The source is finished. The runtime keeps calling `ack`/`fail` until every tuple
     /// tree is complete, and calls `next_tuple` again after a `fail` (to replay).
     Exhausted,

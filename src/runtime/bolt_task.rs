@@ -231,7 +231,7 @@ impl Actor for BoltTask {
         }
         ctx.run_interval(Duration::from_millis(100), |act, _| {
             for s in &mut act.stages {
-                s.metrics.publish();
+                s.metrics.try_publish();
             }
         });
         if !self.leftovers.is_empty() {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -102,6 +102,21 @@ impl TaskMetrics {
     /// Publishes the local delta (called on a timer and when the task stops).
     pub(crate) fn publish(&mut self) {
         lock(&self.shared).absorb(&self.local);
+        self.local.clear_delta();
+    }
+
+    /// Publishes the local delta unless a reader holds the shared cell at this moment;
+    /// then the delta is kept for the next call. For the periodic publish on a task's
+    /// thread: a reader that is descheduled while holding the lock must not stall the
+    /// data path (measured: 6 ms stalls, once a second, under load).
+    pub(crate) fn try_publish(&mut self) {
+        let mut shared = match self.shared.try_lock() {
+            Ok(s) => s,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        shared.absorb(&self.local);
+        drop(shared);
         self.local.clear_delta();
     }
 }

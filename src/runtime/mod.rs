@@ -1,6 +1,7 @@
 //! Execution: tasks as actors on worker threads, the transport between them, the ack
 //! ledger, metrics.
 
+pub(crate) mod alarm;
 pub(crate) mod bolt_task;
 pub mod cluster;
 pub mod collector;

@@ -101,7 +101,13 @@ pub(crate) struct SpoutTask {
     exhausted: bool,
     idle_streak: u32,
     waiting_for_acks: bool,
+    /// The last round ended on `IdleUntil`: the spout is woken by time, not by acks.
+    paced: bool,
 }
+
+/// The shortest wait for a paced spout: a source due again sooner is polled at this
+/// period, emitting what came due meanwhile (a bounded delay, like transport batching).
+const MIN_PACED_WAIT: Duration = Duration::from_micros(50);
 
 impl SpoutTask {
     #[allow(clippy::too_many_arguments)]
@@ -136,6 +142,7 @@ impl SpoutTask {
             exhausted: false,
             idle_streak: 0,
             waiting_for_acks: false,
+            paced: false,
         }
     }
 
@@ -202,11 +209,16 @@ impl SpoutTask {
             self.wait_for_space(ctx);
             return;
         }
+        self.paced = matches!(last, SpoutStatus::IdleUntil(_));
         match last {
             _ if self.waiting_for_acks => {}
             SpoutStatus::Emitted => {
                 self.idle_streak = 0;
                 self.pulse.arm();
+            }
+            SpoutStatus::IdleUntil(at) => {
+                self.idle_streak = 0;
+                self.pulse.arm_at(at.max(self.tracker.now + MIN_PACED_WAIT));
             }
             SpoutStatus::Idle => {
                 self.idle_streak = self.idle_streak.saturating_add(1);
@@ -215,8 +227,8 @@ impl SpoutTask {
                 } else {
                     // Progressive back-off: 10 µs, 20 µs, ... up to 1 ms.
                     let us = (self.idle_streak as u64 * 10).min(1000);
-                    let pulse = self.pulse.clone();
-                    ctx.run_later(Duration::from_micros(us), move |_, _| pulse.arm());
+                    self.pulse
+                        .arm_at(self.tracker.now + Duration::from_micros(us));
                 }
             }
             SpoutStatus::Exhausted => self.check_done(ctx),
@@ -285,11 +297,14 @@ impl SpoutTask {
         }
     }
 
-    fn after_outcome(&mut self, ctx: &mut Context<Self>) {
+    /// After acks or failures: polls again if the pending limit held the spout back, if a
+    /// tuple failed (it may be replayed), or if the spout may have more now. A paced spout
+    /// is not polled on acks: it is woken when its next tuple is due.
+    fn after_outcome(&mut self, ctx: &mut Context<Self>, any_failed: bool) {
         if self.waiting_for_acks && self.tracker.pending.len() < self.settings.max_pending {
             self.waiting_for_acks = false;
             self.pulse.arm();
-        } else if !self.exhausted && self.state == State::Active {
+        } else if !self.exhausted && self.state == State::Active && (any_failed || !self.paced) {
             self.pulse.arm();
         }
         self.check_done(ctx);
@@ -324,7 +339,7 @@ impl SpoutTask {
         }
         if failed_any {
             self.exhausted = false;
-            self.after_outcome(ctx);
+            self.after_outcome(ctx, true);
         } else {
             self.check_done(ctx);
         }
@@ -362,14 +377,19 @@ impl SpoutTask {
         self.outbox.send_end();
         let blocked = self.outbox.take_blocked();
         ctx.wait(send_blocked(blocked).into_actor(self).map(|_, act, _| {
-            act.publish();
+            act.publish(true);
             act.control.task_finished();
         }));
     }
 
-    fn publish(&mut self) {
+    /// Publishes the metrics: at once (`wait`), or unless a reader holds them right now.
+    fn publish(&mut self, wait: bool) {
         self.metrics.local.pending = self.tracker.pending.len() as u64;
-        self.metrics.publish();
+        if wait {
+            self.metrics.publish();
+        } else {
+            self.metrics.try_publish();
+        }
     }
 
     fn restart_after_panic(&mut self, ctx: &mut Context<Self>, msg: &str) {
@@ -416,7 +436,7 @@ impl Actor for SpoutTask {
             ctx.run_interval(every, |act, ctx| act.check_timeouts(ctx));
         }
         ctx.run_interval(Duration::from_millis(100), |act, ctx| {
-            act.publish();
+            act.publish(false);
             if matches!(act.state, State::Draining { .. }) {
                 act.check_done(ctx);
             }
@@ -451,15 +471,17 @@ impl Supervised for SpoutTask {
         self.opened = false;
         self.exhausted = false;
         self.waiting_for_acks = false;
+        self.paced = false;
     }
 }
 
 impl StreamHandler<Vec<AckMsg>> for SpoutTask {
     fn handle(&mut self, msgs: Vec<AckMsg>, ctx: &mut Context<Self>) {
+        let any_failed = msgs.iter().any(|m| !m.ok);
         for msg in msgs {
             self.on_outcome(msg);
         }
-        self.after_outcome(ctx);
+        self.after_outcome(ctx, any_failed);
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {}

@@ -203,7 +203,7 @@ impl Spout for FileSpout {
         if let Some(p) = &self.pacer
             && p.due(1) == 0
         {
-            return SpoutStatus::Idle;
+            return SpoutStatus::IdleUntil(p.next_due());
         }
         match self.next_values() {
             Some(values) => {

@@ -332,12 +332,12 @@ impl Spout for GeneratorSpout {
             return SpoutStatus::Exhausted;
         }
         let due = match &self.pacer {
-            Some(p) => p.due(64),
+            Some(p) => match p.due(64) {
+                0 => return SpoutStatus::IdleUntil(p.next_due()),
+                n => n,
+            },
             None => 1,
         };
-        if due == 0 {
-            return SpoutStatus::Idle;
-        }
         let mut n = 0;
         while n < due && (self.cfg.limit == 0 || self.next_seq <= self.cfg.limit) {
             let seq = self.next_seq;

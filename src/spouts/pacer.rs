@@ -34,8 +34,27 @@ impl Pacer {
         self.sent
     }
 
+    /// When the next send is due.
+    pub fn next_due(&self) -> Instant {
+        self.intended(self.sent)
+    }
+
     /// When send number `k` (0-based) was due.
     pub fn intended(&self, k: u64) -> Instant {
         self.start + Duration::from_nanos((k as f64 * self.interval_ns) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_next_due_time() {
+        let mut p = Pacer::new(1000.0).unwrap_or_else(|| unreachable!("a positive rate"));
+        assert_eq!(p.next_due(), p.intended(0));
+        p.sent(5);
+        assert_eq!(p.next_due() - p.intended(0), Duration::from_millis(5));
+        assert!(Pacer::new(0.0).is_none());
     }
 }
