@@ -105,9 +105,11 @@ pub(crate) struct SpoutTask {
     paced: bool,
 }
 
-/// The shortest wait for a paced spout: a source due again sooner is polled at this
-/// period, emitting what came due meanwhile (a bounded delay, like transport batching).
-const MIN_PACED_WAIT: Duration = Duration::from_micros(50);
+/// The shortest wait of a paced spout, as a fraction of `flush_interval`: a source due
+/// again sooner is polled at this period and emits what came due meanwhile (a bounded
+/// delay, like transport batching; 50 µs by default). Each wake-up costs a round through
+/// the job, so a shorter wait buys latency with CPU.
+const PACED_WAIT_DIVISOR: u32 = 10;
 
 impl SpoutTask {
     #[allow(clippy::too_many_arguments)]
@@ -218,7 +220,8 @@ impl SpoutTask {
             }
             SpoutStatus::IdleUntil(at) => {
                 self.idle_streak = 0;
-                self.pulse.arm_at(at.max(self.tracker.now + MIN_PACED_WAIT));
+                let min_wait = self.settings.flush_interval / PACED_WAIT_DIVISOR;
+                self.pulse.arm_at(at.max(self.tracker.now + min_wait));
             }
             SpoutStatus::Idle => {
                 self.idle_streak = self.idle_streak.saturating_add(1);
