@@ -85,7 +85,6 @@ impl BoltHarness {
             ledger: None,
             outcomes: &mut outcomes,
             current: None,
-            timeout_ms: 30_000,
             acked: 0,
             failed: 0,
         };

@@ -107,7 +107,9 @@ fn max_spout_pending_bounds_the_gap_before_a_slow_sink() {
 ///    Observed: sink executed 500, spout acked 144, pending 356, timed_out 0 after 10 s.
 ///
 /// Fix: size the channel for what can be in flight (or make it unbounded), and treat
-/// `Expiry::Gone` for a root still pending after its deadline as lost (fail it).
+/// `Expiry::Gone` for a root still pending after its deadline as lost (fail it). (Since
+/// then the trees live in the spout task itself, `Trees` in src/runtime/ledger.rs, so a
+/// root is pending exactly while the spout tracks it.)
 #[test]
 fn bursty_spout_loses_no_outcomes() {
     const N: u64 = 20_000;

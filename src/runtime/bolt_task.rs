@@ -15,7 +15,6 @@ use super::transport::{Envelope, SharedRx};
 use crate::tuple::Tuple;
 
 pub(crate) struct BoltSettings {
-    pub(crate) timeout_ms: u64,
     pub(crate) flush_interval: Duration,
     pub(crate) latency_sample: u32,
 }
@@ -69,7 +68,6 @@ impl BoltTask {
         let mut sh = Shared {
             ledger: self.ledger.as_deref(),
             outcomes: &mut self.outcomes,
-            timeout_ms: self.settings.timeout_ms,
             latency_sample: self.settings.latency_sample,
         };
         let outcome = self.stages[i].execute(t, &mut sh);
@@ -171,7 +169,6 @@ impl BoltTask {
         let mut sh = Shared {
             ledger: self.ledger.as_deref(),
             outcomes: &mut self.outcomes,
-            timeout_ms: self.settings.timeout_ms,
             latency_sample: self.settings.latency_sample,
         };
         let control = self.control.clone();

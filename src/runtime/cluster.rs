@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::bolt_task::{BoltSettings, BoltTask};
 use super::config::{Config, ConfigError};
 use super::control::RunControl;
-use super::ledger::Ledger;
+use super::ledger::{Ledger, MAX_SPOUT_TASKS};
 use super::metrics::{
     ComponentMetrics, CustomCounters, MetricsRegistry, MetricsSnapshot, TaskMetrics, TaskStats,
 };
@@ -37,6 +37,10 @@ pub enum RuntimeError {
     Fatal(Vec<String>),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error(
+        "{0} spout tasks: with acking on, a topology may have at most {MAX_SPOUT_TASKS} (root ids carry the spout task in 16 bits)"
+    )]
+    TooManySpoutTasks(usize),
 }
 
 /// What a finished run leaves.
@@ -60,6 +64,15 @@ impl LocalCluster {
         config.validate()?;
         if config.mode == super::config::Mode::Microbatch {
             return super::microbatch::submit(topology, config);
+        }
+        let spout_tasks: usize = topology
+            .components()
+            .iter()
+            .filter(|c| c.is_spout())
+            .map(|c| c.parallelism)
+            .sum();
+        if config.acking && spout_tasks > MAX_SPOUT_TASKS {
+            return Err(RuntimeError::TooManySpoutTasks(spout_tasks));
         }
         let plan = Plan::new(&topology, &config);
         let control = Arc::new(RunControl::new(plan.task_count));
@@ -471,7 +484,6 @@ impl Plan {
         let ledger = config.acking.then(|| Arc::new(Ledger::new(ack_txs)));
         let timeout_ms = config.message_timeout.as_millis() as u64;
         let settings = || BoltSettings {
-            timeout_ms,
             flush_interval: config.flush_interval,
             latency_sample: config.latency_sample,
         };

@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::time::Instant;
 
-use super::ledger::{Ledger, Outcomes};
+use super::ledger::{Ledger, Outcomes, root_id};
 use super::outbox::{Outbox, Parent};
 use super::spout_task::Tracker;
 use crate::component::ComponentResult;
@@ -17,7 +17,6 @@ pub struct BoltCollector<'a> {
     pub(crate) outcomes: &'a mut Outcomes,
     /// The input of an auto-ack (basic) bolt: emits are anchored to it.
     pub(crate) current: Option<(&'a [Anchor], &'a Cell<u64>)>,
-    pub(crate) timeout_ms: u64,
     pub(crate) acked: u64,
     pub(crate) failed: u64,
 }
@@ -124,7 +123,7 @@ impl BoltCollector<'_> {
     pub fn reset_timeout(&mut self, input: &Tuple) {
         if let Some(ledger) = self.ledger {
             for a in &input.anchors {
-                ledger.reset_timeout(a.root, self.timeout_ms);
+                ledger.reset_timeout(a.root);
             }
         }
     }
@@ -215,16 +214,17 @@ impl SpoutCollector<'_> {
                 self.outbox.flush_full();
                 self.tracker.immediate.push((msg_id, true));
             }
-            Some(ledger) => {
-                let root = self.outbox.next_id();
+            Some(_) => {
+                let root = root_id(self.outbox.next_id(), self.slot);
                 let acc = Cell::new(0u64);
                 let anchor = [Anchor { root, edge: 0 }];
                 self.outbox.emit(sid, values, &[(&anchor, &acc)], direct)?;
-                let deadline = self.tracker.now_ms + self.timeout_ms;
-                if ledger.init(root, acc.get(), self.slot, deadline) {
+                if acc.get() != 0 {
+                    let deadline = self.tracker.now_ms + self.timeout_ms;
                     let at = due.unwrap_or(self.tracker.now);
-                    self.tracker.track(root, msg_id, at, deadline);
+                    self.tracker.track(root, msg_id, at, acc.get(), deadline);
                 } else {
+                    // Nothing subscribed: the tree is complete at once.
                     self.tracker.immediate.push((msg_id, true));
                 }
                 self.outbox.flush_full();

@@ -1,7 +1,7 @@
 //! A spout task: an actor that polls its spout, tracks its tuple trees, and replays on
 //! failure or timeout.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +10,7 @@ use actix::prelude::*;
 
 use super::collector::SpoutCollector;
 use super::control::RunControl;
-use super::ids::IdBuildHasher;
-use super::ledger::{AckMsg, Expiry, Ledger};
+use super::ledger::{AckMsg, Expiry, Ledger, Settled, Trees};
 use super::metrics::TaskMetrics;
 use super::outbox::{Outbox, send_blocked};
 use super::panic_message;
@@ -25,8 +24,8 @@ pub(crate) struct Tracker {
     /// with it instead of reading the clock per tuple.
     pub(crate) now: Instant,
     pub(crate) now_ms: u64,
-    /// root → (message id, emit time)
-    pub(crate) pending: HashMap<u64, (u64, Instant), IdBuildHasher>,
+    /// The trees in flight: root → message id, due time, XOR of edges, deadline.
+    pub(crate) pending: Trees,
     /// (deadline ms, root), in emit order.
     timeouts: VecDeque<(u64, u64)>,
     /// Outcomes known at emit time (acking off, or nothing subscribed).
@@ -40,7 +39,7 @@ impl Default for Tracker {
         Tracker {
             now: Instant::now(),
             now_ms: 0,
-            pending: HashMap::default(),
+            pending: Trees::default(),
             timeouts: VecDeque::new(),
             immediate: Vec::new(),
             origins: None,
@@ -56,8 +55,15 @@ impl Tracker {
         }
     }
 
-    pub(crate) fn track(&mut self, root: u64, msg_id: u64, at: Instant, deadline_ms: u64) {
-        self.pending.insert(root, (msg_id, at));
+    pub(crate) fn track(
+        &mut self,
+        root: u64,
+        msg_id: u64,
+        at: Instant,
+        xor: u64,
+        deadline_ms: u64,
+    ) {
+        self.pending.track(root, msg_id, at, xor, deadline_ms);
         self.timeouts.push_back((deadline_ms, root));
     }
 }
@@ -273,30 +279,37 @@ impl SpoutTask {
         }));
     }
 
-    fn on_outcome(&mut self, msg: AckMsg) {
-        let Some((msg_id, at)) = self.tracker.pending.remove(&msg.root) else {
+    fn on_outcome(&mut self, msg: AckMsg, now_ms: u64) {
+        let Some(settled) = self
+            .tracker
+            .pending
+            .apply(msg, now_ms, self.settings.timeout_ms)
+        else {
             return;
         };
         // Drop the timeouts of trees already done from the front, so the queue holds
         // about as many entries as there are trees in flight.
         while let Some(&(_, r)) = self.tracker.timeouts.front() {
-            if self.tracker.pending.contains_key(&r) {
+            if self.tracker.pending.contains(r) {
                 break;
             }
             self.tracker.timeouts.pop_front();
         }
-        if msg.ok {
-            self.metrics.local.acked += 1;
-            self.metrics
-                .local
-                .complete_ns
-                .record(at.elapsed().as_nanos() as u64)
-                .ok();
-            self.call(|s| s.ack(msg_id));
-        } else {
-            self.metrics.local.failed += 1;
-            self.call(|s| s.fail(msg_id));
-            self.exhausted = false;
+        match settled {
+            Settled::Acked { msg_id, at } => {
+                self.metrics.local.acked += 1;
+                self.metrics
+                    .local
+                    .complete_ns
+                    .record(at.elapsed().as_nanos() as u64)
+                    .ok();
+                self.call(|s| s.ack(msg_id));
+            }
+            Settled::Failed { msg_id } => {
+                self.metrics.local.failed += 1;
+                self.call(|s| s.fail(msg_id));
+                self.exhausted = false;
+            }
         }
     }
 
@@ -324,19 +337,14 @@ impl SpoutTask {
                 break;
             }
             self.tracker.timeouts.pop_front();
-            if !self.tracker.pending.contains_key(&root) {
-                continue;
-            }
-            match ledger.expire(root, now) {
+            match self.tracker.pending.expire(root, now) {
                 Expiry::Gone => {}
                 Expiry::Extended(d) => self.tracker.timeouts.push_back((d, root)),
-                Expiry::Expired => {
-                    if let Some((msg_id, _)) = self.tracker.pending.remove(&root) {
-                        self.metrics.local.timed_out += 1;
-                        self.metrics.local.failed += 1;
-                        self.call(|s| s.fail(msg_id));
-                        failed_any = true;
-                    }
+                Expiry::Expired(msg_id) => {
+                    self.metrics.local.timed_out += 1;
+                    self.metrics.local.failed += 1;
+                    self.call(|s| s.fail(msg_id));
+                    failed_any = true;
                 }
             }
         }
@@ -368,11 +376,6 @@ impl SpoutTask {
         let abandoned = self.tracker.pending.len() as u64;
         if abandoned > 0 {
             tracing::warn!(task = %self.label(), abandoned, "drain time is up; in-flight trees abandoned");
-            if let Some(ledger) = &self.ledger {
-                for root in self.tracker.pending.keys() {
-                    ledger.forget(*root);
-                }
-            }
             self.tracker.pending.clear();
         }
         self.metrics.local.abandoned += abandoned;
@@ -462,11 +465,6 @@ impl Actor for SpoutTask {
 impl Supervised for SpoutTask {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.metrics.local.restarts += 1;
-        if let Some(ledger) = &self.ledger {
-            for root in self.tracker.pending.keys() {
-                ledger.forget(*root);
-            }
-        }
         self.metrics.local.abandoned += self.tracker.pending.len() as u64;
         self.tracker = Tracker::default();
         self.outbox.flush();
@@ -480,9 +478,10 @@ impl Supervised for SpoutTask {
 
 impl StreamHandler<Vec<AckMsg>> for SpoutTask {
     fn handle(&mut self, msgs: Vec<AckMsg>, ctx: &mut Context<Self>) {
-        let any_failed = msgs.iter().any(|m| !m.ok);
+        let any_failed = msgs.iter().any(AckMsg::is_fail);
+        let now_ms = self.ledger.as_ref().map_or(0, |l| l.now_ms());
         for msg in msgs {
-            self.on_outcome(msg);
+            self.on_outcome(msg, now_ms);
         }
         self.after_outcome(ctx, any_failed);
     }

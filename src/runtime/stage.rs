@@ -24,7 +24,6 @@ fn batch_collector<'a>(outbox: &'a mut Outbox, outcomes: &'a mut Outcomes) -> Bo
         ledger: None,
         outcomes,
         current: None,
-        timeout_ms: 0,
         acked: 0,
         failed: 0,
     }
@@ -212,7 +211,6 @@ pub(crate) struct Stage {
 pub(crate) struct Shared<'a> {
     pub(crate) ledger: Option<&'a Ledger>,
     pub(crate) outcomes: &'a mut Outcomes,
-    pub(crate) timeout_ms: u64,
     pub(crate) latency_sample: u32,
 }
 
@@ -288,7 +286,6 @@ impl Stage {
                 AckMode::Auto => Some((anchors.as_slice(), &ack_val)),
                 AckMode::Manual => None,
             },
-            timeout_ms: sh.timeout_ms,
             acked: 0,
             failed: 0,
         };
@@ -354,7 +351,6 @@ impl Stage {
             ledger: sh.ledger,
             outcomes: sh.outcomes,
             current: None,
-            timeout_ms: sh.timeout_ms,
             acked: 0,
             failed: 0,
         };
