@@ -43,6 +43,16 @@ pub enum RuntimeError {
     TooManySpoutTasks(usize),
 }
 
+/// Spout tasks in the topology (each has a slot in the ack routes).
+fn spout_task_count(topology: &Topology) -> usize {
+    topology
+        .components()
+        .iter()
+        .filter(|c| c.is_spout())
+        .map(|c| c.parallelism)
+        .sum()
+}
+
 /// What a finished run leaves.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
@@ -65,12 +75,7 @@ impl LocalCluster {
         if config.mode == super::config::Mode::Microbatch {
             return super::microbatch::submit(topology, config);
         }
-        let spout_tasks: usize = topology
-            .components()
-            .iter()
-            .filter(|c| c.is_spout())
-            .map(|c| c.parallelism)
-            .sum();
+        let spout_tasks = spout_task_count(&topology);
         if config.acking && spout_tasks > MAX_SPOUT_TASKS {
             return Err(RuntimeError::TooManySpoutTasks(spout_tasks));
         }
@@ -468,12 +473,7 @@ impl Plan {
                 outboxes.insert(id, ob);
             }
         }
-        let spout_tasks: usize = topology
-            .components()
-            .iter()
-            .filter(|c| c.is_spout())
-            .map(|c| c.parallelism)
-            .sum();
+        let spout_tasks = spout_task_count(topology);
         let mut ack_txs = Vec::new();
         let mut ack_rxs = Vec::new();
         for _ in 0..spout_tasks {
