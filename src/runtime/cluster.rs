@@ -464,7 +464,16 @@ impl Plan {
         config: &Config,
         control: Arc<RunControl>,
     ) -> (Vec<Arbiter>, Vec<Addr<SpoutTask>>, Vec<Addr<BoltTask>>) {
-        let arbiters: Vec<Arbiter> = (0..config.workers).map(|_| Arbiter::new()).collect();
+        let arbiters: Vec<Arbiter> = (0..config.workers)
+            .map(|_| {
+                Arbiter::try_with_tokio_rt(super::load::worker_runtime).unwrap_or_else(|e| {
+                    tracing::warn!(
+                        "worker runtime with load tracking failed ({e}); using the default"
+                    );
+                    Arbiter::new()
+                })
+            })
+            .collect();
         // Outboxes first: they count the end markers each bolt task must wait for.
         let mut outboxes: HashMap<u32, Outbox> = HashMap::new();
         for c in topology.components() {

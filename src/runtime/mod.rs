@@ -9,6 +9,7 @@ pub mod config;
 pub(crate) mod control;
 pub(crate) mod ids;
 pub(crate) mod ledger;
+pub(crate) mod load;
 pub mod metrics;
 pub(crate) mod microbatch;
 pub(crate) mod outbox;

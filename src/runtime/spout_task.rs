@@ -111,11 +111,20 @@ pub(crate) struct SpoutTask {
     paced: bool,
 }
 
-/// The shortest wait of a paced spout, as a fraction of `flush_interval`: a source due
-/// again sooner is polled at this period and emits what came due meanwhile (a bounded
-/// delay, like transport batching; 50 µs by default). Each wake-up costs a round through
-/// the job, so a shorter wait buys latency with CPU.
-const PACED_WAIT_DIVISOR: u32 = 10;
+/// The shortest wait of a paced spout: a source due again sooner is polled at this
+/// period and emits what came due meanwhile (a bounded delay, like transport batching).
+/// Each wake-up costs a round through the job for the few tuples that came due, so the
+/// wait follows the load of the spout's worker thread, as a network card coalesces
+/// interrupts: a tenth of `flush_interval` (50 µs by default) while the worker is at most
+/// half busy, doubling with every further tenth of load, up to the whole
+/// `flush_interval`. An idle job answers soonest; a loaded one sends fewer, larger
+/// batches, which keeps it from saturating long before its throughput limit.
+pub(crate) fn paced_wait(flush_interval: Duration, busy: f64) -> Duration {
+    let shortest = flush_interval / 10;
+    // (`max` also turns a NaN into 0.)
+    let over = ((busy - 0.5) * 10.0).max(0.0).min(5.0);
+    shortest.mul_f64(over.exp2()).min(flush_interval)
+}
 
 impl SpoutTask {
     #[allow(clippy::too_many_arguments)]
@@ -226,7 +235,8 @@ impl SpoutTask {
             }
             SpoutStatus::IdleUntil(at) => {
                 self.idle_streak = 0;
-                let min_wait = self.settings.flush_interval / PACED_WAIT_DIVISOR;
+                let min_wait =
+                    paced_wait(self.settings.flush_interval, super::load::busy_fraction());
                 self.pulse.arm_at(at.max(self.tracker.now + min_wait));
             }
             SpoutStatus::Idle => {
@@ -507,5 +517,30 @@ impl Handler<Deactivate> for SpoutTask {
             };
             self.check_done(ctx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paced_wait;
+    use std::time::Duration;
+
+    #[test]
+    fn the_paced_wait_grows_with_the_load_of_the_worker() {
+        let flush = Duration::from_micros(500);
+        // In µs, rounded (a tenth of load is not exact in binary).
+        let us = |busy: f64| (paced_wait(flush, busy).as_secs_f64() * 1e6).round() as u64;
+        // Up to half busy: a tenth of flush_interval.
+        assert_eq!((us(0.0), us(0.3), us(0.5)), (50, 50, 50));
+        // Then doubling with every tenth, up to flush_interval.
+        assert_eq!((us(0.6), us(0.7), us(0.8)), (100, 200, 400));
+        assert_eq!((us(0.9), us(1.0), us(7.0)), (500, 500, 500));
+        let mut last = Duration::ZERO;
+        for i in 0..=100 {
+            let w = paced_wait(flush, f64::from(i) / 100.0);
+            assert!(w >= last, "not monotonic at {i}%");
+            last = w;
+        }
+        assert_eq!(paced_wait(flush, f64::NAN), Duration::from_micros(50));
     }
 }
