@@ -121,8 +121,8 @@ pub(crate) struct SpoutTask {
 /// batches, which keeps it from saturating long before its throughput limit.
 pub(crate) fn paced_wait(flush_interval: Duration, busy: f64) -> Duration {
     let shortest = flush_interval / 10;
-    // (`max` also turns a NaN into 0.)
-    let over = ((busy - 0.5) * 10.0).max(0.0).min(5.0);
+    let busy = if busy.is_nan() { 0.0 } else { busy };
+    let over = ((busy - 0.5) * 10.0).clamp(0.0, 5.0);
     shortest.mul_f64(over.exp2()).min(flush_interval)
 }
 
