@@ -1,6 +1,6 @@
 //! `squall top`: the table rendered from a captured `/api/metrics` answer, `--once`
 //! against a live run, and the interactive view under a pseudo-terminal (`script`),
-//! quitting on `q` and on Ctrl-C.
+//! quitting on `q`, on Ctrl-C and on SIGTERM.
 
 mod http_support;
 
@@ -195,4 +195,69 @@ fn the_live_view_quits_on_q() {
 #[test]
 fn the_live_view_quits_on_ctrl_c() {
     quits_on(b"\x03");
+}
+
+/// SIGTERM (as `kill` or a service manager sends) ends the live view with the terminal
+/// restored: the alternate screen is left and the cursor shown again.
+#[test]
+fn the_live_view_restores_the_terminal_on_sigterm() {
+    let s = serve_topology(
+        "topologies/trending-hashtags.toml",
+        &["--set", "spouts.source.rate=500", "--duration", "120s"],
+    );
+    let cmd = format!(
+        "{} top --url http://{}",
+        env!("CARGO_BIN_EXE_squall"),
+        s.addr
+    );
+    let log = std::env::temp_dir().join(format!("squall-top-{}-term.log", std::process::id()));
+    let mut child = Command::new("script")
+        .args(["-q", "-f", "-e", "-c", &cmd])
+        .arg(&log)
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("`script` (util-linux) runs");
+    wait_for("the table on the terminal", Duration::from_secs(30), || {
+        let seen = std::fs::read_to_string(&log).unwrap_or_default();
+        seen.contains("COMPONENT").then_some(())
+    });
+    // `squall top` runs under `script`: find it by its command line.
+    let top_pid = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let line = String::from_utf8_lossy(&line).replace('\0', " ");
+            line.trim_end() == cmd
+        })
+        .expect("the squall top process");
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {top_pid}")])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("squall top did not quit on SIGTERM within 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let seen = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(status.success(), "squall top exited with {status:?}");
+    let table = seen.rfind("COMPONENT").unwrap_or(0);
+    let rest = &seen[table..];
+    assert!(
+        rest.contains("\x1b[?1049l"),
+        "the alternate screen was not left"
+    );
+    assert!(rest.contains("\x1b[?25h"), "the cursor was not shown again");
 }

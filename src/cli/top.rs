@@ -1,9 +1,12 @@
 //! `squall top --url URL`: the per-component table of a running topology's `/api/metrics`,
-//! redrawn every second in the terminal (like `vector top`); `q`, Esc or Ctrl-C quits.
+//! redrawn every second in the terminal (like `vector top`); `q`, Esc or Ctrl-C quits, and
+//! so do SIGTERM and SIGHUP, after restoring the terminal.
 //! `--once` prints the table once (no terminal control), for scripts.
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -249,9 +252,14 @@ fn run_loop(args: &TopArgs) -> Result<(), TopError> {
         }
         return Ok(());
     }
+    // SIGTERM and SIGHUP (a closed terminal) end the loop, so the screen is restored.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(TopError::Terminal)?;
+    }
     let _screen = Screen::enter().map_err(TopError::Terminal)?;
     let mut next = Instant::now();
-    loop {
+    while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= next {
             // A pseudo-terminal without a size reports 0 columns.
             let width = terminal::size()
@@ -276,13 +284,20 @@ fn run_loop(args: &TopArgs) -> Result<(), TopError> {
             next = Instant::now() + args.interval;
         }
         let wait = next.saturating_duration_since(Instant::now());
-        if event::poll(wait.min(Duration::from_millis(200))).map_err(TopError::Terminal)?
+        let ready = match event::poll(wait.min(Duration::from_millis(200))) {
+            Ok(ready) => ready,
+            // The wait was interrupted by the signal that stops us.
+            Err(_) if stop.load(Ordering::Relaxed) => break,
+            Err(e) => return Err(TopError::Terminal(e)),
+        };
+        if ready
             && let Event::Key(k) = event::read().map_err(TopError::Terminal)?
             && quit_key(&k)
         {
             return Ok(());
         }
     }
+    Ok(())
 }
 
 pub fn run(args: TopArgs) -> ExitCode {
