@@ -142,88 +142,96 @@ fn once_prints_the_table_of_a_live_run() {
     assert!(String::from_utf8_lossy(&dead.stderr).contains("cannot reach"));
 }
 
-/// Runs `squall top` inside `script` (a pseudo-terminal), waits for the table, sends
-/// `key`, and expects a clean exit.
-fn quits_on(key: &[u8]) {
-    let s = serve_topology(
-        "topologies/trending-hashtags.toml",
-        &["--set", "spouts.source.rate=500", "--duration", "120s"],
-    );
-    let cmd = format!(
-        "{} top --url http://{}",
-        env!("CARGO_BIN_EXE_squall"),
-        s.addr
-    );
-    let dir = std::env::temp_dir().join(format!("squall-top-{}-{}", std::process::id(), key[0]));
-    let log = dir.with_extension("log");
-    let mut child = Command::new("script")
-        .args(["-q", "-f", "-e", "-c", &cmd])
-        .arg(&log)
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("`script` (util-linux) runs");
-    wait_for("the table on the terminal", Duration::from_secs(30), || {
-        let seen = std::fs::read_to_string(&log).unwrap_or_default();
-        seen.contains("COMPONENT").then_some(())
-    });
-    let mut stdin = child.stdin.take().expect("stdin");
+/// `squall top` against a live run, inside `script` (a pseudo-terminal), with its table
+/// on the screen.
+struct LiveView {
+    /// The run it watches (stopped when dropped).
+    _run: http_support::Served,
+    /// The `squall top` command line `script` runs.
+    cmd: String,
+    script: std::process::Child,
+    /// What the terminal showed.
+    log: std::path::PathBuf,
+}
+
+impl LiveView {
+    fn start(tag: &str) -> LiveView {
+        let run = serve_topology(
+            "topologies/trending-hashtags.toml",
+            &["--set", "spouts.source.rate=500", "--duration", "120s"],
+        );
+        let cmd = format!(
+            "{} top --url http://{}",
+            env!("CARGO_BIN_EXE_squall"),
+            run.addr
+        );
+        let log = std::env::temp_dir().join(format!("squall-top-{}-{tag}.log", std::process::id()));
+        let script = Command::new("script")
+            .args(["-q", "-f", "-e", "-c", &cmd])
+            .arg(&log)
+            .env("TERM", "xterm")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("`script` (util-linux) runs");
+        wait_for("the table on the terminal", Duration::from_secs(30), || {
+            let seen = std::fs::read_to_string(&log).unwrap_or_default();
+            seen.contains("COMPONENT").then_some(())
+        });
+        LiveView {
+            _run: run,
+            cmd,
+            script,
+            log,
+        }
+    }
+
+    /// Waits for `squall top` to exit (at most 15 s); its status and what the terminal
+    /// showed.
+    fn wait_exit(mut self, after: &str) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(st) = self.script.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.script.kill();
+                panic!("squall top did not quit on {after} within 15 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let seen = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.log);
+        (status, seen)
+    }
+}
+
+/// Sends `key` to the live view and expects a clean exit.
+fn quits_on(key: &[u8], tag: &str) {
+    let mut view = LiveView::start(tag);
+    let mut stdin = view.script.stdin.take().expect("stdin");
     stdin.write_all(key).expect("send key");
     stdin.flush().ok();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("squall top did not quit on {key:?} within 15 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let _ = std::fs::remove_file(&log);
+    let (status, _) = view.wait_exit(&format!("{key:?}"));
     assert!(status.success(), "squall top exited with {status:?}");
 }
 
 #[test]
 fn the_live_view_quits_on_q() {
-    quits_on(b"q");
+    quits_on(b"q", "q");
 }
 
 #[test]
 fn the_live_view_quits_on_ctrl_c() {
-    quits_on(b"\x03");
+    quits_on(b"\x03", "ctrl-c");
 }
 
 /// SIGTERM (as `kill` or a service manager sends) ends the live view with the terminal
 /// restored: the alternate screen is left and the cursor shown again.
 #[test]
 fn the_live_view_restores_the_terminal_on_sigterm() {
-    let s = serve_topology(
-        "topologies/trending-hashtags.toml",
-        &["--set", "spouts.source.rate=500", "--duration", "120s"],
-    );
-    let cmd = format!(
-        "{} top --url http://{}",
-        env!("CARGO_BIN_EXE_squall"),
-        s.addr
-    );
-    let log = std::env::temp_dir().join(format!("squall-top-{}-term.log", std::process::id()));
-    let mut child = Command::new("script")
-        .args(["-q", "-f", "-e", "-c", &cmd])
-        .arg(&log)
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("`script` (util-linux) runs");
-    wait_for("the table on the terminal", Duration::from_secs(30), || {
-        let seen = std::fs::read_to_string(&log).unwrap_or_default();
-        seen.contains("COMPONENT").then_some(())
-    });
+    let view = LiveView::start("term");
     // `squall top` runs under `script`: find it by its command line.
     let top_pid = std::fs::read_dir("/proc")
         .expect("/proc")
@@ -231,7 +239,7 @@ fn the_live_view_restores_the_terminal_on_sigterm() {
         .find(|pid| {
             let line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let line = String::from_utf8_lossy(&line).replace('\0', " ");
-            line.trim_end() == cmd
+            line.trim_end() == view.cmd
         })
         .expect("the squall top process");
     let killed = Command::new("sh")
@@ -239,19 +247,7 @@ fn the_live_view_restores_the_terminal_on_sigterm() {
         .status()
         .expect("run kill");
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("squall top did not quit on SIGTERM within 15 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let seen = std::fs::read_to_string(&log).unwrap_or_default();
-    let _ = std::fs::remove_file(&log);
+    let (status, seen) = view.wait_exit("SIGTERM");
     assert!(status.success(), "squall top exited with {status:?}");
     let table = seen.rfind("COMPONENT").unwrap_or(0);
     let rest = &seen[table..];
