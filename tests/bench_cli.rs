@@ -34,6 +34,8 @@ fn bench_both_modes_write_json_markdown_and_chart() {
             "spouts.source.limit=0",
             "--max-batch",
             "20000",
+            "--stall-probe",
+            "200ms",
         ],
         TIMEOUT,
     );
@@ -65,6 +67,26 @@ fn bench_both_modes_write_json_markdown_and_chart() {
         .collect();
     assert_eq!(command.get(1), Some(&"bench"), "{command:?}");
     assert!(command.contains(&"2000,max"), "{command:?}");
+    // The machine's stalls, probed before and after the points.
+    for when in ["stalls_before", "stalls_after"] {
+        assert_eq!(
+            field_u64(&bench, &format!("{when}.threads")),
+            field_u64(&bench, "machine.cores")
+        );
+        assert!(num(&bench, &format!("{when}.seconds")) >= 0.2, "{bench}");
+        let (over1, over5) = (
+            field_u64(&bench, &format!("{when}.stalls_over_1ms")),
+            field_u64(&bench, &format!("{when}.stalls_over_5ms")),
+        );
+        assert!(over5 <= over1, "{bench}");
+        assert!(num(&bench, &format!("{when}.lost_ms_per_s")) >= 0.0);
+        assert!(num(&bench, &format!("{when}.longest_ms")) > 0.0, "{bench}");
+    }
+    assert!(
+        run.stderr.contains("machine stalls before the points"),
+        "{}",
+        run.stderr
+    );
 
     let points = field(&bench, "points").as_array().expect("points array");
     assert_eq!(points.len(), 4, "{bench}");
@@ -123,6 +145,7 @@ fn bench_both_modes_write_json_markdown_and_chart() {
         "{md}"
     );
     assert!(md.contains("bench") && md.contains("cores"), "{md}");
+    assert!(md.contains("Machine stalls after the points"), "{md}");
 
     let svg = std::fs::read_to_string(out.join("latency.svg")).expect("latency.svg");
     assert!(svg.starts_with("<svg"), "not an SVG");

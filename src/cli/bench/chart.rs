@@ -219,6 +219,8 @@ mod tests {
                 os: "y".into(),
             },
             command: vec![],
+            stalls_before: None,
+            stalls_after: None,
             points: vec![
                 point("event", 1000.0, 100.0, 500.0, true),
                 point("event", 2000.0, 150.0, 900.0, true),
@@ -251,6 +253,8 @@ mod tests {
                 os: "y".into(),
             },
             command: vec![],
+            stalls_before: None,
+            stalls_after: None,
             points: vec![point("event", 0.0, 0.0, 0.0, false)],
         };
         let r = draw(&bench, &path);

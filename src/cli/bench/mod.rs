@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod run;
+pub mod stalls;
 pub mod table;
 
 use std::fmt;
@@ -43,6 +44,10 @@ pub struct BenchArgs {
     /// Micro-batch mode: the most tuples in one batch, passed to the runs.
     #[arg(long)]
     pub max_batch: Option<u64>,
+    /// Before and after the points, spin one thread per core this long and count the
+    /// stalls the machine imposes (time a running thread did not run); 0s skips it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    pub stall_probe: Duration,
 }
 
 /// An execution mode of `squall topology run`.
@@ -233,6 +238,8 @@ pub struct Plan {
     pub sets: Vec<String>,
     pub batch_interval: Option<Duration>,
     pub max_batch: Option<u64>,
+    /// How long each stall probe spins (zero: no probe).
+    pub stall_probe: Duration,
 }
 
 impl Plan {
@@ -272,6 +279,7 @@ impl Plan {
             sets: args.set,
             batch_interval: args.batch_interval,
             max_batch: args.max_batch,
+            stall_probe: args.stall_probe,
         })
     }
 }
@@ -321,14 +329,19 @@ pub fn bench(plan: &Plan, argv: Vec<String>) -> Result<table::Bench, BenchError>
         source,
     })?;
     let exe = std::env::current_exe().map_err(BenchError::CurrentExe)?;
+    let machine = table::Machine::detect();
+    let stalls_before = probe_stalls(plan, machine.cores, "before");
     let points = run::run_all(&exe, plan);
+    let stalls_after = probe_stalls(plan, machine.cores, "after");
     let b = table::Bench {
         topology: plan.topology.clone(),
         file: plan.file.display().to_string(),
         duration_s: plan.duration.as_secs_f64(),
-        machine: table::Machine::detect(),
+        machine,
         command: argv,
         points,
+        stalls_before,
+        stalls_after,
     };
     write(
         &plan.out.join("bench.json"),
@@ -341,6 +354,21 @@ pub fn bench(plan: &Plan, argv: Vec<String>) -> Result<table::Bench, BenchError>
         message: e.to_string(),
     })?;
     Ok(b)
+}
+
+/// Runs the stall probe (unless `--stall-probe 0s`), with a progress line.
+fn probe_stalls(plan: &Plan, cores: usize, when: &str) -> Option<stalls::Stalls> {
+    if plan.stall_probe.is_zero() {
+        return None;
+    }
+    let s = stalls::probe(cores, plan.stall_probe);
+    eprintln!(
+        "squall bench: machine stalls {when} the points ({} threads spinning {}): {}",
+        s.threads,
+        humantime::format_duration(plan.stall_probe),
+        s.summary()
+    );
+    Some(s)
 }
 
 fn write(path: &Path, text: String) -> Result<(), BenchError> {

@@ -206,6 +206,7 @@ mod tests {
             sets: vec!["config.acking=true".into()],
             batch_interval: Some(Duration::from_millis(100)),
             max_batch: Some(5000),
+            stall_probe: Duration::ZERO,
         }
     }
 

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::stalls::Stalls;
 use super::{Mode, Rate};
 
 /// Complete-latency percentiles in microseconds (as in the run report).
@@ -199,6 +200,12 @@ pub struct Bench {
     /// The exact argv of the `squall bench` command.
     pub command: Vec<String>,
     pub points: Vec<Point>,
+    /// What the stall probe saw before the first point and after the last (`null` with
+    /// `--stall-probe 0s`).
+    #[serde(default)]
+    pub stalls_before: Option<Stalls>,
+    #[serde(default)]
+    pub stalls_after: Option<Stalls>,
 }
 
 /// Quotes one argument for a shell command line when it needs it.
@@ -257,6 +264,17 @@ pub fn markdown(b: &Bench) -> String {
         "Machine: {} cores, {}, {}. File: `{}`; {} s per point.\n",
         b.machine.cores, b.machine.cpu_model, b.machine.os, b.file, b.duration_s
     );
+    for (when, st) in [("before", &b.stalls_before), ("after", &b.stalls_after)] {
+        if let Some(st) = st {
+            let _ = writeln!(
+                s,
+                "Machine stalls {when} the points ({} threads spinning {} s): {}.\n",
+                st.threads,
+                st.seconds.round(),
+                st.summary()
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "Complete latency (from each tuple's intended send time to its ack) in ms; \
@@ -345,6 +363,15 @@ mod tests {
                 "config.name=a b".into(),
             ],
             points,
+            stalls_before: Some(Stalls {
+                threads: 2,
+                seconds: 3.0,
+                stalls_over_1ms: 7,
+                stalls_over_5ms: 2,
+                lost_ms_per_s: 4.25,
+                longest_ms: 9.43,
+            }),
+            stalls_after: None,
         }
     }
 
@@ -396,6 +423,13 @@ mod tests {
             md.contains("squall bench topologies/trending-hashtags.toml --set 'config.name=a b'")
         );
         assert!(md.contains("2 cores, Test CPU, linux 6.1"));
+        assert!(
+            md.contains(
+                "Machine stalls before the points (2 threads spinning 3 s): 7 stalls over 1 ms (2 over 5 ms), 4.2 ms lost per second, longest 9.4 ms.\n"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("stalls after"), "{md}");
         assert!(
             md.contains(
                 "- microbatch at 10000: the run exited with exit status: 2 (stderr in x.log): error: unexpected argument '--mode'\n"
