@@ -125,6 +125,9 @@ pub enum Column {
     StrList(StrListColumn),
     /// Any values (the general case).
     Any(Vec<Value>),
+    /// This many rows, every one null: a field no consumer reads, which the source left
+    /// out (projection, see [`TaskContext::read_fields`](crate::component::TaskContext::read_fields)).
+    Null(usize),
 }
 
 impl Column {
@@ -134,6 +137,7 @@ impl Column {
             Column::Str(c) => c.len(),
             Column::StrList(c) => c.len(),
             Column::Any(v) => v.len(),
+            Column::Null(n) => *n,
         }
     }
 
@@ -160,6 +164,7 @@ impl Column {
                     .into(),
             ),
             Column::Any(v) => v[i].clone(),
+            Column::Null(_) => Value::Null,
         }
     }
 
@@ -173,6 +178,7 @@ impl Column {
             }
             Column::StrList(_) => Column::StrList(StrListColumn::with_capacity(rows)),
             Column::Any(_) => Column::Any(Vec::with_capacity(rows)),
+            Column::Null(_) => Column::Null(0),
         }
     }
 
@@ -188,6 +194,7 @@ impl Column {
                 a.end_row();
             }
             (Column::Any(a), Column::Any(b)) => a.push(b[i].clone()),
+            (Column::Null(a), Column::Null(_)) => *a += 1,
             // Same kinds by construction (`empty_like`).
             (a, b) => {
                 let v = b.value(i);
@@ -525,6 +532,24 @@ mod tests {
             .map(|p| (0..p.rows()).map(|i| p.row(i)[0].to_string()).collect())
             .collect();
         assert_eq!(got, [vec!["a", "c", "e"], vec!["b", "d"]]);
+    }
+
+    #[test]
+    fn a_null_column_is_null_in_every_row_and_partitions_like_the_others() {
+        let cols = Columns::new(vec![words(&["a", "b", "c"]), Column::Null(3)])
+            .and_then(|c| c.for_test("src", Fields::new(["w", "unread"])))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cols.row(1), crate::values!["b", Value::Null]);
+        let parts = cols.partition(2, |i| i % 2);
+        assert_eq!(parts.iter().map(Columns::rows).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(parts[1].row(0), crate::values!["b", Value::Null]);
+        assert!(Columns::new(vec![words(&["a"]), Column::Null(2)]).is_err());
+        // Hashed as the tuple path hashes a null.
+        let row = cols.row(0);
+        assert_eq!(
+            cols.hash_fields(0, &[1]),
+            crate::runtime::outbox::hash_fields(&row, &[1])
+        );
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub struct TaskContext {
     pub(crate) topk: crate::runtime::metrics::TopkBoard,
     pub(crate) control: Option<Arc<crate::runtime::control::RunControl>>,
     pub(crate) state: Option<Arc<crate::state::TaskState>>,
+    pub(crate) read_fields: Option<Arc<[String]>>,
 }
 
 impl TaskContext {
@@ -120,6 +121,14 @@ impl TaskContext {
             .get(component)
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// The fields of this component's default stream that some subscriber reads (the
+    /// fields its bolts name in [`Bolt::input_fields`] and its fields groupings), or
+    /// `None` when any of them may be read. A source may emit the other fields as null
+    /// and skip the work of building them: no one will look at them.
+    pub fn read_fields(&self) -> Option<&[String]> {
+        self.read_fields.as_deref()
     }
 
     /// How many tasks send to this task (over all its inputs).
@@ -263,6 +272,14 @@ pub trait Bolt: Send + 'static {
 
     fn ack_mode(&self) -> AckMode {
         AckMode::Auto
+    }
+
+    /// The input fields this bolt reads, by name; `None` (the default) when it may read
+    /// any. When every subscriber of a stream names what it reads, the source may leave
+    /// the other fields null and skip building them (projection, as in Flink's projection
+    /// push-down; see [`TaskContext::read_fields`]).
+    fn input_fields(&self) -> Option<Vec<String>> {
+        None
     }
 
     /// Asks for a tick every this long (windows, periodic flushes).

@@ -57,6 +57,7 @@ impl BoltHarness {
             topk: TopkBoard::default(),
             control: None,
             state: None,
+            read_fields: None,
         };
         if let Err(e) = bolt.prepare(&ctx) {
             panic!("prepare failed: {e}");

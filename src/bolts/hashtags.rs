@@ -46,6 +46,11 @@ impl Bolt for HashtagsBolt {
         true
     }
 
+    /// The first of these the input has (see `execute`).
+    fn input_fields(&self) -> Option<Vec<String>> {
+        Some(["hashtags", "word", "text"].map(String::from).to_vec())
+    }
+
     /// Micro-batch mode: the hashtags of a chunk of rows, as one column (the same
     /// fields, in the same order of preference, as `execute`).
     fn execute_columns(

@@ -60,6 +60,10 @@ impl Bolt for TokenizeBolt {
         true
     }
 
+    fn input_fields(&self) -> Option<Vec<String>> {
+        Some(vec![self.cfg.field.clone()])
+    }
+
     /// Micro-batch mode: the words of a chunk of texts, as one column.
     fn execute_columns(
         &mut self,

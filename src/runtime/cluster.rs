@@ -251,6 +251,8 @@ pub(super) struct Plan {
     pub(super) inbox_tx: HashMap<u32, mpsc::Sender<Envelope>>,
     pub(super) inbox_rx: HashMap<u32, SharedRx<Envelope>>,
     pub(super) expected_ends: HashMap<u32, usize>,
+    /// Component → the fields of its default stream that its subscribers read.
+    pub(super) read_fields: HashMap<String, Arc<[String]>>,
     /// Chained bolt → the bolt whose task runs it.
     pub(super) chained: HashMap<String, String>,
 }
@@ -339,7 +341,16 @@ impl Plan {
                 }
             }
         }
+        let read_fields = topology
+            .components()
+            .iter()
+            .filter_map(|c| {
+                let f = topology.read_fields(&c.name, crate::tuple::DEFAULT_STREAM)?;
+                Some((c.name.clone(), f.into()))
+            })
+            .collect();
         Plan {
+            read_fields,
             chained,
             task_count: seq,
             metrics,
@@ -454,6 +465,7 @@ impl Plan {
             topk: self.metrics.topk.clone(),
             control: Some(control.clone()),
             state: None,
+            read_fields: self.read_fields.get(comp).cloned(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::pacer::Pacer;
-use super::tweet_fields::{TweetColumns, tweet_fields, tweet_values};
+use super::tweet_fields::{TweetColumns, TweetProjection, generated_values, tweet_fields};
 use crate::batch::{BatchCut, BatchInfo, TransactionalSpout};
 use crate::columns::{CHUNK_ROWS, ColumnChunks};
 use crate::component::{
@@ -113,6 +113,8 @@ pub struct GeneratorSpout {
     step: u64,
     replay: VecDeque<u64>,
     pacer: Option<Pacer>,
+    /// The fields built (those the consumers read).
+    keep: TweetProjection,
 }
 
 impl GeneratorSpout {
@@ -124,6 +126,7 @@ impl GeneratorSpout {
             step: 1,
             replay: VecDeque::new(),
             pacer: None,
+            keep: TweetProjection::ALL,
         }
     }
 
@@ -131,7 +134,8 @@ impl GeneratorSpout {
         let Some(g) = &self.generator else {
             return false;
         };
-        out.emit(tweet_values(g.tweet_at(seq)), Some(seq)).is_ok()
+        out.emit(generated_values(g, seq, self.keep), Some(seq))
+            .is_ok()
     }
 
     /// Emits `seq`, due at `due` (paced): latency counts from when it should have left.
@@ -139,7 +143,7 @@ impl GeneratorSpout {
         let Some(g) = &self.generator else {
             return false;
         };
-        let values = tweet_values(g.tweet_at(seq));
+        let values = generated_values(g, seq, self.keep);
         match due {
             Some(at) => out.emit_at(values, Some(seq), at).is_ok(),
             None => out.emit(values, Some(seq)).is_ok(),
@@ -222,7 +226,7 @@ impl GeneratorSpout {
         while k < n {
             let rows = (n - k).min(CHUNK_ROWS as u64);
             let now = Instant::now();
-            let mut cols = TweetColumns::with_capacity(rows as usize, g);
+            let mut cols = TweetColumns::with_capacity(rows as usize, g, self.keep);
             for j in k..k + rows {
                 cols.push(g, from + j * self.step);
                 out.due.push(due(j).unwrap_or(now));
@@ -316,6 +320,8 @@ impl Spout for GeneratorSpout {
         self.next_seq = ctx.task_index() as u64 + 1;
         self.step = ctx.parallelism() as u64;
         self.pacer = Pacer::new(self.cfg.rate / ctx.parallelism() as f64);
+        // Fields no consumer reads are emitted as null, and not built.
+        self.keep = TweetProjection::of(ctx.read_fields());
         Ok(())
     }
 

@@ -4,6 +4,7 @@ mod builder;
 mod error;
 pub mod file;
 mod grouping;
+mod projection;
 
 pub use builder::{
     BoltDeclarer, BoltFactory, ComponentDef, ComponentKind, SpoutFactory, Topology, TopologyBuilder,
