@@ -232,6 +232,67 @@ fn multi_anchored_tuple_holds_both_roots_until_acked() {
     assert_component(&summary.metrics, "gate", gate_expect(N / 2));
 }
 
+/// A chained stage's tuples carry no edges of their own (see `outbox::anchor_local`):
+/// the tree must still wait for what the chained stage sent on, and complete once that
+/// is acked.
+#[test]
+fn a_tree_through_a_chained_stage_completes_only_with_its_remote_descendants() {
+    const N: u64 = 300;
+    let spout = CountingSpout::new(N);
+    let mid = RecordingBolt::forwarder();
+    let chained = RecordingBolt::forwarder();
+    let gate = Gate::new();
+    let mut b = TopologyBuilder::new("chained-tree");
+    b.spout("spout", spout.clone(), 1);
+    b.bolt("mid", mid.clone(), 2).shuffle("spout");
+    // Runs inside the `mid` tasks (local_or_shuffle, same parallelism, sole reader).
+    b.bolt("chained", chained.clone(), 2)
+        .local_or_shuffle("mid");
+    b.bolt("gate", gate.clone(), 1).shuffle("chained");
+    let cfg = Config {
+        batch_size: 16,
+        ..test_config()
+    };
+    let running = squall::LocalCluster::submit(b.build().unwrap(), cfg).unwrap();
+
+    assert!(
+        wait_until(LIMIT, || gate.received.load(Ordering::SeqCst) == N),
+        "gate received {} of {N}",
+        gate.received.load(Ordering::SeqCst)
+    );
+    // Every tuple went through `mid` and `chained`, which acked it; only the gate's held
+    // tuples keep the trees open. Give a wrongly completed tree time to reach the spout.
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        let log = spout.log();
+        assert!(
+            log.acked.is_empty(),
+            "{} roots acked while their descendant beyond the chain is held, e.g. {:?}",
+            log.acked.len(),
+            &log.acked[..log.acked.len().min(10)]
+        );
+        assert!(log.failed.is_empty());
+    }
+    gate.release.store(true, Ordering::SeqCst);
+    assert!(running.wait_finished(LIMIT), "did not finish after release");
+    let summary = running.join().unwrap();
+    let log = spout.log();
+    log.assert_each_acked_once(N);
+    assert!(log.failed.is_empty());
+    assert_component(&summary.metrics, "spout", Expect::clean_spout(N));
+    for name in ["mid", "chained"] {
+        assert_component(
+            &summary.metrics,
+            name,
+            Expect {
+                emitted: Some(N),
+                ..Expect::clean_bolt(N)
+            },
+        );
+    }
+    assert_component(&summary.metrics, "gate", gate_expect(N));
+}
+
 /// Fails the first joined tuple that contains a given `n`; acks the rest.
 #[derive(Clone)]
 struct FailFirstSeen {
