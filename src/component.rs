@@ -89,6 +89,29 @@ pub struct TaskContext {
     pub(crate) control: Option<Arc<crate::runtime::control::RunControl>>,
     pub(crate) state: Option<Arc<crate::state::TaskState>>,
     pub(crate) read_fields: Option<Arc<[String]>>,
+    pub(crate) output_filter: Option<InputFilter>,
+}
+
+/// A test a bolt applies to one string field of each input before doing anything else:
+/// inputs that fail it are ignored (nothing emitted, no state changed). A bolt declares it
+/// with [`Bolt::input_filter`] so that its source can leave such rows out altogether
+/// (filter push-down; see [`TaskContext::output_filter`]).
+#[derive(Clone, Copy, Debug)]
+pub struct InputFilter {
+    /// The field tested.
+    pub field: &'static str,
+    /// Names the test: sources only skip rows when every subscriber names the same test
+    /// of the same field.
+    pub name: &'static str,
+    /// `true` for the values the bolt uses.
+    pub keep: fn(&str) -> bool,
+}
+
+impl InputFilter {
+    /// Whether `other` is the same test of the same field.
+    pub fn same_as(&self, other: &InputFilter) -> bool {
+        self.field == other.field && self.name == other.name
+    }
 }
 
 impl TaskContext {
@@ -129,6 +152,13 @@ impl TaskContext {
     /// and skip the work of building them: no one will look at them.
     pub fn read_fields(&self) -> Option<&[String]> {
         self.read_fields.as_deref()
+    }
+
+    /// The test every subscriber of this component's default stream applies to one of
+    /// its fields ([`Bolt::input_filter`]), or `None`. A source may leave out the rows
+    /// that fail it: every subscriber would ignore them.
+    pub fn output_filter(&self) -> Option<InputFilter> {
+        self.output_filter
     }
 
     /// How many tasks send to this task (over all its inputs).
@@ -279,6 +309,15 @@ pub trait Bolt: Send + 'static {
     /// the other fields null and skip building them (projection, as in Flink's projection
     /// push-down; see [`TaskContext::read_fields`]).
     fn input_fields(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// The test this bolt applies to a field of its input before any work (inputs that
+    /// fail it are ignored), given the fields of the stream it subscribes to; `None` (the
+    /// default) when it uses every input. When every subscriber of a stream declares the
+    /// same test, the source may leave failing rows out (filter push-down; see
+    /// [`TaskContext::output_filter`]).
+    fn input_filter(&self, _input: &Fields) -> Option<InputFilter> {
         None
     }
 

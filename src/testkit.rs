@@ -27,7 +27,17 @@ pub struct BoltHarness {
 impl BoltHarness {
     /// A harness for `bolt`, whose input tuples have `input` fields. Everything the bolt
     /// emits on its default stream is collected.
-    pub fn new(mut bolt: Box<dyn Bolt>, input: Fields) -> Self {
+    pub fn new(bolt: Box<dyn Bolt>, input: Fields) -> Self {
+        Self::with_output_filter(bolt, input, None)
+    }
+
+    /// As [`new`](Self::new), the bolt told that every subscriber applies `filter` to
+    /// its output ([`TaskContext::output_filter`], filter push-down).
+    pub fn with_output_filter(
+        mut bolt: Box<dyn Bolt>,
+        input: Fields,
+        filter: Option<crate::component::InputFilter>,
+    ) -> Self {
         let mut decl = OutputDeclarer::default();
         bolt.declare_outputs(&mut decl);
         let (tx, rx) = mpsc::channel(1 << 20);
@@ -58,6 +68,7 @@ impl BoltHarness {
             control: None,
             state: None,
             read_fields: None,
+            output_filter: filter,
         };
         if let Err(e) = bolt.prepare(&ctx) {
             panic!("prepare failed: {e}");
@@ -119,6 +130,31 @@ impl BoltHarness {
         Ok(self.drain())
     }
 
+    /// Gives the bolt `inputs` as one chunk of columns (micro-batch mode's
+    /// `execute_columns`) and returns the rows it emits, or `None` when it takes no
+    /// columns. Panics (it is a test helper) if the rows do not fit the input fields.
+    pub fn execute_columns(
+        &mut self,
+        inputs: &[Values],
+    ) -> Option<Result<Vec<Values>, crate::ComponentError>> {
+        let chunk = match Columns::from_rows(self.input.len(), inputs)
+            .for_test("upstream", self.input.clone())
+        {
+            Ok(c) => c,
+            Err(e) => panic!("bad input rows: {e}"),
+        };
+        let batch = BatchInfo {
+            txid: 1,
+            time_ms: 0,
+            replay: false,
+        };
+        Some(
+            self.bolt
+                .execute_columns(&batch, &chunk)?
+                .map(|out| (0..out.rows()).map(|i| out.row(i)).collect()),
+        )
+    }
+
     /// Delivers a tick tuple.
     pub fn tick(&mut self) -> Result<Vec<Values>, crate::ComponentError> {
         self.run(|b, out| b.tick(out))?;
@@ -166,18 +202,8 @@ pub fn run_bolt_columns<C: BoltConfig>(
         Ok(f) => f,
         Err(e) => panic!("build failed: {e}"),
     };
-    let mut h = BoltHarness::new(factory(), input.clone());
-    let chunk = match Columns::from_rows(input.len(), inputs).for_test("upstream", input) {
-        Ok(c) => c,
-        Err(e) => panic!("bad input rows: {e}"),
-    };
-    let batch = BatchInfo {
-        txid: 1,
-        time_ms: 0,
-        replay: false,
-    };
-    match h.bolt.execute_columns(&batch, &chunk)? {
-        Ok(out) => Some((0..out.rows()).map(|i| out.row(i)).collect()),
+    match BoltHarness::new(factory(), input).execute_columns(inputs)? {
+        Ok(out) => Some(out),
         Err(e) => panic!("execute_columns failed: {e}"),
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchInfo;
 use crate::columns::{Column, Columns, StrColumn};
-use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer};
+use crate::component::{Bolt, ComponentError, ComponentResult, InputFilter, OutputDeclarer};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::text::hashtags::{
@@ -49,6 +49,16 @@ impl Bolt for HashtagsBolt {
     /// The first of these the input has (see `execute`).
     fn input_fields(&self) -> Option<Vec<String>> {
         Some(["hashtags", "word", "text"].map(String::from).to_vec())
+    }
+
+    /// Reading `word` tokens (the input has no `hashtags` entities), only `#word`
+    /// tokens give a hashtag: the others can be left out upstream.
+    fn input_filter(&self, input: &Fields) -> Option<InputFilter> {
+        (input.contains("word") && !input.contains("hashtags")).then_some(InputFilter {
+            field: "word",
+            name: "hashtag_token",
+            keep: is_hashtag_token,
+        })
     }
 
     /// Micro-batch mode: the hashtags of a chunk of rows, as one column (the same

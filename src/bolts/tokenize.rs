@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchInfo;
 use crate::columns::{Column, Columns, StrColumn};
-use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer};
+use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
-use crate::text::tokenize::{tokenize, tokenize_reusing};
+use crate::text::tokenize::tokenize_reusing;
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple};
 
@@ -41,7 +41,10 @@ impl BoltConfig for TokenizeConfig {
     fn build(&self) -> Result<BoltFactory, BuildError> {
         let cfg = self.clone();
         Ok(Arc::new(move || {
-            Box::new(TokenizeBolt { cfg: cfg.clone() })
+            Box::new(TokenizeBolt {
+                cfg: cfg.clone(),
+                keep: None,
+            })
         }))
     }
 }
@@ -49,6 +52,23 @@ impl BoltConfig for TokenizeConfig {
 #[derive(Clone)]
 pub struct TokenizeBolt {
     cfg: TokenizeConfig,
+    /// The test every subscriber applies to `word` (filter push-down): words failing it
+    /// are not emitted.
+    keep: Option<fn(&str) -> bool>,
+}
+
+impl TokenizeBolt {
+    /// Calls `f` with each word of `text` that some subscriber uses.
+    fn words(&self, text: &str, buf: &mut String, mut f: impl FnMut(&str)) {
+        match self.keep {
+            None => tokenize_reusing(text, self.cfg.lowercase, buf, f),
+            Some(keep) => tokenize_reusing(text, self.cfg.lowercase, buf, |w| {
+                if keep(w) {
+                    f(w)
+                }
+            }),
+        }
+    }
 }
 
 impl Bolt for TokenizeBolt {
@@ -64,6 +84,14 @@ impl Bolt for TokenizeBolt {
         Some(vec![self.cfg.field.clone()])
     }
 
+    fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
+        self.keep = ctx
+            .output_filter()
+            .filter(|f| f.field == "word")
+            .map(|f| f.keep);
+        Ok(())
+    }
+
     /// Micro-batch mode: the words of a chunk of texts, as one column.
     fn execute_columns(
         &mut self,
@@ -75,7 +103,7 @@ impl Bolt for TokenizeBolt {
         let mut words = StrColumn::with_capacity(texts.bytes() / 8 + 1, texts.bytes());
         let mut buf = String::new();
         for text in texts.iter() {
-            tokenize_reusing(text, self.cfg.lowercase, &mut buf, |w| words.push(w));
+            self.words(text, &mut buf, |w| words.push(w));
         }
         Some(Ok(Columns::single(Column::Str(words))))
     }
@@ -91,7 +119,8 @@ impl Bolt for TokenizeBolt {
             .into());
         };
         let mut res = Ok(());
-        tokenize(text, self.cfg.lowercase, |w| {
+        let mut buf = String::new();
+        self.words(text, &mut buf, |w| {
             if res.is_ok() {
                 res = out.emit(crate::values![w]);
             }
@@ -137,5 +166,45 @@ mod tests {
             &[crate::values![1]],
         );
         assert!(ints.is_none());
+    }
+
+    /// When every subscriber only uses `#word` tokens (hashtags on a `word` stream), only
+    /// those are emitted, by both paths, and they are the ones the subscriber would use.
+    #[test]
+    fn only_words_every_subscriber_uses_are_emitted() {
+        use crate::bolts::hashtags::HashtagsConfig;
+        use crate::registry::BoltConfig;
+        use crate::testkit::BoltHarness;
+        let hashtags = HashtagsConfig {}.build().unwrap_or_else(|e| panic!("{e}"))();
+        let filter = hashtags.input_filter(&Fields::new(["word"]));
+        assert!(filter.is_some());
+        let tokenize = || {
+            super::TokenizeConfig::default()
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"))()
+        };
+        let texts = ["Hello, #Rust @Bob! #", "naïve ＃Ünï #ok# a#b", ""];
+        let rows: Vec<_> = texts.iter().map(|t| crate::values![*t]).collect();
+        let mut h = BoltHarness::with_output_filter(tokenize(), Fields::new(["text"]), filter);
+        let mut tuples = Vec::new();
+        for r in &rows {
+            tuples.extend(h.execute(r.clone()).unwrap_or_else(|e| panic!("{e}")));
+        }
+        let words: Vec<String> = tuples.iter().map(|v| v[0].to_string()).collect();
+        assert_eq!(words, ["#rust", "＃ünï", "#ok"]);
+        let columns = h
+            .execute_columns(&rows)
+            .unwrap_or_else(|| panic!("no columnar path"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(columns, tuples);
+        // Unfiltered, hashtags gets the same hashtags from all the words.
+        let all = run_bolt(
+            &super::TokenizeConfig::default(),
+            Fields::new(["text"]),
+            rows,
+        );
+        let tags =
+            |ws: Vec<crate::tuple::Values>| run_bolt(&HashtagsConfig {}, Fields::new(["word"]), ws);
+        assert_eq!(tags(all), tags(tuples));
     }
 }

@@ -253,6 +253,8 @@ pub(super) struct Plan {
     pub(super) expected_ends: HashMap<u32, usize>,
     /// Component → the fields of its default stream that its subscribers read.
     pub(super) read_fields: HashMap<String, Arc<[String]>>,
+    /// Filter push-down: the test every subscriber applies, by component.
+    pub(super) output_filters: HashMap<String, crate::component::InputFilter>,
     /// Chained bolt → the bolt whose task runs it.
     pub(super) chained: HashMap<String, String>,
 }
@@ -349,8 +351,17 @@ impl Plan {
                 Some((c.name.clone(), f.into()))
             })
             .collect();
+        let output_filters = topology
+            .components()
+            .iter()
+            .filter_map(|c| {
+                let f = topology.output_filter(&c.name, crate::tuple::DEFAULT_STREAM)?;
+                Some((c.name.clone(), f))
+            })
+            .collect();
         Plan {
             read_fields,
+            output_filters,
             chained,
             task_count: seq,
             metrics,
@@ -466,6 +477,7 @@ impl Plan {
             control: Some(control.clone()),
             state: None,
             read_fields: self.read_fields.get(comp).cloned(),
+            output_filter: self.output_filters.get(comp).copied(),
         }
     }
 

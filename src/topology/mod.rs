@@ -3,6 +3,7 @@
 mod builder;
 mod error;
 pub mod file;
+mod filter_pushdown;
 mod grouping;
 mod projection;
 
