@@ -105,6 +105,10 @@ pub struct InputFilter {
     pub name: &'static str,
     /// `true` for the values the bolt uses.
     pub keep: fn(&str) -> bool,
+    /// Every value `keep` accepts starts with one of these characters (empty: the test
+    /// says nothing about the first character). A source may use it to skip, unread, the
+    /// parts of its input that cannot hold such a value.
+    pub first_chars: &'static [char],
 }
 
 impl InputFilter {

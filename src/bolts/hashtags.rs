@@ -14,6 +14,7 @@ use crate::text::hashtags::{
     for_each_hashtag, is_hashtag_token, normalize_entity_tag, normalize_hashtag,
     normalize_hashtag_into,
 };
+use crate::text::tokenize::FULLWIDTH_HASH;
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple, Value};
 
@@ -58,6 +59,7 @@ impl Bolt for HashtagsBolt {
             field: "word",
             name: "hashtag_token",
             keep: is_hashtag_token,
+            first_chars: &['#', FULLWIDTH_HASH],
         })
     }
 

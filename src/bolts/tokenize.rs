@@ -9,6 +9,7 @@ use crate::columns::{Column, Columns, StrColumn};
 use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
+use crate::text::prefixed_tokens::PrefixedTokens;
 use crate::text::tokenize::tokenize_reusing;
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple};
@@ -44,6 +45,7 @@ impl BoltConfig for TokenizeConfig {
             Box::new(TokenizeBolt {
                 cfg: cfg.clone(),
                 keep: None,
+                search: None,
             })
         }))
     }
@@ -55,18 +57,23 @@ pub struct TokenizeBolt {
     /// The test every subscriber applies to `word` (filter push-down): words failing it
     /// are not emitted.
     keep: Option<fn(&str) -> bool>,
+    /// When every word the filter keeps starts with one of a few characters: finds the
+    /// tokens starting with them without tokenizing the rest of the text.
+    search: Option<PrefixedTokens>,
 }
 
 impl TokenizeBolt {
     /// Calls `f` with each word of `text` that some subscriber uses.
     fn words(&self, text: &str, buf: &mut String, mut f: impl FnMut(&str)) {
-        match self.keep {
-            None => tokenize_reusing(text, self.cfg.lowercase, buf, f),
-            Some(keep) => tokenize_reusing(text, self.cfg.lowercase, buf, |w| {
-                if keep(w) {
-                    f(w)
-                }
-            }),
+        let keep = self.keep;
+        let kept = |w: &str| {
+            if keep.is_none_or(|keep| keep(w)) {
+                f(w)
+            }
+        };
+        match &self.search {
+            Some(search) => search.for_each(text, buf, kept),
+            None => tokenize_reusing(text, self.cfg.lowercase, buf, kept),
         }
     }
 }
@@ -85,10 +92,9 @@ impl Bolt for TokenizeBolt {
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
-        self.keep = ctx
-            .output_filter()
-            .filter(|f| f.field == "word")
-            .map(|f| f.keep);
+        let filter = ctx.output_filter().filter(|f| f.field == "word");
+        self.keep = filter.map(|f| f.keep);
+        self.search = filter.and_then(|f| PrefixedTokens::new(f.first_chars, self.cfg.lowercase));
         Ok(())
     }
 

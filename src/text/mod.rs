@@ -3,5 +3,6 @@
 
 pub mod generator;
 pub mod hashtags;
+pub mod prefixed_tokens;
 pub mod tokenize;
 pub mod tweet;

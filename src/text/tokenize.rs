@@ -140,6 +140,17 @@ pub fn token_spans(text: &str) -> TokenSpans<'_> {
     }
 }
 
+/// [`token_spans`] of a piece of a text, by the path the whole text takes (the ASCII fast
+/// path when `text_is_ascii`).
+pub(crate) fn token_spans_as(piece: &str, text_is_ascii: bool) -> TokenSpans<'_> {
+    TokenSpans {
+        text: piece,
+        pos: 0,
+        after_word: false,
+        ascii: text_is_ascii,
+    }
+}
+
 /// Raw (not lowercased) tokens as slices of `text`.
 pub fn tokens(text: &str) -> impl Iterator<Item = &str> + '_ {
     token_spans(text).filter_map(move |r| text.get(r))
@@ -386,13 +397,19 @@ pub fn tokenize_reusing(text: &str, lowercase: bool, buf: &mut String, mut f: im
         return;
     }
     for tok in tokens(text) {
-        if lowercase && needs_lowercasing(tok) {
-            buf.clear();
-            lowercase_into(tok, buf);
-            f(buf);
-        } else {
-            f(tok);
-        }
+        emit_token(tok, lowercase, buf, &mut f);
+    }
+}
+
+/// Calls `f` with `tok`, lowercased into `buf` if `lowercase` and it needs it.
+#[inline]
+pub(crate) fn emit_token(tok: &str, lowercase: bool, buf: &mut String, f: &mut impl FnMut(&str)) {
+    if lowercase && needs_lowercasing(tok) {
+        buf.clear();
+        lowercase_into(tok, buf);
+        f(buf);
+    } else {
+        f(tok);
     }
 }
 
