@@ -4,5 +4,6 @@
 pub mod generator;
 pub mod hashtags;
 pub mod prefixed_tokens;
+pub mod short_text;
 pub mod tokenize;
 pub mod tweet;
