@@ -72,6 +72,12 @@ impl StrColumn {
         })
     }
 
+    /// All values one after another, and where each ends in that text (so a search can
+    /// run over all of them at once).
+    pub fn joined(&self) -> (&str, &[usize]) {
+        (&self.arena, &self.ends)
+    }
+
     /// Bytes of all values together.
     pub fn bytes(&self) -> usize {
         self.arena.len()

@@ -63,11 +63,16 @@ pub struct TokenizeBolt {
 }
 
 impl TokenizeBolt {
+    /// Whether a subscriber uses word `w`.
+    #[inline]
+    fn keeps(&self, w: &str) -> bool {
+        self.keep.is_none_or(|keep| keep(w))
+    }
+
     /// Calls `f` with each word of `text` that some subscriber uses.
     fn words(&self, text: &str, buf: &mut String, mut f: impl FnMut(&str)) {
-        let keep = self.keep;
         let kept = |w: &str| {
-            if keep.is_none_or(|keep| keep(w)) {
+            if self.keeps(w) {
                 f(w)
             }
         };
@@ -108,8 +113,21 @@ impl Bolt for TokenizeBolt {
         // About one word per 8 bytes of text.
         let mut words = StrColumn::with_capacity(texts.bytes() / 8 + 1, texts.bytes());
         let mut buf = String::new();
-        for text in texts.iter() {
-            self.words(text, &mut buf, |w| words.push(w));
+        match &self.search {
+            // One search over all the texts.
+            Some(search) => {
+                let (joined, ends) = texts.joined();
+                search.for_each_joined(joined, ends, &mut buf, |w| {
+                    if self.keeps(w) {
+                        words.push(w)
+                    }
+                });
+            }
+            None => {
+                for text in texts.iter() {
+                    self.words(text, &mut buf, |w| words.push(w));
+                }
+            }
         }
         Some(Ok(Columns::single(Column::Str(words))))
     }

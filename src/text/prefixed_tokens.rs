@@ -64,32 +64,80 @@ impl PrefixedTokens {
     }
 
     /// Calls `f` with each token of `text` that starts with one of the characters, in
-    /// order: exactly those of [`super::tokenize::tokenize_reusing`] (lowercased alike, through `buf`).
-    pub fn for_each(&self, text: &str, buf: &mut String, mut f: impl FnMut(&str)) {
-        let bytes = text.as_bytes();
-        let ascii = text.is_ascii();
+    /// order: exactly those of [`super::tokenize::tokenize_reusing`] (lowercased alike,
+    /// through `buf`).
+    pub fn for_each(&self, text: &str, buf: &mut String, f: impl FnMut(&str)) {
+        self.for_each_joined(text, &[text.len()], buf, f);
+    }
+
+    /// [`Self::for_each`] over several texts stored one after another in `joined`, text
+    /// `k` ending at `ends[k]` (a [`crate::columns::StrColumn`]): one search over all of
+    /// them, the texts' tokens in order.
+    pub fn for_each_joined(
+        &self,
+        joined: &str,
+        ends: &[usize],
+        buf: &mut String,
+        mut f: impl FnMut(&str),
+    ) {
+        let bytes = joined.as_bytes();
+        // The text being searched: its index, start, and whether it is all ASCII.
+        let (mut k, mut text_start, mut ascii) = (0, 0, None);
         let mut from = 0;
         while let Some(at) = self.next_candidate(bytes, from) {
-            let start = bytes[from..at]
-                .iter()
-                .rposition(|&b| is_restart(b))
-                .map_or(from, |i| from + i + 1);
-            let end = bytes[at..]
-                .iter()
-                .position(|&b| is_restart(b))
-                .map_or(bytes.len(), |i| at + i);
-            // Both ends are next to ASCII bytes, so on char boundaries.
-            let Some(piece) = text.get(start..end) else {
+            while ends.get(k).is_some_and(|&end| end <= at) {
+                text_start = ends[k];
+                k += 1;
+                ascii = None;
+            }
+            let Some(text) = ends.get(k).and_then(|&end| joined.get(text_start..end)) else {
                 break;
             };
+            let ascii = *ascii.get_or_insert_with(|| text.is_ascii());
+            let end = self.piece_at(
+                text,
+                ascii,
+                from.max(text_start) - text_start,
+                at - text_start,
+                buf,
+                &mut f,
+            );
+            from = text_start + (end + 1).min(text.len());
+        }
+    }
+
+    /// Tokenizes the piece of `text` around the candidate byte `at` (searching back no
+    /// further than `from`) and gives `f` its tokens that start with one of the
+    /// characters; returns where the piece ends.
+    #[inline]
+    fn piece_at(
+        &self,
+        text: &str,
+        ascii: bool,
+        from: usize,
+        at: usize,
+        buf: &mut String,
+        f: &mut impl FnMut(&str),
+    ) -> usize {
+        let bytes = text.as_bytes();
+        let start = bytes[from..at]
+            .iter()
+            .rposition(|&b| is_restart(b))
+            .map_or(from, |i| from + i + 1);
+        let end = bytes[at..]
+            .iter()
+            .position(|&b| is_restart(b))
+            .map_or(bytes.len(), |i| at + i);
+        // Both ends are next to ASCII bytes (or the text's ends), so on char boundaries.
+        if let Some(piece) = text.get(start..end) {
             for span in token_spans_as(piece, ascii) {
                 let tok = &piece[span];
                 if tok.starts_with(self.chars) {
-                    emit_token(tok, self.lowercase, buf, &mut f);
+                    emit_token(tok, self.lowercase, buf, f);
                 }
             }
-            from = end + 1;
         }
+        end
     }
 }
 
@@ -168,6 +216,27 @@ mod tests {
             let at = PrefixedTokens::new(&['@'], lowercase).unwrap_or_else(|| panic!("searchable"));
             let (fast, slow) = both(&at, &text);
             proptest::prop_assert_eq!(fast, slow);
+        }
+
+        /// Searching texts joined (a column) finds each text's tokens, in order, as if
+        /// each were searched alone: no piece runs from one text into the next.
+        #[test]
+        fn joined_texts_give_each_texts_tokens(
+            texts in proptest::collection::vec("(#|＃|[#a-c ]|é|http://){0,6}", 0..8),
+        ) {
+            let p = PrefixedTokens::new(HASH, true).unwrap_or_else(|| panic!("searchable"));
+            let mut each = Vec::new();
+            for t in &texts {
+                p.for_each(t, &mut String::new(), |w| each.push(w.to_string()));
+            }
+            let mut column = crate::columns::StrColumn::default();
+            for t in &texts {
+                column.push(t);
+            }
+            let (joined, ends) = column.joined();
+            let mut all = Vec::new();
+            p.for_each_joined(joined, ends, &mut String::new(), |w| all.push(w.to_string()));
+            proptest::prop_assert_eq!(all, each);
         }
 
         /// The same on pure ASCII text (the tokenizer's fast path).

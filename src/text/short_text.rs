@@ -29,7 +29,7 @@ impl<'a> ShortText<'a> {
 
     /// Appends `src[start..start + len]`, which must lie on char boundaries; a fixed
     /// [`PAD`]-byte copy when `len <= PAD` and `src` has [`PAD`] bytes from `start`.
-    #[inline]
+    #[inline(always)]
     pub fn push_padded(&mut self, src: &str, start: usize, len: usize) {
         let end = self.len + PAD;
         match src.as_bytes().get(start..start + PAD) {
