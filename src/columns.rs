@@ -447,11 +447,22 @@ pub(crate) fn from_tuples(tuples: Vec<Tuple>) -> Vec<Columns> {
 }
 
 /// Rows made by a columnar spout for one batch: chunks of at most [`CHUNK_ROWS`] rows,
-/// and when each row was due (complete latency is measured from there).
-#[derive(Default)]
+/// made one at a time as they are sent (so a chunk is processed while it is still in the
+/// cache, and a batch never sits in memory whole), and when each row was due (complete
+/// latency is measured from there).
 pub struct ColumnChunks {
-    pub chunks: Vec<Columns>,
+    pub chunks: Box<dyn Iterator<Item = Result<Columns, ColumnsError>>>,
     pub due: Vec<std::time::Instant>,
+}
+
+impl ColumnChunks {
+    /// Chunks already made.
+    pub fn of(chunks: Vec<Columns>, due: Vec<std::time::Instant>) -> Self {
+        ColumnChunks {
+            chunks: Box::new(chunks.into_iter().map(Ok)),
+            due,
+        }
+    }
 }
 
 /// A shared, empty stream description for tests of columnar components.

@@ -1,6 +1,7 @@
 //! `generator`: deterministic synthetic tweets, the embedded default source.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -108,7 +109,7 @@ impl SpoutConfig for GeneratorSpoutConfig {
 /// is the sequence number, so a failed tweet is regenerated exactly.
 pub struct GeneratorSpout {
     cfg: GeneratorSpoutConfig,
-    generator: Option<TweetGenerator>,
+    generator: Option<Arc<TweetGenerator>>,
     next_seq: u64,
     step: u64,
     replay: VecDeque<u64>,
@@ -209,33 +210,32 @@ impl GeneratorSpout {
         })
     }
 
-    /// The tweets `from, from+step, ...` (`n` of them) as column chunks; `due(k)` is
-    /// when the k-th was due.
+    /// The tweets `from, from+step, ...` (`n` of them) as column chunks, each made when
+    /// it is sent; `due(k)` is when the k-th was due.
     fn chunks(
         &self,
         from: u64,
         n: u64,
         due: impl Fn(u64) -> Option<Instant>,
     ) -> Result<ColumnChunks, ComponentError> {
-        let Some(g) = &self.generator else {
+        let Some(g) = self.generator.clone() else {
             return Err("generator: not open".into());
         };
-        let mut out = ColumnChunks::default();
-        out.due.reserve(n as usize);
-        let mut k = 0;
-        while k < n {
+        let now = Instant::now();
+        let due = (0..n).map(|k| due(k).unwrap_or(now)).collect();
+        let (step, keep) = (self.step, self.keep);
+        let chunks = (0..n).step_by(CHUNK_ROWS).map(move |k| {
             let rows = (n - k).min(CHUNK_ROWS as u64);
-            let now = Instant::now();
-            let mut cols = TweetColumns::with_capacity(rows as usize, g, self.keep);
+            let mut cols = TweetColumns::with_capacity(rows as usize, &g, keep);
             for j in k..k + rows {
-                cols.push(g, from + j * self.step);
-                out.due.push(due(j).unwrap_or(now));
+                cols.push(&g, from + j * step);
             }
-            out.chunks
-                .push(cols.finish().map_err(|e| format!("generator: {e}"))?);
-            k += rows;
-        }
-        Ok(out)
+            cols.finish()
+        });
+        Ok(ColumnChunks {
+            chunks: Box::new(chunks),
+            due,
+        })
     }
 }
 
@@ -316,7 +316,7 @@ impl Spout for GeneratorSpout {
 
     fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
         let g = TweetGenerator::new(self.cfg.tweets()).map_err(|e| e.to_string())?;
-        self.generator = Some(g);
+        self.generator = Some(Arc::new(g));
         self.next_seq = ctx.task_index() as u64 + 1;
         self.step = ctx.parallelism() as u64;
         self.pacer = Pacer::new(self.cfg.rate / ctx.parallelism() as f64);

@@ -256,7 +256,14 @@ impl SpoutCell {
             .outbox
             .stream_id(None)
             .map_err(|e| format!("spout {}: {e}", self.label()))?;
-        for c in chunks.chunks {
+        let mut made = chunks.chunks;
+        loop {
+            // The spout's code makes the chunk: guarded like its other calls.
+            let c = match catch_unwind(AssertUnwindSafe(|| made.next())) {
+                Ok(None) => break,
+                Ok(Some(c)) => c.map_err(|e| format!("spout {}: {e}", self.label()))?,
+                Err(p) => return Err(self.replace_spout(&p)),
+            };
             self.outbox
                 .emit_columns(sid, c)
                 .map_err(|e| format!("spout {}: {e}", self.label()))?;
