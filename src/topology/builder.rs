@@ -214,6 +214,20 @@ impl Topology {
         self.components.iter().find(|c| c.name == name)
     }
 
+    /// Every subscription to `component`'s `stream`: the subscriber and its input.
+    pub fn subscriptions<'a>(
+        &'a self,
+        component: &'a str,
+        stream: &'a str,
+    ) -> impl Iterator<Item = (&'a ComponentDef, &'a Input)> + 'a {
+        self.components.iter().flat_map(move |c| {
+            c.inputs
+                .iter()
+                .filter(move |i| i.source.component == component && i.source.stream == stream)
+                .map(move |i| (c, i))
+        })
+    }
+
     /// The topology as a Graphviz DOT graph.
     pub fn to_dot(&self) -> String {
         let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", self.name);

@@ -13,20 +13,14 @@ impl Topology {
     pub fn output_filter(&self, component: &str, stream: &str) -> Option<InputFilter> {
         let fields = self.component(component)?.outputs.streams.get(stream)?;
         let mut common: Option<InputFilter> = None;
-        for c in self.components() {
-            for _ in c
-                .inputs
-                .iter()
-                .filter(|i| i.source.component == component && i.source.stream == stream)
-            {
-                let ComponentKind::Bolt(factory) = &c.kind else {
-                    return None;
-                };
-                let f = factory().input_filter(fields)?;
-                match &common {
-                    Some(c) if !c.same_as(&f) => return None,
-                    _ => common = Some(f),
-                }
+        for (c, _) in self.subscriptions(component, stream) {
+            let ComponentKind::Bolt(factory) = &c.kind else {
+                return None;
+            };
+            let f = factory().input_filter(fields)?;
+            match &common {
+                Some(c) if !c.same_as(&f) => return None,
+                _ => common = Some(f),
             }
         }
         common

@@ -19,19 +19,13 @@ impl Topology {
             .get(stream)?
             .clone();
         let mut read: BTreeSet<String> = BTreeSet::new();
-        for c in self.components() {
-            for input in c
-                .inputs
-                .iter()
-                .filter(|i| i.source.component == component && i.source.stream == stream)
-            {
-                let ComponentKind::Bolt(factory) = &c.kind else {
-                    continue;
-                };
-                read.extend(factory().input_fields()?);
-                if let Grouping::Fields(names) = &input.grouping {
-                    read.extend(names.iter().cloned());
-                }
+        for (c, input) in self.subscriptions(component, stream) {
+            let ComponentKind::Bolt(factory) = &c.kind else {
+                continue;
+            };
+            read.extend(factory().input_fields()?);
+            if let Grouping::Fields(names) = &input.grouping {
+                read.extend(names.iter().cloned());
             }
         }
         Some(
