@@ -90,6 +90,8 @@ impl LocalCluster {
         let thread = std::thread::Builder::new()
             .name(format!("squall-{}", topology.name()))
             .spawn(move || {
+                // Before the worker threads are made: they inherit it.
+                super::alarm::tighten_timer_slack();
                 let system = System::new();
                 system.block_on(async move {
                     let (arbiters, spouts, bolts) = plan.start(&topology, &config, ctl.clone());
