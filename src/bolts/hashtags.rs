@@ -11,8 +11,7 @@ use crate::component::{Bolt, ComponentError, ComponentResult, InputFilter, Outpu
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::text::hashtags::{
-    for_each_hashtag, is_hashtag_token, normalize_entity_tag, normalize_hashtag,
-    normalize_hashtag_into,
+    for_each_hashtag, is_hashtag_token, normalize_entity_tag, normalize_hashtag, normalized_hashtag,
 };
 use crate::text::tokenize::FULLWIDTH_HASH;
 use crate::topology::BoltFactory;
@@ -71,7 +70,7 @@ impl Bolt for HashtagsBolt {
         input: &Columns,
     ) -> Option<Result<Columns, ComponentError>> {
         let mut tags = StrColumn::default();
-        let mut buf = String::new();
+
         if let Some(c) = input.column("hashtags") {
             let Column::StrList(lists) = c else {
                 return None;
@@ -84,10 +83,12 @@ impl Bolt for HashtagsBolt {
                 }
             }
         } else if let Some(c) = input.column("word") {
+            let mut buf = String::new();
             for w in c.as_str()?.iter() {
-                buf.clear();
-                if is_hashtag_token(w) && normalize_hashtag_into(w, &mut buf) {
-                    tags.push(&buf);
+                if is_hashtag_token(w)
+                    && let Some(tag) = normalized_hashtag(w, &mut buf)
+                {
+                    tags.push(tag);
                 }
             }
         } else {

@@ -25,6 +25,15 @@ pub fn normalize_hashtag(raw: &str) -> Option<String> {
 
 /// [`normalize_hashtag`] appending to `out`; `false` (nothing appended) for `None`.
 pub fn normalize_hashtag_into(raw: &str, out: &mut String) -> bool {
+    if let Some(tag) = already_normal(raw) {
+        out.push_str(tag);
+        return true;
+    }
+    normalize_by_chars(raw, out)
+}
+
+/// The general case of [`normalize_hashtag_into`], a character at a time.
+fn normalize_by_chars(raw: &str, out: &mut String) -> bool {
     let body = raw.trim().trim_start_matches(is_hash);
     let mut chars = body.char_indices();
     match chars.next() {
@@ -37,6 +46,26 @@ pub fn normalize_hashtag_into(raw: &str, out: &mut String) -> bool {
     out.reserve(end);
     lowercase_into(&body[..end], out);
     true
+}
+
+/// [`normalize_hashtag`] without copying when `raw` is `#` and an already normal tag (what
+/// `tokenize` gives for most hashtags): the tag is then a slice of `raw`, else it is
+/// written to `buf` (cleared first).
+pub fn normalized_hashtag<'a>(raw: &'a str, buf: &'a mut String) -> Option<&'a str> {
+    if let Some(tag) = already_normal(raw) {
+        return Some(tag);
+    }
+    buf.clear();
+    normalize_hashtag_into(raw, buf).then_some(buf.as_str())
+}
+
+/// `raw` without its `#` when the rest is lowercase ASCII letters, digits and `_`: then
+/// that rest is the normal form (all are word characters, none changes when lowercased).
+#[inline]
+fn already_normal(raw: &str) -> Option<&str> {
+    let body = raw.strip_prefix('#')?;
+    let plain = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_';
+    (!body.is_empty() && body.as_bytes().iter().all(plain)).then_some(body)
 }
 
 /// Normalizes a hashtag taken from tweet entities (`entities.hashtags[].tag` or `.text`):
@@ -115,6 +144,53 @@ mod tests {
         );
         assert_eq!(normalize_hashtag("#a-b").as_deref(), Some("a"));
         assert_eq!(normalize_hashtag("#2024").as_deref(), Some("2024"));
+    }
+
+    #[test]
+    fn the_no_copy_path_agrees_with_the_general_one() {
+        let cases = [
+            "#rust",
+            "#rust_2024",
+            "#_",
+            "#9",
+            "#",
+            "#Rust",
+            "#rust!",
+            "#rust ",
+            " #rust",
+            "##rust",
+            "＃rust",
+            "#ruSt",
+            "#über",
+            "#a-b",
+            "rust",
+            "#a\u{301}",
+        ];
+        for raw in cases {
+            let mut general = String::new();
+            let ok = normalize_by_chars(raw, &mut general);
+            let mut buf = String::new();
+            assert_eq!(
+                normalized_hashtag(raw, &mut buf),
+                ok.then_some(general.as_str()),
+                "{raw:?}"
+            );
+            if let Some(tag) = already_normal(raw) {
+                assert_eq!(tag, general, "{raw:?}");
+            }
+        }
+        assert_eq!(already_normal("#rust_2024"), Some("rust_2024"));
+        assert_eq!(already_normal("#Rust"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_no_copy_path_agrees_on_any_token(raw in "[#＃]?[a-zA-Z0-9_!é ]{0,12}") {
+            let mut general = String::new();
+            let ok = normalize_by_chars(&raw, &mut general);
+            let mut buf = String::new();
+            proptest::prop_assert_eq!(normalized_hashtag(&raw, &mut buf), ok.then_some(general.as_str()));
+        }
     }
 
     #[test]
