@@ -84,12 +84,16 @@ pub fn normalize_entity_tag(raw: &str) -> Option<String> {
 
 /// Is `tok` a hashtag token: a `#`/`＃` prefix followed by a word character?
 pub fn is_hashtag_token(tok: &str) -> bool {
-    // `#` or the first byte of `＃` (most tokens are neither).
-    if !matches!(tok.as_bytes().first(), Some(b'#' | 0xEF)) {
-        return false;
+    match tok.as_bytes() {
+        // `#` and an ASCII character: no decoding (the common case).
+        [b'#', b, ..] if b.is_ascii() => b.is_ascii_alphanumeric() || *b == b'_',
+        // `#` or the first byte of `＃` (most tokens are neither).
+        [b'#' | 0xEF, ..] => {
+            let mut chars = tok.chars();
+            matches!(chars.next(), Some(c) if is_hash(c)) && chars.next().is_some_and(is_word_start)
+        }
+        _ => false,
     }
-    let mut chars = tok.chars();
-    matches!(chars.next(), Some(c) if is_hash(c)) && chars.next().is_some_and(is_word_start)
 }
 
 /// Calls `f` with each normalized hashtag of `text`, in order of appearance
@@ -220,6 +224,21 @@ mod tests {
         assert!(!is_hashtag_token("rust"));
         assert!(!is_hashtag_token("#!"));
         assert!(!is_hashtag_token(""));
+        assert!(is_hashtag_token("#9"));
+        assert!(is_hashtag_token("#été"));
+        assert!(is_hashtag_token("＃日本"));
+        assert!(!is_hashtag_token("＃!"));
+        assert!(!is_hashtag_token("#\u{2014}x"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hashtag_token_is_hash_then_word_start(tok in "[#＃a!_é日\u{2014} ]{0,4}") {
+            let mut chars = tok.chars();
+            let reference = matches!(chars.next(), Some(c) if is_hash(c))
+                && chars.next().is_some_and(is_word_start);
+            proptest::prop_assert_eq!(is_hashtag_token(&tok), reference);
+        }
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl PrefixedTokens {
         if let Some(piece) = text.get(start..end) {
             for span in token_spans_as(piece, ascii) {
                 let tok = &piece[span];
-                if tok.starts_with(self.chars) {
+                if tok.chars().next().is_some_and(|c| self.chars.contains(&c)) {
                     emit_token(tok, self.lowercase, buf, f);
                 }
             }
