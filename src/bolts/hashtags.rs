@@ -70,7 +70,6 @@ impl Bolt for HashtagsBolt {
         input: &Columns,
     ) -> Option<Result<Columns, ComponentError>> {
         let mut tags = StrColumn::default();
-
         if let Some(c) = input.column("hashtags") {
             let Column::StrList(lists) = c else {
                 return None;

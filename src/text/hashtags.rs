@@ -56,7 +56,7 @@ pub fn normalized_hashtag<'a>(raw: &'a str, buf: &'a mut String) -> Option<&'a s
         return Some(tag);
     }
     buf.clear();
-    normalize_hashtag_into(raw, buf).then_some(buf.as_str())
+    normalize_by_chars(raw, buf).then_some(buf.as_str())
 }
 
 /// `raw` without its `#` when the rest is lowercase ASCII letters, digits and `_`: then
@@ -86,7 +86,7 @@ pub fn normalize_entity_tag(raw: &str) -> Option<String> {
 pub fn is_hashtag_token(tok: &str) -> bool {
     match tok.as_bytes() {
         // `#` and an ASCII character: no decoding (the common case).
-        [b'#', b, ..] if b.is_ascii() => b.is_ascii_alphanumeric() || *b == b'_',
+        [b'#', b, ..] if b.is_ascii() => is_word_start(char::from(*b)),
         // `#` or the first byte of `＃` (most tokens are neither).
         [b'#' | 0xEF, ..] => {
             let mut chars = tok.chars();
