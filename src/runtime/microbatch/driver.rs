@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::cells::{BoltCell, Routed, SpoutCell};
+use super::cells::{BoltCell, Routed};
 use super::coordinator::{Coordinator, Job};
+use super::spout_slot::SpoutSlot;
 use crate::batch::BatchInfo;
 use crate::clock::{Clock, WallClock};
 use crate::runtime::control::RunControl;
@@ -38,7 +39,7 @@ fn now_ms() -> u64 {
 /// Everything the driver threads share.
 pub(super) struct Run {
     pub(super) coord: Coordinator,
-    pub(super) spouts: Vec<Mutex<SpoutCell>>,
+    pub(super) spouts: Vec<SpoutSlot>,
     /// In topological order.
     pub(super) bolts: Vec<Mutex<BoltCell>>,
     pub(super) states: Vec<Arc<TaskState>>,
@@ -97,7 +98,7 @@ impl Run {
         }
         self.coord.fail(txid);
         for s in &self.spouts {
-            lock(s).failed(txid);
+            s.lock().failed(txid);
         }
         self.coord.abandon(txid);
     }
@@ -119,7 +120,7 @@ impl Run {
                 self.coord.abandon(txid);
                 return;
             }
-            let mut c = lock(cell);
+            let mut c = cell.lock();
             let res = c.emit(&info, self.max_batch, self.interval);
             c.publish();
             exhausted &= c.exhausted;
@@ -194,7 +195,7 @@ impl Run {
         }
         let now = Instant::now();
         for s in &self.spouts {
-            lock(s).commit(txid, now);
+            s.commit(txid, now);
         }
         {
             let mut r = lock(&self.records);

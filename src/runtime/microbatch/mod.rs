@@ -13,6 +13,7 @@
 mod cells;
 mod coordinator;
 mod driver;
+mod spout_slot;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use std::time::Instant;
 use cells::{BoltCell, SpoutCell};
 use coordinator::Coordinator;
 use driver::{Record, Run, lock};
+use spout_slot::SpoutSlot;
 
 use super::cluster::{Plan, RunningTopology, RuntimeError};
 use super::config::Config;
@@ -130,7 +132,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
                 .rev()
                 .find_map(|r| r.spouts.get(&cell.key).cloned());
             cell.restore(pending, last);
-            spouts.push(Mutex::new(cell));
+            spouts.push(SpoutSlot::new(cell));
         }
     }
     let mut bolts = Vec::new();
@@ -227,7 +229,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
 fn supervise(run: Arc<Run>, drivers: usize, control: Arc<RunControl>) {
     let mut opened = true;
     for s in &run.spouts {
-        if let Err(e) = lock(s).open() {
+        if let Err(e) = s.lock().open() {
             control.fatal(e);
             opened = false;
         }
@@ -253,7 +255,7 @@ fn supervise(run: Arc<Run>, drivers: usize, control: Arc<RunControl>) {
         }
     }
     for s in &run.spouts {
-        lock(s).close();
+        s.lock().close();
     }
     for b in &run.bolts {
         lock(b).cleanup();

@@ -1,0 +1,153 @@
+//! A spout task's cell together with the commits it has not applied yet.
+//!
+//! Telling a spout task that batch `n` committed (ack, latency, the transactional
+//! spout's `commit_batch`) needs its cell, and at full speed another driver thread holds
+//! that cell most of the time: it is cutting batch `n + 1` from it. A committing driver
+//! that waited for the cell sat idle for the rest of that cut (7 % of each driver's time
+//! on the trending-hashtags job). Instead the commit is queued, applied at once when the
+//! cell is free, otherwise by the holder when it takes or releases the cell — before
+//! anything else is done with it, and in txid order (commits happen in txid order).
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::Instant;
+
+use super::cells::SpoutCell;
+use super::driver::lock;
+
+/// What a slot holds: something told of commits, in txid order.
+pub(super) trait Committable {
+    fn commit(&mut self, txid: u64, now: Instant);
+}
+
+impl Committable for SpoutCell {
+    fn commit(&mut self, txid: u64, now: Instant) {
+        SpoutCell::commit(self, txid, now);
+    }
+}
+
+pub(super) struct SpoutSlot<C: Committable = SpoutCell> {
+    cell: Mutex<C>,
+    /// Committed batches not applied to the cell yet, in txid order, with commit times.
+    commits: Mutex<Vec<(u64, Instant)>>,
+}
+
+impl<C: Committable> SpoutSlot<C> {
+    pub(super) fn new(cell: C) -> Self {
+        SpoutSlot {
+            cell: Mutex::new(cell),
+            commits: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The cell, with every commit queued so far applied (and those queued while it is
+    /// held applied when it is released).
+    pub(super) fn lock(&self) -> SpoutGuard<'_, C> {
+        let mut g = SpoutGuard {
+            slot: self,
+            cell: lock(&self.cell),
+        };
+        self.apply(&mut g.cell);
+        g
+    }
+
+    /// Batch `txid` committed at `now`: applied now if no other driver holds the cell,
+    /// else queued for the holder. Calls come in txid order.
+    pub(super) fn commit(&self, txid: u64, now: Instant) {
+        lock(&self.commits).push((txid, now));
+        let cell = match self.cell.try_lock() {
+            Ok(c) => c,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        drop(SpoutGuard { slot: self, cell });
+    }
+
+    fn apply(&self, cell: &mut C) {
+        let queued = std::mem::take(&mut *lock(&self.commits));
+        for (txid, now) in queued {
+            cell.commit(txid, now);
+        }
+    }
+}
+
+/// A held spout cell; queued commits are applied when it is dropped.
+pub(super) struct SpoutGuard<'a, C: Committable> {
+    slot: &'a SpoutSlot<C>,
+    cell: MutexGuard<'a, C>,
+}
+
+impl<C: Committable> Deref for SpoutGuard<'_, C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.cell
+    }
+}
+
+impl<C: Committable> DerefMut for SpoutGuard<'_, C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.cell
+    }
+}
+
+impl<C: Committable> Drop for SpoutGuard<'_, C> {
+    fn drop(&mut self) {
+        self.slot.apply(&mut self.cell);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Log(Vec<u64>);
+
+    impl Committable for Log {
+        fn commit(&mut self, txid: u64, _now: Instant) {
+            self.0.push(txid);
+        }
+    }
+
+    #[test]
+    fn a_commit_to_a_free_cell_is_applied_at_once() {
+        let slot = SpoutSlot::new(Log::default());
+        slot.commit(1, Instant::now());
+        slot.commit(2, Instant::now());
+        assert_eq!(lock(&slot.cell).0, [1, 2]);
+    }
+
+    #[test]
+    fn commits_to_a_held_cell_do_not_wait_and_are_applied_in_order_on_release() {
+        let slot = Arc::new(SpoutSlot::new(Log::default()));
+        let held = slot.lock();
+        let (done_tx, done_rx) = channel();
+        let s = slot.clone();
+        let committer = std::thread::spawn(move || {
+            s.commit(7, Instant::now());
+            s.commit(8, Instant::now());
+            let _ = done_tx.send(());
+        });
+        // The committer returns while the cell is still held.
+        assert!(done_rx.recv_timeout(Duration::from_secs(10)).is_ok());
+        assert!(held.0.is_empty(), "applied under the holder's feet");
+        drop(held);
+        assert!(committer.join().is_ok());
+        assert_eq!(lock(&slot.cell).0, [7, 8]);
+        slot.commit(9, Instant::now());
+        assert_eq!(slot.lock().0, [7, 8, 9]);
+    }
+
+    #[test]
+    fn taking_the_cell_applies_what_was_queued_first() {
+        let slot = SpoutSlot::new(Log::default());
+        // As if a commit had been queued just after a holder released the cell.
+        lock(&slot.commits).push((3, Instant::now()));
+        assert_eq!(slot.lock().0, [3]);
+    }
+}
