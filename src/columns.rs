@@ -452,12 +452,12 @@ pub(crate) fn from_tuples(tuples: Vec<Tuple>) -> Vec<Columns> {
 /// latency is measured from there).
 pub struct ColumnChunks {
     pub chunks: Box<dyn Iterator<Item = Result<Columns, ColumnsError>>>,
-    pub due: Vec<std::time::Instant>,
+    pub due: crate::due::DueTimes,
 }
 
 impl ColumnChunks {
     /// Chunks already made.
-    pub fn of(chunks: Vec<Columns>, due: Vec<std::time::Instant>) -> Self {
+    pub fn of(chunks: Vec<Columns>, due: crate::due::DueTimes) -> Self {
         ColumnChunks {
             chunks: Box::new(chunks.into_iter().map(Ok)),
             due,

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod columns;
 pub mod component;
+pub mod due;
 pub mod http;
 pub mod io;
 pub mod kafka;

@@ -235,7 +235,10 @@ impl SpoutCollector<'_> {
 
     /// Micro-batch mode: tuples emitted into the batch being cut.
     pub(crate) fn batch_len(&self) -> usize {
-        self.tracker.origins.as_ref().map_or(0, Vec::len)
+        self.tracker
+            .origins
+            .as_ref()
+            .map_or(0, |o| o.len() as usize)
     }
 
     /// In-flight tuple trees of this task.

@@ -31,7 +31,7 @@ pub(crate) struct Tracker {
     /// Outcomes known at emit time (acking off, or nothing subscribed).
     pub(crate) immediate: Vec<(u64, bool)>,
     /// Micro-batch mode: when each tuple of the batch being cut was due.
-    pub(crate) origins: Option<Vec<Instant>>,
+    pub(crate) origins: Option<crate::due::DueTimes>,
 }
 
 impl Default for Tracker {

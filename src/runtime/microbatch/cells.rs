@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use crate::batch::BatchInfo;
 use crate::columns::ColumnChunks;
 use crate::component::{Spout, SpoutStatus, TaskContext};
+use crate::due::DueTimes;
 use crate::runtime::collector::SpoutCollector;
 use crate::runtime::metrics::TaskMetrics;
 use crate::runtime::outbox::{Delivery, Outbox};
@@ -26,7 +27,7 @@ pub(super) type Routed = Vec<(u32, Delivery)>;
 /// What one cut emitted: the routed tuples, when each was due, and the message ids given.
 struct Cut {
     routed: Routed,
-    origins: Vec<Instant>,
+    origins: DueTimes,
     msg_ids: Vec<u64>,
 }
 
@@ -39,7 +40,7 @@ struct Held {
     copy: Option<Routed>,
     msg_ids: Vec<u64>,
     /// When each tuple was due (complete latency is measured from there).
-    origins: Vec<Instant>,
+    origins: DueTimes,
 }
 
 pub(super) struct SpoutCell {
@@ -185,7 +186,7 @@ impl SpoutCell {
                 return Err(format!("spout {}: no batch metadata", self.label()));
             };
             self.exhausted = cut.exhausted;
-            self.full = cut_out.origins.len() >= max;
+            self.full = cut_out.origins.len() >= max as u64;
             self.last_meta = Some(cut.meta.clone());
             self.held.insert(
                 info.txid,
@@ -216,7 +217,7 @@ impl SpoutCell {
         if status == SpoutStatus::Exhausted {
             self.exhausted = true;
         }
-        self.full = cut.origins.len() >= max;
+        self.full = cut.origins.len() >= max as u64;
         let copy = cut
             .routed
             .iter()
@@ -299,7 +300,7 @@ impl SpoutCell {
     ) -> Result<Cut, CellError> {
         let started = Instant::now();
         let mut tracker = Tracker::default();
-        tracker.origins = Some(Vec::new());
+        tracker.origins = Some(DueTimes::new());
         let res = {
             let mut col = SpoutCollector {
                 outbox: &mut self.outbox,
@@ -329,7 +330,7 @@ impl SpoutCell {
     /// Batch `txid` failed: its tuples count as failed (the batch is emitted again).
     pub(super) fn failed(&mut self, txid: u64) {
         if let Some(h) = self.held.get(&txid) {
-            self.metrics.local.failed += h.origins.len() as u64;
+            self.metrics.local.failed += h.origins.len();
         }
         self.metrics.publish();
     }
@@ -340,10 +341,10 @@ impl SpoutCell {
             return;
         };
         let m = &mut self.metrics.local;
-        m.acked += h.origins.len() as u64;
-        for o in &h.origins {
+        m.acked += h.origins.len();
+        for (due, n) in h.origins.runs() {
             m.complete_ns
-                .record(now.saturating_duration_since(*o).as_nanos() as u64)
+                .record_n(now.saturating_duration_since(due).as_nanos() as u64, n)
                 .ok();
         }
         let spout = &mut self.spout;
@@ -366,7 +367,7 @@ impl SpoutCell {
 
     /// Publishes the metrics; `pending` is the tuples of uncommitted batches.
     pub(super) fn publish(&mut self) {
-        self.metrics.local.pending = self.held.values().map(|h| h.origins.len() as u64).sum();
+        self.metrics.local.pending = self.held.values().map(|h| h.origins.len()).sum();
         self.metrics.publish();
     }
 
