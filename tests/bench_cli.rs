@@ -40,9 +40,11 @@ fn bench_both_modes_write_json_markdown_and_chart() {
         TIMEOUT,
     );
     run.assert_success();
+    // The modes take turns at each rate (their runs at one rate are back to back).
     assert!(
         run.stderr.contains("[1/4] event at 2000")
-            && run.stderr.contains("[2/4] event at max")
+            && run.stderr.contains("[2/4] microbatch at 2000")
+            && run.stderr.contains("[3/4] event at max")
             && run.stderr.contains("[4/4] microbatch at max"),
         "no progress lines: {}",
         run.stderr
@@ -159,6 +161,50 @@ fn bench_both_modes_write_json_markdown_and_chart() {
         "no micro-batch legend"
     );
     assert!(svg.contains("<polyline"), "no line drawn");
+}
+
+#[test]
+fn bench_repeat_runs_each_point_and_reports_the_median_run() {
+    let dir = TempDir::new("bench-repeat");
+    let out = dir.join("out");
+    let run = squall(
+        [
+            "bench",
+            &topology("trending-hashtags.toml").display().to_string(),
+            "--modes",
+            "event",
+            "--rates",
+            "max",
+            "--duration",
+            "1s",
+            "--repeat",
+            "3",
+            "--out",
+            &out.display().to_string(),
+            "--stall-probe",
+            "0s",
+        ],
+        TIMEOUT,
+    );
+    run.assert_success();
+    assert!(run.stderr.contains("[3/3] event at max"), "{}", run.stderr);
+    let bench = read_report(&out.join("bench.json"));
+    let points = field(&bench, "points").as_array().expect("points array");
+    assert_eq!(points.len(), 1, "{bench}");
+    let p = &points[0];
+    let runs = field(p, "runs").as_array().expect("runs array");
+    assert_eq!(runs.len(), 3, "{p}");
+    let mut tps: Vec<f64> = runs.iter().map(|r| num(r, "achieved_tps")).collect();
+    assert!(runs.iter().all(|r| field(r, "ok") == true), "{p}");
+    tps.sort_by(f64::total_cmp);
+    assert_eq!(num(p, "achieved_tps"), tps[1], "the median run: {p}");
+    for k in 1..=3 {
+        let r = read_report(&out.join("runs").join(format!("event-max-{k}.json")));
+        assert!(field_f64(&r, "throughput_tps") > 0.0, "run {k}: {r}");
+    }
+    let md = std::fs::read_to_string(out.join("bench.md")).expect("bench.md");
+    assert!(md.contains("Each point ran 3 times"), "{md}");
+    assert!(md.contains("- event at max: "), "{md}");
 }
 
 #[test]

@@ -187,6 +187,7 @@ mod tests {
             failed: 0,
             ok,
             error: None,
+            runs: Vec::new(),
         }
     }
 

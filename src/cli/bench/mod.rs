@@ -48,6 +48,11 @@ pub struct BenchArgs {
     /// stalls the machine imposes (time a running thread did not run); 0s skips it.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
     pub stall_probe: Duration,
+    /// Run every point this many times, the modes taking turns, and report the median
+    /// run (by throughput at `max`, by p99 latency at an offered rate); every run is in
+    /// bench.json and runs/.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub repeat: u32,
 }
 
 /// An execution mode of `squall topology run`.
@@ -240,6 +245,8 @@ pub struct Plan {
     pub max_batch: Option<u64>,
     /// How long each stall probe spins (zero: no probe).
     pub stall_probe: Duration,
+    /// Runs of each point (the median is reported).
+    pub repeat: u32,
 }
 
 impl Plan {
@@ -280,6 +287,7 @@ impl Plan {
             batch_interval: args.batch_interval,
             max_batch: args.max_batch,
             stall_probe: args.stall_probe,
+            repeat: args.repeat,
         })
     }
 }

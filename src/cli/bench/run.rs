@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::table::{Point, RunReport};
+use super::table::{Point, RunReport, RunSummary};
 use super::{Mode, Plan, Rate};
 
 /// Extra time a child gets past `--duration` (startup, drain, report) before it is killed.
@@ -51,56 +51,109 @@ pub fn child_args(plan: &Plan, mode: Mode, rate: Rate, report: &Path) -> Vec<Str
     a
 }
 
-/// Where the report and the stderr log of a point go.
-pub fn point_paths(plan: &Plan, mode: Mode, rate: Rate) -> (PathBuf, PathBuf) {
+/// Where the report and the stderr log of a point go (of run `round`, counted from 1,
+/// when each point runs more than once).
+pub fn point_paths(plan: &Plan, mode: Mode, rate: Rate, round: u32) -> (PathBuf, PathBuf) {
     let runs = plan.out.join("runs");
+    let name = if plan.repeat > 1 {
+        format!("{mode}-{rate}-{round}")
+    } else {
+        format!("{mode}-{rate}")
+    };
     (
-        runs.join(format!("{mode}-{rate}.json")),
-        runs.join(format!("{mode}-{rate}.log")),
+        runs.join(format!("{name}.json")),
+        runs.join(format!("{name}.log")),
     )
 }
 
-/// Runs every point in order (each mode at each rate), with progress on stderr.
+/// Runs every point `plan.repeat` times, with progress on stderr. Within a round the
+/// modes take turns at each rate, so the modes' runs at one rate are back to back (the
+/// machine's slow minutes hit both alike). Returns one point per (mode, rate), mode by
+/// mode: the median run ([`median_run`]), with every run listed when there are several.
 pub fn run_all(exe: &Path, plan: &Plan) -> Vec<Point> {
-    let total = plan.modes.len() * plan.rates.len();
-    let mut points = Vec::with_capacity(total);
-    for &mode in &plan.modes {
-        for &rate in &plan.rates {
-            let n = points.len() + 1;
-            let offered = match rate {
-                Rate::Tuples(r) => format!("{r} tuples/s"),
-                Rate::Max => "max (unpaced)".to_string(),
-            };
-            eprintln!(
-                "squall bench: [{n}/{total}] {mode} at {offered} for {}",
-                humantime::format_duration(plan.duration)
-            );
-            let p = match run_point(exe, plan, mode, rate) {
-                Ok(p) => {
-                    eprintln!(
-                        "squall bench: [{n}/{total}] {mode} at {rate}: {:.0} tuples/s, complete p50 {:.3} ms, p99 {:.3} ms, CPU {:.0}%, RSS {:.1} MiB",
-                        p.achieved_tps,
-                        p.latency_us.p50 / 1000.0,
-                        p.latency_us.p99 / 1000.0,
-                        p.cpu_percent,
-                        p.peak_rss_mib
-                    );
-                    p
-                }
-                Err(e) => {
-                    eprintln!("squall bench: [{n}/{total}] {mode} at {rate}: FAILED: {e}");
-                    Point::failed(mode, rate, e)
-                }
-            };
-            points.push(p);
+    let total = plan.modes.len() * plan.rates.len() * plan.repeat as usize;
+    let mut done = 0;
+    let mut runs: Vec<Vec<Point>> = vec![Vec::new(); plan.modes.len() * plan.rates.len()];
+    for round in 1..=plan.repeat {
+        for (ri, &rate) in plan.rates.iter().enumerate() {
+            for (mi, &mode) in plan.modes.iter().enumerate() {
+                done += 1;
+                let p = run_logged(exe, plan, mode, rate, round, (done, total));
+                runs[mi * plan.rates.len() + ri].push(p);
+            }
         }
     }
-    points
+    runs.into_iter()
+        .map(|r| median_run(r, plan.repeat > 1))
+        .collect()
+}
+
+/// One run of one point, with its progress lines.
+fn run_logged(
+    exe: &Path,
+    plan: &Plan,
+    mode: Mode,
+    rate: Rate,
+    round: u32,
+    (n, total): (usize, usize),
+) -> Point {
+    let offered = match rate {
+        Rate::Tuples(r) => format!("{r} tuples/s"),
+        Rate::Max => "max (unpaced)".to_string(),
+    };
+    eprintln!(
+        "squall bench: [{n}/{total}] {mode} at {offered} for {}",
+        humantime::format_duration(plan.duration)
+    );
+    match run_point(exe, plan, mode, rate, round) {
+        Ok(p) => {
+            eprintln!(
+                "squall bench: [{n}/{total}] {mode} at {rate}: {:.0} tuples/s, complete p50 {:.3} ms, p99 {:.3} ms, CPU {:.0}%, RSS {:.1} MiB",
+                p.achieved_tps,
+                p.latency_us.p50 / 1000.0,
+                p.latency_us.p99 / 1000.0,
+                p.cpu_percent,
+                p.peak_rss_mib
+            );
+            p
+        }
+        Err(e) => {
+            eprintln!("squall bench: [{n}/{total}] {mode} at {rate}: FAILED: {e}");
+            Point::failed(mode, rate, e)
+        }
+    }
+}
+
+/// The run a repeated point reports: of the runs that worked, the median by throughput
+/// when unpaced (`max`) and by p99 latency when paced (the upper one of the two middle
+/// runs for an even count); the last run if none worked. With `list`, every run's
+/// throughput and p99 go with it, in the order they ran.
+pub fn median_run(runs: Vec<Point>, list: bool) -> Point {
+    let all: Vec<RunSummary> = runs.iter().map(RunSummary::of).collect();
+    let mut ok: Vec<&Point> = runs.iter().filter(|p| p.ok).collect();
+    ok.sort_by(|a, b| {
+        let key = |p: &Point| match p.offered_tps {
+            None => p.achieved_tps,
+            Some(_) => p.latency_us.p99,
+        };
+        key(a).total_cmp(&key(b))
+    });
+    let mut p = match ok.get(ok.len() / 2) {
+        Some(p) => (*p).clone(),
+        None => runs
+            .last()
+            .cloned()
+            .unwrap_or_else(|| Point::failed(Mode::Event, Rate::Max, "no run".to_string())),
+    };
+    if list {
+        p.runs = all;
+    }
+    p
 }
 
 /// Runs one point; the error says what went wrong, with the child's stderr tail.
-fn run_point(exe: &Path, plan: &Plan, mode: Mode, rate: Rate) -> Result<Point, String> {
-    let (report, log) = point_paths(plan, mode, rate);
+fn run_point(exe: &Path, plan: &Plan, mode: Mode, rate: Rate, round: u32) -> Result<Point, String> {
+    let (report, log) = point_paths(plan, mode, rate, round);
     // A stale report from an earlier bench must not pass for this run's.
     let _ = std::fs::remove_file(&report);
     let args = child_args(plan, mode, rate, &report);
@@ -207,6 +260,7 @@ mod tests {
             batch_interval: Some(Duration::from_millis(100)),
             max_batch: Some(5000),
             stall_probe: Duration::ZERO,
+            repeat: 1,
         }
     }
 
@@ -248,9 +302,45 @@ mod tests {
             s.ends_with("--mode microbatch --batch-interval 100ms --max-batch 5000"),
             "{s}"
         );
-        let (r, l) = point_paths(&p, Mode::Microbatch, Rate::Max);
+        let (r, l) = point_paths(&p, Mode::Microbatch, Rate::Max, 1);
         assert_eq!(r, PathBuf::from("out/runs/microbatch-max.json"));
         assert_eq!(l, PathBuf::from("out/runs/microbatch-max.log"));
+        let p = Plan { repeat: 3, ..p };
+        let (r, _) = point_paths(&p, Mode::Event, Rate::Tuples(1000), 2);
+        assert_eq!(r, PathBuf::from("out/runs/event-1000-2.json"));
+    }
+
+    fn run(offered: Option<u64>, tps: f64, p99: f64, ok: bool) -> Point {
+        let mut p = Point::failed(Mode::Event, Rate::Max, "x".into());
+        p.offered_tps = offered;
+        p.achieved_tps = tps;
+        p.latency_us.p99 = p99;
+        p.ok = ok;
+        p
+    }
+
+    #[test]
+    fn the_median_run_is_by_throughput_unpaced_and_by_p99_paced() {
+        let unpaced = vec![
+            run(None, 3.0, 900.0, true),
+            run(None, 1.0, 100.0, true),
+            run(None, 2.0, 500.0, true),
+        ];
+        let m = median_run(unpaced, true);
+        assert_eq!((m.achieved_tps, m.latency_us.p99), (2.0, 500.0));
+        let tps: Vec<f64> = m.runs.iter().map(|r| r.achieved_tps).collect();
+        assert_eq!(tps, [3.0, 1.0, 2.0], "every run, in the order they ran");
+        let paced = vec![
+            run(Some(10), 10.0, 700.0, true),
+            run(Some(10), 10.0, 300.0, true),
+            run(Some(10), 0.0, 0.0, false),
+            run(Some(10), 10.0, 200.0, true),
+        ];
+        let m = median_run(paced, true);
+        assert_eq!(m.latency_us.p99, 300.0, "failed runs do not count");
+        assert_eq!(m.runs.iter().filter(|r| !r.ok).count(), 1);
+        let failed = median_run(vec![run(None, 0.0, 0.0, false)], false);
+        assert!(!failed.ok && failed.runs.is_empty());
     }
 
     #[test]

@@ -92,6 +92,28 @@ pub struct Point {
     /// Why the point failed (absent when it did not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// With `--repeat N` (N > 1): every run of the point, in the order they ran; the
+    /// fields above are the median run's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunSummary>,
+}
+
+/// One run of a repeated point.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub achieved_tps: f64,
+    pub p99_us: f64,
+    pub ok: bool,
+}
+
+impl RunSummary {
+    pub fn of(p: &Point) -> RunSummary {
+        RunSummary {
+            achieved_tps: p.achieved_tps,
+            p99_us: p.latency_us.p99,
+            ok: p.ok,
+        }
+    }
 }
 
 impl Point {
@@ -108,6 +130,7 @@ impl Point {
             failed: 0,
             ok: false,
             error: Some(error),
+            runs: Vec::new(),
         }
     }
 }
@@ -181,6 +204,7 @@ impl RunReport {
             failed,
             ok: true,
             error: None,
+            runs: Vec::new(),
         })
     }
 }
@@ -312,6 +336,33 @@ pub fn markdown(b: &Bench) -> String {
             );
         }
     }
+    let repeated: Vec<&Point> = b.points.iter().filter(|p| !p.runs.is_empty()).collect();
+    if let Some(first) = repeated.first() {
+        let _ = writeln!(
+            s,
+            "\nEach point ran {} times, the modes taking turns at each rate; a row is the \
+             median run (by throughput at `max`, by p99 at an offered rate). Every run, in \
+             the order they ran (tuples/s, p99 ms):\n",
+            first.runs.len()
+        );
+        for p in repeated {
+            let offered = p
+                .offered_tps
+                .map_or_else(|| "max".to_string(), |r| r.to_string());
+            let runs: Vec<String> = p
+                .runs
+                .iter()
+                .map(|r| {
+                    if r.ok {
+                        format!("{:.0} ({})", r.achieved_tps, ms(r.p99_us))
+                    } else {
+                        "failed".to_string()
+                    }
+                })
+                .collect();
+            let _ = writeln!(s, "- {} at {}: {}", p.mode, offered, runs.join(", "));
+        }
+    }
     let failed: Vec<&Point> = b.points.iter().filter(|p| !p.ok).collect();
     if !failed.is_empty() {
         s.push_str("\nFailed points:\n\n");
@@ -387,6 +438,7 @@ mod tests {
             failed: 0,
             ok: true,
             error: None,
+            runs: Vec::new(),
         }
     }
 
@@ -484,7 +536,45 @@ mod tests {
         let v = serde_json::to_value(&b).expect("json");
         assert!(v["points"][0]["offered_tps"].is_null());
         assert!(v["points"][0].get("error").is_none());
+        assert!(v["points"][0].get("runs").is_none(), "one run: no list");
         assert_eq!(v["machine"]["cores"], 2);
+    }
+
+    #[test]
+    fn repeated_points_list_every_run_under_the_table() {
+        let mut p = ok_point(Mode::Event, Rate::Max, 2_000.0, lat(1.0, 1_500.0));
+        p.runs = vec![
+            RunSummary {
+                achieved_tps: 1_000.0,
+                p99_us: 900.0,
+                ok: true,
+            },
+            RunSummary {
+                achieved_tps: 2_000.0,
+                p99_us: 1_500.0,
+                ok: true,
+            },
+            RunSummary {
+                achieved_tps: 0.0,
+                p99_us: 0.0,
+                ok: false,
+            },
+        ];
+        let b = bench(vec![
+            p,
+            ok_point(Mode::Microbatch, Rate::Max, 1.0, lat(1.0, 2.0)),
+        ]);
+        let md = markdown(&b);
+        assert!(md.contains("Each point ran 3 times"), "{md}");
+        assert!(
+            md.contains("- event at max: 1000 (0.900), 2000 (1.500), failed\n"),
+            "{md}"
+        );
+        assert!(!md.contains("- microbatch at max"), "{md}");
+        let v = serde_json::to_value(&b).expect("json");
+        assert_eq!(v["points"][0]["runs"][1]["achieved_tps"], 2000.0);
+        let back: Bench = serde_json::from_value(v).expect("parses back");
+        assert_eq!(back, b);
     }
 
     #[test]
