@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 
+use crate::due::DueTimes;
 use crate::tuple::{Anchors, Fields, MetaRef, Tuple, Value, Values};
 
 /// Rows per chunk a columnar spout emits: small enough to stay in cache and to reuse
@@ -452,12 +453,12 @@ pub(crate) fn from_tuples(tuples: Vec<Tuple>) -> Vec<Columns> {
 /// latency is measured from there).
 pub struct ColumnChunks {
     pub chunks: Box<dyn Iterator<Item = Result<Columns, ColumnsError>>>,
-    pub due: crate::due::DueTimes,
+    pub due: DueTimes,
 }
 
 impl ColumnChunks {
     /// Chunks already made.
-    pub fn of(chunks: Vec<Columns>, due: crate::due::DueTimes) -> Self {
+    pub fn of(chunks: Vec<Columns>, due: DueTimes) -> Self {
         ColumnChunks {
             chunks: Box::new(chunks.into_iter().map(Ok)),
             due,

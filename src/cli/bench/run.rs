@@ -83,8 +83,9 @@ pub fn run_all(exe: &Path, plan: &Plan) -> Vec<Point> {
             }
         }
     }
+    // Every (mode, rate) ran at least once (`repeat` is at least 1).
     runs.into_iter()
-        .map(|r| median_run(r, plan.repeat > 1))
+        .filter_map(|r| median_run(r, plan.repeat > 1))
         .collect()
 }
 
@@ -126,29 +127,25 @@ fn run_logged(
 
 /// The run a repeated point reports: of the runs that worked, the median by throughput
 /// when unpaced (`max`) and by p99 latency when paced (the upper one of the two middle
-/// runs for an even count); the last run if none worked. With `list`, every run's
-/// throughput and p99 go with it, in the order they ran.
-pub fn median_run(runs: Vec<Point>, list: bool) -> Point {
-    let all: Vec<RunSummary> = runs.iter().map(RunSummary::of).collect();
-    let mut ok: Vec<&Point> = runs.iter().filter(|p| p.ok).collect();
-    ok.sort_by(|a, b| {
-        let key = |p: &Point| match p.offered_tps {
-            None => p.achieved_tps,
-            Some(_) => p.latency_us.p99,
-        };
-        key(a).total_cmp(&key(b))
-    });
-    let mut p = match ok.get(ok.len() / 2) {
-        Some(p) => (*p).clone(),
-        None => runs
-            .last()
-            .cloned()
-            .unwrap_or_else(|| Point::failed(Mode::Event, Rate::Max, "no run".to_string())),
+/// runs for an even count); the last run if none worked (`None`: no runs). With `list`,
+/// every run's throughput and p99 go with it, in the order they ran.
+pub fn median_run(mut runs: Vec<Point>, list: bool) -> Option<Point> {
+    let key = |p: &Point| match p.offered_tps {
+        None => p.achieved_tps,
+        Some(_) => p.latency_us.p99,
     };
+    let mut ok: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].ok).collect();
+    ok.sort_by(|&a, &b| key(&runs[a]).total_cmp(&key(&runs[b])));
+    let pick = ok
+        .get(ok.len() / 2)
+        .copied()
+        .or(runs.len().checked_sub(1))?;
+    let all: Vec<RunSummary> = runs.iter().map(RunSummary::of).collect();
+    let mut p = runs.swap_remove(pick);
     if list {
         p.runs = all;
     }
-    p
+    Some(p)
 }
 
 /// Runs one point; the error says what went wrong, with the child's stderr tail.
@@ -326,7 +323,7 @@ mod tests {
             run(None, 1.0, 100.0, true),
             run(None, 2.0, 500.0, true),
         ];
-        let m = median_run(unpaced, true);
+        let m = median_run(unpaced, true).expect("a run");
         assert_eq!((m.achieved_tps, m.latency_us.p99), (2.0, 500.0));
         let tps: Vec<f64> = m.runs.iter().map(|r| r.achieved_tps).collect();
         assert_eq!(tps, [3.0, 1.0, 2.0], "every run, in the order they ran");
@@ -336,11 +333,12 @@ mod tests {
             run(Some(10), 0.0, 0.0, false),
             run(Some(10), 10.0, 200.0, true),
         ];
-        let m = median_run(paced, true);
+        let m = median_run(paced, true).expect("a run");
         assert_eq!(m.latency_us.p99, 300.0, "failed runs do not count");
         assert_eq!(m.runs.iter().filter(|r| !r.ok).count(), 1);
-        let failed = median_run(vec![run(None, 0.0, 0.0, false)], false);
+        let failed = median_run(vec![run(None, 0.0, 0.0, false)], false).expect("a run");
         assert!(!failed.ok && failed.runs.is_empty());
+        assert!(median_run(Vec::new(), true).is_none());
     }
 
     #[test]

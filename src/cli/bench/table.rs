@@ -278,6 +278,12 @@ fn failure_summary(error: &str) -> String {
     }
 }
 
+/// A point's offered rate as the table writes it (`max` when unpaced).
+fn offered_label(p: &Point) -> String {
+    p.offered_tps
+        .map_or_else(|| "max".to_string(), |r| r.to_string())
+}
+
 /// `bench.md`: the command and the machine, then one table row per point.
 pub fn markdown(b: &Bench) -> String {
     let mut s = String::new();
@@ -309,9 +315,7 @@ pub fn markdown(b: &Bench) -> String {
     );
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for p in &b.points {
-        let offered = p
-            .offered_tps
-            .map_or_else(|| "max".to_string(), |r| r.to_string());
+        let offered = offered_label(p);
         if p.ok {
             let l = &p.latency_us;
             let _ = writeln!(
@@ -346,9 +350,7 @@ pub fn markdown(b: &Bench) -> String {
             first.runs.len()
         );
         for p in repeated {
-            let offered = p
-                .offered_tps
-                .map_or_else(|| "max".to_string(), |r| r.to_string());
+            let offered = offered_label(p);
             let runs: Vec<String> = p
                 .runs
                 .iter()
@@ -367,9 +369,7 @@ pub fn markdown(b: &Bench) -> String {
     if !failed.is_empty() {
         s.push_str("\nFailed points:\n\n");
         for p in failed {
-            let offered = p
-                .offered_tps
-                .map_or_else(|| "max".to_string(), |r| r.to_string());
+            let offered = offered_label(p);
             let _ = writeln!(
                 s,
                 "- {} at {}: {}",
