@@ -36,6 +36,8 @@ fn bench_both_modes_write_json_markdown_and_chart() {
             "20000",
             "--stall-probe",
             "200ms",
+            "--warmup",
+            "300ms",
         ],
         TIMEOUT,
     );
@@ -58,6 +60,7 @@ fn bench_both_modes_write_json_markdown_and_chart() {
             .is_some_and(|f| f.ends_with("trending-hashtags.toml"))
     );
     assert_eq!(num(&bench, "duration_s"), 1.0);
+    assert_eq!(num(&bench, "warmup_s"), 0.3);
     assert!(field_u64(&bench, "machine.cores") >= 1);
     assert!(field(&bench, "machine.cpu_model").is_string());
     assert!(field(&bench, "machine.os").is_string());
@@ -129,6 +132,10 @@ fn bench_both_modes_write_json_markdown_and_chart() {
     ] {
         let r = read_report(&out.join("runs").join(name));
         assert!(field_f64(&r, "cpu_seconds") > 0.0, "{name}: {r}");
+        // Measured after the warm-up: about the requested second, not the whole run.
+        assert_eq!(field_f64(&r, "warmup_s"), 0.3, "{name}: {r}");
+        let d = field_f64(&r, "duration_s");
+        assert!((0.8..1.3).contains(&d), "{name}: {r}");
         assert!(field_u64(&r, "peak_rss_bytes") > 1024 * 1024, "{name}: {r}");
     }
 
@@ -182,6 +189,8 @@ fn bench_repeat_runs_each_point_and_reports_the_median_run() {
             "--out",
             &out.display().to_string(),
             "--stall-probe",
+            "0s",
+            "--warmup",
             "0s",
         ],
         TIMEOUT,

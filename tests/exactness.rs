@@ -27,6 +27,11 @@ const PERCENTILES: [&str; 5] = ["p50", "p90", "p99", "p999", "max"];
 /// Runs the shipped trending-hashtags topology over tweets 1..=TWEETS with a 1 h window
 /// (so the final window holds every tweet) and returns the report.
 fn run_trending(extra: &[&str]) -> serde_json::Value {
+    run_trending_with(&[], extra).0
+}
+
+/// `run_trending` with extra command-line flags; the report and the run's stderr.
+fn run_trending_with(flags: &[&str], extra: &[&str]) -> (serde_json::Value, String) {
     let dir = TempDir::new("exactness");
     let report = dir.join("r.json");
     let mut args: Vec<String> = vec![
@@ -49,6 +54,7 @@ fn run_trending(extra: &[&str]) -> serde_json::Value {
         args.push("--set".into());
         args.push(e.to_string());
     }
+    args.extend(flags.iter().map(|f| f.to_string()));
     let out = squall(&args, TIMEOUT);
     out.assert_success();
     assert!(
@@ -56,7 +62,7 @@ fn run_trending(extra: &[&str]) -> serde_json::Value {
         "--quiet still printed status lines:\n{}",
         tail(&out.stderr)
     );
-    read_report(&report)
+    (read_report(&report), out.stderr)
 }
 
 /// The report has every documented field, with sane values.
@@ -70,6 +76,7 @@ fn check_schema(r: &serde_json::Value) {
     );
     let tps = field_f64(r, "throughput_tps");
     assert!(tps > 0.0, "throughput_tps {tps}");
+    assert_eq!(field_f64(r, "warmup_s"), 0.0, "no warm-up was asked for");
     for k in ["emitted", "acked", "failed"] {
         field_u64(r, &format!("spouts.source.{k}"));
     }
@@ -144,6 +151,19 @@ fn trending_hashtags_top10_is_exact_with_acking() {
             "bolt {b} acked vs executed"
         );
     }
+}
+
+#[test]
+fn a_run_that_ends_within_its_warmup_reports_all_of_it() {
+    let counts = generator_hashtag_counts(42, TWEETS);
+    let (r, stderr) = run_trending_with(&["--warmup", "1h"], &[]);
+    assert!(
+        stderr.contains("the run ended within its warm-up (1h); the report covers all of it"),
+        "{}",
+        tail(&stderr)
+    );
+    check_schema(&r);
+    check_counts(&r, &counts);
 }
 
 #[test]

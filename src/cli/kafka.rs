@@ -315,6 +315,7 @@ fn replay(a: ReplayArgs, registry: &Registry) -> ExitCode {
         RunArgs {
             file: a.file,
             duration: None,
+            warmup: None,
             report: a.report,
             set: sets,
             quiet: a.quiet,

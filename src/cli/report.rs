@@ -6,7 +6,17 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::resources;
-use crate::runtime::{Percentiles, RunSummary};
+use crate::runtime::{MetricsSnapshot, Percentiles, RunSummary};
+
+/// The part of a run a report covers when the run had a warm-up (`--warmup`): what the
+/// metrics and the process's CPU counted from the end of the warm-up to the end.
+#[derive(Debug)]
+pub struct Window {
+    pub warmup: std::time::Duration,
+    pub metrics: MetricsSnapshot,
+    pub duration: std::time::Duration,
+    pub cpu_seconds: f64,
+}
 
 #[derive(Serialize, Debug)]
 pub struct SpoutReport {
@@ -29,8 +39,11 @@ pub struct BoltReport {
 pub struct Report {
     pub topology: String,
     pub mode: String,
+    /// The time the figures cover: the run, or what followed its warm-up.
     pub duration_s: f64,
-    /// Spout tuples emitted per second over the run.
+    /// The warm-up before `duration_s` that the figures leave out (`--warmup`; 0: none).
+    pub warmup_s: f64,
+    /// Spout tuples emitted per second over `duration_s`.
     pub throughput_tps: f64,
     pub spouts: BTreeMap<String, SpoutReport>,
     pub bolts: BTreeMap<String, BoltReport>,
@@ -38,19 +51,34 @@ pub struct Report {
     pub topk: Vec<(String, u64)>,
     /// Named counters per component (oversized lines, malformed JSON, restarts...).
     pub counters: BTreeMap<String, BTreeMap<String, u64>>,
-    /// User + system CPU seconds the process used (startup and drain included).
+    /// User + system CPU seconds the process used over `duration_s` (without a warm-up:
+    /// the whole process, startup and drain included).
     pub cpu_seconds: f64,
     /// Peak resident set size of the process (`VmHWM`), 0 where it cannot be read.
     pub peak_rss_bytes: u64,
 }
 
 impl Report {
-    pub fn new(s: &RunSummary, topk: Option<Vec<(String, u64)>>) -> Report {
+    /// The report of a run: the whole of it, or with `window` what followed its warm-up.
+    pub fn new(
+        s: &RunSummary,
+        topk: Option<Vec<(String, u64)>>,
+        window: Option<&Window>,
+    ) -> Report {
+        let (metrics, duration, warmup, cpu_seconds) = match window {
+            Some(w) => (&w.metrics, w.duration, w.warmup, w.cpu_seconds),
+            None => (
+                &s.metrics,
+                s.duration,
+                std::time::Duration::ZERO,
+                resources::cpu_seconds(),
+            ),
+        };
         let mut spouts = BTreeMap::new();
         let mut bolts = BTreeMap::new();
         let mut counters = BTreeMap::new();
         let mut emitted = 0;
-        for (name, c) in &s.metrics.components {
+        for (name, c) in &metrics.components {
             let mut cs = c.counters.clone();
             for (k, v) in [
                 ("restarts", c.restarts),
@@ -88,11 +116,13 @@ impl Report {
                 );
             }
         }
-        let secs = s.duration.as_secs_f64();
+        let secs = duration.as_secs_f64();
+        let ms = |secs: f64| (secs * 1000.0).round() / 1000.0;
         Report {
             topology: s.topology.clone(),
             mode: s.mode.to_string(),
-            duration_s: (secs * 1000.0).round() / 1000.0,
+            duration_s: ms(secs),
+            warmup_s: ms(warmup.as_secs_f64()),
             throughput_tps: if secs > 0.0 {
                 (emitted as f64 / secs).round()
             } else {
@@ -102,7 +132,7 @@ impl Report {
             bolts,
             topk: topk.unwrap_or_default(),
             counters,
-            cpu_seconds: (resources::cpu_seconds() * 1000.0).round() / 1000.0,
+            cpu_seconds: ms(cpu_seconds),
             peak_rss_bytes: resources::peak_rss_bytes(),
         }
     }

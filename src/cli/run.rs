@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::report::Report;
+use super::report::{Report, Window};
 use crate::registry::Registry;
 use crate::runtime::{Config, LocalCluster, MetricsSnapshot, Mode, RunningTopology};
 
@@ -20,6 +20,11 @@ pub struct RunArgs {
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the sources end.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Leave the first part of the run out of the report's figures (e.g. 2s): throughput,
+    /// latency and CPU then cover what follows it (steady state). `--duration` counts after
+    /// the warm-up.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<Duration>,
     /// Write the JSON report here on exit.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -141,6 +146,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     }
     let opts = RunOptions {
         duration: args.duration,
+        warmup: args.warmup.unwrap_or_default(),
         report: args.report,
         quiet: args.quiet,
         http: args.http,
@@ -151,7 +157,10 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
 /// How a run is watched and ended, whatever built its topology.
 #[derive(Debug, Default)]
 pub struct RunOptions {
+    /// Run this long after the warm-up.
     pub duration: Option<Duration>,
+    /// Left out of the report (zero: none).
+    pub warmup: Duration,
     pub report: Option<PathBuf>,
     pub quiet: bool,
     /// Serve the web UI here while the topology runs.
@@ -229,7 +238,12 @@ pub fn run_topology(
     let started = Instant::now();
     let mut prev = run.metrics();
     let mut last = Instant::now();
+    // The metrics and CPU at the end of the warm-up.
+    let mut base: Option<Mark> = None;
     loop {
+        if base.is_none() && !args.warmup.is_zero() && started.elapsed() >= args.warmup {
+            base = Some(Mark::now(&run));
+        }
         if run.wait_finished(Duration::from_millis(100)) {
             break;
         }
@@ -237,7 +251,10 @@ pub fn run_topology(
             eprintln!("squall: stopping (signal): draining in-flight tuples");
             break;
         }
-        if args.duration.is_some_and(|d| started.elapsed() >= d) {
+        if args
+            .duration
+            .is_some_and(|d| started.elapsed() >= args.warmup + d)
+        {
             break;
         }
         // The status line's snapshot merges every task's histograms: skipped when quiet
@@ -249,12 +266,52 @@ pub fn run_topology(
             last = Instant::now();
         }
     }
-    let code = finish(run, args);
+    let window = match base {
+        Some(base) => Some(base.window_to(Mark::now(&run), args.warmup)),
+        None if !args.warmup.is_zero() => {
+            eprintln!(
+                "squall: warning: the run ended within its warm-up ({}); the report covers all of it",
+                humantime::format_duration(args.warmup)
+            );
+            None
+        }
+        None => None,
+    };
+    let code = finish(run, args, window);
     drop(http);
     code
 }
 
-fn finish(run: RunningTopology, args: &RunOptions) -> ExitCode {
+/// The metrics, the process's CPU time and the clock at one moment of a run.
+struct Mark {
+    metrics: MetricsSnapshot,
+    cpu_seconds: f64,
+    at: Instant,
+}
+
+impl Mark {
+    fn now(run: &RunningTopology) -> Mark {
+        Mark {
+            metrics: run.metrics(),
+            cpu_seconds: super::resources::cpu_seconds(),
+            at: Instant::now(),
+        }
+    }
+
+    /// What happened from this mark to `end`. Tasks publish every 100 ms, so each mark
+    /// lags the tasks by up to that much: both ends alike, so the window's length is
+    /// right on average.
+    fn window_to(self, end: Mark, warmup: Duration) -> Window {
+        Window {
+            warmup,
+            metrics: end.metrics.since(&self.metrics),
+            duration: end.at.saturating_duration_since(self.at),
+            cpu_seconds: (end.cpu_seconds - self.cpu_seconds).max(0.0),
+        }
+    }
+}
+
+fn finish(run: RunningTopology, args: &RunOptions, window: Option<Window>) -> ExitCode {
     let topk = run.registry().topk;
     let result = if run.is_finished() {
         run.join()
@@ -268,9 +325,14 @@ fn finish(run: RunningTopology, args: &RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = Report::new(&summary, topk.get());
+    let report = Report::new(&summary, topk.get(), window.as_ref());
+    let warmup = if report.warmup_s > 0.0 {
+        format!(" after a {} s warm-up", report.warmup_s)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "squall: done in {:.2}s: {} tuples/s from the spouts; {}",
+        "squall: done in {:.2}s{warmup}: {} tuples/s from the spouts; {}",
         report.duration_s,
         report.throughput_tps,
         if summary.completed {

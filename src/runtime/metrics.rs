@@ -218,6 +218,54 @@ pub struct ComponentSnapshot {
     pub counters: BTreeMap<String, u64>,
     #[serde(skip)]
     pub complete_histogram: Option<Histogram<u64>>,
+    /// Bolts: the execute latencies (ns) behind `execute_latency_us`.
+    #[serde(skip)]
+    pub execute_histogram: Option<Histogram<u64>>,
+}
+
+impl ComponentSnapshot {
+    /// What happened after `base` (an earlier snapshot of the same component): counters
+    /// and histograms less `base`'s; gauges (`pending`) as now.
+    fn since(&self, base: &ComponentSnapshot) -> ComponentSnapshot {
+        let less = |now: &Option<Histogram<u64>>, then: &Option<Histogram<u64>>| {
+            let mut h = now.clone()?;
+            if let Some(t) = then {
+                // Histograms only grow, so `then` fits in `now`; if not, keep `now`.
+                let _ = h.subtract(t);
+            }
+            Some(h)
+        };
+        let complete = less(&self.complete_histogram, &base.complete_histogram);
+        let execute = less(&self.execute_histogram, &base.execute_histogram);
+        let pct = |h: &Option<Histogram<u64>>, whole: &Percentiles| {
+            h.as_ref().map_or_else(|| whole.clone(), Percentiles::of)
+        };
+        ComponentSnapshot {
+            kind: self.kind,
+            tasks: self.tasks,
+            emitted: self.emitted.saturating_sub(base.emitted),
+            acked: self.acked.saturating_sub(base.acked),
+            failed: self.failed.saturating_sub(base.failed),
+            executed: self.executed.saturating_sub(base.executed),
+            restarts: self.restarts.saturating_sub(base.restarts),
+            timed_out: self.timed_out.saturating_sub(base.timed_out),
+            abandoned: self.abandoned.saturating_sub(base.abandoned),
+            pending: self.pending,
+            busy_ns: self.busy_ns.saturating_sub(base.busy_ns),
+            execute_latency_us: pct(&execute, &self.execute_latency_us),
+            complete_latency_us: pct(&complete, &self.complete_latency_us),
+            counters: self
+                .counters
+                .iter()
+                .map(|(k, &v)| {
+                    let then = base.counters.get(k).copied().unwrap_or(0);
+                    (k.clone(), v.saturating_sub(then))
+                })
+                .collect(),
+            complete_histogram: complete,
+            execute_histogram: execute,
+        }
+    }
 }
 
 /// Every component's metrics at one moment.
@@ -241,6 +289,23 @@ impl MetricsSnapshot {
             t.3 += c.pending;
         }
         t
+    }
+
+    /// What happened between `base` (an earlier snapshot of the same run) and this one:
+    /// e.g. a run's figures after its warm-up. A component `base` lacks counts whole.
+    pub fn since(&self, base: &MetricsSnapshot) -> MetricsSnapshot {
+        let components = self
+            .components
+            .iter()
+            .map(|(name, c)| {
+                let c = match base.components.get(name) {
+                    Some(b) => c.since(b),
+                    None => c.clone(),
+                };
+                (name.clone(), c)
+            })
+            .collect();
+        MetricsSnapshot { components }
     }
 }
 
@@ -297,14 +362,87 @@ impl MetricsRegistry {
                     execute_latency_us: Percentiles::of(&sum.execute_ns),
                     complete_latency_us: Percentiles::of(&sum.complete_ns),
                     counters: c.counters.snapshot(),
-                    complete_histogram: if c.is_spout {
-                        Some(sum.complete_ns.clone())
-                    } else {
-                        None
-                    },
+                    complete_histogram: c.is_spout.then(|| sum.complete_ns.clone()),
+                    execute_histogram: (!c.is_spout).then(|| sum.execute_ns.clone()),
                 },
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spout(latencies_ns: &[u64], acked: u64, counter: u64) -> ComponentSnapshot {
+        let mut h = histogram();
+        for &v in latencies_ns {
+            h.record(v).ok();
+        }
+        ComponentSnapshot {
+            kind: "spout",
+            tasks: 1,
+            emitted: acked,
+            acked,
+            failed: 0,
+            executed: 0,
+            restarts: 0,
+            timed_out: 0,
+            abandoned: 0,
+            pending: 7,
+            busy_ns: acked * 10,
+            execute_latency_us: Percentiles::default(),
+            complete_latency_us: Percentiles::of(&h),
+            counters: [("oversized_lines".to_string(), counter)].into(),
+            complete_histogram: Some(h),
+            execute_histogram: None,
+        }
+    }
+
+    fn snapshot(c: ComponentSnapshot) -> MetricsSnapshot {
+        MetricsSnapshot {
+            components: [("source".to_string(), c)].into(),
+        }
+    }
+
+    #[test]
+    fn since_keeps_only_what_came_after_the_base() {
+        // A slow start (100 tuples at 50 ms), then 1000 tuples at 100 µs.
+        let slow = vec![50_000_000; 100];
+        let mut all = slow.clone();
+        all.extend(vec![100_000; 1000]);
+        let base = snapshot(spout(&slow, 100, 2));
+        let end = snapshot(spout(&all, 1100, 5));
+        assert!(end.components["source"].complete_latency_us.p99 > 40_000.0);
+        let after = end.since(&base);
+        let c = &after.components["source"];
+        assert_eq!(
+            (c.acked, c.emitted, c.busy_ns, c.pending),
+            (1000, 1000, 10_000, 7)
+        );
+        assert_eq!(c.counters["oversized_lines"], 3);
+        assert_eq!(c.complete_histogram.as_ref().map(|h| h.len()), Some(1000));
+        assert!(
+            (c.complete_latency_us.p99 - 100.0).abs() < 1.0,
+            "{:?}",
+            c.complete_latency_us
+        );
+        assert!(
+            c.complete_latency_us.max < 101.0,
+            "{:?}",
+            c.complete_latency_us
+        );
+    }
+
+    #[test]
+    fn since_an_empty_base_is_the_whole_run() {
+        let end = snapshot(spout(&[1_000, 2_000], 2, 1));
+        let after = end.since(&MetricsSnapshot::default());
+        assert_eq!(after.components["source"].acked, 2);
+        assert_eq!(
+            after.components["source"].complete_latency_us,
+            end.components["source"].complete_latency_us
+        );
     }
 }

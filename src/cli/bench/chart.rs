@@ -214,6 +214,7 @@ mod tests {
             topology: "t".into(),
             file: "t.toml".into(),
             duration_s: 1.0,
+            warmup_s: 0.0,
             machine: Machine {
                 cores: 1,
                 cpu_model: "x".into(),
@@ -248,6 +249,7 @@ mod tests {
             topology: "t".into(),
             file: "t.toml".into(),
             duration_s: 1.0,
+            warmup_s: 0.0,
             machine: Machine {
                 cores: 1,
                 cpu_model: "x".into(),

@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// How long each point runs (e.g. 20s).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
     pub duration: Duration,
+    /// Each run first warms up this long (not measured: the start of a process pays for
+    /// fresh memory, empty maps and cold caches), then measures for `--duration`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub warmup: Duration,
     /// Output directory (created): bench.json, bench.md, latency.svg, runs/.
     #[arg(long)]
     pub out: PathBuf,
@@ -239,6 +243,8 @@ pub struct Plan {
     pub modes: Vec<Mode>,
     pub rates: Vec<Rate>,
     pub duration: Duration,
+    /// Left out at the start of each run (zero: none).
+    pub warmup: Duration,
     pub out: PathBuf,
     pub sets: Vec<String>,
     pub batch_interval: Option<Duration>,
@@ -282,6 +288,7 @@ impl Plan {
             modes,
             rates,
             duration: args.duration,
+            warmup: args.warmup,
             out: args.out,
             sets: args.set,
             batch_interval: args.batch_interval,
@@ -345,6 +352,7 @@ pub fn bench(plan: &Plan, argv: Vec<String>) -> Result<table::Bench, BenchError>
         topology: plan.topology.clone(),
         file: plan.file.display().to_string(),
         duration_s: plan.duration.as_secs_f64(),
+        warmup_s: plan.warmup.as_secs_f64(),
         machine,
         command: argv,
         points,

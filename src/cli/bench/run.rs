@@ -28,6 +28,10 @@ pub fn child_args(plan: &Plan, mode: Mode, rate: Rate, report: &Path) -> Vec<Str
         "--report".to_string(),
         report.display().to_string(),
     ];
+    if !plan.warmup.is_zero() {
+        a.push("--warmup".to_string());
+        a.push(humantime::format_duration(plan.warmup).to_string());
+    }
     for s in &plan.generators {
         a.push("--set".to_string());
         a.push(format!("spouts.{s}.rate={}", rate.generator_rate()));
@@ -161,7 +165,7 @@ fn run_point(exe: &Path, plan: &Plan, mode: Mode, rate: Rate, round: u32) -> Res
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    let (status, stderr) = wait(child, plan.duration + GRACE)?;
+    let (status, stderr) = wait(child, plan.warmup + plan.duration + GRACE)?;
     let _ = std::fs::write(&log, &stderr);
     let status = match status {
         Some(s) => s,
@@ -257,6 +261,7 @@ mod tests {
             batch_interval: Some(Duration::from_millis(100)),
             max_batch: Some(5000),
             stall_probe: Duration::ZERO,
+            warmup: Duration::ZERO,
             repeat: 1,
         }
     }

@@ -218,8 +218,11 @@ fn round1(x: f64) -> f64 {
 pub struct Bench {
     pub topology: String,
     pub file: String,
-    /// The requested duration of each point, seconds.
+    /// The requested duration of each point, seconds (measured, after the warm-up).
     pub duration_s: f64,
+    /// The warm-up each run had before it, seconds (not measured).
+    #[serde(default)]
+    pub warmup_s: f64,
     pub machine: Machine,
     /// The exact argv of the `squall bench` command.
     pub command: Vec<String>,
@@ -291,8 +294,8 @@ pub fn markdown(b: &Bench) -> String {
     let _ = writeln!(s, "Command:\n\n```\n{}\n```\n", command_line(&b.command));
     let _ = writeln!(
         s,
-        "Machine: {} cores, {}, {}. File: `{}`; {} s per point.\n",
-        b.machine.cores, b.machine.cpu_model, b.machine.os, b.file, b.duration_s
+        "Machine: {} cores, {}, {}. File: `{}`; {} s per point, after a {} s warm-up that is not measured.\n",
+        b.machine.cores, b.machine.cpu_model, b.machine.os, b.file, b.duration_s, b.warmup_s
     );
     for (when, st) in [("before", &b.stalls_before), ("after", &b.stalls_after)] {
         if let Some(st) = st {
@@ -401,6 +404,7 @@ mod tests {
             topology: "trending-hashtags".into(),
             file: "topologies/trending-hashtags.toml".into(),
             duration_s: 20.0,
+            warmup_s: 0.0,
             machine: Machine {
                 cores: 2,
                 cpu_model: "Test CPU".into(),
