@@ -86,6 +86,15 @@ fn bench_both_modes_write_json_markdown_and_chart() {
         assert!(over5 <= over1, "{bench}");
         assert!(num(&bench, &format!("{when}.lost_ms_per_s")) >= 0.0);
         assert!(num(&bench, &format!("{when}.longest_ms")) > 0.0, "{bench}");
+        // The kernel's count of the spinners' wait while other tasks ran, and those tasks.
+        assert!(
+            num(&bench, &format!("{when}.run_queue_ms_per_s")) >= 0.0,
+            "{bench}"
+        );
+        assert!(
+            field(&bench, &format!("{when}.other_tasks")).is_array(),
+            "{bench}"
+        );
     }
     assert!(
         run.stderr.contains("machine stalls before the points"),

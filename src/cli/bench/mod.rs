@@ -6,6 +6,7 @@
 //! table, [`chart`] draws the SVG.
 
 pub mod chart;
+pub mod others;
 pub mod run;
 pub mod stalls;
 pub mod table;
@@ -345,6 +346,10 @@ pub fn bench(plan: &Plan, argv: Vec<String>) -> Result<table::Bench, BenchError>
     })?;
     let exe = std::env::current_exe().map_err(BenchError::CurrentExe)?;
     let machine = table::Machine::detect();
+    // Data written just before (a build, a copy) is flushed by kernel threads that would
+    // take the cores from the points; write it out first.
+    #[cfg(target_os = "linux")]
+    rustix::fs::sync();
     let stalls_before = probe_stalls(plan, machine.cores, "before");
     let points = run::run_all(&exe, plan);
     let stalls_after = probe_stalls(plan, machine.cores, "after");

@@ -425,6 +425,11 @@ mod tests {
                 stalls_over_5ms: 2,
                 lost_ms_per_s: 4.25,
                 longest_ms: 9.43,
+                run_queue_ms_per_s: Some(3.14),
+                other_tasks: vec![super::super::others::OtherTask {
+                    name: "kdamond.0".into(),
+                    cpu_ms: 18.5,
+                }],
             }),
             stalls_after: None,
         }
@@ -481,7 +486,7 @@ mod tests {
         assert!(md.contains("2 cores, Test CPU, linux 6.1"));
         assert!(
             md.contains(
-                "Machine stalls before the points (2 threads spinning 3 s): 7 stalls over 1 ms (2 over 5 ms), 4.2 ms lost per second, longest 9.4 ms.\n"
+                "Machine stalls before the points (2 threads spinning 3 s): 7 stalls over 1 ms (2 over 5 ms), 4.2 ms lost per second, longest 9.4 ms; the kernel ran other tasks 3.1 ms per second (kdamond.0 18.5 ms).\n"
             ),
             "{md}"
         );
