@@ -425,7 +425,7 @@ mod tests {
                 stalls_over_5ms: 2,
                 lost_ms_per_s: 4.25,
                 longest_ms: 9.43,
-                run_queue_ms_per_s: Some(3.14),
+                run_queue_ms_per_s: Some(3.12),
                 other_tasks: vec![super::super::others::OtherTask {
                     name: "kdamond.0".into(),
                     cpu_ms: 18.5,
