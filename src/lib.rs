@@ -50,7 +50,7 @@ pub use component::{
 };
 pub use runtime::{
     BoltCollector, Config, LocalCluster, MetricsSnapshot, RunSummary, RunningTopology,
-    SpoutCollector,
+    RuntimeError, SpoutCollector, WorkerPriority,
 };
 pub use topology::{Grouping, Topology, TopologyBuilder, TopologyError};
 pub use tuple::{DEFAULT_STREAM, Fields, Tuple, Value, Values};

@@ -123,6 +123,29 @@ fn unknown_option() {
 }
 
 #[test]
+fn a_wrong_config_value_names_its_key() {
+    let toml = "name = \"t\"\n\n[config]\nacking = true\nmode = \"event\"\n\n[spouts.source]\ntype = \"generator\"\n";
+    for (set, want) in [
+        (
+            "config.mode=fast",
+            "`config.mode`: unknown variant `fast`, expected `event` or `microbatch`",
+        ),
+        (
+            "config.acking=maybe",
+            "`config.acking`: invalid type: string \"maybe\", expected a boolean",
+        ),
+        (
+            "config.worker_priority=high",
+            "`config.worker_priority`: unknown variant `high`, expected `normal` or `realtime`",
+        ),
+        ("config.nosuch=1", "`config.nosuch`: unknown field `nosuch`"),
+    ] {
+        let err = validate_err(toml, &[set]);
+        assert!(err.contains(want), "{set}: {err}");
+    }
+}
+
+#[test]
 fn unknown_option_of_a_bolt() {
     let toml = format!(
         "{SPOUT}\n[bolts.rank]\ntype = \"rank\"\ntop = 3\ntpo = 4\ninputs = [{{ from = \"source\" }}]\n"

@@ -211,8 +211,15 @@ pub fn run_topology(
     } else {
         "at-most-once (acking off)".to_string()
     };
+    let priority = if config.mode == Mode::Event
+        && config.worker_priority == crate::runtime::WorkerPriority::Realtime
+    {
+        " (real-time priority)"
+    } else {
+        ""
+    };
     eprintln!(
-        "squall: running `{}` in {} mode on {} workers; guarantee: {guarantee}",
+        "squall: running `{}` in {} mode on {} workers{priority}; guarantee: {guarantee}",
         topology.name(),
         config.mode,
         config.workers

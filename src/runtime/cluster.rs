@@ -37,6 +37,8 @@ pub enum RuntimeError {
     Fatal(Vec<String>),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Priority(#[from] super::priority::PriorityError),
     #[error(
         "{0} spout tasks: with acking on, a topology may have at most {MAX_SPOUT_TASKS} (root ids carry the spout task in 16 bits)"
     )]
@@ -79,6 +81,7 @@ impl LocalCluster {
         if config.acking && spout_tasks > MAX_SPOUT_TASKS {
             return Err(RuntimeError::TooManySpoutTasks(spout_tasks));
         }
+        config.worker_priority.check()?;
         let plan = Plan::new(&topology, &config);
         let control = Arc::new(RunControl::new(plan.task_count));
         let metrics = plan.metrics.clone();
@@ -490,9 +493,18 @@ impl Plan {
         config: &Config,
         control: Arc<RunControl>,
     ) -> (Vec<Arbiter>, Vec<Addr<SpoutTask>>, Vec<Addr<BoltTask>>) {
+        let priority = config.worker_priority;
         let arbiters: Vec<Arbiter> = (0..config.workers)
             .map(|_| {
-                Arbiter::try_with_tokio_rt(super::load::worker_runtime).unwrap_or_else(|e| {
+                // Runs on the new worker thread. `submit` checked that the priority can
+                // be had, so a refusal here is unexpected: logged, the worker runs on.
+                let runtime = move || {
+                    if let Err(e) = priority.apply_to_this_thread() {
+                        tracing::error!("worker thread: {e}");
+                    }
+                    super::load::worker_runtime()
+                };
+                Arbiter::try_with_tokio_rt(runtime).unwrap_or_else(|e| {
                     tracing::warn!(
                         "worker runtime with load tracking failed ({e}); using the default"
                     );

@@ -5,12 +5,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::priority::WorkerPriority;
+
 /// How a topology runs. Every field has a default; TOML files set them under `[config]`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Worker threads the tasks are spread over (default: the number of cores).
     pub workers: usize,
+    /// Event mode: how the worker threads are scheduled (`normal`, or `realtime` for
+    /// `SCHED_FIFO`, which keeps other tasks of the machine from holding up a worker).
+    pub worker_priority: WorkerPriority,
     /// Track every tuple tree and replay what fails (at-least-once). Off: at-most-once.
     pub acking: bool,
     /// In-flight tuple trees per spout task; the spout waits when it is reached.
@@ -85,6 +90,7 @@ impl Default for Config {
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            worker_priority: WorkerPriority::Normal,
             acking: true,
             max_spout_pending: 1024,
             message_timeout: Duration::from_secs(30),

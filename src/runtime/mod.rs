@@ -13,6 +13,7 @@ pub(crate) mod load;
 pub mod metrics;
 pub(crate) mod microbatch;
 pub(crate) mod outbox;
+pub mod priority;
 pub(crate) mod spout_task;
 pub(crate) mod stage;
 pub(crate) mod transport;
@@ -24,6 +25,7 @@ pub use metrics::{
     ComponentSnapshot, MetricsRegistry, MetricsSnapshot, Percentiles, TaskSample, TaskStats,
 };
 pub(crate) use microbatch::describe_state as microbatch_state;
+pub use priority::{PriorityError, WorkerPriority};
 
 /// The text of a caught panic.
 pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

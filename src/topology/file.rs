@@ -241,13 +241,20 @@ pub fn load_str(
         .to_string();
     let config: Config = match doc.get("config") {
         None => Config::default(),
-        Some(c) => c.clone().try_into().map_err(|e: toml::de::Error| {
-            cx.err(
-                Some("config"),
-                &format!("config.{}", field_in(e.message())),
-                e.message().to_string(),
-            )
-        })?,
+        Some(c) => serde_path_to_error::deserialize(c.clone()).map_err(
+            |e: serde_path_to_error::Error<toml::de::Error>| {
+                // The path names the key whose value is wrong; for an unknown key it
+                // is empty and the message names it.
+                let path = e.path().to_string();
+                let message = e.inner().message().to_string();
+                let key = if path.is_empty() || path == "." || path == "?" {
+                    field_in(&message).to_string()
+                } else {
+                    path
+                };
+                cx.err(Some("config"), &format!("config.{key}"), message)
+            },
+        )?,
     };
     config.validate().map_err(|e| {
         cx.err(

@@ -73,6 +73,11 @@ fn layout(topology: &Topology) -> String {
 }
 
 pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopology, RuntimeError> {
+    if config.worker_priority != super::priority::WorkerPriority::Normal {
+        tracing::warn!(
+            "config.worker_priority applies to event mode; micro-batch threads run at normal priority (its latency is a batch interval)"
+        );
+    }
     let store = Arc::new(crate::state::store::open(config.state_dir.as_ref())?);
     store.check_layout(&layout(&topology))?;
     let committed = store.committed_txid()?;
