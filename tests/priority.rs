@@ -7,6 +7,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use squall::runtime::priority::this_thread_policy;
 use squall::{
     Bolt, BoltCollector, ComponentResult, LocalCluster, RuntimeError, TopologyBuilder, Tuple,
     WorkerPriority,
@@ -18,15 +19,9 @@ use support::*;
 #[derive(Clone, Default)]
 struct PolicyBolt(Arc<Mutex<Vec<u32>>>);
 
-fn policy_of_this_thread() -> Option<u32> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(38)?.parse().ok()
-}
-
 impl Bolt for PolicyBolt {
     fn execute(&mut self, _input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
-        if let Some(p) = policy_of_this_thread() {
+        if let Some(p) = this_thread_policy() {
             let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
             if !seen.contains(&p) {
                 seen.push(p);
@@ -34,18 +29,6 @@ impl Bolt for PolicyBolt {
         }
         Ok(())
     }
-}
-
-/// Whether this process may make a `SCHED_FIFO` thread (root, or CAP_SYS_NICE, or an
-/// RLIMIT_RTPRIO of at least 1): asked of the kernel on a throwaway thread.
-fn may_use_realtime() -> bool {
-    std::thread::spawn(|| {
-        let param = libc::sched_param { sched_priority: 1 };
-        // SAFETY: pid 0 is this throwaway thread; `param` outlives the call.
-        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
-    })
-    .join()
-    .unwrap_or(false)
 }
 
 fn topology(n: u64, bolt: PolicyBolt) -> squall::Topology {
@@ -64,7 +47,9 @@ fn realtime_workers_run_the_job_under_sched_fifo() {
         worker_priority: WorkerPriority::Realtime,
         ..test_config()
     };
-    if !may_use_realtime() {
+    // Whether this process may make a SCHED_FIFO thread (root, CAP_SYS_NICE, or an
+    // RLIMIT_RTPRIO of at least 1).
+    if WorkerPriority::Realtime.check().is_err() {
         // Not allowed here: the run is refused before any task starts, with the reason.
         match LocalCluster::submit(topology(N, bolt), config) {
             Err(RuntimeError::Priority(e)) => {

@@ -39,7 +39,7 @@ impl WorkerPriority {
 
     /// Whether worker threads can get this priority here: tried on a short-lived thread,
     /// so a refusal stops a run before any task starts.
-    pub(crate) fn check(self) -> Result<(), PriorityError> {
+    pub fn check(self) -> Result<(), PriorityError> {
         if self == WorkerPriority::Normal {
             return Ok(());
         }
@@ -75,10 +75,13 @@ fn set_fifo() -> Result<(), PriorityError> {
     })
 }
 
-/// The scheduling policy of a thread of this process (`/proc/self/task/TID/stat`, field
-/// 41): 0 normal, 1 `SCHED_FIFO`. For tests.
-#[cfg(all(test, target_os = "linux"))]
-pub(crate) fn policy_of(stat: &str) -> Option<u32> {
+/// The scheduling policy the calling thread runs under (`/proc/thread-self/stat`, field
+/// 41): 0 normal, 1 `SCHED_FIFO`; `None` where it cannot be read.
+pub fn this_thread_policy() -> Option<u32> {
+    policy_of(&std::fs::read_to_string("/proc/thread-self/stat").ok()?)
+}
+
+fn policy_of(stat: &str) -> Option<u32> {
     // The name (field 2) is in parentheses and may hold spaces: count after it.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(38)?.parse().ok()
@@ -119,8 +122,7 @@ mod tests {
     fn a_realtime_thread_is_sched_fifo_when_allowed() {
         let got = std::thread::spawn(|| {
             let r = WorkerPriority::Realtime.apply_to_this_thread();
-            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-            (r, policy_of(&stat))
+            (r, this_thread_policy())
         })
         .join()
         .unwrap_or_else(|_| panic!("thread panicked"));

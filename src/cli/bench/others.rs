@@ -7,6 +7,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+/// CPU nanoseconds of tasks by (pid, tid), with each task's name.
+pub type TaskTimes = HashMap<(i32, i32), (String, u64)>;
+
 /// Another task of the machine and the CPU time it used while the probe spun.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct OtherTask {
@@ -33,7 +36,7 @@ pub fn run_delay_ns() -> Option<u64> {
 
 /// CPU nanoseconds so far of every task of the machine outside this process, by
 /// (pid, tid), with its name. Tasks that end or cannot be read are left out.
-pub fn cpu_times() -> HashMap<(i32, i32), (String, u64)> {
+pub fn cpu_times() -> TaskTimes {
     let mut out = HashMap::new();
     #[cfg(target_os = "linux")]
     {
@@ -55,12 +58,7 @@ pub fn cpu_times() -> HashMap<(i32, i32), (String, u64)> {
 
 /// The tasks that used the most CPU between two `cpu_times` readings, most first, tasks
 /// of one name summed; at most `top`, and none under `min_ms`.
-pub fn busiest(
-    before: &HashMap<(i32, i32), (String, u64)>,
-    after: &HashMap<(i32, i32), (String, u64)>,
-    top: usize,
-    min_ms: f64,
-) -> Vec<OtherTask> {
+pub fn busiest(before: &TaskTimes, after: &TaskTimes, top: usize, min_ms: f64) -> Vec<OtherTask> {
     let mut by_name: HashMap<&str, u64> = HashMap::new();
     for (id, (name, ns)) in after {
         // A task that started during the probe counts from zero.
@@ -84,7 +82,7 @@ pub fn busiest(
 mod tests {
     use super::*;
 
-    fn times(v: &[(i32, &str, u64)]) -> HashMap<(i32, i32), (String, u64)> {
+    fn times(v: &[(i32, &str, u64)]) -> TaskTimes {
         v.iter()
             .map(|&(tid, name, ns)| ((1, tid), (name.to_string(), ns)))
             .collect()
