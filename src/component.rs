@@ -279,6 +279,16 @@ pub trait Spout: Send + 'static {
     fn transactional(&mut self) -> Option<&mut dyn TransactionalSpout> {
         None
     }
+
+    /// Micro-batch mode: the options that decide which tuples this spout's recorded batch
+    /// metadata stands for (e.g. the generator's seed, a Kafka spout's topics), by name.
+    /// They are stored with the state, and a later run on the same state directory with
+    /// other values is refused: its replays and its next batches would not continue the
+    /// stored ones. Leave out options that change neither (e.g. a pacing rate). Empty (the
+    /// default): nothing is checked.
+    fn state_options(&self) -> crate::state::StateOptions {
+        crate::state::StateOptions::new()
+    }
 }
 
 /// How a bolt acknowledges its input.
@@ -385,6 +395,15 @@ pub trait Bolt: Send + 'static {
         _out: &mut BoltCollector<'_>,
     ) -> ComponentResult {
         Ok(())
+    }
+
+    /// Micro-batch mode: the options the state this bolt stores depends on (e.g. a
+    /// window's length and slide), by name. They are stored with the state, and a later
+    /// run on the same state directory with other values is refused: it would carry on
+    /// from state kept under the old values. Leave out options that do not shape the state
+    /// (e.g. how often a result is emitted). Empty (the default): nothing is checked.
+    fn state_options(&self) -> crate::state::StateOptions {
+        crate::state::StateOptions::new()
     }
 }
 

@@ -368,6 +368,52 @@ fn file_spout_top10_is_exact_over_v2_stream_lines() {
     );
 }
 
+/// A line longer than `max_line_bytes` is skipped while it is read: a 64 MB line and a
+/// 64 MB last line without newline are counted, the lines after them are used, and the
+/// run's peak memory is that of the same file without them (it held each huge line whole
+/// before: 64 MB more at least).
+#[test]
+fn file_spout_skips_huge_lines_without_reading_them_into_memory() {
+    use std::io::Write;
+    let text = fixture();
+    let dir = TempDir::new("file-huge");
+    let plain = dir.write("plain.jsonl", &format!("{text}{text}"));
+    let huge_path = dir.join("huge.jsonl");
+    let huge = 64usize << 20;
+    {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&huge_path).unwrap_or_else(|e| panic!("create: {e}")),
+        );
+        let chunk = vec![b'x'; 1 << 20];
+        let mut write = |b: &[u8]| f.write_all(b).unwrap_or_else(|e| panic!("write: {e}"));
+        write(text.as_bytes());
+        for _ in 0..huge >> 20 {
+            write(&chunk);
+        }
+        write(b"\n");
+        write(text.as_bytes());
+        for _ in 0..huge >> 20 {
+            write(&chunk);
+        }
+        f.flush().unwrap_or_else(|e| panic!("flush: {e}"));
+    }
+    let base = run_file(&plain, &dir);
+    let r = run_file(&huge_path, &dir);
+    assert_eq!(field_u64(&r, "counters.source.oversized_lines"), 2);
+    assert_eq!(report_topk(&r), report_topk(&base), "the same tweets were used");
+    assert_eq!(field_u64(&r, "spouts.source.emitted"), 8);
+    let (peak, base_peak) = (
+        field_u64(&r, "peak_rss_bytes"),
+        field_u64(&base, "peak_rss_bytes"),
+    );
+    assert!(
+        peak < base_peak + (huge as u64) / 2,
+        "peak RSS {} MB with the huge lines, {} MB without",
+        peak >> 20,
+        base_peak >> 20
+    );
+}
+
 /// The shipped file-hashtags.toml reads `topologies/data/sample-tweets.jsonl` by default.
 #[test]
 fn shipped_file_topology_runs_with_its_default_path() {

@@ -73,6 +73,14 @@ impl Bolt for CountBolt {
         Ok(())
     }
 
+    /// The stored counts are per value of `field`.
+    fn state_options(&self) -> crate::state::StateOptions {
+        crate::state::StateOptions::from_iter([(
+            "field".to_string(),
+            self.field.clone().into(),
+        )])
+    }
+
     /// Micro-batch mode: adds the batch's counts (combined in `execute`, Trident's
     /// combiner) to the state and emits each changed key's new count once.
     fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {

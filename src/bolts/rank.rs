@@ -133,6 +133,11 @@ impl Bolt for RankBolt {
         Ok(())
     }
 
+    /// The stored ranking keeps `top` keys (`emit_every` only paces event mode).
+    fn state_options(&self) -> crate::state::StateOptions {
+        crate::state::options::pick(&self.cfg, &["top"])
+    }
+
     /// Micro-batch mode: a changed running ranking is stored and emitted once per batch.
     fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
         if !self.changed {

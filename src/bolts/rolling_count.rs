@@ -169,6 +169,11 @@ impl Bolt for RollingCountBolt {
         Ok(())
     }
 
+    /// The stored window is cut into slots of `slide` over `window`, counting `field`.
+    fn state_options(&self) -> crate::state::StateOptions {
+        crate::state::options::pick(&self.cfg, &["field", "window", "slide"])
+    }
+
     fn takes_columns(&self) -> bool {
         true
     }

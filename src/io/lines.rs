@@ -1,4 +1,5 @@
-//! Newline-delimited framing for a TCP text source.
+//! Newline-delimited framing, one for every line source: [`LineReader`] for an async
+//! stream (the socket spout), [`BlockingLineReader`] for a file (the file spout).
 //!
 //! [`LineReader`] yields one [`LineEvent`] per input line. Lines longer than
 //! [`LineOptions::max_line_bytes`] are skipped without being buffered, and invalid
@@ -101,6 +102,108 @@ struct Discard {
     last_was_cr: bool,
 }
 
+/// Where the line a [`Framer`] found is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framed {
+    /// The first `len` bytes of what was fed: the whole line was there.
+    Direct(usize),
+    /// In the framer's buffer (the caller clears it once used).
+    Buffered,
+    /// A line longer than the maximum was skipped; its length.
+    Oversized(u64),
+}
+
+/// The line framing both readers share: fed the bytes a buffered reader has, it finds
+/// the next line, keeping at most `max + 1` bytes of a partial line and only counting the
+/// bytes of a line that is already too long.
+#[derive(Debug)]
+struct Framer {
+    max: usize,
+    /// Partial line; never longer than `max + 1` (room for a `\r`).
+    buf: Vec<u8>,
+    discard: Option<Discard>,
+}
+
+impl Framer {
+    fn new(max: usize) -> Self {
+        Framer {
+            max,
+            buf: Vec::new(),
+            discard: None,
+        }
+    }
+
+    /// Frames the start of `available` (not empty): the line found, if any, and how many
+    /// bytes of `available` were used.
+    fn feed(&mut self, available: &[u8]) -> (Option<Framed>, usize) {
+        let max = self.max;
+        match find_newline(available) {
+            Some(i) => {
+                let ends_cr = match i {
+                    0 => match self.discard {
+                        Some(d) => d.last_was_cr,
+                        None => self.buf.last() == Some(&b'\r'),
+                    },
+                    _ => available[i - 1] == b'\r',
+                };
+                let framed = if let Some(d) = self.discard.take() {
+                    let total = d.bytes.saturating_add(i as u64);
+                    Framed::Oversized(total - u64::from(ends_cr))
+                } else {
+                    let len = self.buf.len() + i - usize::from(ends_cr);
+                    if len > max {
+                        self.buf.clear();
+                        Framed::Oversized(len as u64)
+                    } else if self.buf.is_empty() {
+                        Framed::Direct(len)
+                    } else {
+                        self.buf.extend_from_slice(&available[..i]);
+                        self.buf.truncate(len);
+                        Framed::Buffered
+                    }
+                };
+                (Some(framed), i + 1)
+            }
+            None => {
+                let n = available.len();
+                let last_was_cr = available[n - 1] == b'\r';
+                if let Some(d) = &mut self.discard {
+                    d.bytes = d.bytes.saturating_add(n as u64);
+                    d.last_was_cr = last_was_cr;
+                } else if self.buf.len() + n > max.saturating_add(1) {
+                    self.discard = Some(Discard {
+                        bytes: (self.buf.len() + n) as u64,
+                        last_was_cr,
+                    });
+                    self.buf.clear();
+                } else {
+                    self.buf.extend_from_slice(available);
+                }
+                (None, n)
+            }
+        }
+    }
+
+    /// At the end of the input: a final unterminated line (a trailing `\r` is stripped).
+    fn finish(&mut self) -> Option<Framed> {
+        if let Some(d) = self.discard.take() {
+            return Some(Framed::Oversized(d.bytes - u64::from(d.last_was_cr)));
+        }
+        if self.buf.is_empty() {
+            return None;
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        if self.buf.len() > self.max {
+            let bytes = self.buf.len() as u64;
+            self.buf.clear();
+            return Some(Framed::Oversized(bytes));
+        }
+        Some(Framed::Buffered)
+    }
+}
+
 /// Reads newline-delimited lines from an async byte stream.
 ///
 /// `next_line` is cancel-safe: all partial-line state lives in the reader and no
@@ -109,9 +212,7 @@ struct Discard {
 pub struct LineReader<R> {
     inner: BufReader<R>,
     opts: LineOptions,
-    /// Partial line; never longer than `max_line_bytes + 1` (room for a `\r`).
-    buf: Vec<u8>,
-    discard: Option<Discard>,
+    framer: Framer,
     stats: LineStats,
 }
 
@@ -126,8 +227,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         Self {
             inner: BufReader::with_capacity(capacity.max(1), reader),
             opts,
-            buf: Vec::new(),
-            discard: None,
+            framer: Framer::new(opts.max_line_bytes),
             stats: LineStats::default(),
         }
     }
@@ -162,61 +262,21 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// Reads the next line or anomaly; `Ok(None)` at end of stream. A final line
     /// without a terminator is returned like any other line.
     pub async fn next_line(&mut self) -> Result<Option<LineEvent>, io::Error> {
-        let max = self.opts.max_line_bytes;
         loop {
             let available = self.inner.fill_buf().await?;
             if available.is_empty() {
                 return Ok(self.finish_at_eof());
             }
-            let (event, used) = match find_newline(available) {
-                Some(i) => {
-                    let ends_cr = match i {
-                        0 => match self.discard {
-                            Some(d) => d.last_was_cr,
-                            None => self.buf.last() == Some(&b'\r'),
-                        },
-                        _ => available[i - 1] == b'\r',
-                    };
-                    let event = if let Some(d) = self.discard.take() {
-                        let total = d.bytes.saturating_add(i as u64);
-                        LineEvent::Oversized {
-                            bytes: total - u64::from(ends_cr),
-                        }
-                    } else {
-                        let len = self.buf.len() + i - usize::from(ends_cr);
-                        if len > max {
-                            self.buf.clear();
-                            LineEvent::Oversized { bytes: len as u64 }
-                        } else if self.buf.is_empty() {
-                            decode(&available[..len], self.opts.invalid_utf8)
-                        } else {
-                            self.buf.extend_from_slice(&available[..i]);
-                            self.buf.truncate(len);
-                            let e = decode(&self.buf, self.opts.invalid_utf8);
-                            self.buf.clear();
-                            e
-                        }
-                    };
-                    (Some(event), i + 1)
+            let (framed, used) = self.framer.feed(available);
+            let event = framed.map(|f| match f {
+                Framed::Direct(len) => decode(&available[..len], self.opts.invalid_utf8),
+                Framed::Buffered => {
+                    let e = decode(&self.framer.buf, self.opts.invalid_utf8);
+                    self.framer.buf.clear();
+                    e
                 }
-                None => {
-                    let n = available.len();
-                    let last_was_cr = available[n - 1] == b'\r';
-                    if let Some(d) = &mut self.discard {
-                        d.bytes = d.bytes.saturating_add(n as u64);
-                        d.last_was_cr = last_was_cr;
-                    } else if self.buf.len() + n > max.saturating_add(1) {
-                        self.discard = Some(Discard {
-                            bytes: (self.buf.len() + n) as u64,
-                            last_was_cr,
-                        });
-                        self.buf.clear();
-                    } else {
-                        self.buf.extend_from_slice(available);
-                    }
-                    (None, n)
-                }
-            };
+                Framed::Oversized(bytes) => LineEvent::Oversized { bytes },
+            });
             self.inner.consume(used);
             self.stats.bytes = self.stats.bytes.saturating_add(used as u64);
             if let Some(event) = event {
@@ -226,27 +286,15 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
-    /// Flushes a final unterminated line (a trailing `\r` is stripped).
+    /// Flushes a final unterminated line.
     fn finish_at_eof(&mut self) -> Option<LineEvent> {
-        let event = if let Some(d) = self.discard.take() {
-            LineEvent::Oversized {
-                bytes: d.bytes - u64::from(d.last_was_cr),
+        let event = match self.framer.finish()? {
+            Framed::Oversized(bytes) => LineEvent::Oversized { bytes },
+            Framed::Direct(_) | Framed::Buffered => {
+                let e = decode(&self.framer.buf, self.opts.invalid_utf8);
+                self.framer.buf.clear();
+                e
             }
-        } else if self.buf.is_empty() {
-            return None;
-        } else {
-            if self.buf.last() == Some(&b'\r') {
-                self.buf.pop();
-            }
-            let e = if self.buf.len() > self.opts.max_line_bytes {
-                LineEvent::Oversized {
-                    bytes: self.buf.len() as u64,
-                }
-            } else {
-                decode(&self.buf, self.opts.invalid_utf8)
-            };
-            self.buf.clear();
-            e
         };
         self.count(&event);
         Some(event)
@@ -269,6 +317,95 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 tracing::debug!("skipped line with invalid UTF-8");
             }
         }
+    }
+}
+
+/// One line of a [`BlockingLineReader`]: its bytes, or that it was too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawLine<'a> {
+    /// The line without its `\n` / `\r\n` terminator (bytes as read, not checked as UTF-8).
+    Line(&'a [u8]),
+    /// A line longer than the maximum was skipped, unbuffered; its length.
+    Oversized { bytes: u64 },
+}
+
+/// Reads newline-delimited lines from a blocking reader (a file) with the same framing
+/// as [`LineReader`]: a line longer than `max_line_bytes` is skipped while it is read,
+/// so memory stays bounded whatever the input (a multi-GB line, a file without newline).
+#[derive(Debug)]
+pub struct BlockingLineReader<R> {
+    inner: std::io::BufReader<R>,
+    framer: Framer,
+    /// Bytes of `inner`'s buffer given out as the last line: consumed at the next call.
+    given: usize,
+    /// The last line was given out of the framer's buffer: cleared at the next call.
+    given_buffered: bool,
+}
+
+impl<R: io::Read> BlockingLineReader<R> {
+    /// Wraps `reader` with the default read buffer size.
+    pub fn new(reader: R, max_line_bytes: usize) -> Self {
+        Self::with_capacity(reader, max_line_bytes, DEFAULT_READ_BUFFER_BYTES)
+    }
+
+    /// Wraps `reader` with a read buffer of `capacity` bytes (at least 1).
+    pub fn with_capacity(reader: R, max_line_bytes: usize, capacity: usize) -> Self {
+        BlockingLineReader {
+            inner: std::io::BufReader::with_capacity(capacity.max(1), reader),
+            framer: Framer::new(max_line_bytes),
+            given: 0,
+            given_buffered: false,
+        }
+    }
+
+    /// The next line; `Ok(None)` at the end of the input. A final line without a
+    /// terminator is returned like any other line.
+    pub fn next_line(&mut self) -> Result<Option<RawLine<'_>>, io::Error> {
+        use std::io::BufRead;
+        self.inner.consume(std::mem::take(&mut self.given));
+        if std::mem::take(&mut self.given_buffered) {
+            self.framer.buf.clear();
+        }
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                return Ok(match self.framer.finish() {
+                    None => None,
+                    Some(Framed::Oversized(bytes)) => Some(RawLine::Oversized { bytes }),
+                    Some(Framed::Direct(_) | Framed::Buffered) => {
+                        self.given_buffered = true;
+                        Some(RawLine::Line(&self.framer.buf))
+                    }
+                });
+            }
+            let (framed, used) = self.framer.feed(available);
+            match framed {
+                None => self.inner.consume(used),
+                Some(Framed::Oversized(bytes)) => {
+                    self.inner.consume(used);
+                    return Ok(Some(RawLine::Oversized { bytes }));
+                }
+                Some(Framed::Direct(len)) => {
+                    self.given = used;
+                    return Ok(Some(RawLine::Line(&self.inner.buffer()[..len])));
+                }
+                Some(Framed::Buffered) => {
+                    self.inner.consume(used);
+                    self.given_buffered = true;
+                    return Ok(Some(RawLine::Line(&self.framer.buf)));
+                }
+            }
+        }
+    }
+
+    /// Bytes held for a partial line (its buffer's capacity): at most about twice
+    /// `max_line_bytes`, whatever the input.
+    pub fn held_bytes(&self) -> usize {
+        self.framer.buf.capacity()
     }
 }
 
@@ -581,6 +718,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every event of a blocking reader over `data`, decoded as the async reader does.
+    fn blocking(data: &[u8], o: LineOptions, cap: usize) -> Vec<LineEvent> {
+        let mut r = BlockingLineReader::with_capacity(data, o.max_line_bytes, cap);
+        let mut out = Vec::new();
+        while let Some(l) = r.next_line().unwrap_or_else(|e| panic!("{e}")) {
+            out.push(match l {
+                RawLine::Line(b) => decode(b, o.invalid_utf8),
+                RawLine::Oversized { bytes } => LineEvent::Oversized { bytes },
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn the_blocking_reader_frames_as_the_reference_for_all_buffer_sizes() {
+        let mut seed = 0x0fed_cba9_8765_4321u64;
+        let alphabet = b"ab\n\r\xffc\n";
+        for round in 0..40 {
+            let len = 1 + round * 7;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            for max in [1, 2, 3, 5, 8] {
+                let o = opts(max, InvalidUtf8::Replace);
+                for cap in [1, 2, 3, 7, 16, 4096] {
+                    assert_eq!(
+                        blocking(&data, o, cap),
+                        reference(&data, o),
+                        "data={data:?} max={max} cap={cap}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_blocking_reader_skips_a_huge_line_without_holding_it() {
+        // 64 MB without a newline, then two lines: read whole before the framer was
+        // shared, it grew a buffer of the line's size.
+        struct Huge(u64);
+        impl io::Read for Huge {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = (out.len() as u64).min(self.0) as usize;
+                out[..n].fill(b'x');
+                self.0 -= n as u64;
+                Ok(n)
+            }
+        }
+        let huge = 64u64 << 20;
+        let tail: &[u8] = b"\nnext\r\nlast";
+        let mut r = BlockingLineReader::new(io::Read::chain(Huge(huge), tail), 1024);
+        let first = r.next_line().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first, Some(RawLine::Oversized { bytes: huge }));
+        assert!(r.held_bytes() <= 2 * 1025, "held {} bytes", r.held_bytes());
+        let next = r.next_line().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(next, Some(RawLine::Line(b"next")));
+        let last = r.next_line().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(last, Some(RawLine::Line(b"last")));
+        assert_eq!(r.next_line().unwrap_or_else(|e| panic!("{e}")), None);
     }
 
     #[test]

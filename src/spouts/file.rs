@@ -1,7 +1,6 @@
 //! `file`: replays a text or JSONL file (v1.1 or v2 tweet JSON, one object a line).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +13,7 @@ use super::tweet_fields::{tweet_fields, tweet_values};
 use crate::component::{
     ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
 };
+use crate::io::lines::{BlockingLineReader, RawLine};
 use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::runtime::SpoutCollector;
 use crate::text::tweet::{StreamMessage, parse_line};
@@ -39,7 +39,9 @@ pub struct FileSpoutConfig {
     pub format: FileFormat,
     /// Lines per second (0: as fast as possible).
     pub rate: f64,
-    /// Lines longer than this are counted (`oversized_lines`) and skipped.
+    /// Lines longer than this (bytes, without the terminator) are counted
+    /// (`oversized_lines`) and skipped as they are read: memory stays bounded whatever
+    /// the file holds.
     pub max_line_bytes: usize,
     /// Retries of a failed line before it is given up (counted in `given_up`).
     pub max_retries: u32,
@@ -87,9 +89,8 @@ struct FileCounters {
 
 pub struct FileSpout {
     cfg: FileSpoutConfig,
-    reader: Option<BufReader<File>>,
+    reader: Option<BlockingLineReader<File>>,
     line_no: u64,
-    buf: Vec<u8>,
     eof: bool,
     buffer: ReplayBuffer<Values>,
     pacer: Option<Pacer>,
@@ -103,7 +104,6 @@ impl FileSpout {
             cfg,
             reader: None,
             line_no: 0,
-            buf: Vec::new(),
             eof: false,
             buffer: ReplayBuffer::new(r),
             pacer: None,
@@ -111,44 +111,47 @@ impl FileSpout {
         }
     }
 
-    /// Reads the next line that yields a tuple; `None` at the end of the file.
+    /// Reads the next line that yields a tuple; `None` at the end of the file. A line
+    /// longer than `max_line_bytes` is skipped as it is read (never held whole).
     fn next_values(&mut self) -> Option<Values> {
         let reader = self.reader.as_mut()?;
         let c = self.counters.as_ref()?;
         loop {
-            self.buf.clear();
-            match reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            let line = match reader.next_line() {
+                Ok(None) => return None,
+                Ok(Some(line)) => line,
                 Err(e) => {
                     tracing::error!(path = %self.cfg.path.display(), line = self.line_no + 1, "read error: {e}; the file spout ends");
                     return None;
                 }
-            }
+            };
             self.line_no += 1;
-            while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
-                self.buf.pop();
+            let mut buf = match line {
+                RawLine::Line(b) => b,
+                RawLine::Oversized { bytes } => {
+                    c.oversized.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, bytes, "oversized line skipped");
+                    continue;
+                }
+            };
+            while let [rest @ .., b'\r'] = buf {
+                buf = rest;
             }
-            if self.buf.len() > self.cfg.max_line_bytes {
-                c.oversized.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, bytes = self.buf.len(), "oversized line skipped");
-                continue;
-            }
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
+            if buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match self.cfg.format {
                 FileFormat::Text => {
-                    let text = match std::str::from_utf8(&self.buf) {
+                    let text = match std::str::from_utf8(buf) {
                         Ok(s) => s.to_string(),
                         Err(_) => {
                             c.invalid_utf8.fetch_add(1, Ordering::Relaxed);
-                            String::from_utf8_lossy(&self.buf).into_owned()
+                            String::from_utf8_lossy(buf).into_owned()
                         }
                     };
                     return Some(crate::values![text]);
                 }
-                FileFormat::Tweets => match parse_line(&self.buf) {
+                FileFormat::Tweets => match parse_line(buf) {
                     Ok(StreamMessage::Tweet(t)) => return Some(tweet_values(t)),
                     Ok(StreamMessage::KeepAlive) => {}
                     Ok(_) => {
@@ -180,7 +183,7 @@ impl Spout for FileSpout {
             // One reader per file: extra tasks have nothing to read.
             self.eof = true;
         } else {
-            self.reader = Some(BufReader::with_capacity(1 << 16, f));
+            self.reader = Some(BlockingLineReader::new(f, self.cfg.max_line_bytes));
         }
         self.counters = Some(FileCounters {
             malformed: ctx.counter("malformed_lines"),

@@ -367,6 +367,13 @@ impl Spout for GeneratorSpout {
     fn transactional(&mut self) -> Option<&mut dyn TransactionalSpout> {
         Some(self)
     }
+
+    /// A batch is a range of sequence numbers; which tweets they are depends on every
+    /// option but `limit` (where the stream ends: a resumed run may go further) and `rate`
+    /// (pacing).
+    fn state_options(&self) -> crate::state::StateOptions {
+        crate::state::options::all_but(&self.cfg, &["limit", "rate"])
+    }
 }
 
 #[cfg(test)]

@@ -6,16 +6,23 @@
 //! checksums, torn-write recovery, compaction); redb gives them with no C++ build.
 //!
 //! Tables:
-//! - `meta`: `committed_txid` (the last batch whose state is durable) and `layout` (the
-//!   components and their parallelism the state was written with);
+//! - `meta`: `committed_txid` (the last batch whose state is durable), `layout` (the
+//!   components and their parallelism the state was written with) and `options` (the
+//!   options each component's state depends on, see [`super::options`]);
 //! - `batches`: txid → the batch record (spout metadata and batch time), written before a
 //!   batch leaves its spouts and kept until a later batch commits;
 //! - `state`: `component/task/name/key` → (txid, value as JSON): every value stores the
 //!   txid of the batch that last wrote it.
+//!
+//! A new store is made under a temporary name and renamed into place once it is complete,
+//! so `state.redb` is never empty: an empty or cut file is damage (its committed batches
+//! are lost) and opening it is an error, never a fresh start.
 
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, TableDefinition};
+
+use super::options::{TopologyOptions, changes};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
@@ -38,6 +45,57 @@ pub enum StateError {
     },
     #[error("state store {path}: {message}")]
     Invalid { path: String, message: String },
+    #[error(
+        "state store {path} cannot be read: {detail}. The state committed in it is lost: \
+         restore the file from a backup, or start afresh with a new (or emptied) --state-dir"
+    )]
+    Damaged { path: String, detail: String },
+    #[error(
+        "state store {path} was written with other options: {changes}. The stored state \
+         only fits the options it was written with: run with those to resume, or start \
+         afresh with a new (or emptied) --state-dir"
+    )]
+    OptionsChanged { path: String, changes: String },
+}
+
+/// The store's file in its directory.
+const FILE: &str = "state.redb";
+
+/// Makes a new, empty store at `path`: written under a temporary name, then renamed, so a
+/// crash never leaves a partial `state.redb` behind.
+fn create(dir: &Path, path: &Path) -> Result<(), StateError> {
+    let tmp = dir.join(format!("{FILE}.new"));
+    let shown = tmp.display().to_string();
+    let io = |source| StateError::Dir {
+        path: shown.clone(),
+        source,
+    };
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    let db = Database::create(&tmp).map_err(|e| StateError::Store {
+        path: shown.clone(),
+        source: Box::new(e.into()),
+    })?;
+    drop(Store::init(db, shown.clone())?);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
+}
+
+/// Whether `e` says the file is not a sound store (as opposed to, e.g., a store open in
+/// another process or a full disk).
+fn is_damage(e: &redb::Error) -> bool {
+    match e {
+        redb::Error::Corrupted(_) => true,
+        redb::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
 }
 
 /// One value write of a commit: full key, txid, encoded value.
@@ -55,19 +113,55 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir` (`dir/state.redb`).
+    /// Opens the store in `dir` (`dir/state.redb`), or creates it when there is none. An
+    /// existing file that is empty, cut or not a store is an error.
     pub fn open(dir: &Path) -> Result<Store, StateError> {
-        let path = dir.join("state.redb");
+        let path = dir.join(FILE);
         let shown = path.display().to_string();
-        std::fs::create_dir_all(dir).map_err(|source| StateError::Dir {
+        let dir_err = |source| StateError::Dir {
             path: dir.display().to_string(),
             source,
-        })?;
-        let db = Database::create(&path).map_err(|e| StateError::Store {
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        let damaged = |detail: String| StateError::Damaged {
             path: shown.clone(),
-            source: Box::new(e.into()),
+            detail,
+        };
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() == 0 => {
+                return Err(damaged(
+                    "the file is empty (0 bytes), and squall never leaves it empty: it was cut or overwritten".into(),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(dir, &path)?,
+            Err(source) => {
+                return Err(StateError::Dir {
+                    path: shown.clone(),
+                    source,
+                });
+            }
+        }
+        // Damage (a cut or overwritten file) is told apart from other failures (a
+        // store open in another process, a full disk).
+        let classify = |e: StateError| match e {
+            StateError::Store { source, .. } if is_damage(&source) => damaged(source.to_string()),
+            e => e,
+        };
+        let db = Database::open(&path).map_err(|e| {
+            classify(StateError::Store {
+                path: shown.clone(),
+                source: Box::new(e.into()),
+            })
         })?;
-        Store::init(db, shown)
+        let s = Store::init(db, shown.clone()).map_err(classify)?;
+        // A cut file may still open (redb reads pages lazily): read what a run needs now.
+        s.committed_txid()
+            .and_then(|_| s.meta("layout"))
+            .and_then(|_| s.meta("options"))
+            .and_then(|_| s.batches_from(0))
+            .map_err(classify)?;
+        Ok(s)
     }
 
     /// A store kept in memory: nothing survives the process.
@@ -146,6 +240,46 @@ impl Store {
                 w.commit().map_err(|e| self.err(e))
             }
         }
+    }
+
+    /// The store holds nothing a run would resume from: no committed batch, no batch
+    /// record.
+    fn holds_nothing(&self) -> Result<bool, StateError> {
+        Ok(self.committed_txid()? == 0 && self.batches_from(0)?.is_empty())
+    }
+
+    /// Checks that every component's state options ([`super::options`]) are those the
+    /// stored state was written with, naming each that differs with both values; records
+    /// them when the store holds nothing yet.
+    pub fn check_options(&self, options: &TopologyOptions) -> Result<(), StateError> {
+        if let Some(old) = self.meta("options")?
+            && !self.holds_nothing()?
+        {
+            let stored: TopologyOptions =
+                serde_json::from_slice(&old).map_err(|e| StateError::Damaged {
+                    path: self.path.clone(),
+                    detail: format!("the stored component options do not decode: {e}"),
+                })?;
+            let changed = changes(&stored, options);
+            if changed.is_empty() {
+                return Ok(());
+            }
+            return Err(StateError::OptionsChanged {
+                path: self.path.clone(),
+                changes: changed.join("; "),
+            });
+        }
+        let bytes = serde_json::to_vec(options).map_err(|e| StateError::Invalid {
+            path: self.path.clone(),
+            message: format!("cannot encode the component options: {e}"),
+        })?;
+        let w = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = w.open_table(META).map_err(|e| self.err(e))?;
+            t.insert("options", bytes.as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        w.commit().map_err(|e| self.err(e))
     }
 
     /// Every value under `prefix`: (key without the prefix, txid, encoded value).
@@ -255,6 +389,71 @@ mod tests {
             1,
             "only the last committed record stays"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_or_cut_store_is_an_error_not_a_fresh_start() -> Result<(), StateError> {
+        let dir = tempfile::tempdir().map_err(|source| StateError::Dir {
+            path: "tmp".into(),
+            source,
+        })?;
+        {
+            let s = Store::open(dir.path())?;
+            for t in 1..=20u64 {
+                s.put_batch(t, &[7; 1000])?;
+                s.commit(t, &[(format!("c/0/n/{t}"), t, vec![1; 2000])])?;
+            }
+        }
+        let file = dir.path().join(FILE);
+        let bytes = std::fs::read(&file).map_err(|source| StateError::Dir {
+            path: "read".into(),
+            source,
+        })?;
+        for cut in [0, 100, 4096, bytes.len() / 2] {
+            std::fs::write(&file, &bytes[..cut]).map_err(|source| StateError::Dir {
+                path: "write".into(),
+                source,
+            })?;
+            match Store::open(dir.path()) {
+                Err(StateError::Damaged { .. }) => {}
+                other => panic!("a store cut to {cut} bytes opened as {other:?}"),
+            }
+        }
+        std::fs::write(&file, &bytes).map_err(|source| StateError::Dir {
+            path: "write".into(),
+            source,
+        })?;
+        assert_eq!(Store::open(dir.path())?.committed_txid()?, 20);
+        Ok(())
+    }
+
+    #[test]
+    fn changed_options_are_refused_once_the_store_holds_a_batch() -> Result<(), StateError> {
+        use crate::state::options::TopologyOptions;
+        let opts = |window: &str| -> TopologyOptions {
+            let mut o = super::super::StateOptions::new();
+            o.insert("window".into(), window.into());
+            TopologyOptions::from([("counts".to_string(), o)])
+        };
+        let s = Store::in_memory()?;
+        s.check_options(&opts("1m"))?;
+        // Nothing stored yet: other options simply replace the recorded ones.
+        s.check_options(&opts("2s"))?;
+        s.put_batch(1, b"r")?;
+        s.commit(1, &[])?;
+        s.check_options(&opts("2s"))?;
+        match s.check_options(&opts("1m")) {
+            Err(e @ StateError::OptionsChanged { .. }) => {
+                let m = e.to_string();
+                assert!(
+                    m.contains("`counts`") && m.contains("`window`") && m.contains("was 2s"),
+                    "{m}"
+                );
+                assert!(m.contains("is 1m") && m.contains("--state-dir"), "{m}");
+            }
+            other => panic!("changed options gave {other:?}"),
+        }
         Ok(())
     }
 

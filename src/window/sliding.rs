@@ -39,6 +39,37 @@ pub enum WindowError {
         /// Maximum allowed.
         max: u64,
     },
+    /// A stored counter (restored state) does not hold together.
+    #[error("stored window is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// The number of slots of a window, or why there cannot be such a window.
+fn slot_count(window_ms: u64, slide_ms: u64) -> Result<usize, WindowError> {
+    if slide_ms == 0 {
+        return Err(WindowError::ZeroSlide);
+    }
+    if window_ms == 0 {
+        return Err(WindowError::ZeroWindow);
+    }
+    if !window_ms.is_multiple_of(slide_ms) {
+        return Err(WindowError::NotMultiple {
+            window_ms,
+            slide_ms,
+        });
+    }
+    let slots = window_ms / slide_ms;
+    if slots > MAX_SLOTS {
+        return Err(WindowError::TooManySlots {
+            slots,
+            max: MAX_SLOTS,
+        });
+    }
+    // slots <= MAX_SLOTS, which fits in usize on every supported target.
+    usize::try_from(slots).map_err(|_| WindowError::TooManySlots {
+        slots,
+        max: MAX_SLOTS,
+    })
 }
 
 /// The counts of one complete window, produced when a slide boundary is crossed.
@@ -52,11 +83,17 @@ pub struct Emission<K> {
 }
 
 /// Per-key counts over a sliding window, kept incrementally.
+///
+/// A stored counter is checked when it is read back (restored state may be cut or
+/// edited): its slots must be those of its window and slide, and `head` one of them.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(bound(
-    serialize = "K: serde::Serialize + Eq + Hash",
-    deserialize = "K: serde::Deserialize<'de> + Eq + Hash"
-))]
+#[serde(
+    bound(
+        serialize = "K: serde::Serialize + Eq + Hash",
+        deserialize = "K: serde::Deserialize<'de> + Eq + Hash + Clone"
+    ),
+    try_from = "Stored<K>"
+)]
 pub struct SlidingWindowCounter<K> {
     window_ms: u64,
     slide_ms: u64,
@@ -69,33 +106,52 @@ pub struct SlidingWindowCounter<K> {
     next_boundary_ms: u64,
 }
 
+/// A [`SlidingWindowCounter`] as stored, before it is checked.
+#[derive(serde::Deserialize)]
+#[serde(bound(deserialize = "K: serde::Deserialize<'de> + Eq + Hash"))]
+struct Stored<K> {
+    window_ms: u64,
+    slide_ms: u64,
+    slots: Vec<HashMap<K, u64>>,
+    head: usize,
+    totals: HashMap<K, u64>,
+    next_boundary_ms: u64,
+}
+
+impl<K: Hash + Eq + Clone> TryFrom<Stored<K>> for SlidingWindowCounter<K> {
+    type Error = WindowError;
+
+    fn try_from(s: Stored<K>) -> Result<Self, WindowError> {
+        let n = slot_count(s.window_ms, s.slide_ms)?;
+        if s.slots.len() != n {
+            return Err(WindowError::Corrupt(format!(
+                "{} slots, where a {} ms window sliding by {} ms has {n}",
+                s.slots.len(),
+                s.window_ms,
+                s.slide_ms
+            )));
+        }
+        if s.head >= n {
+            return Err(WindowError::Corrupt(format!(
+                "open slot {} of {n} slots (slots are numbered from 0)",
+                s.head
+            )));
+        }
+        Ok(SlidingWindowCounter {
+            window_ms: s.window_ms,
+            slide_ms: s.slide_ms,
+            slots: s.slots,
+            head: s.head,
+            totals: s.totals,
+            next_boundary_ms: s.next_boundary_ms,
+        })
+    }
+}
+
 impl<K: Hash + Eq + Clone> SlidingWindowCounter<K> {
     /// Creates a counter whose first slide ends at `start_ms + slide_ms`.
     pub fn new(window_ms: u64, slide_ms: u64, start_ms: u64) -> Result<Self, WindowError> {
-        if slide_ms == 0 {
-            return Err(WindowError::ZeroSlide);
-        }
-        if window_ms == 0 {
-            return Err(WindowError::ZeroWindow);
-        }
-        if !window_ms.is_multiple_of(slide_ms) {
-            return Err(WindowError::NotMultiple {
-                window_ms,
-                slide_ms,
-            });
-        }
-        let slots = window_ms / slide_ms;
-        if slots > MAX_SLOTS {
-            return Err(WindowError::TooManySlots {
-                slots,
-                max: MAX_SLOTS,
-            });
-        }
-        // slots <= MAX_SLOTS, which fits in usize on every supported target.
-        let n = usize::try_from(slots).map_err(|_| WindowError::TooManySlots {
-            slots,
-            max: MAX_SLOTS,
-        })?;
+        let n = slot_count(window_ms, slide_ms)?;
         Ok(Self {
             window_ms,
             slide_ms,
@@ -459,5 +515,32 @@ mod tests {
         assert!(w.advance(20).is_some());
         assert!(w.is_empty());
         assert!(w.totals.capacity() <= 64, "{}", w.totals.capacity());
+    }
+
+    #[test]
+    fn a_stored_counter_round_trips_and_a_corrupt_one_is_an_error_not_a_panic() {
+        let mut w = wc::<String>(30, 10, 0);
+        w.incr("a".into(), 2);
+        assert!(w.advance(10).is_some());
+        let json = serde_json::to_value(&w).unwrap_or_else(|e| panic!("{e}"));
+        let back: SlidingWindowCounter<String> =
+            serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((back.head, back.get(&"a".into())), (1, 2));
+        let edited = |key: &str, v: serde_json::Value| {
+            let mut j = json.clone();
+            j[key] = v;
+            serde_json::from_value::<SlidingWindowCounter<String>>(j)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        // Before the check these loaded, then `incr` indexed an empty ring (panic) or
+        // `step` took `% 0`.
+        let e = edited("slots", serde_json::json!([]));
+        assert!(e.contains("0 slots") && e.contains("has 3"), "{e}");
+        let e = edited("head", serde_json::json!(3));
+        assert!(e.contains("open slot 3 of 3"), "{e}");
+        let e = edited("slide_ms", serde_json::json!(0));
+        assert!(e.contains("slide must be positive"), "{e}");
     }
 }

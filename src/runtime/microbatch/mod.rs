@@ -30,6 +30,7 @@ use super::control::RunControl;
 use super::metrics::TaskMetrics;
 use super::stage::Stage;
 use crate::state::TaskState;
+use crate::state::options::TopologyOptions;
 use crate::topology::{ComponentKind, Topology};
 
 /// The bolts in an order where every bolt comes after the components it reads from.
@@ -72,6 +73,22 @@ fn layout(topology: &Topology) -> String {
         .join(",")
 }
 
+/// The options each component's state depends on (`Bolt::state_options`,
+/// `Spout::state_options`), asked of one instance of each.
+fn state_options(topology: &Topology) -> TopologyOptions {
+    topology
+        .components()
+        .iter()
+        .filter_map(|c| {
+            let o = match &c.kind {
+                ComponentKind::Spout(f) => f().state_options(),
+                ComponentKind::Bolt(f) => f().state_options(),
+            };
+            (!o.is_empty()).then(|| (c.name.clone(), o))
+        })
+        .collect()
+}
+
 pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopology, RuntimeError> {
     if config.worker_priority != super::priority::WorkerPriority::Normal {
         tracing::warn!(
@@ -80,6 +97,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
     }
     let store = Arc::new(crate::state::store::open(config.state_dir.as_ref())?);
     store.check_layout(&layout(&topology))?;
+    store.check_options(&state_options(&topology))?;
     let committed = store.committed_txid()?;
     let mut records: BTreeMap<u64, Record> = BTreeMap::new();
     for (txid, bytes) in store.batches_from(committed)? {

@@ -657,6 +657,14 @@ impl Spout for KafkaSpout {
         Some(self)
     }
 
+    /// A batch is an offset range per partition of `topics` (or `partitions`); `format`
+    /// and `value` decide the tuples those records become. The brokers' address, the
+    /// group, `start` (only the first batch uses it), `end` and the event-mode options
+    /// may change.
+    fn state_options(&self) -> crate::state::StateOptions {
+        crate::state::options::pick(&self.cfg, &["topics", "partitions", "format", "value"])
+    }
+
     fn close(&mut self) {
         self.batch = None;
         match self.cfg.guarantee {
