@@ -400,7 +400,11 @@ fn file_spout_skips_huge_lines_without_reading_them_into_memory() {
     let base = run_file(&plain, &dir);
     let r = run_file(&huge_path, &dir);
     assert_eq!(field_u64(&r, "counters.source.oversized_lines"), 2);
-    assert_eq!(report_topk(&r), report_topk(&base), "the same tweets were used");
+    assert_eq!(
+        report_topk(&r),
+        report_topk(&base),
+        "the same tweets were used"
+    );
     assert_eq!(field_u64(&r, "spouts.source.emitted"), 8);
     let (peak, base_peak) = (
         field_u64(&r, "peak_rss_bytes"),

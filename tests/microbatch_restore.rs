@@ -66,10 +66,19 @@ fn a_resumed_state_dir_refuses_changed_options_naming_them_with_both_values() {
     // Before the check, each of these resumed silently with the stored options (window,
     // slide, top) or replayed other tweets (seed).
     let cases: [(&str, &[&str]); 4] = [
-        ("bolts.counts.window=20s", &["`counts`", "`window`", "was 1m", "is 20s"]),
-        ("bolts.counts.slide=5s", &["`counts`", "`slide`", "was 10s", "is 5s"]),
+        (
+            "bolts.counts.window=20s",
+            &["`counts`", "`window`", "was 1m", "is 20s"],
+        ),
+        (
+            "bolts.counts.slide=5s",
+            &["`counts`", "`slide`", "was 10s", "is 5s"],
+        ),
         ("bolts.rank.top=3", &["`rank`", "`top`", "was 10", "is 3"]),
-        ("spouts.source.seed=7", &["`source`", "`seed`", "was 42", "is 7"]),
+        (
+            "spouts.source.seed=7",
+            &["`source`", "`seed`", "was 42", "is 7"],
+        ),
     ];
     for (set, wants) in cases {
         let out = run(&state, &[set]);
@@ -106,7 +115,11 @@ fn a_store_cut_to_zero_bytes_or_cut_short_is_an_error_not_a_fresh_start() {
         std::fs::write(&file, &bytes[..cut as usize]).unwrap_or_else(|e| panic!("{e}"));
         assert_refused(
             &run(&state, &[]),
-            &["state.redb", "cannot be read", "new (or emptied) --state-dir"],
+            &[
+                "state.redb",
+                "cannot be read",
+                "new (or emptied) --state-dir",
+            ],
         );
     }
     // A new directory is a fresh start, without a word of damage.
@@ -134,7 +147,9 @@ fn a_corrupt_stored_window_is_an_error_not_a_panic() {
             writes.push((format!("counts/0/window/{key}"), txid, bytes));
         }
         assert_eq!(writes.len(), 1, "the stored window of counts[0]");
-        store.commit(txid, &writes).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .commit(txid, &writes)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     // Before: the window loaded, and the first count indexed its empty slots (a panic).
     assert_refused(

@@ -75,10 +75,7 @@ impl Bolt for CountBolt {
 
     /// The stored counts are per value of `field`.
     fn state_options(&self) -> crate::state::StateOptions {
-        crate::state::StateOptions::from_iter([(
-            "field".to_string(),
-            self.field.clone().into(),
-        )])
+        crate::state::StateOptions::from_iter([("field".to_string(), self.field.clone().into())])
     }
 
     /// Micro-batch mode: adds the batch's counts (combined in `execute`, Trident's
