@@ -332,7 +332,7 @@ fn finish(run: RunningTopology, args: &RunOptions, window: Option<Window>) -> Ex
             return ExitCode::FAILURE;
         }
     };
-    let report = Report::new(&summary, topk.get(), window.as_ref());
+    let report = Report::new(&summary, topk.latest(), window.as_ref());
     let warmup = if report.warmup_s > 0.0 {
         format!(" after a {} s warm-up", report.warmup_s)
     } else {
