@@ -180,6 +180,11 @@ impl TaskContext {
         self.topk.set(ranking);
     }
 
+    /// Publishes the topology's current top-k ranking with the window it covers.
+    pub fn report_topk_of(&self, topk: crate::runtime::metrics::Topk) {
+        self.topk.set_topk(topk);
+    }
+
     /// Micro-batch mode: this task's transactional state (maps and values stored with
     /// the txid of the batch that wrote them, persisted on commit). `None` in event mode.
     pub fn state(&self) -> Option<&crate::state::TaskState> {

@@ -151,3 +151,88 @@ inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"] }}]
     assert_eq!(field_u64(&r, "bolts.sink.executed"), mentions);
     assert_eq!(field_u64(&r, "spouts.source.acked"), TWEETS);
 }
+
+/// The rankings of a bounded windowed run, written by the jsonl sink and in the report:
+/// each carries the real end of its window, and only the last is final (its end the
+/// slide the run ended in, never i64::MAX) — in event and in micro-batch mode.
+#[test]
+fn rankings_carry_real_window_ends_and_only_the_last_is_final() {
+    const SLIDE_MS: i64 = 250;
+    const N: u64 = 6000;
+    let truth = top_k(&generator_hashtag_counts(42, N), 10);
+    for mode in ["event", "microbatch"] {
+        let dir = TempDir::new("rankings");
+        let out = dir.join("rankings.jsonl");
+        // 1.5 s of tweets: several slides close before the end; a 1 h window keeps all.
+        let toml = format!(
+            r#"name = "rankings"
+
+[spouts.source]
+type = "generator"
+seed = 42
+rate = 4000
+limit = {N}
+
+[bolts.hashtags]
+type = "hashtags"
+parallelism = 2
+inputs = [{{ from = "source" }}]
+
+[bolts.counts]
+type = "rolling_count"
+parallelism = 2
+window = "1h"
+slide = "{SLIDE_MS}ms"
+inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"] }}]
+
+[bolts.rank]
+type = "rank"
+parallelism = 2
+inputs = [{{ from = "counts", grouping = "fields", fields = ["key"] }}]
+
+[bolts.total_rank]
+type = "total_rank"
+inputs = [{{ from = "rank", grouping = "global" }}]
+
+[bolts.sink]
+type = "jsonl"
+path = {path}
+inputs = [{{ from = "total_rank", grouping = "global" }}]
+"#,
+            path = serde_json::to_string(&out.display().to_string()).expect("quote")
+        );
+        let topo = dir.write("t.toml", &toml);
+        let report = dir.join("r.json");
+        let started = now_ms();
+        squall(
+            [
+                "topology",
+                "run",
+                &topo.display().to_string(),
+                "--mode",
+                mode,
+                "--report",
+                &report.display().to_string(),
+                "--quiet",
+            ],
+            Duration::from_secs(60),
+        )
+        .assert_success();
+        let ended = now_ms();
+        let text = std::fs::read_to_string(&out).expect("the rankings file");
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert!(
+            records.len() >= 2,
+            "{mode}: windows closed during the run: {text}"
+        );
+        let last = check_rankings(&records, SLIDE_MS, started..ended);
+        assert_eq!(record_ranking(last), truth, "{mode}: the final ranking");
+        let r = read_report(&report);
+        assert_eq!(report_topk(&r), truth, "{mode}: {r}");
+        assert_eq!(r["topk_window_end"], last["window_end"], "{mode}: {r}");
+        assert_eq!(r["topk_final"], serde_json::json!(true), "{mode}: {r}");
+    }
+}

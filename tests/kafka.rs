@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use squall::cli::kafka::offset_rows;
 use squall::kafka::mock::DevBroker;
 use squall::kafka::position::{EndPosition, StartPosition};
@@ -21,7 +23,10 @@ use squall::{
     Tuple,
 };
 
-use cli_support::{TempDir, read_report, report_topk, squall, top_k};
+use cli_support::{
+    TempDir, check_rankings, now_ms, read_report, record_ranking, report_topk, squall, top_k,
+    topology,
+};
 
 /// Produces `n` records to `partition`, values `p<partition>-<i>`, timestamps from `ts0`
 /// one second apart (when given).
@@ -515,4 +520,129 @@ fn explicit_partitions_and_a_topic_pattern() {
     let bolt = OffsetsBolt::new(0);
     start(&cfg, &bolt).join().unwrap();
     assert_eq!(bolt.ok().len(), 150);
+}
+
+/// Every record of `topic` partition 0 (up to its log end now), as JSON, in order.
+fn read_topic(b: &DevBroker, topic: &str) -> Vec<serde_json::Value> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap_servers())
+        .set("group.id", "read-back")
+        .create()
+        .unwrap();
+    let (_, high) = c
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while (got.len() as i64) < high {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of the {high} records of `{topic}`",
+            got.len()
+        );
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            got.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap());
+        }
+    }
+    got
+}
+
+/// `kafka replay --brokers` reaches the topology's Kafka sink too (it names no brokers):
+/// the rankings are read from and written to that broker, each with the real end of its
+/// window, the last one final.
+#[test]
+fn replay_brokers_reach_the_rankings_sink_and_the_last_ranking_is_final() {
+    let b = DevBroker::start(1).unwrap();
+    b.create_topic("tweets", 1).unwrap();
+    b.create_topic("trending-hashtags", 1).unwrap();
+    let texts = produce_tweets(&b, "tweets", 2000, 1_700_000_000_000);
+    let brokers = b.bootstrap_servers().to_string();
+    let dir = TempDir::new("replay-brokers");
+    let report = dir.join("r.json");
+    let started = now_ms();
+    squall(
+        [
+            "kafka",
+            "replay",
+            "topologies/kafka-hashtags.toml",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "tweets",
+            "--from-beginning",
+            "--quiet",
+            "--set",
+            "bolts.sink.quiet=true",
+            "--set",
+            "bolts.counts.window=\"1h\"",
+            "--set",
+            "bolts.counts.slide=\"200ms\"",
+            "--report",
+            &report.display().to_string(),
+        ],
+        Duration::from_secs(60),
+    )
+    .assert_success();
+    let ended = now_ms();
+    let records = read_topic(&b, "trending-hashtags");
+    let last = check_rankings(&records, 200, started..ended);
+    let want = top_k(&hashtag_counts(&texts), 10);
+    assert_eq!(record_ranking(last), want);
+    let r = read_report(&report);
+    assert_eq!(report_topk(&r), want);
+    assert_eq!(r["topk_window_end"], last["window_end"], "{r}");
+    assert_eq!(r["topk_final"], serde_json::json!(true), "{r}");
+}
+
+/// `topology run --brokers` does not override a Kafka component that names its own
+/// brokers in the file: that one still dials its own (here: nobody), and the run says so.
+#[test]
+fn brokers_flag_leaves_a_component_that_names_its_own_brokers() {
+    let b = DevBroker::start(1).unwrap();
+    b.create_topic("tweets", 1).unwrap();
+    produce_tweets(&b, "tweets", 100, 1_700_000_000_000);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let shipped = std::fs::read_to_string(topology("kafka-hashtags.toml")).unwrap();
+    let sink = "[bolts.rankings_out]\ntype = \"kafka\"\n";
+    assert!(shipped.contains(sink), "{shipped}");
+    let own = shipped.replace(
+        sink,
+        &format!("{sink}brokers = \"{dead}\"\nconnect_timeout = \"1s\"\n"),
+    );
+    let dir = TempDir::new("own-brokers");
+    let file = dir.write("own.toml", &own);
+    let out = squall(
+        [
+            "topology",
+            "run",
+            &file.display().to_string(),
+            "--brokers",
+            b.bootstrap_servers(),
+            "--quiet",
+            "--set",
+            "spouts.source.end=\"latest\"",
+            "--set",
+            "bolts.sink.quiet=true",
+        ],
+        Duration::from_secs(60),
+    );
+    out.assert_failure();
+    assert!(
+        out.stderr.contains("does not reach bolts.rankings_out"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("no Kafka broker answered at {dead}")),
+        "{}",
+        out.stderr
+    );
 }

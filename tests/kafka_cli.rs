@@ -106,7 +106,8 @@ fn quick_start_dev_broker_produce_offsets_and_the_kafka_job() {
         offsets.stdout
     );
 
-    // The job, bounded at the log end, counts exactly the generator's tweets 1..=5000.
+    // The job, bounded at the log end, counts exactly the generator's tweets 1..=5000;
+    // `--brokers` reaches its spout and its Kafka sink.
     let dir = TempDir::new("kafka-quickstart");
     let report = dir.join("report.json");
     squall(
@@ -115,10 +116,8 @@ fn quick_start_dev_broker_produce_offsets_and_the_kafka_job() {
             "run",
             "topologies/kafka-hashtags.toml",
             "--quiet",
-            "--set",
-            &format!("spouts.source.brokers=\"{b}\""),
-            "--set",
-            &format!("bolts.rankings_out.brokers=\"{b}\""),
+            "--brokers",
+            b,
             "--set",
             "spouts.source.end=\"latest\"",
             "--set",

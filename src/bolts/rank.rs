@@ -1,7 +1,9 @@
 //! `rank`: per-task top-k (intermediate rankings). Windowed input (`key, count,
-//! window_end` from `rolling_count`): emits the partial ranking of a window as soon as every
-//! upstream task has punctuated it. Running input (`key, count`, e.g. from `count`): emits
-//! its ranking every `emit_every` when it changed, and at the end of the input.
+//! window_end, final` from `rolling_count`): emits the partial ranking of a window as soon
+//! as every upstream task has punctuated it; the final window (`final` = true, the flush at
+//! the end of a run) with the latest end its upstream tasks gave it. Running input (`key,
+//! count`, e.g. from `count`): emits its ranking every `emit_every` when it changed, and at
+//! the end of the input.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::key_field::key_text;
 use super::ranking_value::to_value;
-use super::window_mark::{WindowMarks, is_punctuation, window_end};
+use super::window_mark::{FINAL_FIELD, WindowId, WindowMarks, is_punctuation, window_of};
 use crate::batch::BatchInfo;
 use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
@@ -67,8 +69,10 @@ pub struct RankBolt {
     rankings: Option<Rankings<CompactString>>,
     changed: bool,
     /// Windowed mode: the ranking of each window still being received.
-    windows: BTreeMap<i64, Rankings<CompactString>>,
+    windows: BTreeMap<WindowId, Rankings<CompactString>>,
     marks: WindowMarks,
+    /// The latest end given to the final window so far.
+    final_end: Option<i64>,
     upstream: usize,
     /// Micro-batch mode: the running ranking as transactional state.
     state: Option<TxValue<Rankings<CompactString>>>,
@@ -83,12 +87,14 @@ impl RankBolt {
             changed: false,
             windows: BTreeMap::new(),
             marks: WindowMarks::default(),
+            final_end: None,
             upstream: 1,
             state: None,
         }
     }
 
-    fn emit_running(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
+    /// Emits the running ranking (`is_final`: the flush at the end of the run).
+    fn emit_running(&mut self, is_final: bool, out: &mut BoltCollector<'_>) -> ComponentResult {
         self.changed = false;
         let r = self
             .rankings
@@ -97,28 +103,41 @@ impl RankBolt {
             .unwrap_or_default();
         out.emit_unanchored(
             crate::DEFAULT_STREAM,
-            crate::values![to_value(&r), Value::Null],
+            crate::values![to_value(&r), Value::Null, Value::Bool(is_final)],
         )
     }
 
     /// Emits the partial ranking of `window` (and forgets older windows).
-    fn emit_window(&mut self, window: i64, out: &mut BoltCollector<'_>) -> ComponentResult {
+    fn emit_window(&mut self, window: WindowId, out: &mut BoltCollector<'_>) -> ComponentResult {
         let r = self
             .windows
             .remove(&window)
             .map(|r| r.into_vec())
             .unwrap_or_default();
         self.windows = self.windows.split_off(&window);
+        let (end, is_final) = match window {
+            WindowId::Closed(end) => (end, false),
+            WindowId::Final => (self.final_end.unwrap_or_default(), true),
+        };
         out.emit_unanchored(
             crate::DEFAULT_STREAM,
-            crate::values![to_value(&r), Value::Int(window)],
+            crate::values![to_value(&r), Value::Int(end), Value::Bool(is_final)],
         )
+    }
+
+    /// The window of a windowed tuple; notes the final window's latest end.
+    fn window_of(&mut self, input: &Tuple) -> Option<WindowId> {
+        let (id, end) = window_of(input)?;
+        if id == WindowId::Final {
+            self.final_end = Some(self.final_end.map_or(end, |e| e.max(end)));
+        }
+        Some(id)
     }
 }
 
 impl Bolt for RankBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(Fields::new(["rankings", "window_end"]));
+        out.declare(Fields::new(["rankings", "window_end", FINAL_FIELD]));
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
@@ -146,12 +165,12 @@ impl Bolt for RankBolt {
         if let (Some(s), Some(r)) = (&self.state, &self.rankings) {
             s.put(batch.txid, r.clone());
         }
-        self.emit_running(out)
+        self.emit_running(false, out)
     }
 
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
         if is_punctuation(&input) {
-            let Some(w) = window_end(&input) else {
+            let Some(w) = self.window_of(&input) else {
                 return Err("rank: a punctuation tuple without window_end".into());
             };
             if self.marks.mark(w, self.upstream) {
@@ -165,7 +184,7 @@ impl Bolt for RankBolt {
             );
         };
         let key = key_text(k);
-        if let Some(w) = window_end(&input) {
+        if let Some(w) = self.window_of(&input) {
             if c > 0 {
                 let top = self.cfg.top;
                 let r = self.windows.entry(w).or_insert_with(|| {
@@ -195,7 +214,7 @@ impl Bolt for RankBolt {
     /// Running mode: emits the ranking when it changed.
     fn tick(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
         if self.changed {
-            self.emit_running(out)
+            self.emit_running(false, out)
         } else {
             Ok(())
         }
@@ -207,7 +226,7 @@ impl Bolt for RankBolt {
             self.emit_window(w, out)?;
         }
         if self.changed {
-            self.emit_running(out)?;
+            self.emit_running(true, out)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::key_field::{BatchCounts, add_key_counts, key_of, key_text};
-use super::window_mark::FINAL_WINDOW;
+use super::window_mark::FINAL_FIELD;
 use crate::batch::BatchInfo;
 use crate::clock::{Clock, WallClock};
 use crate::columns::Columns;
@@ -115,31 +115,39 @@ impl RollingCountBolt {
         })
     }
 
-    /// Emits the window's counts tagged with its end, then the punctuation that tells
-    /// every downstream task this task is done with the window.
+    /// Emits the window's counts tagged with its end (and whether it is the final
+    /// window), then the punctuation that tells every downstream task this task is done
+    /// with the window.
     fn emit_window(
         &mut self,
         mut counts: Vec<(CompactString, u64)>,
         window_end: i64,
+        is_final: bool,
         out: &mut BoltCollector<'_>,
     ) -> ComponentResult {
         counts.sort_unstable();
+        let (end, fin) = (Value::Int(window_end), Value::Bool(is_final));
         for (k, c) in counts {
             out.emit_unanchored(
                 crate::DEFAULT_STREAM,
-                crate::values![Value::Str(k), Value::Int(c as i64), Value::Int(window_end)],
+                crate::values![
+                    Value::Str(k),
+                    Value::Int(c as i64),
+                    end.clone(),
+                    fin.clone()
+                ],
             )?;
         }
         out.emit_broadcast(
             crate::DEFAULT_STREAM,
-            crate::values![Value::Null, Value::Int(0), Value::Int(window_end)],
+            crate::values![Value::Null, Value::Int(0), end, fin],
         )
     }
 }
 
 impl Bolt for RollingCountBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(Fields::new(["key", "count", "window_end"]));
+        out.declare(Fields::new(["key", "count", "window_end", FINAL_FIELD]));
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
@@ -156,7 +164,7 @@ impl Bolt for RollingCountBolt {
             return Ok(());
         };
         if let Some(e) = w.advance(batch.time_ms) {
-            self.emit_window(e.counts, e.boundary_ms as i64, out)?;
+            self.emit_window(e.counts, e.boundary_ms as i64, false, out)?;
         }
         let mut counts: Vec<(CompactString, u64)> = self.batch.drain().collect();
         counts.sort_unstable();
@@ -215,21 +223,30 @@ impl Bolt for RollingCountBolt {
         let Some(e) = self.window.as_mut().and_then(|w| w.advance(now)) else {
             return Ok(());
         };
-        self.emit_window(e.counts, e.boundary_ms as i64, out)
+        self.emit_window(e.counts, e.boundary_ms as i64, false, out)
     }
 
-    /// The final window ([`FINAL_WINDOW`]): everything still in it, including the open
-    /// slide.
+    /// The final window (`final` = true): everything still in the window, including the
+    /// open slide, tagged with the end of that slide (the first boundary after the run's
+    /// last tuple). Event mode first emits the windows whose boundaries passed since the
+    /// last tick; micro-batch mode's final pass did so in `finish_batch`.
     fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
-        let counts = match &self.state {
-            Some(s) => s.get().map(|w| w.snapshot()).unwrap_or_default(),
-            None => self
-                .window
-                .as_ref()
-                .map(|w| w.snapshot())
-                .unwrap_or_default(),
+        let held = |w: &SlidingWindowCounter<CompactString>| (w.snapshot(), w.next_boundary_ms());
+        let window = match &self.state {
+            Some(s) => s.get().map(|w| held(&w)),
+            None => {
+                self.tick(out)?;
+                self.window.as_ref().map(held)
+            }
         };
-        self.emit_window(counts, FINAL_WINDOW, out)
+        let (counts, end) = match window {
+            Some(held) => held,
+            None => {
+                let now = self.clock.now_ms();
+                (Vec::new(), now - now % self.slide_ms() + self.slide_ms())
+            }
+        };
+        self.emit_window(counts, end as i64, true, out)
     }
 }
 
@@ -314,15 +331,52 @@ mod tests {
         );
     }
 
+    /// `(window_end, final)` of each punctuation of an emission.
+    fn marks(v: &[crate::Values]) -> Vec<(Option<i64>, Option<bool>)> {
+        v.iter()
+            .filter(|t| t[0] == Value::Null)
+            .map(|t| (t[2].as_int(), t.get(3).and_then(Value::as_bool)))
+            .collect()
+    }
+
     #[test]
-    fn finish_flushes_the_open_slide() {
+    fn finish_flushes_the_open_slide_with_its_real_end_marked_final() {
         let clock = ManualClock::new(0);
         let mut h = harness(&clock);
         h.execute(crate::values!["a"]).ok();
         clock.set(5_000);
+        let out = h.finish().unwrap_or_default();
+        assert_eq!(marks(&out), vec![(Some(10_000), Some(true))]);
+        assert!(
+            out.iter().all(|t| t[3] == Value::Bool(true)),
+            "every tuple of the final window is marked: {out:?}"
+        );
+        assert_eq!(window(out), (vec![("a".into(), 1)], Some(10_000)));
+    }
+
+    #[test]
+    fn finish_after_an_unticked_boundary_closes_that_window_first() {
+        let clock = ManualClock::new(0);
+        let mut h = harness(&clock);
+        h.execute(crate::values!["a"]).ok();
+        assert!(h.tick().unwrap_or_default().is_empty());
+        // The last tuple came after the 10 s boundary, before any tick saw it.
+        clock.set(12_000);
+        h.execute(crate::values!["b"]).ok();
+        let out = h.finish().unwrap_or_default();
         assert_eq!(
-            window(h.finish().unwrap_or_default()),
-            (vec![("a".into(), 1)], Some(FINAL_WINDOW))
+            marks(&out),
+            vec![(Some(10_000), Some(false)), (Some(20_000), Some(true))]
+        );
+        let closed = out.iter().take_while(|t| t[0] != Value::Null).count() + 1;
+        let (closed, fin) = out.split_at(closed);
+        assert_eq!(
+            window(closed.to_vec()),
+            (vec![("a".into(), 1)], Some(10_000))
+        );
+        assert_eq!(
+            window(fin.to_vec()),
+            (vec![("a".into(), 1), ("b".into(), 1)], Some(20_000))
         );
     }
 

@@ -1,7 +1,8 @@
 //! `total_rank`: merges the intermediate rankings of every `rank` task into the global
 //! top-k (keep it at parallelism 1, with a global grouping). Windowed rankings: the total of
 //! a window is emitted once every `rank` task has sent its partial of that window, so a
-//! table never mixes windows. Running rankings: the latest partial of each task replaces
+//! table never mixes windows; the final window (`final` = true) carries the latest end its
+//! partials gave it. Running rankings: the latest partial of each task replaces
 //! its previous one, emitted every `emit_every` when changed.
 
 use std::collections::BTreeMap;
@@ -11,11 +12,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ranking_value::{Ranking, from_value, to_value};
-use super::window_mark::window_end;
+use super::window_mark::{FINAL_FIELD, WindowId, window_of};
 use crate::batch::BatchInfo;
 use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
+use crate::runtime::metrics::Topk;
 use crate::state::TxValue;
 use crate::topology::BoltFactory;
 use crate::tuple::{Fields, Tuple, Value};
@@ -59,6 +61,7 @@ impl BoltConfig for TotalRankConfig {
                 partials: BTreeMap::new(),
                 changed: false,
                 windows: BTreeMap::new(),
+                final_end: None,
                 ctx: None,
                 state: None,
             })
@@ -72,7 +75,9 @@ pub struct TotalRankBolt {
     partials: BTreeMap<u32, Ranking>,
     changed: bool,
     /// Windowed mode: per window, the partial of each upstream task received so far.
-    windows: BTreeMap<i64, BTreeMap<u32, Ranking>>,
+    windows: BTreeMap<WindowId, BTreeMap<u32, Ranking>>,
+    /// The latest end given to the final window so far.
+    final_end: Option<i64>,
     ctx: Option<TaskContext>,
     /// Micro-batch mode: the running partials as transactional state.
     state: Option<TxValue<BTreeMap<u32, Ranking>>>,
@@ -83,33 +88,48 @@ impl TotalRankBolt {
         self.ctx.as_ref().map_or(1, |c| c.upstream_tasks().max(1))
     }
 
+    /// Emits the total of `partials`, of the window that ends at `window_end` (none:
+    /// running rankings); `is_final`: the flush at the end of the run.
     fn emit<'a>(
         &self,
         partials: impl Iterator<Item = &'a Ranking>,
-        window: Value,
+        window_end: Option<i64>,
+        is_final: bool,
         out: &mut BoltCollector<'_>,
     ) -> ComponentResult {
         let total = top_k_of(partials.flatten().cloned(), self.cfg.top);
         if let Some(ctx) = &self.ctx {
-            ctx.report_topk(total.iter().map(|(k, c)| (k.to_string(), *c)).collect());
+            ctx.report_topk_of(Topk {
+                ranking: total.iter().map(|(k, c)| (k.to_string(), *c)).collect(),
+                window_end,
+                is_final,
+            });
         }
         out.emit_unanchored(
             crate::DEFAULT_STREAM,
-            crate::values![to_value(&total), window],
+            crate::values![
+                to_value(&total),
+                window_end.map_or(Value::Null, Value::Int),
+                Value::Bool(is_final)
+            ],
         )
     }
 
     /// Emits the total of `window` and forgets it and older windows.
-    fn emit_window(&mut self, window: i64, out: &mut BoltCollector<'_>) -> ComponentResult {
+    fn emit_window(&mut self, window: WindowId, out: &mut BoltCollector<'_>) -> ComponentResult {
         let parts = self.windows.remove(&window).unwrap_or_default();
         self.windows = self.windows.split_off(&window);
-        self.emit(parts.values(), Value::Int(window), out)
+        let (end, is_final) = match window {
+            WindowId::Closed(end) => (end, false),
+            WindowId::Final => (self.final_end.unwrap_or_default(), true),
+        };
+        self.emit(parts.values(), Some(end), is_final, out)
     }
 }
 
 impl Bolt for TotalRankBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(Fields::new(["rankings", "window_end"]));
+        out.declare(Fields::new(["rankings", "window_end", FINAL_FIELD]));
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
@@ -142,8 +162,11 @@ impl Bolt for TotalRankBolt {
             )
             .into());
         };
-        match window_end(&input) {
-            Some(w) => {
+        match window_of(&input) {
+            Some((w, end)) => {
+                if w == WindowId::Final {
+                    self.final_end = Some(self.final_end.map_or(end, |e| e.max(end)));
+                }
                 let parts = self.windows.entry(w).or_default();
                 parts.insert(input.source_task(), r);
                 if parts.len() >= self.upstream() {
@@ -167,7 +190,7 @@ impl Bolt for TotalRankBolt {
     fn tick(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
         if self.changed && self.partials.len() >= self.upstream() {
             self.changed = false;
-            self.emit(self.partials.values(), Value::Null, out)
+            self.emit(self.partials.values(), None, false, out)
         } else {
             Ok(())
         }
@@ -180,7 +203,7 @@ impl Bolt for TotalRankBolt {
         }
         if self.changed || !self.partials.is_empty() {
             self.changed = false;
-            self.emit(self.partials.values(), Value::Null, out)?;
+            self.emit(self.partials.values(), None, true, out)?;
         }
         Ok(())
     }
@@ -214,5 +237,46 @@ mod tests {
         let out = t.finish().unwrap_or_default();
         let r = from_value(&out[0][0]).unwrap_or_default();
         assert_eq!(r, vec![("a".into(), 9), ("b".into(), 7)]);
+    }
+
+    #[test]
+    fn windows_keep_their_real_end_and_only_the_final_one_is_final() {
+        let rank = RankConfig::default()
+            .build()
+            .ok()
+            .unwrap_or_else(|| unreachable!());
+        let mut r = BoltHarness::new(rank(), Fields::new(["key", "count", "window_end", "final"]));
+        let mut partials = Vec::new();
+        for (key, count, end, fin) in [("a", 3, 10_000, false), ("a", 5, 20_000, true)] {
+            r.execute(crate::values![key, count, end, fin]).ok();
+            let mark = crate::values![Value::Null, 0, end, fin];
+            partials.extend(r.execute(mark).unwrap_or_default());
+        }
+        let total = TotalRankConfig::default()
+            .build()
+            .ok()
+            .unwrap_or_else(|| unreachable!());
+        let mut t = BoltHarness::new(total(), Fields::new(["rankings", "window_end", "final"]));
+        let mut out = Vec::new();
+        for p in partials {
+            out.extend(t.execute(p).unwrap_or_default());
+        }
+        out.extend(t.finish().unwrap_or_default());
+        let tags: Vec<_> = out.iter().map(|v| (v[1].clone(), v[2].clone())).collect();
+        assert_eq!(
+            tags,
+            [
+                (Value::Int(10_000), Value::Bool(false)),
+                (Value::Int(20_000), Value::Bool(true))
+            ]
+        );
+        assert_eq!(
+            t.context().topk.latest(),
+            Some(Topk {
+                ranking: vec![("a".into(), 5)],
+                window_end: Some(20_000),
+                is_final: true,
+            })
+        );
     }
 }

@@ -5,17 +5,46 @@
 //! `null` — to every downstream task: "this task has sent all of window W". A `rank` task
 //! emits its partial ranking of W once every upstream task has punctuated W, and
 //! `total_rank` merges the partials of W once every `rank` task has sent one; so every
-//! table is the top-k of exactly one window. The final flush of a bounded run is the window
-//! [`FINAL_WINDOW`].
+//! table is the top-k of exactly one window. The flush at the end of a run is the final
+//! window: its tuples carry `final = true` and the real end of the slide the run ended in
+//! (tasks may end in different slides: the final window is one window whatever its ends,
+//! and its tables carry the latest of them).
 
 use crate::tuple::{Tuple, Value};
 
-/// The `window_end` of the flush at the end of a run (everything still in the window).
-pub const FINAL_WINDOW: i64 = i64::MAX;
+/// The field that is true on the tuples of the final window (the flush at the end of a
+/// run) and false on every other window's.
+pub const FINAL_FIELD: &str = "final";
+
+/// Which window a tuple belongs to: one that closed at a slide boundary, or the final
+/// flush. Closed windows come before the final one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WindowId {
+    /// The window that ended at this slide boundary (ms since the Unix epoch).
+    Closed(i64),
+    /// What was still in the window when the run ended.
+    Final,
+}
 
 /// The `window_end` field of a tuple, if it has one.
 pub fn window_end(t: &Tuple) -> Option<i64> {
     t.get("window_end").and_then(Value::as_int)
+}
+
+/// The tuple belongs to the final window.
+pub fn is_final(t: &Tuple) -> bool {
+    matches!(t.get(FINAL_FIELD), Some(Value::Bool(true)))
+}
+
+/// The window of a tuple with a `window_end`, and that end.
+pub fn window_of(t: &Tuple) -> Option<(WindowId, i64)> {
+    let end = window_end(t)?;
+    let id = if is_final(t) {
+        WindowId::Final
+    } else {
+        WindowId::Closed(end)
+    };
+    Some((id, end))
 }
 
 /// A punctuation tuple: its key is null.
@@ -26,13 +55,13 @@ pub fn is_punctuation(t: &Tuple) -> bool {
 /// Counts the punctuations of each window until every upstream task has sent one.
 #[derive(Default)]
 pub struct WindowMarks {
-    seen: std::collections::BTreeMap<i64, usize>,
+    seen: std::collections::BTreeMap<WindowId, usize>,
 }
 
 impl WindowMarks {
     /// Records one punctuation of `window`; true when `expected` have arrived (the window
     /// is complete). Older windows are forgotten then.
-    pub fn mark(&mut self, window: i64, expected: usize) -> bool {
+    pub fn mark(&mut self, window: WindowId, expected: usize) -> bool {
         let n = self.seen.entry(window).or_insert(0);
         *n += 1;
         if *n >= expected {
@@ -48,14 +77,40 @@ impl WindowMarks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use WindowId::{Closed, Final};
 
     #[test]
     fn complete_after_every_upstream_task() {
         let mut m = WindowMarks::default();
-        assert!(!m.mark(10, 2));
-        assert!(!m.mark(20, 2));
-        assert!(m.mark(10, 2));
-        assert!(m.mark(20, 2));
-        assert!(m.mark(30, 1));
+        assert!(!m.mark(Closed(10), 2));
+        assert!(!m.mark(Closed(20), 2));
+        assert!(m.mark(Closed(10), 2));
+        assert!(m.mark(Closed(20), 2));
+        assert!(m.mark(Closed(30), 1));
+    }
+
+    #[test]
+    fn the_final_window_is_one_window_whatever_its_ends_and_comes_last() {
+        assert!(Closed(i64::MAX) < Final);
+        let t = |end: i64, fin: bool| {
+            Tuple::new_detached(
+                "counts",
+                crate::DEFAULT_STREAM,
+                crate::tuple::Fields::new(["key", "count", "window_end", FINAL_FIELD]),
+                crate::values![
+                    Value::Null,
+                    Value::Int(0),
+                    Value::Int(end),
+                    Value::Bool(fin)
+                ],
+            )
+        };
+        assert_eq!(window_of(&t(20, false)), Some((Closed(20), 20)));
+        assert_eq!(window_of(&t(30, true)), Some((Final, 30)));
+        // Two tasks that ended in different slides complete one final window.
+        let mut m = WindowMarks::default();
+        assert!(!m.mark(Final, 2));
+        assert!(!m.mark(Closed(20), 2));
+        assert!(m.mark(Final, 2));
     }
 }

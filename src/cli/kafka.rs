@@ -79,8 +79,10 @@ pub struct ReplayArgs {
     pub file: PathBuf,
     #[arg(long)]
     pub topic: String,
-    /// Brokers (default: the topology file's `brokers`, itself 127.0.0.1:9092 by default).
-    #[arg(long)]
+    /// Brokers of the replayed spout `source`, and of every other Kafka spout and sink
+    /// that does not name its own `brokers` (in the file or by --set). Default: the
+    /// file's, else 127.0.0.1:9092.
+    #[arg(long, value_name = "HOST:PORT[,...]")]
     pub brokers: Option<String>,
     /// Start at these offsets, P:O,... (partitions not listed start at their earliest).
     #[arg(long, value_name = "P:O,...")]
@@ -318,6 +320,7 @@ fn replay(a: ReplayArgs, registry: &Registry) -> ExitCode {
             warmup: None,
             report: a.report,
             set: sets,
+            brokers: a.brokers,
             quiet: a.quiet,
             mode: None,
             batch_interval: None,

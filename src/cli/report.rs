@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::resources;
+use crate::runtime::metrics::Topk;
 use crate::runtime::{MetricsSnapshot, Percentiles, RunSummary};
 
 /// The part of a run a report covers when the run had a warm-up (`--warmup`): what the
@@ -49,6 +50,11 @@ pub struct Report {
     pub bolts: BTreeMap<String, BoltReport>,
     /// The last ranking the total_rank bolt produced, if any.
     pub topk: Vec<(String, u64)>,
+    /// The end of the window `topk` covers (ms since the Unix epoch); null for a running
+    /// ranking (or none).
+    pub topk_window_end: Option<i64>,
+    /// `topk` is the final ranking: the flush at the end of the run.
+    pub topk_final: bool,
     /// Named counters per component (oversized lines, malformed JSON, restarts...).
     pub counters: BTreeMap<String, BTreeMap<String, u64>>,
     /// User + system CPU seconds the process used over `duration_s` (without a warm-up:
@@ -60,11 +66,7 @@ pub struct Report {
 
 impl Report {
     /// The report of a run: the whole of it, or with `window` what followed its warm-up.
-    pub fn new(
-        s: &RunSummary,
-        topk: Option<Vec<(String, u64)>>,
-        window: Option<&Window>,
-    ) -> Report {
+    pub fn new(s: &RunSummary, topk: Option<Topk>, window: Option<&Window>) -> Report {
         let (metrics, duration, warmup, cpu_seconds) = match window {
             Some(w) => (&w.metrics, w.duration, w.warmup, w.cpu_seconds),
             None => (
@@ -130,7 +132,9 @@ impl Report {
             },
             spouts,
             bolts,
-            topk: topk.unwrap_or_default(),
+            topk_window_end: topk.as_ref().and_then(|t| t.window_end),
+            topk_final: topk.as_ref().is_some_and(|t| t.is_final),
+            topk: topk.map(|t| t.ranking).unwrap_or_default(),
             counters,
             cpu_seconds: ms(cpu_seconds),
             peak_rss_bytes: resources::peak_rss_bytes(),

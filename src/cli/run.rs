@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// Override an option, e.g. spouts.source.rate=50000 or config.acking=false.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Kafka brokers (HOST:PORT[,...]) of every Kafka spout and sink that does not name its
+    /// own `brokers` (in the file or by --set).
+    #[arg(long, value_name = "HOST:PORT[,...]")]
+    pub brokers: Option<String>,
     /// No status line.
     #[arg(long)]
     pub quiet: bool,
@@ -133,13 +137,20 @@ fn status_line(prev: &MetricsSnapshot, now: &MetricsSnapshot, secs: f64) -> Stri
 }
 
 pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
-    let mut file = match crate::topology::file::load(&args.file, &args.set, registry) {
+    let overrides = crate::topology::file::Overrides {
+        sets: args.set.clone(),
+        brokers: args.brokers.clone(),
+    };
+    let mut file = match crate::topology::file::load_with(&args.file, &overrides, registry) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(w) = args.brokers.as_ref().and_then(|b| file.brokers.warning(b)) {
+        eprintln!("squall: warning: {w}");
+    }
     if let Err(e) = apply_mode_flags(&args, &mut file.config) {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
@@ -332,7 +343,7 @@ fn finish(run: RunningTopology, args: &RunOptions, window: Option<Window>) -> Ex
             return ExitCode::FAILURE;
         }
     };
-    let report = Report::new(&summary, topk.get(), window.as_ref());
+    let report = Report::new(&summary, topk.latest(), window.as_ref());
     let warmup = if report.warmup_s > 0.0 {
         format!(" after a {} s warm-up", report.warmup_s)
     } else {

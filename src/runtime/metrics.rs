@@ -149,17 +149,41 @@ pub(crate) struct ComponentMetrics {
 
 /// The latest top-k ranking a `total_rank` bolt produced, for the report and the UI.
 #[derive(Clone, Default)]
-pub struct TopkBoard(Arc<Mutex<Option<Ranking>>>);
+pub struct TopkBoard(Arc<Mutex<Option<Topk>>>);
 
 /// `(key, count)` pairs, best first.
 pub type Ranking = Vec<(String, u64)>;
 
+/// A published ranking and the window it covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Topk {
+    pub ranking: Ranking,
+    /// The end of its window (ms since the Unix epoch); none for a running ranking.
+    pub window_end: Option<i64>,
+    /// The flush at the end of the run (the final window).
+    pub is_final: bool,
+}
+
 impl TopkBoard {
+    /// Publishes a ranking of no particular window.
     pub fn set(&self, ranking: Vec<(String, u64)>) {
-        *lock(&self.0) = Some(ranking);
+        self.set_topk(Topk {
+            ranking,
+            ..Topk::default()
+        });
     }
 
+    pub fn set_topk(&self, topk: Topk) {
+        *lock(&self.0) = Some(topk);
+    }
+
+    /// The latest ranking.
     pub fn get(&self) -> Option<Vec<(String, u64)>> {
+        lock(&self.0).as_ref().map(|t| t.ranking.clone())
+    }
+
+    /// The latest ranking with its window.
+    pub fn latest(&self) -> Option<Topk> {
         lock(&self.0).clone()
     }
 }

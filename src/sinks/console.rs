@@ -1,6 +1,6 @@
 //! `console`: prints the current top-k as a table (like Spark's `pprint`) each time a
-//! ranking arrives, headed by the end of its window (or "final" for the flush at the end of
-//! a run); other tuples are printed one per line.
+//! ranking arrives, headed by the end of its window (marked "(final)" for the flush at the
+//! end of a run); other tuples are printed one per line.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::bolts::ranking_value::from_value;
-use crate::bolts::window_mark::{FINAL_WINDOW, window_end};
+use crate::bolts::window_mark::{is_final, window_end};
 use crate::component::{Bolt, ComponentResult};
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
@@ -81,9 +81,13 @@ impl Bolt for ConsoleSink {
         let text = match input.get("rankings").and_then(from_value) {
             Some(r) => {
                 let at = match window_end(&input) {
-                    Some(FINAL_WINDOW) => format!("{} (final)", rfc3339(SystemTime::now())),
                     Some(ms) if ms >= 0 => rfc3339(UNIX_EPOCH + Duration::from_millis(ms as u64)),
                     _ => rfc3339(SystemTime::now()),
+                };
+                let at = if is_final(&input) {
+                    format!("{at} (final)")
+                } else {
+                    at
                 };
                 render_table(&self.cfg.title, &at, &r)
             }

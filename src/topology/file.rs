@@ -38,10 +38,35 @@ impl std::error::Error for FileError {}
 pub struct TopologyFile {
     pub topology: Topology,
     pub config: Config,
+    /// What `--brokers` did (nothing without it).
+    pub brokers: super::BrokersFilled,
+}
+
+/// What the command line changes in a topology file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--set KEY=VALUE`, applied in order.
+    pub sets: Vec<String>,
+    /// `--brokers`: the brokers of every Kafka spout and sink that names none, in the
+    /// file or by `--set`.
+    pub brokers: Option<String>,
 }
 
 /// Loads and validates a topology file, applying `--set KEY=VALUE` overrides first.
 pub fn load(path: &Path, sets: &[String], registry: &Registry) -> Result<TopologyFile, FileError> {
+    let overrides = Overrides {
+        sets: sets.to_vec(),
+        brokers: None,
+    };
+    load_with(path, &overrides, registry)
+}
+
+/// Loads and validates a topology file with the command line's overrides.
+pub fn load_with(
+    path: &Path,
+    overrides: &Overrides,
+    registry: &Registry,
+) -> Result<TopologyFile, FileError> {
     let origin = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| FileError {
         file: origin.clone(),
@@ -49,7 +74,7 @@ pub fn load(path: &Path, sets: &[String], registry: &Registry) -> Result<Topolog
         key: String::new(),
         message: format!("cannot read: {e}"),
     })?;
-    load_str(&src, &origin, sets, registry)
+    load_str_with(&src, &origin, overrides, registry)
 }
 
 struct Ctx<'a> {
@@ -215,6 +240,20 @@ pub fn load_str(
     sets: &[String],
     registry: &Registry,
 ) -> Result<TopologyFile, FileError> {
+    let overrides = Overrides {
+        sets: sets.to_vec(),
+        brokers: None,
+    };
+    load_str_with(src, origin, &overrides, registry)
+}
+
+/// Loads a topology from TOML text with the command line's overrides.
+pub fn load_str_with(
+    src: &str,
+    origin: &str,
+    overrides: &Overrides,
+    registry: &Registry,
+) -> Result<TopologyFile, FileError> {
     let cx = Ctx { src, file: origin };
     let mut doc: toml::Table = toml::from_str(src).map_err(|e| FileError {
         file: origin.to_string(),
@@ -222,9 +261,13 @@ pub fn load_str(
         key: String::new(),
         message: e.message().to_string(),
     })?;
-    for s in sets {
+    for s in &overrides.sets {
         apply_set(&mut doc, s, origin)?;
     }
+    let brokers = match &overrides.brokers {
+        Some(b) => super::brokers::fill_in(&mut doc, b),
+        None => Default::default(),
+    };
     for k in doc.keys() {
         if !matches!(k.as_str(), "name" | "config" | "spouts" | "bolts") {
             return Err(cx.err(
@@ -365,7 +408,11 @@ pub fn load_str(
         }
     }
     let topology = b.build().map_err(|e| topology_error(&cx, e))?;
-    Ok(TopologyFile { topology, config })
+    Ok(TopologyFile {
+        topology,
+        config,
+        brokers,
+    })
 }
 
 /// The field an error message is about: serde's "unknown field `x`" or "missing field `x`".

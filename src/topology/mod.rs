@@ -1,5 +1,6 @@
 //! The graph: components, groupings, validation.
 
+mod brokers;
 mod builder;
 mod error;
 pub mod file;
@@ -7,6 +8,7 @@ mod filter_pushdown;
 mod grouping;
 mod projection;
 
+pub use brokers::BrokersFilled;
 pub use builder::{
     BoltDeclarer, BoltFactory, ComponentDef, ComponentKind, SpoutFactory, Topology, TopologyBuilder,
 };

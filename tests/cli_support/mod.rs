@@ -247,3 +247,53 @@ pub fn generator_hashtag_counts(seed: u64, n: u64) -> HashMap<String, u64> {
 pub fn top_k(counts: &HashMap<String, u64>, k: usize) -> Vec<(String, u64)> {
     top_k_of(counts.iter().map(|(k, c)| (k.clone(), *c)), k)
 }
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A ranking record's `rankings` as `(key, count)` pairs.
+pub fn record_ranking(record: &serde_json::Value) -> Vec<(String, u64)> {
+    let report = serde_json::json!({ "topk": record["rankings"] });
+    report_topk(&report)
+}
+
+/// Checks the ranking records (`{"rankings", "window_end", "final"}`, in the order written)
+/// of a run that took place within `run` (ms since the Unix epoch), with `slide_ms`
+/// slides: every window end is a real slide boundary of the run (the final one at most a
+/// slide after it ended), the ends increase, and only the last record is final. Returns
+/// the last record.
+pub fn check_rankings(
+    records: &[serde_json::Value],
+    slide_ms: i64,
+    run: std::ops::Range<i64>,
+) -> &serde_json::Value {
+    let last = records
+        .last()
+        .unwrap_or_else(|| panic!("no ranking was written"));
+    let mut previous = i64::MIN;
+    for (i, r) in records.iter().enumerate() {
+        let is_last = i + 1 == records.len();
+        let end = r["window_end"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("record {i} has no integer window_end: {r}"));
+        let fin = r["final"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("record {i} has no boolean `final`: {r}"));
+        assert_eq!(fin, is_last, "record {i} of {}: {r}", records.len());
+        assert_eq!(end % slide_ms, 0, "record {i}: not a slide boundary: {r}");
+        let latest = if is_last { run.end + slide_ms } else { run.end };
+        assert!(
+            (run.start..=latest).contains(&end),
+            "record {i}: window_end {end} is not within the run {run:?}: {r}"
+        );
+        assert!(end > previous, "record {i}: window_end went back: {r}");
+        previous = end;
+        assert!(r["rankings"].is_array(), "record {i}: {r}");
+    }
+    last
+}
