@@ -88,6 +88,8 @@ pub struct TaskContext {
     pub(crate) topk: crate::runtime::metrics::TopkBoard,
     pub(crate) control: Option<Arc<crate::runtime::control::RunControl>>,
     pub(crate) state: Option<Arc<crate::state::TaskState>>,
+    /// Micro-batch mode: the run's I/O thread, where [`TaskContext::spawn`] runs tasks.
+    pub(crate) io: Option<crate::runtime::io_thread::IoThread>,
     pub(crate) read_fields: Option<Arc<[String]>>,
     pub(crate) output_filter: Option<InputFilter>,
 }
@@ -209,6 +211,29 @@ impl TaskContext {
     /// async source). `None` for bolts.
     pub fn waker(&self) -> Option<SpoutWaker> {
         self.pulse.clone().map(SpoutWaker)
+    }
+
+    /// Runs an async task for this component (e.g. a spout's reader, which hands what it
+    /// reads over through a bounded channel) until it ends or its handle is aborted (do
+    /// that in `close`). In event mode it runs on this task's worker thread; in
+    /// micro-batch mode, where batches are cut on threads that run no async tasks, on the
+    /// run's I/O thread. Call it from `open` or `prepare`.
+    pub fn spawn<F>(&self, task: F) -> ComponentResult<tokio::task::JoinHandle<()>>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if let Some(io) = &self.io {
+            return io
+                .spawn(task)
+                .map_err(|e| ComponentError::new(format!("{}: {e}", self.component)));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ComponentError::new(format!(
+                "{}: no async runtime to run a task on (spawn from `open` or `prepare`)",
+                self.component
+            )));
+        }
+        Ok(tokio::task::spawn_local(task))
     }
 }
 

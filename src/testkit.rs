@@ -67,6 +67,7 @@ impl BoltHarness {
             topk: TopkBoard::default(),
             control: None,
             state: None,
+            io: None,
             read_fields: None,
             output_filter: filter,
         };

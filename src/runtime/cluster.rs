@@ -481,6 +481,7 @@ impl Plan {
             topk: self.metrics.topk.clone(),
             control: Some(control.clone()),
             state: None,
+            io: None,
             read_fields: self.read_fields.get(comp).cloned(),
             output_filter: self.output_filters.get(comp).copied(),
         }

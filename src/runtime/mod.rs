@@ -8,6 +8,7 @@ pub mod collector;
 pub mod config;
 pub(crate) mod control;
 pub(crate) mod ids;
+pub(crate) mod io_thread;
 pub(crate) mod ledger;
 pub(crate) mod load;
 pub mod metrics;

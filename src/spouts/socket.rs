@@ -233,12 +233,7 @@ impl Spout for SocketSpout {
             connect_errors: ctx.counter("connect_errors"),
         };
         self.buffer.count_given_up_in(ctx.counter("given_up"));
-        self.reader = Some(tokio::task::spawn_local(read_loop(
-            self.cfg.clone(),
-            tx,
-            ctx.waker(),
-            counters,
-        )));
+        self.reader = Some(ctx.spawn(read_loop(self.cfg.clone(), tx, ctx.waker(), counters))?);
         self.lines = Some(rx);
         Ok(())
     }

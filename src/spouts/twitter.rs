@@ -1,6 +1,7 @@
 //! `twitter`: the X/Twitter API v2 filtered stream (or the 1% sample stream) as a spout.
 //!
-//! A background task started in `open` keeps one streaming connection open
+//! A background task started in `open` (on the task's worker thread in event mode, on
+//! the run's I/O thread in micro-batch mode) keeps one streaming connection open
 //! ([`Streamer`]: keep-alives, stall detection, the documented reconnect policy) and
 //! hands tweets over in batches through a bounded channel. The API cannot replay, so
 //! emitted tweets are kept in memory until acked (at most `buffer` of them; when that
@@ -248,14 +249,14 @@ impl Spout for TwitterSpout {
         let (tx, rx) = mpsc::channel(self.cfg.read_ahead.div_ceil(BATCH));
         let fatal = ctx.fatal_handle();
         let waker = ctx.waker();
-        self.reader = Some(tokio::task::spawn_local(async move {
+        self.reader = Some(ctx.spawn(async move {
             if let Err(e) = streamer.run(tx).await {
                 fatal.fail(e);
             }
             if let Some(w) = &waker {
                 w.wake();
             }
-        }));
+        })?);
         self.tweets = Some(rx);
         Ok(())
     }

@@ -392,7 +392,7 @@ pub enum StreamEnd {
 struct Reader<'a> {
     counters: &'a StreamCounters,
     tx: &'a mpsc::Sender<Vec<Tweet>>,
-    wake: &'a dyn Fn(),
+    wake: &'a (dyn Fn() + Send + Sync),
     url: &'a str,
     batch: Vec<Tweet>,
     /// A line other than an error message arrived.
@@ -509,7 +509,7 @@ pub async fn read_body<S, E>(
     url: &str,
     tx: &mpsc::Sender<Vec<Tweet>>,
     counters: &StreamCounters,
-    wake: &dyn Fn(),
+    wake: &(dyn Fn() + Send + Sync),
 ) -> (StreamEnd, bool)
 where
     S: Stream<Item = Result<Bytes, E>>,

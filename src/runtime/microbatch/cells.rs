@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
@@ -60,6 +60,9 @@ pub(super) struct SpoutCell {
     /// `component/index`: the key of this task's metadata in batch records.
     pub(super) key: String,
 }
+
+/// How long a cut waits before polling again a spout that had nothing (`Idle`).
+const IDLE_POLL: Duration = Duration::from_millis(1);
 
 /// Why a cut failed.
 pub(super) type CellError = String;
@@ -133,7 +136,7 @@ impl SpoutCell {
         &mut self,
         info: &BatchInfo,
         max: usize,
-        cut_for: std::time::Duration,
+        cut_for: Duration,
     ) -> Result<(Routed, Option<Json>), CellError> {
         if let Some(h) = self.held.get(&info.txid) {
             if let Some(copy) = &h.copy {
@@ -198,22 +201,44 @@ impl SpoutCell {
             );
             return Ok((cut_out.routed, Some(cut.meta)));
         }
-        // A spout that cannot replay: cut by polling, keep a copy until the commit.
-        let started = Instant::now();
+        // A spout that cannot replay: cut by polling for the batch's interval (a source
+        // with nothing now, e.g. a socket whose reader is behind, is waited for), keep a
+        // copy until the commit.
+        let deadline = Instant::now() + cut_for;
         let mut status = SpoutStatus::Idle;
+        let mut waited = Duration::ZERO;
         let cut = self.with_collector(|spout, col| {
             let mut calls = 0u32;
             loop {
                 status = spout.next_tuple(col);
                 calls += 1;
-                if status != SpoutStatus::Emitted
-                    || col.batch_len() >= max
-                    || (calls.is_multiple_of(64) && started.elapsed() >= cut_for)
-                {
+                let wake_at = match status {
+                    SpoutStatus::Emitted => {
+                        if col.batch_len() >= max
+                            || (calls.is_multiple_of(64) && Instant::now() >= deadline)
+                        {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    SpoutStatus::Exhausted => return Ok(()),
+                    SpoutStatus::Idle => Instant::now() + IDLE_POLL,
+                    SpoutStatus::IdleUntil(t) => t,
+                };
+                let now = Instant::now();
+                if now >= deadline {
                     return Ok(());
                 }
+                let nap = wake_at.min(deadline).saturating_duration_since(now);
+                std::thread::sleep(nap);
+                waited += nap;
             }
         })?;
+        self.metrics.local.busy_ns = self
+            .metrics
+            .local
+            .busy_ns
+            .saturating_sub(waited.as_nanos() as u64);
         if status == SpoutStatus::Exhausted {
             self.exhausted = true;
         }

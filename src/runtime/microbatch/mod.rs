@@ -27,6 +27,7 @@ use spout_slot::SpoutSlot;
 use super::cluster::{Plan, RunningTopology, RuntimeError};
 use super::config::Config;
 use super::control::RunControl;
+use super::io_thread::IoThread;
 use super::metrics::TaskMetrics;
 use super::stage::Stage;
 use crate::state::TaskState;
@@ -116,6 +117,8 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
     plan_cfg.batch_size = usize::MAX;
     let mut plan = Plan::new(&topology, &plan_cfg);
     let control = Arc::new(RunControl::new(1));
+    // Where the components' async tasks run (a socket or Twitter spout's reader).
+    let io = IoThread::new(topology.name());
     let mut outboxes = HashMap::new();
     for c in topology.components() {
         for &id in &plan.task_ids[&c.name].clone() {
@@ -139,6 +142,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
             };
             let mut ctx = plan.context(&c.name, id, cm.counters.clone(), None, &control);
             ctx.state = Some(Arc::new(TaskState::new(store.clone(), &c.name, ti)));
+            ctx.io = Some(io.clone());
             let mut cell = SpoutCell::new(
                 ctx,
                 factory.clone(),
@@ -173,6 +177,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
         let state = Arc::new(TaskState::new(store.clone(), &c.name, ti));
         let mut ctx = plan.context(&c.name, id, cm.counters.clone(), None, &control);
         ctx.state = Some(state.clone());
+        ctx.io = Some(io.clone());
         let stage = Stage::new(
             ctx,
             factory.clone(),
@@ -237,7 +242,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
     let ctl = control.clone();
     let thread = std::thread::Builder::new()
         .name(format!("squall-mb-{name}"))
-        .spawn(move || supervise(run, drivers, ctl))?;
+        .spawn(move || supervise(run, drivers, ctl, io))?;
     Ok(RunningTopology {
         name,
         control,
@@ -248,8 +253,9 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
     })
 }
 
-/// Opens every task, runs the driver threads until the run ends, closes every task.
-fn supervise(run: Arc<Run>, drivers: usize, control: Arc<RunControl>) {
+/// Opens every task, runs the driver threads until the run ends, closes every task and
+/// stops the I/O thread.
+fn supervise(run: Arc<Run>, drivers: usize, control: Arc<RunControl>, io: IoThread) {
     let mut opened = true;
     for s in &run.spouts {
         if let Err(e) = s.lock().open() {
@@ -283,6 +289,7 @@ fn supervise(run: Arc<Run>, drivers: usize, control: Arc<RunControl>) {
     for b in &run.bolts {
         lock(b).cleanup();
     }
+    io.stop();
     tracing::info!(
         "micro-batch run ended at txid {} ({} in flight)",
         run.coord.last_committed(),
