@@ -8,7 +8,8 @@ mod grouping;
 mod projection;
 
 pub use builder::{
-    BoltDeclarer, BoltFactory, ComponentDef, ComponentKind, SpoutFactory, Topology, TopologyBuilder,
+    BoltDeclarer, BoltFactory, ComponentDef, ComponentKind, MAX_CONNECTIONS, MAX_PARALLELISM,
+    MAX_TASKS, SpoutFactory, Topology, TopologyBuilder,
 };
 pub use error::TopologyError;
 pub use grouping::{Grouping, Input, StreamRef};
