@@ -12,8 +12,9 @@ use super::pacer::Pacer;
 use super::replay::ReplayBuffer;
 use super::tweet_fields::{tweet_fields, tweet_values};
 use crate::component::{
-    ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
+    ComponentError, ComponentResult, FatalHandle, OutputDeclarer, Spout, SpoutStatus, TaskContext,
 };
+use crate::log_throttle::LogThrottle;
 use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::runtime::SpoutCollector;
 use crate::text::tweet::{StreamMessage, parse_line};
@@ -83,6 +84,8 @@ struct FileCounters {
     oversized: Arc<AtomicU64>,
     invalid_utf8: Arc<AtomicU64>,
     notices: Arc<AtomicU64>,
+    malformed_log: LogThrottle,
+    oversized_log: LogThrottle,
 }
 
 pub struct FileSpout {
@@ -94,6 +97,8 @@ pub struct FileSpout {
     buffer: ReplayBuffer<Values>,
     pacer: Option<Pacer>,
     counters: Option<FileCounters>,
+    /// Stops the run when the file cannot be read to its end.
+    fatal: Option<FatalHandle>,
 }
 
 impl FileSpout {
@@ -108,6 +113,7 @@ impl FileSpout {
             buffer: ReplayBuffer::new(r),
             pacer: None,
             counters: None,
+            fatal: None,
         }
     }
 
@@ -121,7 +127,17 @@ impl FileSpout {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::error!(path = %self.cfg.path.display(), line = self.line_no + 1, "read error: {e}; the file spout ends");
+                    // The source could not do its job: the run fails, as when the file
+                    // cannot be opened.
+                    let msg = format!(
+                        "cannot read {} at line {}: {e}",
+                        self.cfg.path.display(),
+                        self.line_no + 1
+                    );
+                    match &self.fatal {
+                        Some(f) => f.fail(msg),
+                        None => tracing::error!("{msg}"),
+                    }
                     return None;
                 }
             }
@@ -131,7 +147,9 @@ impl FileSpout {
             }
             if self.buf.len() > self.cfg.max_line_bytes {
                 c.oversized.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, bytes = self.buf.len(), "oversized line skipped");
+                if let Some(n) = c.oversized_log.hit() {
+                    tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, bytes = self.buf.len(), "oversized line skipped{n}");
+                }
                 continue;
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
@@ -156,7 +174,9 @@ impl FileSpout {
                     }
                     Err(e) => {
                         c.malformed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, "malformed tweet skipped: {e}");
+                        if let Some(n) = c.malformed_log.hit() {
+                            tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, "malformed tweet skipped: {e}{n}");
+                        }
                     }
                 },
             }
@@ -176,6 +196,7 @@ impl Spout for FileSpout {
         let f = File::open(&self.cfg.path).map_err(|e| {
             ComponentError::new(format!("cannot open {}: {e}", self.cfg.path.display()))
         })?;
+        self.fatal = Some(ctx.fatal_handle());
         if ctx.parallelism() > 1 && ctx.task_index() > 0 {
             // One reader per file: extra tasks have nothing to read.
             self.eof = true;
@@ -187,6 +208,8 @@ impl Spout for FileSpout {
             oversized: ctx.counter("oversized_lines"),
             invalid_utf8: ctx.counter("invalid_utf8_lines"),
             notices: ctx.counter("notices"),
+            malformed_log: LogThrottle::default(),
+            oversized_log: LogThrottle::default(),
         });
         self.buffer.count_given_up_in(ctx.counter("given_up"));
         self.pacer = Pacer::new(self.cfg.rate);
