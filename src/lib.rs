@@ -32,6 +32,7 @@ pub mod due;
 pub mod http;
 pub mod io;
 pub mod kafka;
+pub mod log_throttle;
 pub mod registry;
 pub mod runtime;
 pub mod sinks;

@@ -213,6 +213,39 @@ fn zero_parallelism() {
 }
 
 #[test]
+fn parallelism_beyond_the_limit() {
+    let toml = format!(
+        "{SPOUT}\n[bolts.a]\ntype = \"tokenize\"\nparallelism = 100000\ninputs = [{{ from = \"source\" }}]\n"
+    );
+    let err = validate_err(&toml, &[]);
+    assert_eq!(
+        err,
+        "error: t.toml:9: `bolts.a.parallelism`: component `a` has parallelism 100000; a component may have at most 1024 tasks"
+    );
+    // Within the per-component limit, over the total.
+    let mut toml = SPOUT.to_string();
+    for b in ["a", "b"] {
+        toml.push_str(&format!(
+            "\n[bolts.{b}]\ntype = \"tokenize\"\nparallelism = 1024\ninputs = [{{ from = \"source\" }}]\n"
+        ));
+    }
+    let err = validate_err(&toml, &[]);
+    assert_eq!(
+        err,
+        "error: t.toml:9: `bolts.a.parallelism`: the topology has 2049 tasks; at most 2048 are allowed (the largest component is `a`, 1024 tasks)"
+    );
+    // Few tasks, but every task of `a` connected to every task of `b`.
+    let toml = format!(
+        "{SPOUT}\n[bolts.a]\ntype = \"tokenize\"\nparallelism = 200\ninputs = [{{ from = \"source\" }}]\n\n[bolts.b]\ntype = \"count\"\nparallelism = 200\ninputs = [{{ from = \"a\", grouping = \"fields\", fields = [\"word\"] }}]\n"
+    );
+    let err = validate_err(&toml, &[]);
+    assert_eq!(
+        err,
+        "error: t.toml:14: `bolts.b.parallelism`: the topology has 40200 connections between tasks; at most 16384 are allowed (a subscription connects every task of its source to every task of the subscriber; the most: `a` → `b`, 200 × 200)"
+    );
+}
+
+#[test]
 fn toml_syntax_error_has_the_line() {
     let err = validate_err(
         "name = \"t\"\n\n[spouts.source]\ntype = \"generator\"\nlimit = \n",

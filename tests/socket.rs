@@ -18,7 +18,7 @@ use squall::registry::{BoltConfig, SpoutConfig};
 use squall::spouts::socket::SocketSpoutConfig;
 use squall::{
     Bolt, BoltCollector, ComponentResult, LocalCluster, MetricsSnapshot, RunningTopology,
-    TopologyBuilder, Tuple,
+    RuntimeError, TopologyBuilder, Tuple,
 };
 use support::{lock, summary_line, test_config, wait_until};
 
@@ -283,29 +283,40 @@ fn free_port() -> u16 {
 }
 
 #[test]
-fn without_reconnect_and_no_server_the_run_ends_with_a_connect_error() {
+fn without_reconnect_and_no_server_the_run_fails_with_the_connect_error() {
     let sink = CountsSink::default();
-    let run = submit(&socket_config(free_port(), false), &sink);
+    let port = free_port();
+    let run = submit(&socket_config(port, false), &sink);
     assert!(
         run.wait_finished(WAIT),
         "the run did not end: {}",
         summary_line(&run.metrics())
     );
-    let summary = run
-        .join()
-        .expect("a refused connection is not a fatal error");
-    assert!(summary.completed);
-    let m = &summary.metrics;
-    assert_eq!(counter(m, "connect_errors"), 1);
-    assert_eq!(counter(m, "connects"), 0);
+    let m = run.metrics();
+    assert_eq!(counter(&m, "connect_errors"), 1);
+    assert_eq!(counter(&m, "connects"), 0);
     assert_eq!(m.component("source").map(|c| c.emitted), Some(0));
+    // The source could not do its job: the run fails, as with a file that cannot be opened.
+    match run.join() {
+        Err(RuntimeError::Fatal(msgs)) => assert!(
+            msgs.iter()
+                .any(|m| m.contains(&format!("cannot connect to 127.0.0.1:{port}"))),
+            "{msgs:?}"
+        ),
+        Err(e) => panic!("another error: {e}"),
+        Ok(s) => panic!(
+            "a refused connection without reconnect ended as a success: {}",
+            summary_line(&s.metrics)
+        ),
+    }
     assert!(sink.keys().is_empty());
 }
 
 #[test]
-fn cli_without_reconnect_and_no_server_exits_0_and_reports_the_connect_error() {
+fn cli_without_reconnect_and_no_server_exits_1_with_the_connect_error() {
     let dir = cli_support::TempDir::new("socket-cli");
     let report = dir.join("r.json");
+    let port = free_port();
     let out = cli_support::squall(
         [
             "topology".to_string(),
@@ -314,7 +325,7 @@ fn cli_without_reconnect_and_no_server_exits_0_and_reports_the_connect_error() {
                 .display()
                 .to_string(),
             "--set".into(),
-            format!("spouts.source.port={}", free_port()),
+            format!("spouts.source.port={port}"),
             "--set".into(),
             "spouts.source.reconnect=false".into(),
             "--report".into(),
@@ -323,16 +334,21 @@ fn cli_without_reconnect_and_no_server_exits_0_and_reports_the_connect_error() {
         ],
         WAIT,
     );
-    out.assert_success();
+    out.assert_failure();
     assert!(
-        out.stderr.contains("every task finished"),
+        out.stderr.contains(&format!(
+            "error: source: cannot connect to 127.0.0.1:{port}"
+        )),
         "{}",
         cli_support::tail(&out.stderr)
     );
-    let r = cli_support::read_report(&report);
-    assert_eq!(
-        cli_support::field_u64(&r, "counters.source.connect_errors"),
-        1
+    assert!(
+        !out.stderr.contains("every task finished"),
+        "{}",
+        cli_support::tail(&out.stderr)
     );
-    assert_eq!(cli_support::field_u64(&r, "spouts.source.emitted"), 0);
+    assert!(
+        !report.exists(),
+        "no report (nor a stray file) for a failed run"
+    );
 }

@@ -1,10 +1,10 @@
 //! `squall topology run`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -83,8 +83,38 @@ fn apply_mode_flags(args: &RunArgs, config: &mut Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Sets the flag on Ctrl-C or SIGTERM.
-fn watch_signals(flag: Arc<AtomicBool>) {
+/// The Ctrl-C and SIGTERM received so far. The first stops the run gracefully (drain);
+/// one during the drain stops it at once.
+#[derive(Default)]
+struct Signals {
+    count: AtomicUsize,
+    /// The number of the last one (SIGINT 2, SIGTERM 15).
+    last: AtomicI32,
+}
+
+impl Signals {
+    fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    fn received(&self, signo: i32) {
+        self.last.store(signo, Ordering::SeqCst);
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The shell's code for a process ended by the last signal (128 + its number).
+    fn exit_code(&self) -> ExitCode {
+        let signo = self.last.load(Ordering::SeqCst);
+        ExitCode::from(u8::try_from(128 + signo).unwrap_or(1))
+    }
+}
+
+const SIGINT: i32 = 2;
+#[cfg(unix)]
+const SIGTERM: i32 = 15;
+
+/// Counts every Ctrl-C and SIGTERM into `signals`, for as long as the process lives.
+fn watch_signals(signals: Arc<Signals>) {
     std::thread::spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -100,24 +130,30 @@ fn watch_signals(flag: Arc<AtomicBool>) {
             #[cfg(unix)]
             {
                 use tokio::signal::unix::{SignalKind, signal};
-                match signal(SignalKind::terminate()) {
-                    Ok(mut term) => {
-                        tokio::select! {
-                            _ = tokio::signal::ctrl_c() => {}
-                            _ = term.recv() => {}
-                        }
+                let (mut int, mut term) = match (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) {
+                    (Ok(i), Ok(t)) => (i, t),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::error!("cannot watch signals: {e}");
+                        return;
                     }
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
+                };
+                loop {
+                    let signo = tokio::select! {
+                        Some(()) = int.recv() => SIGINT,
+                        Some(()) = term.recv() => SIGTERM,
+                        else => return,
+                    };
+                    signals.received(signo);
                 }
             }
             #[cfg(not(unix))]
-            {
-                let _ = tokio::signal::ctrl_c().await;
+            while tokio::signal::ctrl_c().await.is_ok() {
+                signals.received(SIGINT);
             }
         });
-        flag.store(true, Ordering::SeqCst);
     });
 }
 
@@ -205,6 +241,12 @@ pub fn run_topology(
     config: crate::runtime::Config,
     args: &RunOptions,
 ) -> ExitCode {
+    if let Some(path) = &args.report
+        && let Err(e) = check_report_path(path)
+    {
+        eprintln!("error: cannot write the report to {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
     let guarantee = if config.mode == Mode::Microbatch {
         format!(
             "exactly-once state with transactional sources (Kafka, generator), batch interval {}, max batch {}, {} batches in flight; {}",
@@ -251,29 +293,32 @@ pub fn run_topology(
             return ExitCode::FAILURE;
         }
     };
-    let interrupted = Arc::new(AtomicBool::new(false));
-    watch_signals(interrupted.clone());
+    let signals = Arc::new(Signals::default());
+    watch_signals(signals.clone());
     let started = Instant::now();
     let mut prev = run.metrics();
     let mut last = Instant::now();
     // The metrics and CPU at the end of the warm-up.
     let mut base: Option<Mark> = None;
-    loop {
+    // The signals that started the stop (any after them stop it at once).
+    let stopped_by = loop {
         if base.is_none() && !args.warmup.is_zero() && started.elapsed() >= args.warmup {
             base = Some(Mark::now(&run));
         }
         if run.wait_finished(Duration::from_millis(100)) {
-            break;
+            break 0;
         }
-        if interrupted.load(Ordering::SeqCst) {
-            eprintln!("squall: stopping (signal): draining in-flight tuples");
-            break;
+        if signals.count() > 0 {
+            eprintln!(
+                "squall: stopping (signal): draining in-flight tuples (press Ctrl-C again to stop at once)"
+            );
+            break 1;
         }
         if args
             .duration
             .is_some_and(|d| started.elapsed() >= args.warmup + d)
         {
-            break;
+            break 0;
         }
         // The status line's snapshot merges every task's histograms: skipped when quiet
         // (`squall bench` runs), so it does not compete with the tasks for the cores.
@@ -283,7 +328,7 @@ pub fn run_topology(
             prev = now;
             last = Instant::now();
         }
-    }
+    };
     let window = match base {
         Some(base) => Some(base.window_to(Mark::now(&run), args.warmup)),
         None if !args.warmup.is_zero() => {
@@ -295,7 +340,7 @@ pub fn run_topology(
         }
         None => None,
     };
-    let code = finish(run, args, window);
+    let code = finish(run, args, window, &signals, stopped_by);
     drop(http);
     code
 }
@@ -329,12 +374,29 @@ impl Mark {
     }
 }
 
-fn finish(run: RunningTopology, args: &RunOptions, window: Option<Window>) -> ExitCode {
+/// Ends the run: waits for a bounded run, or stops one still going (drain). A signal
+/// during the drain (beyond the `stopped_by` that started it) stops it at once. Prints
+/// the summary and writes the report.
+fn finish(
+    run: RunningTopology,
+    args: &RunOptions,
+    window: Option<Window>,
+    signals: &Signals,
+    stopped_by: usize,
+) -> ExitCode {
     let topk = run.registry().topk;
     let result = if run.is_finished() {
         run.join()
     } else {
-        run.stop()
+        run.request_stop();
+        loop {
+            if signals.count() > stopped_by {
+                return abandon(run, args, window, topk.get(), signals);
+            }
+            if run.wait_stopped(Duration::from_millis(50)) {
+                break run.stop();
+            }
+        }
     };
     let summary = match result {
         Ok(s) => s,
@@ -359,18 +421,72 @@ fn finish(run: RunningTopology, args: &RunOptions, window: Option<Window>) -> Ex
             "drain timed out"
         }
     );
-    if let Some(path) = &args.report {
-        let json = match serde_json::to_string_pretty(&report) {
-            Ok(j) => j,
-            Err(e) => {
-                eprintln!("error: cannot encode the report: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Err(e) = std::fs::write(path, json + "\n") {
-            eprintln!("error: cannot write the report to {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+    match write_report(args, &report) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
     }
-    ExitCode::SUCCESS
+}
+
+/// A signal during the drain: stops without waiting, says what was in flight, writes the
+/// report and exits as the signal would have (130 for Ctrl-C, 143 for SIGTERM).
+fn abandon(
+    run: RunningTopology,
+    args: &RunOptions,
+    window: Option<Window>,
+    topk: Option<Vec<(String, u64)>>,
+    signals: &Signals,
+) -> ExitCode {
+    let summary = run.abandon();
+    let abandoned: u64 = summary
+        .metrics
+        .components
+        .values()
+        .filter(|c| c.kind == "spout")
+        .map(|c| c.abandoned)
+        .sum();
+    let what = match summary.mode {
+        Mode::Microbatch => "tuples of uncommitted batches",
+        Mode::Event => "tuple trees in flight",
+    };
+    eprintln!(
+        "squall: signal during the drain: stopped at once after {:.2}s; abandoned {abandoned} {what} (sources that can re-read replay them on the next run)",
+        summary.duration.as_secs_f64()
+    );
+    let report = Report::new(&summary, topk, window.as_ref());
+    match write_report(args, &report) {
+        Ok(()) => signals.exit_code(),
+        Err(code) => code,
+    }
+}
+
+/// Writes the report if asked (`--report`); prints why not and gives the exit code if it
+/// cannot.
+fn write_report(args: &RunOptions, report: &Report) -> Result<(), ExitCode> {
+    let Some(path) = &args.report else {
+        return Ok(());
+    };
+    let json = serde_json::to_string_pretty(report).map_err(|e| {
+        eprintln!("error: cannot encode the report: {e}");
+        ExitCode::FAILURE
+    })?;
+    std::fs::write(path, json + "\n").map_err(|e| {
+        eprintln!("error: cannot write the report to {}: {e}", path.display());
+        ExitCode::FAILURE
+    })
+}
+
+/// Fails before the run when the report could not be written after it: a missing
+/// directory, no permission, a directory at that path. Probes by opening the path for
+/// writing (an existing file is left as it is; a file the probe created is removed).
+fn check_report_path(path: &Path) -> std::io::Result<()> {
+    let existed = path.symlink_metadata().is_ok();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    if !existed {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
 }

@@ -76,7 +76,9 @@ impl BoltTask {
             Outcome::Panicked(msg) if i == 0 => Some(msg),
             Outcome::Panicked(msg) => {
                 let s = &mut self.stages[i];
-                tracing::error!(task = %s.label(), "chained bolt panicked: {msg}; input failed, restarting the bolt");
+                if let Some(n) = s.panic_log.hit() {
+                    tracing::error!(task = %s.label(), "chained bolt panicked: {msg}; input failed, restarting the bolt{n}");
+                }
                 s.metrics.local.restarts += 1;
                 s.reset();
                 s.prepare(&self.control);
@@ -110,7 +112,9 @@ impl BoltTask {
                 self.flush_all();
                 self.deliver_outcomes();
                 self.stages[0].metrics.local.restarts += 1;
-                tracing::error!(task = %self.label(), "bolt panicked: {msg}; input failed, restarting the task");
+                if let Some(n) = self.stages[0].panic_log.hit() {
+                    tracing::error!(task = %self.label(), "bolt panicked: {msg}; input failed, restarting the task{n}");
+                }
                 ctx.stop();
                 return;
             }

@@ -2,7 +2,7 @@
 //! that watches and stops the run.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,11 +39,10 @@ pub enum RuntimeError {
     State(#[from] crate::state::StateError),
     #[error(transparent)]
     Priority(#[from] super::priority::PriorityError),
-    #[error(
-        "{0} spout tasks: with acking on, a topology may have at most {MAX_SPOUT_TASKS} (root ids carry the spout task in 16 bits)"
-    )]
-    TooManySpoutTasks(usize),
 }
+
+// Root ids carry the spout task in 16 bits: the topology's task limit keeps within them.
+const _: () = assert!(crate::topology::MAX_TASKS <= MAX_SPOUT_TASKS);
 
 /// Spout tasks in the topology (each has a slot in the ack routes).
 fn spout_task_count(topology: &Topology) -> usize {
@@ -77,10 +76,6 @@ impl LocalCluster {
         if config.mode == super::config::Mode::Microbatch {
             return super::microbatch::submit(topology, config);
         }
-        let spout_tasks = spout_task_count(&topology);
-        if config.acking && spout_tasks > MAX_SPOUT_TASKS {
-            return Err(RuntimeError::TooManySpoutTasks(spout_tasks));
-        }
         config.worker_priority.check()?;
         let plan = Plan::new(&topology, &config);
         let control = Arc::new(RunControl::new(plan.task_count));
@@ -99,13 +94,17 @@ impl LocalCluster {
                 system.block_on(async move {
                     let (arbiters, spouts, bolts) = plan.start(&topology, &config, ctl.clone());
                     let _ = started_tx.send(());
-                    supervise(&ctl, &spouts, drain).await;
+                    let ended = supervise(&ctl, &spouts, drain).await;
                     drop(bolts);
                     for a in &arbiters {
                         a.stop();
                     }
-                    for a in arbiters {
-                        let _ = a.join();
+                    // Tasks that did not finish may be blocked for ever (a sink writing
+                    // to a pipe nobody reads): their threads are not waited for.
+                    if ended {
+                        for a in arbiters {
+                            let _ = a.join();
+                        }
                     }
                 });
             })?;
@@ -117,24 +116,33 @@ impl LocalCluster {
             thread: Some(thread),
             started: Instant::now(),
             mode,
+            drain,
+            stop_at: OnceLock::new(),
         })
     }
 }
 
+/// How long a stop waits, beyond `drain_timeout`, for the tasks to finish (bolts flush
+/// and see their end markers) before it gives up on them.
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the threads of a run that has ended are given to exit.
+const THREAD_EXIT: Duration = Duration::from_secs(2);
+
 /// Waits for the end of the run: every task finished, or a stop request (then spouts
-/// drain, bounded by the drain timeout).
-async fn supervise(ctl: &RunControl, spouts: &[Addr<SpoutTask>], drain: Duration) {
+/// drain, bounded by the drain timeout). `false` if the tasks did not finish.
+async fn supervise(ctl: &RunControl, spouts: &[Addr<SpoutTask>], drain: Duration) -> bool {
     tokio::select! {
-        _ = ctl.done_notify.notified() => return,
+        _ = ctl.done_notify.notified() => return true,
         _ = ctl.stop_notify.notified() => {}
     }
     if ctl.is_done() {
-        return;
+        return true;
     }
     for s in spouts {
         s.do_send(Deactivate { drain });
     }
-    let grace = drain + Duration::from_secs(5);
+    let grace = drain + STOP_GRACE;
     if tokio::time::timeout(grace, ctl.done_notify.notified())
         .await
         .is_err()
@@ -143,7 +151,9 @@ async fn supervise(ctl: &RunControl, spouts: &[Addr<SpoutTask>], drain: Duration
             "tasks did not finish within {:?} of the stop; stopping anyway",
             grace
         );
+        return false;
     }
+    true
 }
 
 /// A topology running in this process.
@@ -154,6 +164,10 @@ pub struct RunningTopology {
     pub(super) thread: Option<JoinHandle<()>>,
     pub(super) started: Instant,
     pub(super) mode: super::config::Mode,
+    /// `config.drain_timeout`: bounds how long a stop waits.
+    pub(super) drain: Duration,
+    /// When the stop was first asked for.
+    pub(super) stop_at: OnceLock<Instant>,
 }
 
 impl RunningTopology {
@@ -191,44 +205,115 @@ impl RunningTopology {
 
     /// Asks the spouts to stop and the in-flight trees to drain; returns at once.
     pub fn request_stop(&self) {
+        self.stop_at.get_or_init(Instant::now);
         self.control.request_stop();
     }
 
+    /// The time after which a stop gives up on tasks that have not finished.
+    fn stop_deadline(&self) -> Instant {
+        *self.stop_at.get_or_init(Instant::now) + self.drain + STOP_GRACE + THREAD_EXIT
+    }
+
+    /// After [`Self::request_stop`]: waits up to `timeout`; `true` once the run has ended
+    /// or the stop has given up on its tasks (then [`Self::stop`] returns at once).
+    pub fn wait_stopped(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            if self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+                || now >= self.stop_deadline()
+            {
+                return true;
+            }
+            if now >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10).min(until - now));
+        }
+    }
+
     /// Graceful stop: spouts stop emitting, in-flight trees drain (bounded by the drain
-    /// timeout), bolts flush, then the threads end.
+    /// timeout), bolts flush, then the threads end. Tasks still busy `drain_timeout` +
+    /// 5 s after the stop (a bolt blocked for ever, e.g. a sink writing to a pipe nobody
+    /// reads) are given up on: their threads are left behind, the summary says the run
+    /// did not complete.
     pub fn stop(mut self) -> Result<RunSummary, RuntimeError> {
-        self.control.request_stop();
-        self.finish()
+        self.request_stop();
+        let deadline = self.stop_deadline();
+        self.finish(Some(deadline))
     }
 
     /// Waits for the run to end by itself (every spout finished), then returns.
     pub fn join(mut self) -> Result<RunSummary, RuntimeError> {
-        self.finish()
+        self.finish(None)
     }
 
-    fn finish(&mut self) -> Result<RunSummary, RuntimeError> {
+    /// Stops at once, without draining: for a process about to exit (a second Ctrl-C).
+    /// The run's threads are left behind; the summary counts what was in flight as
+    /// `abandoned` (trees in event mode, tuples of uncommitted batches in micro-batch
+    /// mode).
+    pub fn abandon(mut self) -> RunSummary {
+        self.request_stop();
+        drop(self.thread.take());
+        let mut summary = self.summary();
+        for c in summary.metrics.components.values_mut() {
+            c.abandoned += std::mem::take(&mut c.pending);
+        }
+        summary
+    }
+
+    /// Waits for the run's thread to end (until `deadline` if given), then sums it up.
+    fn finish(&mut self, deadline: Option<Instant>) -> Result<RunSummary, RuntimeError> {
         if let Some(t) = self.thread.take() {
-            t.join().map_err(|_| RuntimeError::Panicked)?;
+            let exited = match deadline {
+                None => true,
+                Some(d) => wait_exit(&t, d),
+            };
+            if exited {
+                t.join().map_err(|_| RuntimeError::Panicked)?;
+            } else {
+                tracing::warn!(
+                    "the run's threads did not stop within {:?} of the stop (a component is blocked, e.g. a sink writing to a pipe nobody reads); leaving them",
+                    self.drain + STOP_GRACE + THREAD_EXIT
+                );
+            }
         }
         let errors = self.control.errors();
         if !errors.is_empty() {
             return Err(RuntimeError::Fatal(errors));
         }
-        Ok(RunSummary {
+        Ok(self.summary())
+    }
+
+    fn summary(&self) -> RunSummary {
+        RunSummary {
             topology: self.name.clone(),
             duration: self.started.elapsed(),
             metrics: self.metrics.snapshot(),
             mode: self.mode,
             completed: self.control.is_done(),
-        })
+        }
     }
+}
+
+/// Waits until thread `t` has ended or `deadline` has passed; whether it ended.
+fn wait_exit(t: &JoinHandle<()>, deadline: Instant) -> bool {
+    while !t.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 impl Drop for RunningTopology {
     fn drop(&mut self) {
         if let Some(t) = self.thread.take() {
-            self.control.request_stop();
-            let _ = t.join();
+            self.request_stop();
+            if wait_exit(&t, self.stop_deadline()) {
+                let _ = t.join();
+            }
         }
     }
 }

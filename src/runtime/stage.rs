@@ -14,6 +14,7 @@ use super::outbox::{Delivery, Outbox};
 use super::panic_message;
 use crate::columns::Columns;
 use crate::component::{AckMode, Bolt, ComponentResult, TaskContext};
+use crate::log_throttle::LogThrottle;
 use crate::topology::BoltFactory;
 use crate::tuple::{Anchors, Tuple};
 
@@ -205,6 +206,9 @@ pub(crate) struct Stage {
     pub(crate) metrics: TaskMetrics,
     pub(crate) prepared: bool,
     sample_countdown: u32,
+    /// The warnings about failed inputs and panics, rate-limited.
+    fail_log: LogThrottle,
+    pub(crate) panic_log: LogThrottle,
 }
 
 /// What every stage of a task shares while it works.
@@ -232,6 +236,8 @@ impl Stage {
             metrics,
             prepared: false,
             sample_countdown: 0,
+            fail_log: LogThrottle::default(),
+            panic_log: LogThrottle::default(),
         }
     }
 
@@ -326,11 +332,10 @@ impl Stage {
                         l.fail(a.root, sh.outcomes);
                     }
                 }
-                if let Outcome::Failed(_) = outcome {
-                    let f = m.failed;
-                    if f.is_power_of_two() {
-                        tracing::warn!(task = %self.label(), "execute failed: {msg} (input failed; {f} failures since last report)");
-                    }
+                if let Outcome::Failed(_) = outcome
+                    && let Some(n) = self.fail_log.hit()
+                {
+                    tracing::warn!(task = %self.label(), "execute failed: {msg} (input failed){n}");
                 }
             }
         }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::component::{AckMode, Bolt, ComponentError, ComponentResult, TaskContext};
+use crate::log_throttle::LogThrottle;
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::topology::BoltFactory;
@@ -44,6 +45,7 @@ impl BoltConfig for JsonlConfig {
                 cfg: cfg.clone(),
                 out: None,
                 unflushed: Vec::new(),
+                write_error_log: LogThrottle::default(),
             })
         }))
     }
@@ -57,6 +59,7 @@ pub struct JsonlSink {
     out: Option<BufWriter<File>>,
     /// Written, acked once flushed.
     unflushed: Vec<Tuple>,
+    write_error_log: LogThrottle,
 }
 
 impl JsonlSink {
@@ -121,7 +124,9 @@ impl Bolt for JsonlSink {
             .map_err(|e| ComponentError::new(e.to_string()))
             .and_then(|()| Ok(w.write_all(b"\n")?));
         if let Err(e) = written {
-            tracing::error!(path = %self.cfg.path.display(), "cannot write a tuple: {e}");
+            if let Some(n) = self.write_error_log.hit() {
+                tracing::error!(path = %self.cfg.path.display(), "cannot write a tuple: {e}{n}");
+            }
             out.fail(&input);
             return Ok(());
         }

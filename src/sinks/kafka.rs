@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::component::{AckMode, Bolt, ComponentResult, TaskContext, incr};
 use crate::kafka::client::{DEFAULT_BROKERS, KafkaClientError, check_reachable, client_config};
+use crate::log_throttle::LogThrottle;
 use crate::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::runtime::BoltCollector;
 use crate::topology::BoltFactory;
@@ -155,6 +156,7 @@ struct Conn {
     reports: Receiver<Report>,
     delivered: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
+    error_log: LogThrottle,
 }
 
 impl Conn {
@@ -172,11 +174,9 @@ impl Conn {
                 out.ack(&t);
             }
             Err(e) => {
-                let n = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    tracing::warn!(
-                        "kafka sink: delivery failed: {e} (input failed; {n} delivery errors so far)"
-                    );
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = self.error_log.hit() {
+                    tracing::warn!("kafka sink: delivery failed: {e} (input failed){n}");
                 }
                 out.fail(&t);
             }
@@ -272,6 +272,7 @@ impl Bolt for KafkaSink {
             reports,
             delivered: ctx.counter("delivered"),
             errors: ctx.counter("delivery_errors"),
+            error_log: LogThrottle::default(),
         });
         Ok(())
     }

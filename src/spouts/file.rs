@@ -11,9 +11,10 @@ use super::pacer::Pacer;
 use super::replay::ReplayBuffer;
 use super::tweet_fields::{tweet_fields, tweet_values};
 use crate::component::{
-    ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
+    ComponentError, ComponentResult, FatalHandle, OutputDeclarer, Spout, SpoutStatus, TaskContext,
 };
 use crate::io::lines::{BlockingLineReader, RawLine};
+use crate::log_throttle::LogThrottle;
 use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::runtime::SpoutCollector;
 use crate::text::tweet::{StreamMessage, parse_line};
@@ -85,6 +86,8 @@ struct FileCounters {
     oversized: Arc<AtomicU64>,
     invalid_utf8: Arc<AtomicU64>,
     notices: Arc<AtomicU64>,
+    malformed_log: LogThrottle,
+    oversized_log: LogThrottle,
 }
 
 pub struct FileSpout {
@@ -95,6 +98,8 @@ pub struct FileSpout {
     buffer: ReplayBuffer<Values>,
     pacer: Option<Pacer>,
     counters: Option<FileCounters>,
+    /// Stops the run when the file cannot be read to its end.
+    fatal: Option<FatalHandle>,
 }
 
 impl FileSpout {
@@ -108,6 +113,7 @@ impl FileSpout {
             buffer: ReplayBuffer::new(r),
             pacer: None,
             counters: None,
+            fatal: None,
         }
     }
 
@@ -121,7 +127,17 @@ impl FileSpout {
                 Ok(None) => return None,
                 Ok(Some(line)) => line,
                 Err(e) => {
-                    tracing::error!(path = %self.cfg.path.display(), line = self.line_no + 1, "read error: {e}; the file spout ends");
+                    // The source could not do its job: the run fails, as when the file
+                    // cannot be opened.
+                    let msg = format!(
+                        "cannot read {} at line {}: {e}",
+                        self.cfg.path.display(),
+                        self.line_no + 1
+                    );
+                    match &self.fatal {
+                        Some(f) => f.fail(msg),
+                        None => tracing::error!("{msg}"),
+                    }
                     return None;
                 }
             };
@@ -130,7 +146,9 @@ impl FileSpout {
                 RawLine::Line(b) => b,
                 RawLine::Oversized { bytes } => {
                     c.oversized.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, bytes, "oversized line skipped");
+                    if let Some(n) = c.oversized_log.hit() {
+                        tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, bytes, "oversized line skipped{n}");
+                    }
                     continue;
                 }
             };
@@ -159,7 +177,9 @@ impl FileSpout {
                     }
                     Err(e) => {
                         c.malformed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, "malformed tweet skipped: {e}");
+                        if let Some(n) = c.malformed_log.hit() {
+                            tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, "malformed tweet skipped: {e}{n}");
+                        }
                     }
                 },
             }
@@ -179,6 +199,7 @@ impl Spout for FileSpout {
         let f = File::open(&self.cfg.path).map_err(|e| {
             ComponentError::new(format!("cannot open {}: {e}", self.cfg.path.display()))
         })?;
+        self.fatal = Some(ctx.fatal_handle());
         if ctx.parallelism() > 1 && ctx.task_index() > 0 {
             // One reader per file: extra tasks have nothing to read.
             self.eof = true;
@@ -190,6 +211,8 @@ impl Spout for FileSpout {
             oversized: ctx.counter("oversized_lines"),
             invalid_utf8: ctx.counter("invalid_utf8_lines"),
             notices: ctx.counter("notices"),
+            malformed_log: LogThrottle::default(),
+            oversized_log: LogThrottle::default(),
         });
         self.buffer.count_given_up_in(ctx.counter("given_up"));
         self.pacer = Pacer::new(self.cfg.rate);

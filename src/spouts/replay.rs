@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::component::SpoutStatus;
+use crate::log_throttle::LogThrottle;
 use crate::runtime::SpoutCollector;
 use crate::tuple::Values;
 
@@ -26,6 +27,7 @@ pub struct ReplayBuffer<T> {
     retry: VecDeque<u64>,
     max_retries: u32,
     given_up: Option<Arc<AtomicU64>>,
+    given_up_log: LogThrottle,
 }
 
 impl<T: Clone> ReplayBuffer<T> {
@@ -37,6 +39,7 @@ impl<T: Clone> ReplayBuffer<T> {
             retry: VecDeque::new(),
             max_retries,
             given_up: None,
+            given_up_log: LogThrottle::default(),
         }
     }
 
@@ -106,7 +109,9 @@ impl<T: Clone> ReplayBuffer<T> {
             if let Some(c) = &self.given_up {
                 c.fetch_add(1, Ordering::Relaxed);
             }
-            tracing::warn!(msg_id = id, "message failed {} times; given up", max + 1);
+            if let Some(n) = self.given_up_log.hit() {
+                tracing::warn!(msg_id = id, "message failed {} times; given up{n}", max + 1);
+            }
         } else {
             self.retry.push_back(id);
         }

@@ -10,10 +10,11 @@ use tokio::sync::mpsc;
 
 use super::replay::ReplayBuffer;
 use crate::component::{
-    ComponentResult, OutputDeclarer, Spout, SpoutStatus, SpoutWaker, TaskContext,
+    ComponentResult, FatalHandle, OutputDeclarer, Spout, SpoutStatus, SpoutWaker, TaskContext,
 };
 use crate::io::backoff::{Backoff, BackoffConfig};
 use crate::io::lines::{InvalidUtf8, LineEvent, LineOptions, LineReader};
+use crate::log_throttle::LogThrottle;
 use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::runtime::SpoutCollector;
 use crate::topology::SpoutFactory;
@@ -106,6 +107,7 @@ impl SocketSpout {
 
 struct Counters {
     oversized: Arc<AtomicU64>,
+    oversized_log: LogThrottle,
     invalid: Arc<AtomicU64>,
     connects: Arc<AtomicU64>,
     connect_errors: Arc<AtomicU64>,
@@ -116,12 +118,14 @@ struct Counters {
 const LINE_BATCH: usize = 256;
 
 /// Connects, reads lines into `tx` (in batches), reconnects per the options; ends
-/// (dropping `tx`) when the server closes and `reconnect` is off.
+/// (dropping `tx`) when the server closes and `reconnect` is off. A server that cannot be
+/// reached with `reconnect` off fails the run (`fatal`).
 async fn read_loop(
     cfg: SocketSpoutConfig,
     tx: mpsc::Sender<Vec<String>>,
     waker: Option<SpoutWaker>,
     c: Counters,
+    fatal: FatalHandle,
 ) {
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let mut backoff = match cfg.backoff.to_policy() {
@@ -164,7 +168,9 @@ async fn read_loop(
                         }
                         Ok(Some(LineEvent::Oversized { bytes })) => {
                             c.oversized.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(%addr, bytes, max = cfg.max_line_bytes, "oversized line skipped");
+                            if let Some(n) = c.oversized_log.hit() {
+                                tracing::warn!(%addr, bytes, max = cfg.max_line_bytes, "oversized line skipped{n}");
+                            }
                             false
                         }
                         Ok(Some(LineEvent::InvalidUtf8Skipped)) => {
@@ -201,7 +207,7 @@ async fn read_loop(
             Err(e) => {
                 c.connect_errors.fetch_add(1, Ordering::Relaxed);
                 if !cfg.reconnect {
-                    tracing::error!(%addr, "cannot connect: {e}; reconnect is off, the spout ends");
+                    fatal.fail(format!("cannot connect to {addr}: {e} (reconnect is off)"));
                     return;
                 }
                 let d = backoff.next_delay();
@@ -228,12 +234,19 @@ impl Spout for SocketSpout {
         let (tx, rx) = mpsc::channel(self.cfg.read_ahead.div_ceil(LINE_BATCH));
         let counters = Counters {
             oversized: ctx.counter("oversized_lines"),
+            oversized_log: LogThrottle::default(),
             invalid: ctx.counter("invalid_utf8_lines"),
             connects: ctx.counter("connects"),
             connect_errors: ctx.counter("connect_errors"),
         };
         self.buffer.count_given_up_in(ctx.counter("given_up"));
-        self.reader = Some(ctx.spawn(read_loop(self.cfg.clone(), tx, ctx.waker(), counters))?);
+        self.reader = Some(ctx.spawn(read_loop(
+            self.cfg.clone(),
+            tx,
+            ctx.waker(),
+            counters,
+            ctx.fatal_handle(),
+        ))?);
         self.lines = Some(rx);
         Ok(())
     }

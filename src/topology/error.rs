@@ -6,6 +6,34 @@ pub enum TopologyError {
     DuplicateName(String),
     #[error("component `{0}` has parallelism 0; it must be at least 1")]
     ZeroParallelism(String),
+    #[error(
+        "component `{component}` has parallelism {parallelism}; a component may have at most {max} tasks",
+        max = super::builder::MAX_PARALLELISM
+    )]
+    TooManyTasks {
+        component: String,
+        parallelism: usize,
+    },
+    #[error(
+        "the topology has {total} tasks; at most {max} are allowed (the largest component is `{largest}`, {parallelism} tasks)",
+        max = super::builder::MAX_TASKS
+    )]
+    TooManyTasksInAll {
+        total: usize,
+        largest: String,
+        parallelism: usize,
+    },
+    #[error(
+        "the topology has {total} connections between tasks; at most {max} are allowed (a subscription connects every task of its source to every task of the subscriber; the most: `{source_name}` → `{bolt}`, {source_tasks} × {bolt_tasks})",
+        max = super::builder::MAX_CONNECTIONS
+    )]
+    TooManyConnections {
+        total: usize,
+        source_name: String,
+        source_tasks: usize,
+        bolt: String,
+        bolt_tasks: usize,
+    },
     #[error("bolt `{bolt}` subscribes to unknown component `{source_name}`")]
     UnknownSource { bolt: String, source_name: String },
     #[error(

@@ -429,7 +429,12 @@ fn topology_error(cx: &Ctx<'_>, e: TopologyError) -> FileError {
             (format!("bolts.{bolt}"), "inputs".to_string())
         }
         TopologyError::NoInputs(b) => (format!("bolts.{b}"), "inputs".to_string()),
-        TopologyError::ZeroParallelism(c) => (
+        TopologyError::TooManyConnections { bolt, .. } => {
+            (format!("bolts.{bolt}"), "parallelism".to_string())
+        }
+        TopologyError::ZeroParallelism(c)
+        | TopologyError::TooManyTasks { component: c, .. }
+        | TopologyError::TooManyTasksInAll { largest: c, .. } => (
             if cx.src.contains(&format!("[spouts.{c}]")) {
                 format!("spouts.{c}")
             } else {

@@ -10,7 +10,8 @@ mod projection;
 
 pub use brokers::BrokersFilled;
 pub use builder::{
-    BoltDeclarer, BoltFactory, ComponentDef, ComponentKind, SpoutFactory, Topology, TopologyBuilder,
+    BoltDeclarer, BoltFactory, ComponentDef, ComponentKind, MAX_CONNECTIONS, MAX_PARALLELISM,
+    MAX_TASKS, SpoutFactory, Topology, TopologyBuilder,
 };
 pub use error::TopologyError;
 pub use grouping::{Grouping, Input, StreamRef};

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use super::auth::{BearerToken, http_client};
 use super::policy::{Decision, Ending, Endpoint, PolicyConfig, ReconnectPolicy, WaitKind};
+use crate::log_throttle::LogThrottle;
 use crate::text::tweet::{Notice, StreamError as ApiError, StreamMessage, Tweet, parse_line};
 
 /// `tweet.fields` asked for (by default a tweet has only id, text and edit history).
@@ -211,6 +212,9 @@ pub struct StreamCounters {
     pub unknown_messages: Arc<AtomicU64>,
     /// Lines that are not a valid message, or longer than the limit (skipped).
     pub malformed: Arc<AtomicU64>,
+    /// The warnings about such lines, rate-limited.
+    malformed_log: Arc<LogThrottle>,
+    oversized_log: Arc<LogThrottle>,
 }
 
 impl StreamCounters {
@@ -241,6 +245,8 @@ impl StreamCounters {
             notices: counter("notices"),
             unknown_messages: counter("unknown_messages"),
             malformed: counter("malformed"),
+            malformed_log: Arc::default(),
+            oversized_log: Arc::default(),
         }
     }
 
@@ -410,7 +416,9 @@ impl Reader<'_> {
             Piece::Oversized(len) => {
                 self.delivered = true;
                 bump(&self.counters.malformed);
-                tracing::warn!(url = %self.url, bytes = len, "stream line over the length limit skipped");
+                if let Some(n) = self.counters.oversized_log.hit() {
+                    tracing::warn!(url = %self.url, bytes = len, "stream line over the length limit skipped{n}");
+                }
             }
             Piece::Line([]) => {
                 self.delivered = true;
@@ -447,7 +455,9 @@ impl Reader<'_> {
             Err(e) => {
                 self.delivered = true;
                 bump(&self.counters.malformed);
-                tracing::warn!(url = %self.url, bytes = line.len(), "malformed stream line skipped: {e}");
+                if let Some(n) = self.counters.malformed_log.hit() {
+                    tracing::warn!(url = %self.url, bytes = line.len(), "malformed stream line skipped: {e}{n}");
+                }
             }
         }
     }

@@ -297,3 +297,132 @@ pub fn check_rankings(
     }
     last
 }
+
+/// A `squall` process left running, for tests that act on it while it runs (signals).
+/// Its stderr is read on a thread, line by line, so every wait has a deadline; its
+/// stdout is left as the caller set it up (a pipe nobody reads stays full). Killed on
+/// drop if still running.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// The stderr lines read so far.
+    pub stderr: Vec<String>,
+}
+
+impl Running {
+    /// Starts `squall ARGS` from the package root with stderr piped.
+    pub fn start<I, S>(args: I, stdout: Stdio) -> Running
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(args)
+            .current_dir(root())
+            .env_remove("SQUALL_LOG")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the squall binary");
+        let err = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            stderr: Vec::new(),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until a stderr line satisfies `pred`; panics with the stderr so far if none
+    /// does within `timeout` (or if stderr ends first).
+    pub fn wait_line(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = pred(&line);
+                    self.stderr.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(e) => panic!(
+                    "no {what} on stderr within {timeout:?} ({e}):\n{}",
+                    tail(&self.stderr.join("\n"))
+                ),
+            }
+        }
+    }
+
+    /// Sends `signal` (`-INT`, `-TERM`) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let ok = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {pid}");
+    }
+
+    /// Waits for the process to exit and for the rest of its stderr; kills it and panics
+    /// with its stderr if it has not exited within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            while let Ok(line) = self.lines.try_recv() {
+                self.stderr.push(line);
+            }
+            match self.child.try_wait().expect("wait for squall") {
+                Some(s) => break s,
+                None if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!(
+                        "squall did not exit within {timeout:?}; killed it\n--- stderr ---\n{}",
+                        tail(&self.stderr.join("\n"))
+                    );
+                }
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        // The rest of stderr: the reader thread ends at EOF (bounded, the process is gone).
+        let rest = deadline.max(Instant::now() + Duration::from_secs(5));
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(rest.saturating_duration_since(Instant::now()))
+        {
+            self.stderr.push(line);
+        }
+        status
+    }
+
+    /// Every stderr line read, joined.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.join("\n")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

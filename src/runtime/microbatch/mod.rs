@@ -250,6 +250,8 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
         thread: Some(thread),
         started: Instant::now(),
         mode: super::config::Mode::Microbatch,
+        drain: config.drain_timeout,
+        stop_at: std::sync::OnceLock::new(),
     })
 }
 

@@ -22,6 +22,7 @@ use crate::batch::BatchCut;
 use crate::component::{ComponentError, ComponentResult, TaskContext};
 use crate::kafka::TopicPartition;
 use crate::kafka::client::{check_reachable, client_config};
+use crate::log_throttle::LogThrottle;
 use crate::runtime::SpoutCollector;
 
 /// One partition's share of a batch.
@@ -56,6 +57,7 @@ pub struct BatchReader {
     position: BTreeMap<TopicPartition, i64>,
     topics: BTreeMap<String, Arc<str>>,
     bad_records: Arc<AtomicU64>,
+    bad_record_log: LogThrottle,
     invalid_utf8: Arc<AtomicU64>,
     commit_errors: Arc<AtomicU64>,
 }
@@ -146,6 +148,7 @@ impl BatchReader {
             position: BTreeMap::new(),
             topics,
             bad_records: ctx.counter("bad_records"),
+            bad_record_log: LogThrottle::default(),
             invalid_utf8: ctx.counter("invalid_utf8"),
             commit_errors: ctx.counter("commit_errors"),
         })
@@ -201,9 +204,9 @@ impl BatchReader {
             }
             Err(Unusable::Notice) => Ok(()),
             Err(Unusable::BadTweet(e)) => {
-                let n = self.bad_records.fetch_add(1, Ordering::Relaxed);
-                if n < 10 || n.is_power_of_two() {
-                    tracing::warn!(partition = %r.tp, offset = r.offset, "kafka: skipping a record that is not a tweet ({} so far): {e}", n + 1);
+                self.bad_records.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = self.bad_record_log.hit() {
+                    tracing::warn!(partition = %r.tp, offset = r.offset, "kafka: skipping a record that is not a tweet: {e}{n}");
                 }
                 Ok(())
             }

@@ -22,6 +22,7 @@ use crate::component::{
 use crate::kafka::TopicPartition;
 use crate::kafka::client::{check_reachable, client_config};
 use crate::kafka::retry::RetrySchedule;
+use crate::log_throttle::LogThrottle;
 use crate::runtime::SpoutCollector;
 
 /// Records taken from the consumer per `next_tuple` call, at most.
@@ -41,6 +42,10 @@ struct Counters {
     consumer_errors: Arc<AtomicU64>,
     /// Second of the last commit-failure warning.
     last_commit_warning: Arc<AtomicU64>,
+    /// Per-record warnings, rate-limited.
+    bad_record_log: Arc<LogThrottle>,
+    emit_error_log: Arc<LogThrottle>,
+    given_up_log: Arc<LogThrottle>,
 }
 
 impl Counters {
@@ -56,6 +61,9 @@ impl Counters {
             rebalances: ctx.counter("rebalances"),
             consumer_errors: ctx.counter("consumer_errors"),
             last_commit_warning: Arc::default(),
+            bad_record_log: Arc::default(),
+            emit_error_log: Arc::default(),
+            given_up_log: Arc::default(),
         }
     }
 }
@@ -452,7 +460,7 @@ impl KafkaSpout {
                     incr(&c.invalid_utf8);
                 }
                 if let Err(e) = out.emit(values, Some(id)) {
-                    tracing::error!(partition = %tp, offset, "kafka: cannot emit: {e}");
+                    self.log_emit_error(&tp, offset, &e);
                     lock(&self.state).done_without_emit(id);
                 }
             }
@@ -463,12 +471,21 @@ impl KafkaSpout {
         }
     }
 
+    /// An emit the runtime refused: logged (rate-limited).
+    fn log_emit_error(&self, tp: &TopicPartition, offset: i64, e: &dyn std::fmt::Display) {
+        if let Some(n) = self.counters.as_ref().and_then(|c| c.emit_error_log.hit()) {
+            tracing::error!(partition = %tp, offset, "kafka: cannot emit: {e}{n}");
+        }
+    }
+
     fn count_unusable(&self, why: &Unusable, tp: &TopicPartition, offset: i64) {
         let Some(c) = &self.counters else { return };
         match why {
             Unusable::BadTweet(e) => {
                 incr(&c.bad_records);
-                tracing::warn!(topic = %tp.topic, partition = tp.partition, offset, "kafka: not a tweet, skipped: {e}");
+                if let Some(n) = c.bad_record_log.hit() {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, offset, "kafka: not a tweet, skipped: {e}{n}");
+                }
             }
             Unusable::Notice => incr(&c.notices),
         }
@@ -481,7 +498,7 @@ impl KafkaSpout {
                     incr(&c.invalid_utf8);
                 }
                 if let Err(e) = out.emit(values, None) {
-                    tracing::error!(partition = %r.tp, offset = r.offset, "kafka: cannot emit: {e}");
+                    self.log_emit_error(&r.tp, r.offset, &e);
                 }
             }
             Err(why) => self.count_unusable(&why, &r.tp, r.offset),
@@ -649,7 +666,9 @@ impl Spout for KafkaSpout {
         let gave_up = lock(&self.state).fail(msg_id, now);
         if gave_up && let Some(c) = &self.counters {
             incr(&c.given_up);
-            tracing::warn!("kafka: a record failed more than max_retries times; given up");
+            if let Some(n) = c.given_up_log.hit() {
+                tracing::warn!("kafka: a record failed more than max_retries times; given up{n}");
+            }
         }
     }
 
