@@ -247,3 +247,62 @@ pub fn generator_hashtag_counts(seed: u64, n: u64) -> HashMap<String, u64> {
 pub fn top_k(counts: &HashMap<String, u64>, k: usize) -> Vec<(String, u64)> {
     top_k_of(counts.iter().map(|(k, c)| (k.clone(), *c)), k)
 }
+
+/// The lines of a child's output, read on a thread so that every wait has a deadline
+/// (a child that never writes or never exits fails the test instead of hanging it).
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    /// Every line received so far.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn new(from: impl Read + Send + 'static) -> Lines {
+        use std::io::BufRead;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line (from now) for which `want` holds, or `None` if none came within
+    /// `timeout` or the output ended first.
+    pub fn wait_for(&mut self, timeout: Duration, want: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.rx.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if want(&line) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Reads to the end of the output; `false` if it had not ended within `timeout`.
+    pub fn until_eof(&mut self, timeout: Duration) -> bool {
+        use std::sync::mpsc::RecvTimeoutError;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+
+    /// The lines seen so far, one per line (for failure messages).
+    pub fn text(&self) -> String {
+        self.seen.join("\n")
+    }
+}
