@@ -123,3 +123,50 @@ fn every_table_is_the_top10_of_one_window() {
         );
     }
 }
+
+/// A short bounded run says how long it took precisely enough that the rate it prints
+/// follows from it (not `done in 0.00s: 80966 tuples/s`).
+#[test]
+fn a_short_run_prints_its_duration_with_enough_precision() {
+    let n = 2_000.0;
+    let out = squall(
+        [
+            "topology",
+            "run",
+            "topologies/trending-hashtags.toml",
+            "--set",
+            "spouts.source.rate=0",
+            "--set",
+            "spouts.source.limit=2000",
+            "--set",
+            "bolts.sink.quiet=true",
+        ],
+        Duration::from_secs(30),
+    );
+    out.assert_success();
+    let line = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("squall: done in "))
+        .unwrap_or_else(|| panic!("no done line:\n{}", tail(&out.stderr)));
+    // "12.3 ms: 162602 tuples/s ..." or "1.23s: ..."
+    let (took, rest) = line
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("done line: {line}"));
+    let secs: f64 = match took.strip_suffix(" ms") {
+        Some(ms) => ms.parse::<f64>().map(|m| m / 1e3),
+        None => took.trim_end_matches('s').parse::<f64>(),
+    }
+    .unwrap_or_else(|e| panic!("duration {took:?} in {line:?}: {e}"));
+    let tps: f64 = rest
+        .split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("rate in {line:?}"));
+    assert!(secs > 0.0, "{line}");
+    let implied = n / secs;
+    assert!(
+        (implied - tps).abs() <= tps * 0.05,
+        "{n} tuples in {took} is {implied:.0} tuples/s, but the line says {tps}: {line}"
+    );
+}
