@@ -147,7 +147,10 @@ fn a_wrong_config_value_names_its_key() {
 
 #[test]
 fn a_wrong_option_value_names_its_key_and_line() {
-    let err = validate_err("name = \"t\"\n[spouts.source]\ntype = \"generator\"\nlimit = -1\n", &[]);
+    let err = validate_err(
+        "name = \"t\"\n[spouts.source]\ntype = \"generator\"\nlimit = -1\n",
+        &[],
+    );
     assert_eq!(
         err,
         "error: t.toml:4: `spouts.source.limit`: invalid value: integer `-1`, expected u64"

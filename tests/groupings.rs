@@ -394,8 +394,10 @@ fn misrouted(how: Emit, with_shuffle_subscriber: bool, mode: squall::runtime::Mo
     assert!(other.rec().received.is_empty(), "bolt other got tuples");
 }
 
-const MODES: [squall::runtime::Mode; 2] =
-    [squall::runtime::Mode::Event, squall::runtime::Mode::Microbatch];
+const MODES: [squall::runtime::Mode; 2] = [
+    squall::runtime::Mode::Event,
+    squall::runtime::Mode::Microbatch,
+];
 
 #[test]
 fn emit_direct_to_a_task_that_does_not_exist_fails() {

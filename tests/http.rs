@@ -477,7 +477,7 @@ inputs = [{{ from = "source", grouping = "shuffle" }}]
 /// written to a pipe carry no colour codes.
 #[test]
 fn a_malformed_request_is_counted_and_logged_at_debug_without_colour() {
-    let mut served = serve_args_env(
+    let served = serve_args_env(
         &[
             "topology",
             "run",
@@ -491,20 +491,29 @@ fn a_malformed_request_is_counted_and_logged_at_debug_without_colour() {
     let answer = raw(served.addr, b"NOT HTTP AT ALL\r\n\r\n");
     assert_eq!(answer.status, 400, "{answer:?}");
     let mut seen = served.first_lines.clone();
-    let logged = wait_for("the debug line of the bad request", Duration::from_secs(10), || {
-        while let Ok(line) = served.stderr.try_recv() {
-            seen.push(line);
-        }
-        seen.iter().find(|l| l.contains("answered 400")).cloned()
-    });
+    let logged = wait_for(
+        "the debug line of the bad request",
+        Duration::from_secs(10),
+        || {
+            while let Ok(line) = served.stderr.try_recv() {
+                seen.push(line);
+            }
+            seen.iter().find(|l| l.contains("answered 400")).cloned()
+        },
+    );
     assert!(logged.contains("DEBUG"), "{logged}");
     for line in &seen {
         assert!(!line.contains("ERROR"), "logged at ERROR: {line}");
-        assert!(!line.contains('\x1b'), "colour codes in a log written to a pipe: {line:?}");
+        assert!(
+            !line.contains('\x1b'),
+            "colour codes in a log written to a pipe: {line:?}"
+        );
     }
     let metrics = get(served.addr, "/metrics");
     assert!(
-        metrics.body.contains("\nsquall_http_bad_requests_total 1\n"),
+        metrics
+            .body
+            .contains("\nsquall_http_bad_requests_total 1\n"),
         "{}",
         metrics.body
     );

@@ -357,8 +357,7 @@ mod tests {
         /// With the order of the acks, the bolt task (of 3) that acks each node, and
         /// whether that task delivers what it holds right after that ack.
         #[allow(clippy::type_complexity)]
-        fn tree()
-        -> impl Strategy<Value = (Vec<usize>, Vec<u64>, Vec<usize>, Vec<usize>, Vec<bool>)>
+        fn tree() -> impl Strategy<Value = (Vec<usize>, Vec<u64>, Vec<usize>, Vec<usize>, Vec<bool>)>
         {
             (1usize..40).prop_flat_map(|n| {
                 let parents = (1..n).map(|i| 0..i).collect::<Vec<_>>();

@@ -386,11 +386,7 @@ impl Outbox {
     /// Micro-batch mode: emits rows on stream `sid` to every subscriber, as columns,
     /// grouped as tuples would be (a fields grouping sends a key to the same task either
     /// way). Returns the rows emitted.
-    pub(crate) fn emit_columns(
-        &mut self,
-        sid: usize,
-        cols: Columns,
-    ) -> Result<usize, EmitError> {
+    pub(crate) fn emit_columns(&mut self, sid: usize, cols: Columns) -> Result<usize, EmitError> {
         let out = &mut self.streams[sid];
         if let Some(e) = direct_mismatch(out, false) {
             return Err(e);

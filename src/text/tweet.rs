@@ -435,7 +435,8 @@ impl<'a> RawMessage<'a> {
             author,
             created_at: match self.created_at {
                 Some(c) => Some(
-                    v11_date_to_rfc3339(&c.0).ok_or_else(|| ParseError::BadDate(c.into_string()))?,
+                    v11_date_to_rfc3339(&c.0)
+                        .ok_or_else(|| ParseError::BadDate(c.into_string()))?,
                 ),
                 None => None,
             },
@@ -892,7 +893,20 @@ mod tests {
 
         fn days_in(month: usize, year: u32) -> u32 {
             let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-            [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month]
+            [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ][month]
         }
 
         proptest! {
