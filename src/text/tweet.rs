@@ -892,7 +892,8 @@ mod tests {
         ];
 
         fn days_in(month: usize, year: u32) -> u32 {
-            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+            let leap =
+                year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
             [
                 31,
                 if leap { 29 } else { 28 },
