@@ -16,8 +16,10 @@ use crate::topology::{BoltFactory, SpoutFactory};
 /// Why a component could not be built from its options.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{0}")]
-    Options(String),
+    /// An option whose value does not fit: `key` is its path among the options (empty
+    /// when the message names the option, as for an unknown or a missing one).
+    #[error("{message}")]
+    Options { key: String, message: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -69,7 +71,19 @@ fn info<C: ComponentConfig>(kind: &'static str) -> ComponentInfo {
 }
 
 fn parse<C: ComponentConfig>(options: toml::Value) -> Result<C, BuildError> {
-    C::deserialize(options).map_err(|e| BuildError::Options(e.message().to_string()))
+    serde_path_to_error::deserialize(options).map_err(
+        |e: serde_path_to_error::Error<toml::de::Error>| {
+            let path = e.path().to_string();
+            BuildError::Options {
+                key: if matches!(path.as_str(), "" | "." | "?") {
+                    String::new()
+                } else {
+                    path
+                },
+                message: e.inner().message().to_string(),
+            }
+        },
+    )
 }
 
 impl Registry {

@@ -5,9 +5,8 @@
 //! `$CARGO_TARGET_TMPDIR/dashboard.png` (under the target directory).
 //!
 //! Without /usr/bin/chromium and /usr/bin/chromedriver (or `$CHROMIUM`, `$CHROMEDRIVER`)
-//! the test installs Debian's packages when it runs as root with apt-get (so the README's
-//! test command sets up what it needs); otherwise it fails, saying how to install them. It
-//! never passes silently.
+//! the test fails, saying which is missing and how to install it (`.ci/run` installs both).
+//! It installs nothing itself and never passes silently.
 
 mod cli_support;
 mod http_support;
@@ -20,55 +19,23 @@ use std::time::{Duration, Instant};
 use fantoccini::{ClientBuilder, Locator};
 use http_support::serve_topology;
 
-const INSTALL: &str = "install them with `sudo apt-get install -y chromium chromium-driver` \
-     (Debian), or point $CHROMIUM and $CHROMEDRIVER at a Chromium and its matching ChromeDriver";
+const INSTALL: &str = "install Chromium and ChromeDriver with `sudo apt-get install -y chromium \
+     chromium-driver` (Debian; `.ci/run` does this when they are missing), or point $CHROMIUM \
+     and $CHROMEDRIVER at a Chromium and its matching ChromeDriver";
 
-/// Installs Debian's chromium and chromium-driver when running as root with apt-get.
-fn install_browser() {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root || !std::path::Path::new("/usr/bin/apt-get").exists() {
-        return;
-    }
-    eprintln!("browser test: installing chromium and chromium-driver (apt-get)");
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+/// The path of a tool the test needs: `$ENV`, else `default`. Fails, saying what is
+/// missing and how to get it, when it does not exist (the test never installs anything
+/// and never passes without the browser).
+fn tool(what: &str, env: &str, default: &str) -> PathBuf {
+    let from_env = std::env::var(env).ok();
+    let p = PathBuf::from(from_env.as_deref().unwrap_or(default));
+    let whence = match from_env {
+        Some(_) => format!("${env}"),
+        None => format!("the default path; set ${env} for another"),
     };
-    if !apt(&[
-        "install",
-        "-y",
-        "-qq",
-        "--no-install-recommends",
-        "chromium",
-        "chromium-driver",
-    ]) {
-        apt(&["update", "-qq"]);
-        apt(&[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-        ]);
-    }
-}
-
-fn tool(env: &str, default: &str) -> PathBuf {
-    let p = PathBuf::from(std::env::var(env).unwrap_or_else(|_| default.to_string()));
-    if !p.exists() && std::env::var(env).is_err() {
-        install_browser();
-    }
     assert!(
         p.exists(),
-        "the browser test needs {} (not found); {INSTALL}",
+        "the browser test needs {what} at {} ({whence}), which does not exist; {INSTALL}",
         p.display()
     );
     p
@@ -126,8 +93,8 @@ async fn texts(client: &fantoccini::Client, css: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_dashboard_shows_the_known_top_hashtag() {
-    let chromium = tool("CHROMIUM", "/usr/bin/chromium");
-    let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let chromium = tool("Chromium", "CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = tool("ChromeDriver", "CHROMEDRIVER", "/usr/bin/chromedriver");
 
     // The generator's top hashtag with seed 42 (the file's seed): the same over the first
     // 5,000 and 50,000 tweets, so any window of the run ranks it first.

@@ -146,6 +146,26 @@ fn a_wrong_config_value_names_its_key() {
 }
 
 #[test]
+fn a_wrong_option_value_names_its_key_and_line() {
+    let err = validate_err(
+        "name = \"t\"\n[spouts.source]\ntype = \"generator\"\nlimit = -1\n",
+        &[],
+    );
+    assert_eq!(
+        err,
+        "error: t.toml:4: `spouts.source.limit`: invalid value: integer `-1`, expected u64"
+    );
+    let toml = format!(
+        "{SPOUT}\n[bolts.counts]\ntype = \"rolling_count\"\nwindow = 60\ninputs = [{{ from = \"source\" }}]\n"
+    );
+    let err = validate_err(&toml, &[]);
+    assert!(
+        err.starts_with("error: t.toml:9: `bolts.counts.window`: invalid type: integer `60`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unknown_option_of_a_bolt() {
     let toml = format!(
         "{SPOUT}\n[bolts.rank]\ntype = \"rank\"\ntop = 3\ntpo = 4\ninputs = [{{ from = \"source\" }}]\n"

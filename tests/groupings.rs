@@ -151,7 +151,14 @@ fn local_or_shuffle_delivers_everything_preferring_the_spout_worker() {
     let mut b = TopologyBuilder::new("local");
     b.spout("spout", WorkerSpy(spout.clone(), spout_worker.clone()), 1);
     b.bolt("bolt", sink.clone(), 3).local_or_shuffle("spout");
-    let summary = run(b.build().unwrap(), test_config(), LIMIT);
+    // Placement is deterministic: task i of a component with several tasks runs on
+    // worker i % workers, so with 2 workers the 3 bolt tasks sit on workers 0, 1, 0 and
+    // whichever worker the spout has, some bolt tasks share it and some do not.
+    let cfg = squall::Config {
+        workers: 2,
+        ..test_config()
+    };
+    let summary = run(b.build().unwrap(), cfg, LIMIT);
     spout.log().assert_each_acked_once(N);
     assert_component(&summary.metrics, "bolt", Expect::clean_bolt(N));
     let rec = sink.rec();
@@ -159,19 +166,23 @@ fn local_or_shuffle_delivers_everything_preferring_the_spout_worker() {
     assert_eq!(receivers.len() as u64, N, "every tuple delivered");
     assert!(receivers.values().all(|v| v.len() == 1), "delivered once");
     let w = lock(&spout_worker).expect("spout opened");
-    let local: BTreeSet<u32> = rec
+    let (local, remote): (BTreeSet<u32>, BTreeSet<u32>) = rec
         .task_workers
-        .iter()
-        .filter(|(_, tw)| **tw == w)
-        .map(|(t, _)| *t)
-        .collect();
+        .keys()
+        .copied()
+        .partition(|t| rec.task_workers[t] == w);
+    assert_eq!(rec.task_workers.len(), 3, "every bolt task prepared");
+    assert!(
+        !local.is_empty() && !remote.is_empty(),
+        "placement must put bolt tasks both on and off the spout's worker {w}: {:?}",
+        rec.task_workers
+    );
     let used: BTreeSet<u32> = rec.per_task().keys().copied().collect();
-    if !local.is_empty() {
-        assert!(
-            used.is_subset(&local),
-            "tuples went to tasks {used:?}, but tasks {local:?} share the spout's worker {w}"
-        );
-    }
+    assert_eq!(
+        used, local,
+        "tuples must go to every task on the spout's worker {w} and to no other (workers: {:?})",
+        rec.task_workers
+    );
 }
 
 /// Wraps a spout to record the worker it runs on.
@@ -306,4 +317,120 @@ fn direct_grouping_with_two_direct_subscribers() {
     );
     assert_eq!(a.rec().received.len() as u64, N);
     assert!(other.rec().received.is_empty());
+}
+
+/// How `Misroute` emits each input on stream "direct".
+#[derive(Clone, Copy)]
+enum Emit {
+    /// `emit_direct` to this task id.
+    DirectTo(u32),
+    /// `emit_direct` to the first task of bolt "a".
+    DirectToA,
+    /// A plain `emit_to`.
+    Plain,
+}
+
+/// Emits each input on stream "direct" as `how` says and records every error the emit
+/// returns (the input is acked either way, so the run ends).
+#[derive(Clone)]
+struct Misroute {
+    how: Emit,
+    a_task: u32,
+    errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Bolt for Misroute {
+    fn declare_outputs(&self, out: &mut OutputDeclarer) {
+        out.declare_stream("direct", Fields::new(support::SPOUT_FIELDS));
+    }
+    fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
+        self.a_task = ctx.tasks_of("a")[0];
+        Ok(())
+    }
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let r = match self.how {
+            Emit::DirectTo(task) => out.emit_direct(task, "direct", input.into_values()),
+            Emit::DirectToA => out.emit_direct(self.a_task, "direct", input.into_values()),
+            Emit::Plain => out.emit_to("direct", input.into_values()),
+        };
+        if let Err(e) = r {
+            lock(&self.errors).push(e.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// spout → misroute (`how`) → "a" (direct) [+ "other" (shuffle)], in `mode`: every emit
+/// must fail with an error containing `want`, and nothing reach "a" or "other".
+fn misrouted(how: Emit, with_shuffle_subscriber: bool, mode: squall::runtime::Mode, want: &str) {
+    let n = 200;
+    let spout = CountingSpout::new(n);
+    let a = RecordingBolt::sink();
+    let other = RecordingBolt::sink();
+    let errors = std::sync::Arc::default();
+    let mut b = TopologyBuilder::new("misroute");
+    b.spout("spout", spout.clone(), 1);
+    let probe = Misroute {
+        how,
+        a_task: 0,
+        errors: std::sync::Arc::clone(&errors),
+    };
+    b.bolt("misroute", probe, 1).shuffle("spout");
+    b.bolt("a", a.clone(), 2).direct(("misroute", "direct"));
+    if with_shuffle_subscriber {
+        b.bolt("other", other.clone(), 1)
+            .shuffle(("misroute", "direct"));
+    }
+    let cfg = squall::Config {
+        mode,
+        batch_interval: Duration::from_millis(5),
+        ..test_config()
+    };
+    run(b.build().unwrap(), cfg, LIMIT);
+    let errors = lock(&errors);
+    assert_eq!(errors.len() as u64, n, "every emit must fail: {errors:?}");
+    assert!(errors.iter().all(|e| e.contains(want)), "{:?}", errors[0]);
+    assert!(a.rec().received.is_empty(), "bolt a got misrouted tuples");
+    assert!(other.rec().received.is_empty(), "bolt other got tuples");
+}
+
+const MODES: [squall::runtime::Mode; 2] = [
+    squall::runtime::Mode::Event,
+    squall::runtime::Mode::Microbatch,
+];
+
+#[test]
+fn emit_direct_to_a_task_that_does_not_exist_fails() {
+    for mode in MODES {
+        misrouted(
+            Emit::DirectTo(9_999),
+            false,
+            mode,
+            "emit_direct to task 9999, which does not subscribe to `direct` with a direct grouping",
+        );
+    }
+}
+
+#[test]
+fn emit_direct_on_a_stream_another_bolt_takes_with_a_shuffle_grouping_fails() {
+    for mode in MODES {
+        misrouted(
+            Emit::DirectToA,
+            true,
+            mode,
+            "emit_direct on `direct`, which a subscriber takes with a shuffle grouping",
+        );
+    }
+}
+
+#[test]
+fn a_plain_emit_on_a_direct_grouped_stream_fails() {
+    for mode in MODES {
+        misrouted(
+            Emit::Plain,
+            false,
+            mode,
+            "emit on `direct`, which a subscriber takes with a direct grouping",
+        );
+    }
 }

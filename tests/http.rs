@@ -7,7 +7,7 @@ mod http_support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use http_support::{get, serve_topology, stream_until, wait_for};
+use http_support::{get, raw, serve_args_env, serve_topology, stream_until, wait_for};
 use serde_json::Value;
 
 /// The fields `docs/http-api.md` documents.
@@ -470,4 +470,51 @@ inputs = [{{ from = "source", grouping = "shuffle" }}]
     );
     server.stop();
     let _ = run.stop();
+}
+
+/// A request that is not HTTP is the client's problem: answered 400, counted in
+/// `squall_http_bad_requests_total`, logged at debug and never at ERROR; and log lines
+/// written to a pipe carry no colour codes.
+#[test]
+fn a_malformed_request_is_counted_and_logged_at_debug_without_colour() {
+    let served = serve_args_env(
+        &[
+            "topology",
+            "run",
+            "topologies/trending-hashtags.toml",
+            "--quiet",
+            "--http",
+            "127.0.0.1:0",
+        ],
+        &[("SQUALL_LOG", "warn,squall::http=debug")],
+    );
+    let answer = raw(served.addr, b"NOT HTTP AT ALL\r\n\r\n");
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let mut seen = served.first_lines.clone();
+    let logged = wait_for(
+        "the debug line of the bad request",
+        Duration::from_secs(10),
+        || {
+            while let Ok(line) = served.stderr.try_recv() {
+                seen.push(line);
+            }
+            seen.iter().find(|l| l.contains("answered 400")).cloned()
+        },
+    );
+    assert!(logged.contains("DEBUG"), "{logged}");
+    for line in &seen {
+        assert!(!line.contains("ERROR"), "logged at ERROR: {line}");
+        assert!(
+            !line.contains('\x1b'),
+            "colour codes in a log written to a pipe: {line:?}"
+        );
+    }
+    let metrics = get(served.addr, "/metrics");
+    assert!(
+        metrics
+            .body
+            .contains("\nsquall_http_bad_requests_total 1\n"),
+        "{}",
+        metrics.body
+    );
 }

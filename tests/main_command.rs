@@ -123,3 +123,58 @@ fn every_table_is_the_top10_of_one_window() {
         );
     }
 }
+
+/// A short bounded run says how long it took precisely enough that the rate it prints
+/// follows from it (not `done in 0.00s: 80966 tuples/s`).
+#[test]
+fn a_short_run_prints_its_duration_with_enough_precision() {
+    let n = 2_000.0;
+    let out = squall(
+        [
+            "topology",
+            "run",
+            "topologies/trending-hashtags.toml",
+            "--set",
+            "spouts.source.rate=0",
+            "--set",
+            "spouts.source.limit=2000",
+            "--set",
+            "bolts.sink.quiet=true",
+        ],
+        Duration::from_secs(30),
+    );
+    out.assert_success();
+    let line = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("squall: done in "))
+        .unwrap_or_else(|| panic!("no done line:\n{}", tail(&out.stderr)));
+    // "12.3 ms: 162602 tuples/s ..." or "1.23s: ..."
+    let (took, rest) = line
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("done line: {line}"));
+    let secs: f64 = match took.strip_suffix(" ms") {
+        Some(ms) => ms.parse::<f64>().map(|m| m / 1e3),
+        None => took.trim_end_matches('s').parse::<f64>(),
+    }
+    .unwrap_or_else(|e| panic!("duration {took:?} in {line:?}: {e}"));
+    let tps: f64 = rest
+        .split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("rate in {line:?}"));
+    // The printed figure is precise to 2 % at least: half a unit of its last digit is at
+    // most 2 % of it (`0.18s` is not: ±0.005 s is 2.8 %; `0.00s` says nothing).
+    let figure = took.trim_end_matches(" ms").trim_end_matches('s');
+    let decimals = figure.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
+    let value: f64 = figure.parse().unwrap_or(0.0);
+    assert!(
+        value > 0.0 && 0.5 * 10f64.powi(-decimals) <= 0.02 * value,
+        "the duration {took:?} is not precise to 2 %: {line}"
+    );
+    let implied = n / secs;
+    assert!(
+        (implied - tps).abs() <= tps * 0.05,
+        "{n} tuples in {took} is {implied:.0} tuples/s, but the line says {tps}: {line}"
+    );
+}

@@ -3,7 +3,6 @@
 
 mod cli_support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,44 +26,51 @@ fn stop_with(signal: &str) {
         .spawn()
         .unwrap_or_else(|e| panic!("spawn squall: {e}"));
     let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    // Every wait below has a deadline: a child that never prints or never exits fails
+    // the test (and is killed) instead of hanging it.
+    let mut lines = Lines::new(stderr);
     // Wait for the first status line: the topology is running and tuples flow.
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut saw_status = false;
-    for line in lines.by_ref() {
-        let line = line.unwrap_or_default();
-        if line.contains("tuples/s") && line.contains("acked") {
-            saw_status = true;
-            break;
-        }
-        if Instant::now() > deadline {
-            break;
-        }
+    let status_line = |l: &str| l.contains("tuples/s") && l.contains("acked");
+    if lines
+        .wait_for(Duration::from_secs(15), status_line)
+        .is_none()
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no status line within 15 s:\n{}", lines.text());
     }
-    assert!(saw_status, "no status line before the deadline");
     let pid = child.id().to_string();
     let killed = Command::new("kill").args([signal, &pid]).status();
     assert!(
         killed.map(|s| s.success()).unwrap_or(false),
         "kill {signal} {pid}"
     );
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit_within = Duration::from_secs(20);
+    let deadline = Instant::now() + exit_within;
+    let ended = lines.until_eof(exit_within);
     let status = loop {
         if let Ok(Some(s)) = child.try_wait() {
-            break s;
+            break Some(s);
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("squall did not exit after {signal}:\n{}", rest.join("\n"));
+        if !ended || Instant::now() > deadline {
+            break None;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(status.success(), "exit {status:?}:\n{}", rest.join("\n"));
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "squall did not exit within {exit_within:?} of {signal}:\n{}",
+            lines.text()
+        );
+    };
+    let rest = &lines.seen;
+    assert!(status.success(), "exit {status:?}:\n{}", lines.text());
     assert!(
         rest.iter().any(|l| l.contains("stopping (signal)")),
         "{}",
-        rest.join("\n")
+        lines.text()
     );
     let r = read_report(&report);
     let emitted = field_u64(&r, "spouts.source.emitted");

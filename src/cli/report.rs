@@ -123,7 +123,8 @@ impl Report {
         Report {
             topology: s.topology.clone(),
             mode: s.mode.to_string(),
-            duration_s: ms(secs),
+            // To the microsecond: a short run's throughput follows from it.
+            duration_s: (secs * 1e6).round() / 1e6,
             warmup_s: ms(warmup.as_secs_f64()),
             throughput_tps: if secs > 0.0 {
                 (emitted as f64 / secs).round()
@@ -139,5 +140,28 @@ impl Report {
             cpu_seconds: ms(cpu_seconds),
             peak_rss_bytes: resources::peak_rss_bytes(),
         }
+    }
+}
+
+/// A run's duration for people: milliseconds under a second (a short run must not read
+/// `0.00s`), else seconds with two decimals.
+pub(crate) fn duration_text(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{:.1} ms", secs * 1e3)
+    } else {
+        format!("{secs:.2}s")
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::duration_text;
+
+    #[test]
+    fn short_runs_read_in_milliseconds() {
+        assert_eq!(duration_text(0.003_712), "3.7 ms");
+        assert_eq!(duration_text(0.999_94), "999.9 ms");
+        assert_eq!(duration_text(1.0), "1.00s");
+        assert_eq!(duration_text(12.054), "12.05s");
     }
 }

@@ -412,8 +412,8 @@ fn finish(
         String::new()
     };
     eprintln!(
-        "squall: done in {:.2}s{warmup}: {} tuples/s from the spouts; {}",
-        report.duration_s,
+        "squall: done in {}{warmup}: {} tuples/s from the spouts; {}",
+        super::report::duration_text(report.duration_s),
         report.throughput_tps,
         if summary.completed {
             "every task finished"

@@ -8,6 +8,7 @@
 //! touches a task.
 
 mod assets;
+mod bad_requests;
 mod live;
 mod prometheus;
 mod routes;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, web};
 
 use crate::runtime::MetricsRegistry;
+pub use bad_requests::{BadRequests, bad_requests};
 pub use live::{ComponentMetrics, EdgeRate, LatencyPoint, MetricsBody, TaskMetrics, TopkBody};
 pub use prometheus::render as prometheus_text;
 pub use topology::{ComponentInfo, InputInfo, TopologyInfo};

@@ -85,6 +85,17 @@ fn histogram(
     }
 }
 
+/// Appends the count of requests the dashboard could not parse.
+pub fn bad_requests(out: &mut String, n: u64) {
+    header(
+        out,
+        "squall_http_bad_requests_total",
+        "counter",
+        "Requests to this server that were not HTTP/1.1 (answered 400, logged at debug).",
+    );
+    let _ = writeln!(out, "squall_http_bad_requests_total {n}");
+}
+
 /// The exposition text of `tasks`, with the last sampled `capacity` per (component, task).
 pub fn render(
     topology: &str,

@@ -44,12 +44,13 @@ async fn healthz() -> impl Responder {
 }
 
 async fn metrics_text(state: web::Data<State>) -> impl Responder {
-    let body = prometheus::render(
+    let mut body = prometheus::render(
         &state.graph.name,
         state.started.elapsed().as_secs_f64(),
         &state.registry.tasks(),
         &state.capacity(),
     );
+    prometheus::bad_requests(&mut body, super::bad_requests());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)

@@ -74,17 +74,17 @@ impl BoltCollector<'_> {
             .iter()
             .map(|t| (t.anchors.as_slice(), &t.ack_val))
             .collect();
-        self.outbox
-            .emit(sid, values.into(), &parents, None)
-            .map(|_| self.outbox.flush_full())
+        self.outbox.emit(sid, values.into(), &parents, None)?;
+        self.outbox.flush_full();
+        Ok(())
     }
 
     /// Emits a tuple that belongs to no tree (never replayed).
     pub fn emit_unanchored(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
-        self.outbox
-            .emit(sid, values.into(), &[], None)
-            .map(|_| self.outbox.flush_full())
+        self.outbox.emit(sid, values.into(), &[], None)?;
+        self.outbox.flush_full();
+        Ok(())
     }
 
     /// Sends an unanchored tuple to every task of every bolt subscribing to `stream`,

@@ -354,22 +354,29 @@ mod tests {
         use proptest::prelude::*;
 
         /// A random tree: node i > 0 hangs under parent[i] < i; node 0 is the spout tuple.
-        fn tree() -> impl Strategy<Value = (Vec<usize>, Vec<u64>, Vec<usize>, Vec<usize>)> {
+        /// With the order of the acks, the bolt task (of 3) that acks each node, and
+        /// whether that task delivers what it holds right after that ack.
+        #[allow(clippy::type_complexity)]
+        fn tree() -> impl Strategy<Value = (Vec<usize>, Vec<u64>, Vec<usize>, Vec<usize>, Vec<bool>)>
+        {
             (1usize..40).prop_flat_map(|n| {
                 let parents = (1..n).map(|i| 0..i).collect::<Vec<_>>();
                 let ids = proptest::collection::vec(1u64.., n);
                 let order = Just((1..n).collect::<Vec<usize>>()).prop_shuffle();
                 // Which of 3 bolt tasks acks each node (each delivers its own XOR).
                 let task = proptest::collection::vec(0usize..3, n);
-                (parents, ids, order, task)
+                let deliver_after = proptest::collection::vec(any::<bool>(), n);
+                (parents, ids, order, task, deliver_after)
             })
         }
 
         proptest! {
             /// Whatever the order of acks, and however they are grouped into deliveries,
-            /// the tree completes exactly at the last one.
+            /// the tree completes exactly at the delivery that brings the last ack.
             #[test]
-            fn completes_exactly_when_last_edge_acked((parents, ids, order, task) in tree()) {
+            fn completes_exactly_when_last_edge_acked(
+                (parents, ids, order, task, deliver_after) in tree()
+            ) {
                 let (l, mut rxs) = ledger();
                 let n = ids.len();
                 let mut children_xor = vec![0u64; n];
@@ -382,23 +389,46 @@ mod tests {
                 let mut trees = Trees::default();
                 trees.track(root, 5, now(), initial, u64::MAX);
                 let mut tasks: Vec<Outcomes> = (0..3).map(|_| Outcomes::default()).collect();
-                let mut settled = None;
-                for (k, &i) in order.iter().enumerate() {
-                    tasks[task[i]].ack(root, ids[i] ^ children_xor[i]);
-                    // Each task delivers after its own ack; the spout applies what came.
-                    l.deliver(&mut tasks[task[i]]);
+                // Acks each task holds, not yet delivered.
+                let mut held = [0usize; 3];
+                let mut acked = 0;
+                // Delivery number → the delivery that must complete the tree, and the one
+                // that did.
+                let (mut delivery, mut last, mut settled) = (0usize, None, None);
+                let mut deliver = |tasks: &mut [Outcomes], t: usize, acked, held: &mut [usize; 3]| {
+                    l.deliver(&mut tasks[t]);
+                    delivery += 1;
+                    held[t] = 0;
+                    if acked == order.len() && held.iter().sum::<usize>() == 0 && last.is_none() {
+                        last = Some(delivery);
+                    }
+                    // The spout applies what came.
                     while let Ok(msgs) = rxs[1].try_recv() {
                         for m in msgs {
                             if let Some(s) = trees.apply(m, T0, 10) {
                                 prop_assert!(settled.is_none(), "settled twice");
-                                settled = Some((k, s));
+                                settled = Some((delivery, s));
                             }
                         }
                     }
+                    Ok(())
+                };
+                for &i in &order {
+                    let t = task[i];
+                    tasks[t].ack(root, ids[i] ^ children_xor[i]);
+                    held[t] += 1;
+                    acked += 1;
+                    if deliver_after[i] {
+                        deliver(&mut tasks, t, acked, &mut held)?;
+                    }
+                }
+                // Then every task delivers what it still holds.
+                for t in 0..3 {
+                    deliver(&mut tasks, t, acked, &mut held)?;
                 }
                 match settled {
                     Some((k, s)) => {
-                        prop_assert_eq!(k + 1, order.len(), "completed early");
+                        prop_assert_eq!(Some(k), last, "completed at the wrong delivery");
                         let acked = matches!(s, Settled::Acked { msg_id: 5, .. });
                         prop_assert!(acked, "settled as {:?}", s);
                     }

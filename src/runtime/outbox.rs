@@ -12,6 +12,37 @@ use crate::columns::{Columns, ColumnsError};
 use crate::component::ComponentError;
 use crate::tuple::{Anchor, Anchors, MetaRef, Tuple, Values};
 
+/// Why an emit was refused (nothing of it was sent).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EmitError {
+    /// `emit_direct` to a task that takes no direct grouping of the stream.
+    #[error(
+        "emit_direct to task {task}, which does not subscribe to `{stream}` with a direct grouping"
+    )]
+    NoSuchDirectTask { task: u32, stream: String },
+    /// `emit_direct` on a stream some subscriber takes with another grouping.
+    #[error(
+        "emit_direct on `{stream}`, which a subscriber takes with a {grouping} grouping (it would miss the tuple); emit_direct needs a stream that every subscriber takes with a direct grouping"
+    )]
+    NotDirect {
+        stream: String,
+        grouping: &'static str,
+    },
+    /// A plain emit on a stream some subscriber takes with a direct grouping.
+    #[error(
+        "emit on `{stream}`, which a subscriber takes with a direct grouping (it would miss the tuple); use emit_direct to choose its task"
+    )]
+    NeedsDirect { stream: String },
+    #[error(transparent)]
+    Columns(#[from] ColumnsError),
+}
+
+impl From<EmitError> for ComponentError {
+    fn from(e: EmitError) -> Self {
+        ComponentError(e.to_string())
+    }
+}
+
 /// One downstream task and the batch being filled for it.
 pub(crate) struct Target {
     pub(crate) task_id: u32,
@@ -153,10 +184,13 @@ impl Outbox {
         values: Values,
         parents: &[Parent<'_>],
         direct: Option<u32>,
-    ) -> Result<usize, ComponentError> {
+    ) -> Result<usize, EmitError> {
         let mut picks: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
         {
             let out = &mut self.streams[sid];
+            if let Some(e) = direct_mismatch(out, direct.is_some()) {
+                return Err(e);
+            }
             for route in out.routes.iter_mut() {
                 match (route, direct) {
                     (Route::Direct { targets }, Some(task)) => {
@@ -164,6 +198,7 @@ impl Outbox {
                             picks.push(*i);
                         }
                     }
+                    // Refused by `direct_mismatch` above.
                     (Route::Direct { .. }, None) | (_, Some(_)) => {}
                     (Route::Shuffle { targets, next }, None) => {
                         picks.push(targets[*next]);
@@ -184,10 +219,10 @@ impl Outbox {
         }
         let n = picks.len();
         if let (0, Some(task)) = (n, direct) {
-            return Err(ComponentError::new(format!(
-                "emit_direct to task {task}, which does not subscribe to `{}` with a direct grouping",
-                self.streams[sid].meta.stream
-            )));
+            return Err(EmitError::NoSuchDirectTask {
+                task,
+                stream: self.streams[sid].meta.stream.to_string(),
+            });
         }
         self.emitted += 1;
         if n == 0 {
@@ -351,12 +386,11 @@ impl Outbox {
     /// Micro-batch mode: emits rows on stream `sid` to every subscriber, as columns,
     /// grouped as tuples would be (a fields grouping sends a key to the same task either
     /// way). Returns the rows emitted.
-    pub(crate) fn emit_columns(
-        &mut self,
-        sid: usize,
-        cols: Columns,
-    ) -> Result<usize, ColumnsError> {
+    pub(crate) fn emit_columns(&mut self, sid: usize, cols: Columns) -> Result<usize, EmitError> {
         let out = &mut self.streams[sid];
+        if let Some(e) = direct_mismatch(out, false) {
+            return Err(e);
+        }
         let cols = cols.attach(out.meta.clone(), self.task_id)?;
         let rows = cols.rows();
         if rows == 0 {
@@ -384,6 +418,7 @@ impl Outbox {
                 }
                 Route::All { targets } => whole.extend(targets.iter().copied()),
                 Route::Global { target } => whole.push(*target),
+                // Refused by `direct_mismatch` above.
                 Route::Direct { .. } => {}
                 Route::Local => whole.push(LOCAL),
             }
@@ -466,6 +501,35 @@ impl Delivery {
         Delivery {
             tuples: self.tuples.iter().map(Tuple::duplicate).collect(),
             columns: self.columns.clone(),
+        }
+    }
+}
+
+/// The error of an emit whose kind (direct or not) does not fit a subscriber of the
+/// stream: every subscriber must be able to take the tuple.
+fn direct_mismatch(out: &StreamOut, direct: bool) -> Option<EmitError> {
+    let stream = || out.meta.stream.to_string();
+    out.routes.iter().find_map(|r| match (r, direct) {
+        (Route::Direct { .. }, true) => None,
+        (Route::Direct { .. }, false) => Some(EmitError::NeedsDirect { stream: stream() }),
+        (r, true) => Some(EmitError::NotDirect {
+            stream: stream(),
+            grouping: r.grouping(),
+        }),
+        (_, false) => None,
+    })
+}
+
+impl Route {
+    /// The name of the grouping, for errors.
+    fn grouping(&self) -> &'static str {
+        match self {
+            Route::Shuffle { .. } => "shuffle",
+            Route::Fields { .. } => "fields",
+            Route::All { .. } => "all",
+            Route::Global { .. } => "global",
+            Route::Direct { .. } => "direct",
+            Route::Local => "local_or_shuffle",
         }
     }
 }
@@ -584,10 +648,55 @@ mod columns_tests {
     }
 
     #[test]
+    fn emits_a_subscriber_cannot_take_are_refused_and_send_nothing() {
+        let stream = || crate::tuple::DEFAULT_STREAM.to_string();
+        let direct = || Route::Direct {
+            targets: vec![(10, 0), (11, 1)],
+        };
+        let shuffle = || Route::Shuffle {
+            targets: vec![2],
+            next: 0,
+        };
+        let word = || crate::values!["w"];
+        let mut o = outbox(vec![direct()]);
+        let r = o.emit(0, word(), &[], Some(12));
+        assert_eq!(
+            r,
+            Err(EmitError::NoSuchDirectTask {
+                task: 12,
+                stream: stream()
+            })
+        );
+        let r = o.emit(0, word(), &[], None);
+        assert_eq!(r, Err(EmitError::NeedsDirect { stream: stream() }));
+        let mut col = StrColumn::default();
+        col.push("w");
+        let r = o.emit_columns(0, Columns::single(Column::Str(col)));
+        assert_eq!(r, Err(EmitError::NeedsDirect { stream: stream() }));
+        assert_eq!(o.emit(0, word(), &[], Some(11)), Ok(1));
+        assert_eq!(received(&mut o), BTreeMap::from([(11, vec!["w".into()])]));
+
+        let mut o = outbox(vec![direct(), shuffle()]);
+        let r = o.emit(0, word(), &[], Some(11));
+        let not_direct = EmitError::NotDirect {
+            stream: stream(),
+            grouping: "shuffle",
+        };
+        assert_eq!(r, Err(not_direct));
+        let r = o.emit(0, word(), &[], None);
+        assert_eq!(r, Err(EmitError::NeedsDirect { stream: stream() }));
+        assert_eq!(o.emitted, 0);
+        assert!(received(&mut o).is_empty());
+    }
+
+    #[test]
     fn columns_of_the_wrong_width_are_refused() {
         let mut o = outbox(vec![Route::Global { target: 0 }]);
         let two = Columns::new(vec![Column::Int(vec![1]), Column::Int(vec![2])]);
         let r = two.map(|c| o.emit_columns(0, c));
-        assert!(matches!(r, Ok(Err(ColumnsError::Fields { .. }))), "{r:?}");
+        assert!(
+            matches!(r, Ok(Err(EmitError::Columns(ColumnsError::Fields { .. })))),
+            "{r:?}"
+        );
     }
 }

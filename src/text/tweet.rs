@@ -11,8 +11,9 @@
 //!   kept as sent (v2 retweets keep their `RT @user:` prefix).
 //! - v1.1 statuses: `id_str` (or `id`), `user.screen_name`/`user.id_str`;
 //!   text and entities from `extended_tweet` when present, and for retweets
-//!   from the `retweeted_status`. `created_at` is converted to RFC 3339 when
-//!   it has the usual `Wed May 01 12:00:03 +0000 2024` form.
+//!   from the `retweeted_status`. `created_at` is converted to RFC 3339; it must be
+//!   a real date and time in the v1.1 form `Wed May 01 12:00:03 +0000 2024`, else
+//!   the line is malformed ([`ParseError::BadDate`]).
 //! - Hashtags come from entities when the tweet carries an `entities` object,
 //!   otherwise they are extracted from the text; all are normalized.
 //! - v1.1 notices (`delete`, `limit`, `disconnect`, `warning`) become
@@ -116,6 +117,10 @@ pub enum ParseError {
     Json(#[from] serde_json::Error),
     #[error("tweet is missing required field `{0}`")]
     MissingField(&'static str),
+    #[error(
+        "v1.1 tweet `created_at` {0:?} is not a date and time in the form `Wed May 01 12:00:03 +0000 2024`"
+    )]
+    BadDate(String),
 }
 
 // ---------------------------------------------------------------------------
@@ -428,9 +433,13 @@ impl<'a> RawMessage<'a> {
             text,
             author_id,
             author,
-            created_at: self
-                .created_at
-                .map(|c| v11_date_to_rfc3339(&c.0).unwrap_or_else(|| c.into_string())),
+            created_at: match self.created_at {
+                Some(c) => Some(
+                    v11_date_to_rfc3339(&c.0)
+                        .ok_or_else(|| ParseError::BadDate(c.into_string()))?,
+                ),
+                None => None,
+            },
             lang: self.lang.map(Str::into_string),
             hashtags,
             rule_tags: Vec::new(),
@@ -477,38 +486,20 @@ impl<'a> RawMessage<'a> {
     }
 }
 
-/// `"Wed May 01 12:00:03 +0000 2024"` -> `"2024-05-01T12:00:03.000Z"`.
+/// `"Wed May 01 12:00:03 +0000 2024"` -> `"2024-05-01T12:00:03.000Z"`; `None` unless it is
+/// a real date and time of day in that form, in UTC as the v1.1 API writes them (no
+/// `Feb 31`, no `99:99:99`).
 fn v11_date_to_rfc3339(s: &str) -> Option<String> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let mut parts = s.split_ascii_whitespace();
-    let (_dow, mon, day, hms, offset, year) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
+    use time::macros::format_description;
+    let v11 = format_description!(
+        "[weekday repr:short] [month repr:short] [day] [hour]:[minute]:[second] +0000 [year]"
     );
-    if parts.next().is_some() || offset != "+0000" {
+    let rfc3339 = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
+    let at = time::PrimitiveDateTime::parse(s, v11).ok()?;
+    if !(1000..=9999).contains(&at.year()) {
         return None;
     }
-    let month = MONTHS.iter().position(|m| *m == mon)? + 1;
-    let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
-    let year: u32 = year.parse().ok().filter(|y| (1000..=9999).contains(y))?;
-    let hms_ok = hms.len() == 8
-        && hms.bytes().enumerate().all(|(i, b)| {
-            if i == 2 || i == 5 {
-                b == b':'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
-    if !hms_ok {
-        return None;
-    }
-    Some(format!("{year:04}-{month:02}-{day:02}T{hms}.000Z"))
+    at.format(rfc3339).ok()
 }
 
 // ---------------------------------------------------------------------------
@@ -857,11 +848,92 @@ mod tests {
 
     #[test]
     fn v11_without_entities_and_numeric_id_only() {
-        let t = tweet(r##"{"id":42,"text":"#One two #THREE","created_at":"odd date"}"##);
+        let t = tweet(r##"{"id":42,"text":"#One two #THREE"}"##);
         assert_eq!(t.id, "42");
         assert_eq!(t.hashtags, ["one", "three"]);
-        assert_eq!(t.created_at.as_deref(), Some("odd date"));
+        assert_eq!(t.created_at, None);
         assert_eq!(t.author, None);
+    }
+
+    #[test]
+    fn v11_dates_that_do_not_exist_make_the_line_malformed() {
+        for bad in [
+            "Wed May 01 99:99:99 +0000 2024",
+            "Wed May 01 24:00:00 +0000 2024",
+            "Wed May 01 12:60:00 +0000 2024",
+            "Sat Feb 31 12:00:03 +0000 2024",
+            "Thu Feb 29 12:00:03 +0000 2023",
+            "Wed May 00 12:00:03 +0000 2024",
+            "Wed Mai 01 12:00:03 +0000 2024",
+            "Wed May 01 12:00:03 +0100 2024",
+            "Wed May 01 12:00:03 +0000 24",
+            "Wed May 1 12:00:03 +0000 2024",
+            "Wed May 01 12:00:03 +0000 2024 extra",
+            "odd date",
+            "",
+        ] {
+            let line = format!(r#"{{"id":42,"text":"hi","created_at":"{bad}"}}"#);
+            let r = parse_line(line.as_bytes());
+            assert!(
+                matches!(&r, Err(ParseError::BadDate(d)) if d == bad),
+                "{bad:?}: {r:?}"
+            );
+        }
+        let leap = tweet(r#"{"id":42,"text":"hi","created_at":"Thu Feb 29 23:59:59 +0000 2024"}"#);
+        assert_eq!(leap.created_at.as_deref(), Some("2024-02-29T23:59:59.000Z"));
+    }
+
+    mod dates {
+        use super::super::v11_date_to_rfc3339;
+        use proptest::prelude::*;
+
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+
+        fn days_in(month: usize, year: u32) -> u32 {
+            let leap =
+                year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+            [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ][month]
+        }
+
+        proptest! {
+            /// A v1.1 date is taken exactly when its day exists in its month and year and
+            /// its time of day exists, and then it is the same instant in RFC 3339.
+            #[test]
+            fn taken_exactly_when_the_date_exists(
+                month in 0usize..12,
+                day in 0u32..=33,
+                year in 1990u32..2040,
+                h in 0u32..30,
+                m in 0u32..65,
+                s in 0u32..65,
+            ) {
+                let v11 = format!(
+                    "Mon {} {day:02} {h:02}:{m:02}:{s:02} +0000 {year}",
+                    MONTHS[month]
+                );
+                let exists =
+                    (1..=days_in(month, year)).contains(&day) && h < 24 && m < 60 && s < 60;
+                let want = exists.then(|| {
+                    format!("{year}-{:02}-{day:02}T{h:02}:{m:02}:{s:02}.000Z", month + 1)
+                });
+                prop_assert_eq!(v11_date_to_rfc3339(&v11), want, "{}", v11);
+            }
+        }
     }
 
     #[test]

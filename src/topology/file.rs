@@ -356,7 +356,12 @@ pub fn load_str_with(
             let inputs = options.remove("inputs");
             let opt_err = |e: crate::registry::BuildError| {
                 let msg = e.to_string();
-                cx.err(Some(&section), &key(field_in(&msg)), msg)
+                // The option whose value is wrong, else the one the message names.
+                let option = match &e {
+                    crate::registry::BuildError::Options { key: k, .. } if !k.is_empty() => k,
+                    _ => field_in(&msg),
+                };
+                cx.err(Some(&section), &key(option), msg)
             };
             if kind == "spouts" {
                 if inputs.is_some() {

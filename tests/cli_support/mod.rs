@@ -304,9 +304,8 @@ pub fn check_rankings(
 /// drop if still running.
 pub struct Running {
     child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    /// The stderr lines read so far.
-    pub stderr: Vec<String>,
+    /// The stderr lines, read on a thread.
+    pub stderr: Lines,
 }
 
 impl Running {
@@ -326,20 +325,9 @@ impl Running {
             .spawn()
             .expect("spawn the squall binary");
         let err = child.stderr.take().expect("stderr");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         Running {
             child,
-            lines,
-            stderr: Vec::new(),
+            stderr: Lines::new(err),
         }
     }
 
@@ -351,22 +339,11 @@ impl Running {
     /// Waits until a stderr line satisfies `pred`; panics with the stderr so far if none
     /// does within `timeout` (or if stderr ends first).
     pub fn wait_line(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = pred(&line);
-                    self.stderr.push(line);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(e) => panic!(
-                    "no {what} on stderr within {timeout:?} ({e}):\n{}",
-                    tail(&self.stderr.join("\n"))
-                ),
-            }
+        if self.stderr.wait_for(timeout, pred).is_none() {
+            panic!(
+                "no {what} on stderr within {timeout:?}:\n{}",
+                tail(&self.stderr.text())
+            );
         }
     }
 
@@ -385,36 +362,32 @@ impl Running {
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         let status = loop {
-            while let Ok(line) = self.lines.try_recv() {
-                self.stderr.push(line);
-            }
             match self.child.try_wait().expect("wait for squall") {
                 Some(s) => break s,
                 None if Instant::now() >= deadline => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
+                    self.stderr.until_eof(Duration::from_secs(5));
                     panic!(
                         "squall did not exit within {timeout:?}; killed it\n--- stderr ---\n{}",
-                        tail(&self.stderr.join("\n"))
+                        tail(&self.stderr.text())
                     );
                 }
-                None => std::thread::sleep(Duration::from_millis(10)),
+                None => {
+                    // Keep reading meanwhile (a full stderr pipe would hold the child).
+                    self.stderr.wait_for(Duration::from_millis(10), |_| false);
+                    std::thread::sleep(Duration::from_millis(2)); // stderr may have ended
+                }
             }
         };
-        // The rest of stderr: the reader thread ends at EOF (bounded, the process is gone).
-        let rest = deadline.max(Instant::now() + Duration::from_secs(5));
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(rest.saturating_duration_since(Instant::now()))
-        {
-            self.stderr.push(line);
-        }
+        // The rest of stderr: the reader thread ends at EOF (the process is gone).
+        self.stderr.until_eof(Duration::from_secs(5));
         status
     }
 
     /// Every stderr line read, joined.
     pub fn stderr_text(&self) -> String {
-        self.stderr.join("\n")
+        self.stderr.text()
     }
 }
 
@@ -424,5 +397,67 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+ pub fn top_k(counts: &HashMap<String, u64>, k: usize) -> Vec<(String, u64)> {
+     top_k_of(counts.iter().map(|(k, c)| (k.clone(), *c)), k)
+ }
+
+/// The lines of a child's output, read on a thread so that every wait has a deadline
+/// (a child that never writes or never exits fails the test instead of hanging it).
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    /// Every line received so far.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn new(from: impl Read + Send + 'static) -> Lines {
+        use std::io::BufRead;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line (from now) for which `want` holds, or `None` if none came within
+    /// `timeout` or the output ended first.
+    pub fn wait_for(&mut self, timeout: Duration, want: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.rx.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if want(&line) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Reads to the end of the output; `false` if it had not ended within `timeout`.
+    pub fn until_eof(&mut self, timeout: Duration) -> bool {
+        use std::sync::mpsc::RecvTimeoutError;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+
+    /// The lines seen so far, one per line (for failure messages).
+    pub fn text(&self) -> String {
+        self.seen.join("\n")
     }
 }

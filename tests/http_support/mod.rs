@@ -39,9 +39,15 @@ pub fn serve_topology(file: &str, args: &[&str]) -> Served {
 
 /// Runs `squall ARGS...` and waits for its dashboard line.
 pub fn serve_args(args: &[&str]) -> Served {
+    serve_args_env(args, &[])
+}
+
+/// `serve_args` with environment variables set for the child.
+pub fn serve_args_env(args: &[&str], env: &[(&str, &str)]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -152,6 +158,16 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Sends `bytes` as they are and reads the answer until the server closes.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Response {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(bytes).expect("send");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).expect("read response");
+    split(&answer)
 }
 
 /// `GET path` (the whole response; the server closes the connection).
