@@ -73,6 +73,7 @@ fn second_signal_stops_at_once(mode: &str, signal: &str, code: i32) {
     assert_eq!(status.code(), Some(code), "exit status {status:?}:\n{err}");
     let line = run
         .stderr
+        .seen
         .iter()
         .find(|l| l.contains("signal during the drain: stopped at once"))
         .unwrap_or_else(|| panic!("no stop-at-once line:\n{err}"));

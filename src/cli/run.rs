@@ -391,7 +391,7 @@ fn finish(
         run.request_stop();
         loop {
             if signals.count() > stopped_by {
-                return abandon(run, args, window, topk.get(), signals);
+                return abandon(run, args, window, topk.latest(), signals);
             }
             if run.wait_stopped(Duration::from_millis(50)) {
                 break run.stop();
@@ -433,7 +433,7 @@ fn abandon(
     run: RunningTopology,
     args: &RunOptions,
     window: Option<Window>,
-    topk: Option<Vec<(String, u64)>>,
+    topk: Option<crate::runtime::metrics::Topk>,
     signals: &Signals,
 ) -> ExitCode {
     let summary = run.abandon();

@@ -399,9 +399,6 @@ impl Drop for Running {
         }
     }
 }
- pub fn top_k(counts: &HashMap<String, u64>, k: usize) -> Vec<(String, u64)> {
-     top_k_of(counts.iter().map(|(k, c)| (k.clone(), *c)), k)
- }
 
 /// The lines of a child's output, read on a thread so that every wait has a deadline
 /// (a child that never writes or never exits fails the test instead of hanging it).
