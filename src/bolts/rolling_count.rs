@@ -360,7 +360,9 @@ mod tests {
         let mut h = harness(&clock);
         h.execute(crate::values!["a"]).ok();
         assert!(h.tick().unwrap_or_default().is_empty());
-        // The last tuple came after the 10 s boundary, before any tick saw it.
+        // The last tuple came after the 10 s boundary, before any tick saw it (it counts in
+        // the slide the tick closes, as every tuple between two ticks): the final window
+        // ends after it, at 20 s, not at 10 s.
         clock.set(12_000);
         h.execute(crate::values!["b"]).ok();
         let out = h.finish().unwrap_or_default();
@@ -372,7 +374,7 @@ mod tests {
         let (closed, fin) = out.split_at(closed);
         assert_eq!(
             window(closed.to_vec()),
-            (vec![("a".into(), 1)], Some(10_000))
+            (vec![("a".into(), 1), ("b".into(), 1)], Some(10_000))
         );
         assert_eq!(
             window(fin.to_vec()),
