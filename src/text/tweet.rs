@@ -12,8 +12,9 @@
 //! - v1.1 statuses: `id_str` (or `id`), `user.screen_name`/`user.id_str`;
 //!   text and entities from `extended_tweet` when present, and for retweets
 //!   from the `retweeted_status`. `created_at` is converted to RFC 3339; it must be
-//!   a real date and time in the v1.1 form `Wed May 01 12:00:03 +0000 2024`, else
-//!   the line is malformed ([`ParseError::BadDate`]).
+//!   a real date and time in the v1.1 form `Wed May 01 12:00:03 +0000 2024` (or
+//!   RFC 3339 already, as in squall's own flat records), else the line is malformed
+//!   ([`ParseError::BadDate`]).
 //! - Hashtags come from entities when the tweet carries an `entities` object,
 //!   otherwise they are extracted from the text; all are normalized.
 //! - v1.1 notices (`delete`, `limit`, `disconnect`, `warning`) become
@@ -118,7 +119,7 @@ pub enum ParseError {
     #[error("tweet is missing required field `{0}`")]
     MissingField(&'static str),
     #[error(
-        "v1.1 tweet `created_at` {0:?} is not a date and time in the form `Wed May 01 12:00:03 +0000 2024`"
+        "v1.1 tweet `created_at` {0:?} is not a date and time in the form `Wed May 01 12:00:03 +0000 2024` (nor RFC 3339)"
     )]
     BadDate(String),
 }
@@ -434,10 +435,13 @@ impl<'a> RawMessage<'a> {
             author_id,
             author,
             created_at: match self.created_at {
-                Some(c) => Some(
-                    v11_date_to_rfc3339(&c.0)
-                        .ok_or_else(|| ParseError::BadDate(c.into_string()))?,
-                ),
+                Some(c) => Some(match v11_date_to_rfc3339(&c.0) {
+                    Some(d) => d,
+                    // squall's own flat records (`twitter to-kafka`, the `tweet` format)
+                    // carry RFC 3339 already.
+                    None if is_rfc3339(&c.0) => c.into_string(),
+                    None => return Err(ParseError::BadDate(c.into_string())),
+                }),
                 None => None,
             },
             lang: self.lang.map(Str::into_string),
@@ -489,6 +493,10 @@ impl<'a> RawMessage<'a> {
 /// `"Wed May 01 12:00:03 +0000 2024"` -> `"2024-05-01T12:00:03.000Z"`; `None` unless it is
 /// a real date and time of day in that form, in UTC as the v1.1 API writes them (no
 /// `Feb 31`, no `99:99:99`).
+fn is_rfc3339(s: &str) -> bool {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+}
+
 fn v11_date_to_rfc3339(s: &str) -> Option<String> {
     use time::macros::format_description;
     let v11 = format_description!(
@@ -879,6 +887,16 @@ mod tests {
                 "{bad:?}: {r:?}"
             );
         }
+        for bad in ["2024-02-31T12:00:03.000Z", "2024-05-01T99:00:03Z"] {
+            let line = format!(r#"{{"id":42,"text":"hi","created_at":"{bad}"}}"#);
+            assert!(
+                matches!(parse_line(line.as_bytes()), Err(ParseError::BadDate(_))),
+                "{bad:?}"
+            );
+        }
+        // squall's own flat records carry RFC 3339: kept as written.
+        let flat = tweet(r#"{"id":42,"text":"hi","created_at":"2024-05-01T12:00:03.000Z"}"#);
+        assert_eq!(flat.created_at.as_deref(), Some("2024-05-01T12:00:03.000Z"));
         let leap = tweet(r#"{"id":42,"text":"hi","created_at":"Thu Feb 29 23:59:59 +0000 2024"}"#);
         assert_eq!(leap.created_at.as_deref(), Some("2024-02-29T23:59:59.000Z"));
     }
