@@ -1,6 +1,6 @@
 //! The X/Twitter API v2: credentials and HTTP client, the streaming connection and its
-//! reconnect policy, and the filtered-stream rules. The protocol: `../shared/TWITTER_API.md`
-//! in the project notes, summarized in `docs/twitter.md`.
+//! reconnect policy, and the filtered-stream rules. The protocol, as squall uses it, is
+//! described in `docs/twitter.md`.
 
 pub mod auth;
 pub mod policy;
