@@ -685,20 +685,25 @@ mod tests {
         out
     }
 
+    /// `len` bytes drawn from `alphabet` by an xorshift stream (`seed` moves on).
+    fn random_bytes(seed: &mut u64, alphabet: &[u8], len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                alphabet[(*seed % alphabet.len() as u64) as usize]
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn matches_reference_for_all_buffer_sizes() {
         let mut seed = 0x1234_5678_9abc_def1u64;
         let alphabet = b"ab\n\r\xffc\n";
         for round in 0..40 {
             let len = 1 + round * 7;
-            let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    alphabet[(seed % alphabet.len() as u64) as usize]
-                })
-                .collect();
+            let data = random_bytes(&mut seed, alphabet, len);
             for max in [1, 2, 3, 5, 8] {
                 for mode in [InvalidUtf8::Replace, InvalidUtf8::Skip] {
                     let o = opts(max, mode);
@@ -739,14 +744,7 @@ mod tests {
         let alphabet = b"ab\n\r\xffc\n";
         for round in 0..40 {
             let len = 1 + round * 7;
-            let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    alphabet[(seed % alphabet.len() as u64) as usize]
-                })
-                .collect();
+            let data = random_bytes(&mut seed, alphabet, len);
             for max in [1, 2, 3, 5, 8] {
                 let o = opts(max, InvalidUtf8::Replace);
                 for cap in [1, 2, 3, 7, 16, 4096] {
