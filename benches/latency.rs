@@ -25,10 +25,10 @@ use squall::bolts::count::CountConfig;
 use squall::bolts::hashtags::HashtagsConfig;
 use squall::bolts::tokenize::TokenizeConfig;
 use squall::component::SpoutWaker;
-use squall::registry::{BoltConfig, SpoutConfig};
+use squall::component::registry::{BoltConfig, SpoutConfig};
 use squall::runtime::Mode;
 use squall::spouts::generator::GeneratorSpoutConfig;
-use squall::text::generator::{GeneratorConfig, TweetGenerator};
+use squall::tweet::generator::{GeneratorConfig, TweetGenerator};
 use squall::{
     ComponentResult, Config, Fields, LocalCluster, OutputDeclarer, RunningTopology, Spout,
     SpoutCollector, SpoutStatus, TaskContext, TopologyBuilder,
@@ -95,9 +95,10 @@ impl Harness {
             acks: atx,
             waker: waker.clone(),
         };
-        let factory = |r: Result<squall::topology::BoltFactory, squall::registry::BuildError>| {
-            r.unwrap_or_else(|e| panic!("build: {e}"))
-        };
+        let factory = |r: Result<
+            squall::component::BoltFactory,
+            squall::component::registry::BuildError,
+        >| { r.unwrap_or_else(|e| panic!("build: {e}")) };
         let mut b = TopologyBuilder::new("latency");
         b.spout("source", spout, 1);
         b.bolt_factory("tokenize", factory(TokenizeConfig::default().build()), 1)
@@ -184,9 +185,10 @@ fn throughput(c: &mut Criterion) {
 
 /// generator (`limit` tweets, unpaced) → tokenize (+ chained hashtags) → count.
 fn generator_job(limit: u64) -> squall::Topology {
-    let factory = |r: Result<squall::topology::BoltFactory, squall::registry::BuildError>| {
-        r.unwrap_or_else(|e| panic!("build: {e}"))
-    };
+    let factory = |r: Result<
+        squall::component::BoltFactory,
+        squall::component::registry::BuildError,
+    >| { r.unwrap_or_else(|e| panic!("build: {e}")) };
     let source = GeneratorSpoutConfig {
         limit,
         ..Default::default()

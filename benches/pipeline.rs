@@ -19,10 +19,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use squall::LocalCluster;
-use squall::registry::Registry;
-use squall::text::generator::{GeneratorConfig, TweetGenerator};
 use squall::text::hashtags::{is_hashtag_token, normalize_hashtag};
 use squall::text::tokenize::tokenize;
+use squall::tweet::generator::{GeneratorConfig, TweetGenerator};
 
 fn texts(n: u64) -> Vec<String> {
     let g = match TweetGenerator::new(GeneratorConfig::default()) {
@@ -87,7 +86,7 @@ fn run_trending(tweets: u64, acking: bool) -> f64 {
         "bolts.sink.quiet=true".to_string(),
         format!("config.acking={acking}"),
     ];
-    let file = match squall::topology::file::load(&path, &sets, &Registry::builtin()) {
+    let file = match squall::topology::file::load(&path, &sets, &squall::builtin::registry()) {
         Ok(f) => f,
         Err(e) => panic!("{e}"),
     };

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use squall::registry::{BoltConfig, BuildError, ComponentConfig, Registry};
-use squall::topology::BoltFactory;
+use squall::component::BoltFactory;
+use squall::component::registry::{BoltConfig, BuildError, ComponentConfig};
 use squall::{Bolt, BoltCollector, ComponentResult, Fields, OutputDeclarer, Tuple, Value};
 
 /// Options of the `shout` bolt: upper-cases a text field.
@@ -54,7 +54,7 @@ impl Bolt for Shout {
 }
 
 fn main() -> std::process::ExitCode {
-    let mut registry = Registry::builtin();
+    let mut registry = squall::builtin::registry();
     registry.register_bolt::<ShoutConfig>();
     squall::cli::main_with(registry)
 }

@@ -1,6 +1,6 @@
 //! The README's example: a topology in Rust, run in-process until its source ends.
 use squall::bolts::{count::CountConfig, tokenize::TokenizeConfig};
-use squall::registry::{BoltConfig, SpoutConfig};
+use squall::component::registry::{BoltConfig, SpoutConfig};
 use squall::spouts::generator::GeneratorSpoutConfig;
 use squall::{Config, LocalCluster, TopologyBuilder};
 

@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use squall::bolts::{count::CountConfig, tokenize::TokenizeConfig};
-//! use squall::registry::{BoltConfig, SpoutConfig};
+//! use squall::component::registry::{BoltConfig, SpoutConfig};
 //! use squall::spouts::generator::GeneratorSpoutConfig;
 //! use squall::{Config, LocalCluster, TopologyBuilder};
 //!
@@ -22,36 +22,46 @@
 //! # }
 //! ```
 
-pub mod batch;
+// The layers, from the ground up (a module imports only from the layers below it):
+// data, io, text, window, state, metrics, sync, log_throttle — plain building blocks;
+// task — what a running task talks to (outbox, transport, tree ledger, run control);
+// component — the API a user implements (Spout, Bolt, TransactionalSpout, TaskContext,
+//   collectors, the registry type, the test kit);
+// topology — the graph and its file format; runtime — plans and runs a topology;
+// spouts, bolts, sinks, tweet, kafka, twitter — the built-in components and their systems;
+// builtin — the registry of built-in components; http, cli — the product's edges.
 pub mod bolts;
+pub mod builtin;
 pub mod cli;
-pub mod clock;
-pub mod columns;
 pub mod component;
-pub mod due;
+pub mod data;
 pub mod http;
 pub mod io;
 pub mod kafka;
 pub mod log_throttle;
-pub mod registry;
+pub mod metrics;
 pub mod runtime;
 pub mod sinks;
 pub mod spouts;
 pub mod state;
-pub mod testkit;
+pub(crate) mod sync;
+pub(crate) mod task;
 pub mod text;
 pub mod topology;
-pub mod tuple;
+pub mod tweet;
 pub mod twitter;
 pub mod window;
 
+pub use component::collector::{BoltCollector, SpoutCollector};
 pub use component::{
     AckMode, Bolt, ComponentError, ComponentResult, FatalHandle, OutputDeclarer, Spout,
     SpoutStatus, TaskContext,
 };
+pub use data::tuple::{DEFAULT_STREAM, Fields, Tuple, Value, Values};
+pub use metrics::{
+    ComponentSnapshot, MetricsRegistry, MetricsSnapshot, Percentiles, TaskSample, TaskStats,
+};
 pub use runtime::{
-    BoltCollector, Config, LocalCluster, MetricsSnapshot, RunSummary, RunningTopology,
-    RuntimeError, SpoutCollector, WorkerPriority,
+    Config, LocalCluster, RunSummary, RunningTopology, RuntimeError, WorkerPriority,
 };
 pub use topology::{Grouping, Topology, TopologyBuilder, TopologyError};
-pub use tuple::{DEFAULT_STREAM, Fields, Tuple, Value, Values};

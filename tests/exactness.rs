@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use cli_support::*;
-use squall::text::generator::{GeneratorConfig, TweetGenerator};
-use squall::text::tweet::{StreamMessage, parse_line, to_v2_json};
+use squall::tweet::generator::{GeneratorConfig, TweetGenerator};
+use squall::tweet::wire::{StreamMessage, parse_line, to_v2_json};
 
 const TWEETS: u64 = 50_000;
 const TIMEOUT: Duration = Duration::from_secs(15);

@@ -419,7 +419,7 @@ inputs = [{{ from = "source", grouping = "shuffle" }}]
 "#,
         broker.bootstrap_servers()
     );
-    let registry = squall::registry::Registry::builtin();
+    let registry = squall::builtin::registry();
     let file = squall::topology::file::load_str(&toml, "secretive.toml", &[], &registry)
         .expect("valid topology");
     let graph = squall::http::TopologyInfo::of(&file.topology);

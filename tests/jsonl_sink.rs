@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cli_support::*;
 use squall::bolts::hashtags::HashtagsConfig;
-use squall::registry::{BoltConfig, SpoutConfig};
+use squall::component::registry::{BoltConfig, SpoutConfig};
 use squall::sinks::jsonl::JsonlConfig;
 use squall::spouts::generator::GeneratorSpoutConfig;
 use squall::{LocalCluster, TopologyBuilder};

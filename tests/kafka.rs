@@ -14,10 +14,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use squall::cli::kafka::offset_rows;
+use squall::component::registry::SpoutConfig;
 use squall::kafka::mock::DevBroker;
 use squall::kafka::position::{EndPosition, StartPosition};
-use squall::registry::SpoutConfig;
-use squall::spouts::kafka::KafkaSpoutConfig;
+use squall::kafka::spout::KafkaSpoutConfig;
 use squall::{
     Bolt, BoltCollector, ComponentResult, Config, LocalCluster, RunningTopology, TopologyBuilder,
     Tuple,
@@ -324,7 +324,7 @@ fn an_unreachable_broker_at_start_is_a_clear_error_not_a_hang() {
 
 /// Generated tweets, one partition, timestamps one second apart from `ts0`.
 fn produce_tweets(b: &DevBroker, topic: &str, n: u64, ts0: i64) -> Vec<String> {
-    let g = squall::text::generator::TweetGenerator::new(Default::default()).unwrap();
+    let g = squall::tweet::generator::TweetGenerator::new(Default::default()).unwrap();
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap_servers())
         .create()
@@ -332,7 +332,7 @@ fn produce_tweets(b: &DevBroker, topic: &str, n: u64, ts0: i64) -> Vec<String> {
     let mut texts = Vec::new();
     for i in 0..n {
         let t = g.tweet_at(i + 1);
-        let json = squall::text::tweet::to_v2_json(&t);
+        let json = squall::tweet::wire::to_v2_json(&t);
         let r = BaseRecord::<(), _>::to(topic)
             .partition(0)
             .payload(&json)
@@ -432,7 +432,7 @@ fn bad_json_is_counted_and_acked_past() {
     b.create_topic("bad", 1).unwrap();
     produce(&b, "bad", 0, 10, None); // "p0-i": not JSON
     let mut cfg = spout_cfg(&b, "bad", "g-bad");
-    cfg.format = squall::spouts::kafka::RecordFormat::Tweet;
+    cfg.format = squall::kafka::spout::RecordFormat::Tweet;
     cfg.end = Some(EndPosition::Latest);
     let executed = Arc::new(AtomicU64::new(0));
     #[derive(Clone)]
@@ -461,7 +461,7 @@ fn bad_json_is_counted_and_acked_past() {
 
 #[test]
 fn at_most_once_and_none_emit_every_record_once_untracked_and_commit() {
-    use squall::spouts::kafka::Guarantee;
+    use squall::kafka::spout::Guarantee;
     for (guarantee, group) in [
         (Guarantee::AtMostOnce, "g-amo"),
         (Guarantee::None, "g-none"),

@@ -158,7 +158,7 @@ impl Squall {
             .current_dir(root())
             .args(["topology", "run", "--quiet"])
             .arg(file)
-            .env("SQUALL_LOG", "warn,squall::spouts::kafka=info")
+            .env("SQUALL_LOG", "warn,squall::kafka::spout=info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cli_support::{TempDir, generator_hashtag_counts, top_k};
-use squall::batch::{BatchCut, BatchInfo, TransactionalSpout};
 use squall::bolts::chaos::ChaosConfig;
 use squall::bolts::count::CountConfig;
 use squall::bolts::hashtags::HashtagsConfig;
 use squall::bolts::rank::RankConfig;
 use squall::bolts::tokenize::TokenizeConfig;
 use squall::bolts::total_rank::TotalRankConfig;
-use squall::registry::{BoltConfig, SpoutConfig};
+use squall::component::registry::{BoltConfig, SpoutConfig};
+use squall::component::transactional::{BatchCut, BatchInfo, TransactionalSpout};
 use squall::runtime::Mode;
 use squall::spouts::generator::GeneratorSpoutConfig;
 use squall::state::Store;
@@ -39,9 +39,10 @@ fn hashtag_topology(limit: u64, rate: f64, fail_batches: f64) -> Topology {
         seed: SEED,
         ..Default::default()
     };
-    let build = |r: Result<squall::topology::BoltFactory, squall::registry::BuildError>| {
-        r.unwrap_or_else(|e| panic!("build: {e}"))
-    };
+    let build = |r: Result<
+        squall::component::BoltFactory,
+        squall::component::registry::BuildError,
+    >| { r.unwrap_or_else(|e| panic!("build: {e}")) };
     let mut b = TopologyBuilder::new("mb");
     b.spout_factory(
         "source",

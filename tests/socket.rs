@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use squall::bolts::count::CountConfig;
+use squall::component::registry::{BoltConfig, SpoutConfig};
 use squall::io::backoff::BackoffConfig;
-use squall::registry::{BoltConfig, SpoutConfig};
 use squall::spouts::socket::SocketSpoutConfig;
 use squall::{
     Bolt, BoltCollector, ComponentResult, LocalCluster, MetricsSnapshot, RunningTopology,

@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 
 use cli_support::{TempDir, generator_hashtag_counts, squall, tail, top_k};
 use squall::kafka::mock::DevBroker;
-use squall::registry::Registry;
 use squall::runtime::Mode;
-use squall::text::generator::{GeneratorConfig, TweetGenerator};
-use squall::text::tweet::{Tweet, to_v2_json};
 use squall::topology::file::load;
+use squall::tweet::generator::{GeneratorConfig, TweetGenerator};
+use squall::tweet::wire::{Tweet, to_v2_json};
 use squall::{
     Config, Fields, LocalCluster, MetricsSnapshot, OutputDeclarer, Spout, SpoutCollector,
     SpoutStatus, TopologyBuilder,
@@ -270,7 +269,7 @@ fn source_acked(m: &MetricsSnapshot) -> u64 {
 /// Runs `case` in `mode` to its end; returns the final top-k the run published.
 fn final_topk(spout: &str, mode: Mode, case: Case) -> Result<Vec<(String, u64)>, String> {
     let path = cli_support::topology(case.file);
-    let loaded = load(&path, &case.sets, &Registry::builtin())
+    let loaded = load(&path, &case.sets, &squall::builtin::registry())
         .map_err(|e| format!("{spout}: cannot load {}: {e}", path.display()))?;
     let mut config = loaded.config;
     config.mode = mode;
@@ -328,7 +327,10 @@ fn final_topk(spout: &str, mode: Mode, case: Case) -> Result<Vec<(String, u64)>,
 #[test]
 fn every_built_in_spout_gives_the_exact_top_k_in_both_modes() {
     init();
-    let spouts: BTreeSet<&str> = Registry::builtin().spout_names().into_iter().collect();
+    let spouts: BTreeSet<&str> = squall::builtin::registry()
+        .spout_names()
+        .into_iter()
+        .collect();
     let missing: Vec<&str> = spouts
         .iter()
         .copied()

@@ -17,10 +17,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-use squall::registry::SpoutConfig;
+use squall::component::registry::SpoutConfig;
 use squall::runtime::RuntimeError;
-use squall::spouts::twitter::TwitterSpoutConfig;
 use squall::twitter::policy::{Endpoint, PolicyConfig};
+use squall::twitter::spout::TwitterSpoutConfig;
 use squall::{
     Bolt, BoltCollector, ComponentError, ComponentResult, LocalCluster, MetricsSnapshot,
     RunningTopology, TopologyBuilder, Tuple, Value,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use squall::text::tweet::{Notice, StreamMessage, Tweet, parse_line};
+use squall::tweet::wire::{Notice, StreamMessage, Tweet, parse_line};
 
 fn fixture(name: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -123,13 +123,13 @@ fn to_kafka_writes_every_served_tweet_to_the_topic() {
         assert_eq!(v["rule_tags"], serde_json::json!(["rust"]));
     }
     // What the stream parser reads back from the topic is the same tweet.
-    let parsed = squall::text::tweet::parse_line(
+    let parsed = squall::tweet::wire::parse_line(
         serde_json::to_string(&got[&tweet(7, &[]).id])
             .unwrap()
             .as_bytes(),
     );
     assert!(
-        matches!(parsed, Ok(squall::text::tweet::StreamMessage::Tweet(t)) if t.text == tweet(7, &[]).text)
+        matches!(parsed, Ok(squall::tweet::wire::StreamMessage::Tweet(t)) if t.text == tweet(7, &[]).text)
     );
 }
 

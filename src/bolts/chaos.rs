@@ -10,12 +10,12 @@ use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::BatchInfo;
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
+use crate::component::transactional::BatchInfo;
 use crate::component::{Bolt, ComponentResult, TaskContext};
-use crate::registry::{BoltConfig, BuildError, ComponentConfig};
-use crate::runtime::BoltCollector;
-use crate::topology::BoltFactory;
-use crate::tuple::Tuple;
+use crate::data::tuple::Tuple;
 
 /// Options of the `chaos` bolt.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

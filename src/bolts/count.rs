@@ -7,14 +7,14 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::key_field::{BatchCounts, add_key_counts, key_of, key_text};
-use crate::batch::BatchInfo;
-use crate::columns::Columns;
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
+use crate::component::transactional::BatchInfo;
 use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
-use crate::registry::{BoltConfig, BuildError, ComponentConfig};
-use crate::runtime::BoltCollector;
+use crate::data::columns::Columns;
+use crate::data::tuple::{Fields, Tuple, Value};
 use crate::state::TxMap;
-use crate::topology::BoltFactory;
-use crate::tuple::{Fields, Tuple, Value};
 
 /// Options of the `count` bolt.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
@@ -124,8 +124,8 @@ impl Bolt for CountBolt {
 
 #[cfg(test)]
 mod tests {
-    use crate::testkit::run_bolt;
-    use crate::tuple::{Fields, Value};
+    use crate::component::testkit::run_bolt;
+    use crate::data::tuple::{Fields, Value};
 
     #[test]
     fn counts_per_key() {

@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::BatchInfo;
-use crate::columns::{Column, Columns, StrColumn};
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
+use crate::component::transactional::BatchInfo;
 use crate::component::{Bolt, ComponentError, ComponentResult, InputFilter, OutputDeclarer};
-use crate::registry::{BoltConfig, BuildError, ComponentConfig};
-use crate::runtime::BoltCollector;
+use crate::data::columns::{Column, Columns, StrColumn};
+use crate::data::tuple::{Fields, Tuple, Value};
 use crate::text::hashtags::{
     for_each_hashtag, is_hashtag_token, normalize_entity_tag, normalize_hashtag, normalized_hashtag,
 };
 use crate::text::tokenize::FULLWIDTH_HASH;
-use crate::topology::BoltFactory;
-use crate::tuple::{Fields, Tuple, Value};
 
 /// Options of the `hashtags` bolt.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
@@ -135,8 +135,8 @@ impl Bolt for HashtagsBolt {
 
 #[cfg(test)]
 mod tests {
-    use crate::testkit::run_bolt;
-    use crate::tuple::{Fields, Value};
+    use crate::component::testkit::run_bolt;
+    use crate::data::tuple::{Fields, Value};
 
     #[test]
     fn from_words_entities_and_text() {
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn columns_give_the_same_hashtags() {
-        use crate::testkit::assert_columns_match_tuples as same;
+        use crate::component::testkit::assert_columns_match_tuples as same;
         let b = super::HashtagsConfig::default();
         let words = ["#Rust!", "plain", "#", "＃Ünï", "#a_b", "#1x"];
         same(

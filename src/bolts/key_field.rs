@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use compact_str::CompactString;
 
-use crate::columns::{Column, Columns};
-use crate::tuple::{Tuple, Value};
+use crate::data::columns::{Column, Columns};
+use crate::data::tuple::{Tuple, Value};
 
 /// The value of `field`, or of the first field when no name is given.
 pub fn key_of<'a>(t: &'a Tuple, field: Option<&str>) -> Option<&'a Value> {

@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use super::key_field::key_text;
 use super::ranking_value::to_value;
 use super::window_mark::{FINAL_FIELD, WindowId, WindowMarks, is_punctuation, window_of};
-use crate::batch::BatchInfo;
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
+use crate::component::transactional::BatchInfo;
 use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
-use crate::registry::{BoltConfig, BuildError, ComponentConfig};
-use crate::runtime::BoltCollector;
+use crate::data::tuple::{Fields, Tuple, Value};
 use crate::state::TxValue;
-use crate::topology::BoltFactory;
-use crate::tuple::{Fields, Tuple, Value};
 use crate::window::rankings::Rankings;
 
 /// Options of the `rank` bolt.

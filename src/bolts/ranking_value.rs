@@ -2,7 +2,7 @@
 
 use compact_str::CompactString;
 
-use crate::tuple::Value;
+use crate::data::tuple::Value;
 
 pub type Ranking = Vec<(CompactString, u64)>;
 

@@ -11,15 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use super::key_field::{BatchCounts, add_key_counts, key_of, key_text};
 use super::window_mark::FINAL_FIELD;
-use crate::batch::BatchInfo;
-use crate::clock::{Clock, WallClock};
-use crate::columns::Columns;
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
+use crate::component::transactional::BatchInfo;
 use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
-use crate::registry::{BoltConfig, BuildError, ComponentConfig};
-use crate::runtime::BoltCollector;
+use crate::data::columns::Columns;
+use crate::data::tuple::{Fields, Tuple, Value};
+use crate::io::clock::{Clock, WallClock};
 use crate::state::TxValue;
-use crate::topology::BoltFactory;
-use crate::tuple::{Fields, Tuple, Value};
 use crate::window::sliding::SlidingWindowCounter;
 
 /// Options of the `rolling_count` bolt.
@@ -253,8 +253,8 @@ impl Bolt for RollingCountBolt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::testkit::BoltHarness;
+    use crate::component::testkit::BoltHarness;
+    use crate::io::clock::ManualClock;
 
     fn harness(clock: &ManualClock) -> BoltHarness {
         let cfg = RollingCountConfig {

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::BatchInfo;
-use crate::columns::{Column, Columns, StrColumn};
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
+use crate::component::transactional::BatchInfo;
 use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
-use crate::registry::{BoltConfig, BuildError, ComponentConfig};
-use crate::runtime::BoltCollector;
+use crate::data::columns::{Column, Columns, StrColumn};
+use crate::data::tuple::{Fields, Tuple};
 use crate::text::prefixed_tokens::PrefixedTokens;
 use crate::text::tokenize::tokenize_reusing;
-use crate::topology::BoltFactory;
-use crate::tuple::{Fields, Tuple};
 
 /// Options of the `tokenize` bolt.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -155,8 +155,8 @@ impl Bolt for TokenizeBolt {
 
 #[cfg(test)]
 mod tests {
-    use crate::testkit::run_bolt;
-    use crate::tuple::Fields;
+    use crate::component::testkit::run_bolt;
+    use crate::data::tuple::Fields;
 
     #[test]
     fn splits_and_keeps_prefixes() {
@@ -178,13 +178,13 @@ mod tests {
             "ÉTÉ naïve https://x.y/z ok",
             "a#b ＃Ünï",
         ];
-        crate::testkit::assert_columns_match_tuples(
+        crate::component::testkit::assert_columns_match_tuples(
             &super::TokenizeConfig::default(),
             Fields::new(["text"]),
             texts.iter().map(|t| crate::values![*t]).collect(),
         );
         // A non-text field: no columnar path (the rows come as tuples).
-        let ints = crate::testkit::run_bolt_columns(
+        let ints = crate::component::testkit::run_bolt_columns(
             &super::TokenizeConfig::default(),
             Fields::new(["text"]),
             &[crate::values![1]],
@@ -197,8 +197,8 @@ mod tests {
     #[test]
     fn only_words_every_subscriber_uses_are_emitted() {
         use crate::bolts::hashtags::HashtagsConfig;
-        use crate::registry::BoltConfig;
-        use crate::testkit::BoltHarness;
+        use crate::component::registry::BoltConfig;
+        use crate::component::testkit::BoltHarness;
         let hashtags = HashtagsConfig {}.build().unwrap_or_else(|e| panic!("{e}"))();
         let filter = hashtags.input_filter(&Fields::new(["word"]));
         assert!(filter.is_some());
@@ -227,8 +227,9 @@ mod tests {
             Fields::new(["text"]),
             rows,
         );
-        let tags =
-            |ws: Vec<crate::tuple::Values>| run_bolt(&HashtagsConfig {}, Fields::new(["word"]), ws);
+        let tags = |ws: Vec<crate::data::tuple::Values>| {
+            run_bolt(&HashtagsConfig {}, Fields::new(["word"]), ws)
+        };
         assert_eq!(tags(all), tags(tuples));
     }
 }

@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use super::ranking_value::{Ranking, from_value, to_value};
 use super::window_mark::{FINAL_FIELD, WindowId, window_of};
-use crate::batch::BatchInfo;
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
+use crate::component::transactional::BatchInfo;
 use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
-use crate::registry::{BoltConfig, BuildError, ComponentConfig};
-use crate::runtime::BoltCollector;
-use crate::runtime::metrics::Topk;
+use crate::data::tuple::{Fields, Tuple, Value};
+use crate::metrics::Topk;
 use crate::state::TxValue;
-use crate::topology::BoltFactory;
-use crate::tuple::{Fields, Tuple, Value};
 use crate::window::rankings::top_k_of;
 
 /// Options of the `total_rank` bolt.
@@ -213,7 +213,7 @@ impl Bolt for TotalRankBolt {
 mod tests {
     use super::*;
     use crate::bolts::rank::RankConfig;
-    use crate::testkit::BoltHarness;
+    use crate::component::testkit::BoltHarness;
 
     #[test]
     fn rank_then_total_rank_gives_global_top_k() {

@@ -10,7 +10,7 @@
 //! (tasks may end in different slides: the final window is one window whatever its ends,
 //! and its tables carry the latest of them).
 
-use crate::tuple::{Tuple, Value};
+use crate::data::tuple::{Tuple, Value};
 
 /// The field that is true on the tuples of the final window (the flush at the end of a
 /// run) and false on every other window's.
@@ -96,7 +96,7 @@ mod tests {
             Tuple::new_detached(
                 "counts",
                 crate::DEFAULT_STREAM,
-                crate::tuple::Fields::new(["key", "count", "window_end", FINAL_FIELD]),
+                crate::data::tuple::Fields::new(["key", "count", "window_end", FINAL_FIELD]),
                 crate::values![
                     Value::Null,
                     Value::Int(0),

@@ -10,12 +10,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::run::{self, RunArgs};
+use crate::component::registry::Registry;
 use crate::kafka::client::{DEFAULT_BROKERS, check_reachable, client_config};
 use crate::kafka::mock::DevBroker;
 use crate::kafka::position::{EndPosition, StartPosition};
-use crate::registry::Registry;
-use crate::text::generator::{GeneratorConfig, TweetGenerator};
-use crate::text::tweet::to_v2_json;
+use crate::tweet::generator::{GeneratorConfig, TweetGenerator};
+use crate::tweet::wire::to_v2_json;
 
 #[derive(Subcommand, Debug)]
 pub enum KafkaCommand {

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::registry::Registry;
+use crate::component::registry::Registry;
 pub use report::Report;
 
 #[derive(Parser, Debug)]
@@ -88,7 +88,7 @@ enum TopologyCommand {
 
 /// Runs the CLI with the built-in components.
 pub fn main() -> ExitCode {
-    main_with(Registry::builtin())
+    main_with(crate::builtin::registry())
 }
 
 /// Runs the CLI with the components of `registry` (built-ins plus the user's own).

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::resources;
-use crate::runtime::metrics::Topk;
-use crate::runtime::{MetricsSnapshot, Percentiles, RunSummary};
+use crate::metrics::Topk;
+use crate::metrics::{MetricsSnapshot, Percentiles};
+use crate::runtime::RunSummary;
 
 /// The part of a run a report covers when the run had a warm-up (`--warmup`): what the
 /// metrics and the process's CPU counted from the end of the warm-up to the end.

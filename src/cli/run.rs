@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::report::{Report, Window};
-use crate::registry::Registry;
-use crate::runtime::{Config, LocalCluster, MetricsSnapshot, Mode, RunningTopology};
+use crate::component::registry::Registry;
+use crate::metrics::MetricsSnapshot;
+use crate::runtime::{Config, LocalCluster, Mode, RunningTopology};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -433,7 +434,7 @@ fn abandon(
     run: RunningTopology,
     args: &RunOptions,
     window: Option<Window>,
-    topk: Option<crate::runtime::metrics::Topk>,
+    topk: Option<crate::metrics::Topk>,
     signals: &Signals,
 ) -> ExitCode {
     let summary = run.abandon();

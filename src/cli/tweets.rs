@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use crate::text::generator::{GeneratorConfig, TweetGenerator};
-use crate::text::tweet::to_v2_json;
+use crate::tweet::generator::{GeneratorConfig, TweetGenerator};
+use crate::tweet::wire::to_v2_json;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum LineFormat {

@@ -131,9 +131,9 @@ pub fn main(cmd: TwitterCommand) -> ExitCode {
 
 /// The `twitter to-kafka` topology: `source` (twitter) → `sink` (kafka, keyed by id).
 pub fn to_kafka_topology(a: &ToKafkaArgs) -> Result<crate::Topology, String> {
-    use crate::registry::{BoltConfig, SpoutConfig};
+    use crate::component::registry::{BoltConfig, SpoutConfig};
     use crate::twitter::policy::Endpoint;
-    let spout = crate::spouts::twitter::TwitterSpoutConfig {
+    let spout = crate::twitter::spout::TwitterSpoutConfig {
         endpoint: if a.sample {
             Endpoint::Sample
         } else {
@@ -144,7 +144,7 @@ pub fn to_kafka_topology(a: &ToKafkaArgs) -> Result<crate::Topology, String> {
         rule_tags: (!a.rules_tag.is_empty()).then(|| a.rules_tag.clone()),
         ..Default::default()
     };
-    let sink = crate::sinks::kafka::KafkaSinkConfig {
+    let sink = crate::kafka::sink::KafkaSinkConfig {
         brokers: a.brokers.clone(),
         topic: a.topic.clone(),
         key_field: Some("id".into()),

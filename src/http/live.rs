@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::SAMPLE_INTERVAL;
 use super::topology::TopologyInfo;
-use crate::runtime::{MetricsRegistry, Percentiles, TaskSample};
+use crate::metrics::{MetricsRegistry, Percentiles, TaskSample};
 
 /// Samples of complete latency kept for the dashboard's line chart (5 minutes).
 pub const HISTORY_LEN: usize = 300;
@@ -204,7 +204,7 @@ impl State {
             None => (now.duration_since(self.started), None),
         };
         let secs = secs.max(Duration::from_millis(1)).as_secs_f64();
-        let zero = crate::runtime::TaskStats::default();
+        let zero = crate::metrics::TaskStats::default();
         let mut components: Vec<ComponentMetrics> = Vec::new();
         let mut capacity = HashMap::new();
         for (i, t) in tasks.iter().enumerate() {
@@ -350,8 +350,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::runtime::TaskStats;
-    use crate::runtime::metrics::ComponentMetrics as Cells;
+    use crate::metrics::ComponentMetrics as Cells;
+    use crate::metrics::TaskStats;
 
     fn registry() -> (MetricsRegistry, Vec<Arc<Mutex<TaskStats>>>) {
         let cells: Vec<_> = (0..2)

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 
-use crate::runtime::MetricsRegistry;
+use crate::metrics::MetricsRegistry;
 pub use bad_requests::{BadRequests, bad_requests};
 pub use live::{ComponentMetrics, EdgeRate, LatencyPoint, MetricsBody, TaskMetrics, TopkBody};
 pub use prometheus::render as prometheus_text;

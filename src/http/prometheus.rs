@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use hdrhistogram::Histogram;
 
-use crate::runtime::TaskSample;
+use crate::metrics::TaskSample;
 
 /// Upper bounds (seconds) of the latency histogram buckets, besides `+Inf`.
 pub const BUCKETS_S: [f64; 18] = [
@@ -220,7 +220,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::TaskStats;
+    use crate::metrics::TaskStats;
 
     fn task(component: &str, kind: &'static str, index: usize) -> TaskSample {
         TaskSample {

@@ -1,4 +1,5 @@
-//! Network helpers shared by sources: line framing and reconnect back-off.
+//! Helpers shared by sources and sinks: line framing, reconnect back-off and the clock.
 
 pub mod backoff;
+pub mod clock;
 pub mod lines;

@@ -20,6 +20,8 @@ pub mod mock;
 pub mod offsets;
 pub mod position;
 pub mod retry;
+pub mod sink;
+pub mod spout;
 
 /// One partition of one topic: Kafka's unit of ordering and of offset numbering.
 ///

@@ -9,20 +9,20 @@ use std::time::{Duration, Instant};
 use actix::{Addr, Arbiter, Supervisor, System};
 use tokio::sync::mpsc;
 
-use super::bolt_task::{BoltSettings, BoltTask};
 use super::config::{Config, ConfigError};
-use super::control::RunControl;
-use super::ledger::{Ledger, MAX_SPOUT_TASKS};
-use super::metrics::{
+use crate::component::TaskContext;
+use crate::data::tuple::{MetaRef, StreamMeta};
+use crate::metrics::{
     ComponentMetrics, CustomCounters, MetricsRegistry, MetricsSnapshot, TaskMetrics, TaskStats,
 };
-use super::outbox::{Outbox, Route, StreamOut, Target};
-use super::spout_task::{Deactivate, SpoutSettings, SpoutTask};
-use super::stage::Stage;
-use super::transport::{Envelope, Pulse, SharedRx};
-use crate::component::TaskContext;
+use crate::runtime::event::bolt_task::{BoltSettings, BoltTask};
+use crate::runtime::event::spout_task::{Deactivate, SpoutSettings, SpoutTask};
+use crate::runtime::event::stage::Stage;
+use crate::task::control::RunControl;
+use crate::task::ledger::{Ledger, MAX_SPOUT_TASKS};
+use crate::task::outbox::{Outbox, Route, StreamOut, Target};
+use crate::task::transport::{Envelope, Pulse, SharedRx};
 use crate::topology::{ComponentKind, Grouping, Topology};
-use crate::tuple::{MetaRef, StreamMeta};
 
 /// Why a run could not start or ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +89,7 @@ impl LocalCluster {
             .name(format!("squall-{}", topology.name()))
             .spawn(move || {
                 // Before the worker threads are made: they inherit it.
-                super::alarm::tighten_timer_slack();
+                crate::task::alarm::tighten_timer_slack();
                 let system = System::new();
                 system.block_on(async move {
                     let (arbiters, spouts, bolts) = plan.start(&topology, &config, ctl.clone());
@@ -437,7 +437,7 @@ impl Plan {
             .components()
             .iter()
             .filter_map(|c| {
-                let f = topology.read_fields(&c.name, crate::tuple::DEFAULT_STREAM)?;
+                let f = topology.read_fields(&c.name, crate::data::tuple::DEFAULT_STREAM)?;
                 Some((c.name.clone(), f.into()))
             })
             .collect();
@@ -445,7 +445,7 @@ impl Plan {
             .components()
             .iter()
             .filter_map(|c| {
-                let f = topology.output_filter(&c.name, crate::tuple::DEFAULT_STREAM)?;
+                let f = topology.output_filter(&c.name, crate::data::tuple::DEFAULT_STREAM)?;
                 Some((c.name.clone(), f))
             })
             .collect();

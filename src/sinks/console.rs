@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::bolts::ranking_value::from_value;
 use crate::bolts::window_mark::{is_final, window_end};
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::component::{Bolt, ComponentResult};
-use crate::registry::{BoltConfig, BuildError, ComponentConfig};
-use crate::runtime::BoltCollector;
-use crate::topology::BoltFactory;
-use crate::tuple::Tuple;
+use crate::data::tuple::Tuple;
 
 /// Options of the `console` sink.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::component::{AckMode, Bolt, ComponentError, ComponentResult, TaskContext};
+use crate::data::tuple::Tuple;
 use crate::log_throttle::LogThrottle;
-use crate::registry::{BoltConfig, BuildError, ComponentConfig};
-use crate::runtime::BoltCollector;
-use crate::topology::BoltFactory;
-use crate::tuple::Tuple;
 
 /// Options of the `jsonl` sink.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
@@ -152,7 +152,7 @@ impl Bolt for JsonlSink {
     /// Micro-batch mode: the batch commits only after its lines are flushed.
     fn finish_batch(
         &mut self,
-        _batch: &crate::batch::BatchInfo,
+        _batch: &crate::component::transactional::BatchInfo,
         out: &mut BoltCollector<'_>,
     ) -> ComponentResult {
         self.flush_and_ack(out)

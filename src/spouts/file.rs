@@ -9,17 +9,17 @@ use serde::{Deserialize, Serialize};
 
 use super::pacer::Pacer;
 use super::replay::ReplayBuffer;
-use super::tweet_fields::{tweet_fields, tweet_values};
+use crate::component::SpoutFactory;
+use crate::component::collector::SpoutCollector;
+use crate::component::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::component::{
     ComponentError, ComponentResult, FatalHandle, OutputDeclarer, Spout, SpoutStatus, TaskContext,
 };
+use crate::data::tuple::{Fields, Values};
 use crate::io::lines::{BlockingLineReader, RawLine};
 use crate::log_throttle::LogThrottle;
-use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
-use crate::runtime::SpoutCollector;
-use crate::text::tweet::{StreamMessage, parse_line};
-use crate::topology::SpoutFactory;
-use crate::tuple::{Fields, Values};
+use crate::tweet::fields::{tweet_fields, tweet_values};
+use crate::tweet::wire::{StreamMessage, parse_line};
 
 /// How the file's lines are read.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -7,16 +7,16 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::pacer::Pacer;
-use super::tweet_fields::{TweetColumns, TweetProjection, generated_values, tweet_fields};
-use crate::batch::{BatchCut, BatchInfo, TransactionalSpout};
-use crate::columns::{CHUNK_ROWS, ColumnChunks};
+use crate::component::SpoutFactory;
+use crate::component::collector::SpoutCollector;
+use crate::component::registry::{BuildError, ComponentConfig, SpoutConfig};
+use crate::component::transactional::{BatchCut, BatchInfo, TransactionalSpout};
 use crate::component::{
     ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
 };
-use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
-use crate::runtime::SpoutCollector;
-use crate::text::generator::{GeneratorConfig, TweetGenerator};
-use crate::topology::SpoutFactory;
+use crate::data::columns::{CHUNK_ROWS, ColumnChunks};
+use crate::tweet::fields::{TweetColumns, TweetProjection, generated_values, tweet_fields};
+use crate::tweet::generator::{GeneratorConfig, TweetGenerator};
 
 /// Options of the `generator` spout.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::component::SpoutStatus;
+use crate::component::collector::SpoutCollector;
+use crate::data::tuple::Values;
 use crate::log_throttle::LogThrottle;
-use crate::runtime::SpoutCollector;
-use crate::tuple::Values;
 
 pub struct ReplayBuffer<T> {
     /// Slot `i` holds message `base + i` and its failed attempts, or `None` once done.

@@ -9,16 +9,16 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::replay::ReplayBuffer;
+use crate::component::SpoutFactory;
+use crate::component::collector::SpoutCollector;
+use crate::component::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::component::{
     ComponentResult, FatalHandle, OutputDeclarer, Spout, SpoutStatus, SpoutWaker, TaskContext,
 };
+use crate::data::tuple::Fields;
 use crate::io::backoff::{Backoff, BackoffConfig};
 use crate::io::lines::{InvalidUtf8, LineEvent, LineOptions, LineReader};
 use crate::log_throttle::LogThrottle;
-use crate::registry::{BuildError, ComponentConfig, SpoutConfig};
-use crate::runtime::SpoutCollector;
-use crate::topology::SpoutFactory;
-use crate::tuple::Fields;
 
 /// Options of the `socket` spout.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -221,7 +221,7 @@ async fn read_loop(
 }
 
 /// A line's tuple: the field `text`.
-fn line_values(line: &str) -> crate::tuple::Values {
+fn line_values(line: &str) -> crate::data::tuple::Values {
     crate::values![line]
 }
 

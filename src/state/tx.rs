@@ -5,17 +5,14 @@
 //! is skipped: a replayed batch is applied once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use compact_str::CompactString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::store::{StateError, Store, Write};
-
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
 /// What the runtime does with every state object of a task.
 trait Transactional: Send {

@@ -1,9 +1,6 @@
-//! Text and tweets: tokenizing, hashtags, the tweet model and its JSON shapes, and the
-//! deterministic tweet generator.
+//! Text: tokenizing, hashtags, and the short-text buffers the generator writes into.
 
-pub mod generator;
 pub mod hashtags;
 pub mod prefixed_tokens;
 pub mod short_text;
 pub mod tokenize;
-pub mod tweet;

@@ -71,7 +71,7 @@ impl PrefixedTokens {
     }
 
     /// [`Self::for_each`] over several texts stored one after another in `joined`, text
-    /// `k` ending at `ends[k]` (a [`crate::columns::StrColumn`]): one search over all of
+    /// `k` ending at `ends[k]` (a [`crate::data::columns::StrColumn`]): one search over all of
     /// them, the texts' tokens in order.
     pub fn for_each_joined(
         &self,
@@ -229,7 +229,7 @@ mod tests {
             for t in &texts {
                 p.for_each(t, &mut String::new(), |w| each.push(w.to_string()));
             }
-            let mut column = crate::columns::StrColumn::default();
+            let mut column = crate::data::columns::StrColumn::default();
             for t in &texts {
                 column.push(t);
             }

@@ -3,9 +3,9 @@
 //! not name its own, in the file or by `--set`: a component that names its brokers keeps
 //! them.
 
-use crate::registry::ComponentConfig;
-use crate::sinks::kafka::KafkaSinkConfig;
-use crate::spouts::kafka::KafkaSpoutConfig;
+use crate::component::registry::ComponentConfig;
+use crate::kafka::sink::KafkaSinkConfig;
+use crate::kafka::spout::KafkaSpoutConfig;
 
 /// The option `--brokers` fills in.
 const BROKERS: &str = "brokers";
@@ -144,7 +144,7 @@ inputs = [{ from = "source" }]
     #[test]
     fn the_loader_fills_in_after_the_sets_so_a_set_brokers_is_kept() {
         use crate::topology::file::{Overrides, load_str_with};
-        let registry = crate::registry::Registry::builtin();
+        let registry = crate::builtin::registry();
         let load = |sets: &[&str]| {
             let o = Overrides {
                 sets: sets.iter().map(|s| s.to_string()).collect(),

@@ -5,12 +5,9 @@ use std::sync::Arc;
 
 use super::error::TopologyError;
 use super::grouping::{Grouping, Input, StreamRef};
-use crate::component::{Bolt, OutputDeclarer, Spout};
-
-/// Makes a fresh spout instance (one per task, and again when a task restarts).
-pub type SpoutFactory = Arc<dyn Fn() -> Box<dyn Spout> + Send + Sync>;
-/// Makes a fresh bolt instance (one per task, and again when a task restarts).
-pub type BoltFactory = Arc<dyn Fn() -> Box<dyn Bolt> + Send + Sync>;
+use super::limits::{MAX_CONNECTIONS, MAX_PARALLELISM, MAX_TASKS};
+use crate::component::{Bolt, BoltFactory, OutputDeclarer, Spout, SpoutFactory};
+use crate::sync::lock;
 
 #[derive(Clone)]
 pub enum ComponentKind {
@@ -32,10 +29,6 @@ impl ComponentDef {
     pub fn is_spout(&self) -> bool {
         matches!(self.kind, ComponentKind::Spout(_))
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Declares a topology. Errors are reported by `build()`.
@@ -167,20 +160,6 @@ impl BoltDeclarer<'_> {
     }
 }
 
-/// Most tasks one component may have. A task costs memory whether or not it has work
-/// (its inbox, its metrics histograms, its actor: about 0.3 MB measured), and tasks beyond
-/// the cores only share them: parallelism 100 000 grew to 9 GB and crawled.
-pub const MAX_PARALLELISM: usize = 1024;
-
-/// Most tasks a topology may have, all components together.
-pub const MAX_TASKS: usize = 2048;
-
-/// Most connections between tasks: a subscription connects every task of its source to
-/// every task of the subscriber (`a` × `b`), each with its own transport buffer (about
-/// 50 KB measured). 16 384 is two 128-task components grouped by field, about 0.8 GB;
-/// two of 256 took 6.6 GB and ran at a seventh of the rate.
-pub const MAX_CONNECTIONS: usize = 16_384;
-
 /// A validated topology: a DAG of components.
 #[derive(Clone)]
 pub struct Topology {
@@ -277,7 +256,7 @@ impl Topology {
                     "  \"{}\" -> \"{}\" [label=\"{}{}\"];\n",
                     i.source.component,
                     c.name,
-                    if i.source.stream == crate::tuple::DEFAULT_STREAM {
+                    if i.source.stream == crate::data::tuple::DEFAULT_STREAM {
                         String::new()
                     } else {
                         format!("{}: ", i.source.stream)

@@ -8,7 +8,7 @@ pub enum TopologyError {
     ZeroParallelism(String),
     #[error(
         "component `{component}` has parallelism {parallelism}; a component may have at most {max} tasks",
-        max = super::builder::MAX_PARALLELISM
+        max = super::limits::MAX_PARALLELISM
     )]
     TooManyTasks {
         component: String,
@@ -16,7 +16,7 @@ pub enum TopologyError {
     },
     #[error(
         "the topology has {total} tasks; at most {max} are allowed (the largest component is `{largest}`, {parallelism} tasks)",
-        max = super::builder::MAX_TASKS
+        max = super::limits::MAX_TASKS
     )]
     TooManyTasksInAll {
         total: usize,
@@ -25,7 +25,7 @@ pub enum TopologyError {
     },
     #[error(
         "the topology has {total} connections between tasks; at most {max} are allowed (a subscription connects every task of its source to every task of the subscriber; the most: `{source_name}` → `{bolt}`, {source_tasks} × {bolt_tasks})",
-        max = super::builder::MAX_CONNECTIONS
+        max = super::limits::MAX_CONNECTIONS
     )]
     TooManyConnections {
         total: usize,

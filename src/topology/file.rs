@@ -7,7 +7,7 @@ use std::path::Path;
 use super::builder::{Topology, TopologyBuilder};
 use super::error::TopologyError;
 use super::grouping::{Grouping, StreamRef};
-use crate::registry::Registry;
+use crate::component::registry::Registry;
 use crate::runtime::Config;
 
 /// A topology file that cannot be used, with where and why.
@@ -190,7 +190,7 @@ fn parse_grouping(
     let stream = v
         .get("stream")
         .and_then(|s| s.as_str())
-        .unwrap_or(crate::tuple::DEFAULT_STREAM);
+        .unwrap_or(crate::data::tuple::DEFAULT_STREAM);
     let fields: Vec<String> = v
         .get("fields")
         .and_then(|f| f.as_array())
@@ -354,11 +354,15 @@ pub fn load_str_with(
                 }
             };
             let inputs = options.remove("inputs");
-            let opt_err = |e: crate::registry::BuildError| {
+            let opt_err = |e: crate::component::registry::BuildError| {
                 let msg = e.to_string();
                 // The option whose value is wrong, else the one the message names.
                 let option = match &e {
-                    crate::registry::BuildError::Options { key: k, .. } if !k.is_empty() => k,
+                    crate::component::registry::BuildError::Options { key: k, .. }
+                        if !k.is_empty() =>
+                    {
+                        k
+                    }
                     _ => field_in(&msg),
                 };
                 cx.err(Some(&section), &key(option), msg)
@@ -467,7 +471,7 @@ mod tests {
     use super::*;
 
     fn load(src: &str) -> Result<TopologyFile, FileError> {
-        load_str(src, "t.toml", &[], &Registry::builtin())
+        load_str(src, "t.toml", &[], &crate::builtin::registry())
     }
 
     const OK: &str = r#"
@@ -497,7 +501,7 @@ inputs = [{ from = "split", grouping = "fields", fields = ["word"] }]
             OK,
             "t.toml",
             &["spouts.nope.limit=1".into()],
-            &Registry::builtin(),
+            &crate::builtin::registry(),
         );
         assert_eq!(
             r.err().map(|e| e.to_string()),
@@ -510,7 +514,7 @@ inputs = [{ from = "split", grouping = "fields", fields = ["word"] }]
                 OK,
                 "t.toml",
                 &["spouts.source.limit=5".into()],
-                &Registry::builtin()
+                &crate::builtin::registry()
             )
             .is_ok()
         );

@@ -32,11 +32,12 @@ mod tests {
     use crate::bolts::count::CountConfig;
     use crate::bolts::hashtags::HashtagsConfig;
     use crate::bolts::tokenize::TokenizeConfig;
+    use crate::component::BoltFactory;
     use crate::component::InputFilter;
-    use crate::registry::{BoltConfig, SpoutConfig};
+    use crate::component::registry::{BoltConfig, SpoutConfig};
+    use crate::data::tuple::DEFAULT_STREAM;
     use crate::spouts::generator::GeneratorSpoutConfig;
-    use crate::topology::{BoltFactory, TopologyBuilder};
-    use crate::tuple::DEFAULT_STREAM;
+    use crate::topology::TopologyBuilder;
 
     fn factory(c: &impl BoltConfig) -> BoltFactory {
         c.build().unwrap_or_else(|e| panic!("{e}"))
@@ -98,7 +99,7 @@ mod tests {
     #[test]
     fn hashtags_reading_entities_or_text_tests_no_word() {
         let f = HashtagsConfig {}.build().unwrap_or_else(|e| panic!("{e}"))();
-        let fields = |names: &[&str]| crate::tuple::Fields::new(names.iter().copied());
+        let fields = |names: &[&str]| crate::data::tuple::Fields::new(names.iter().copied());
         assert!(f.input_filter(&fields(&["text", "hashtags"])).is_none());
         assert!(f.input_filter(&fields(&["word", "hashtags"])).is_none());
         assert!(f.input_filter(&fields(&["text"])).is_none());

@@ -52,7 +52,7 @@ impl From<&str> for StreamRef {
     fn from(c: &str) -> Self {
         StreamRef {
             component: c.to_string(),
-            stream: crate::tuple::DEFAULT_STREAM.to_string(),
+            stream: crate::data::tuple::DEFAULT_STREAM.to_string(),
         }
     }
 }
@@ -74,7 +74,7 @@ impl From<(&str, &str)> for StreamRef {
 
 impl fmt::Display for StreamRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.stream == crate::tuple::DEFAULT_STREAM {
+        if self.stream == crate::data::tuple::DEFAULT_STREAM {
             f.write_str(&self.component)
         } else {
             write!(f, "{}:{}", self.component, self.stream)

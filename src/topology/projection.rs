@@ -43,10 +43,11 @@ mod tests {
     use crate::bolts::count::CountConfig;
     use crate::bolts::hashtags::HashtagsConfig;
     use crate::bolts::tokenize::TokenizeConfig;
-    use crate::registry::{BoltConfig, SpoutConfig};
+    use crate::component::registry::{BoltConfig, SpoutConfig};
+    use crate::component::{BoltFactory, SpoutFactory};
+    use crate::data::tuple::DEFAULT_STREAM;
     use crate::spouts::generator::GeneratorSpoutConfig;
-    use crate::topology::{BoltFactory, SpoutFactory, TopologyBuilder};
-    use crate::tuple::DEFAULT_STREAM;
+    use crate::topology::TopologyBuilder;
 
     fn factory(c: &impl BoltConfig) -> BoltFactory {
         c.build().unwrap_or_else(|e| panic!("{e}"))

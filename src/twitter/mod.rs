@@ -1,10 +1,11 @@
 //! The X/Twitter API v2: credentials and HTTP client, the streaming connection and its
-//! reconnect policy, and the filtered-stream rules. The protocol, as squall uses it, is
+//! reconnect policy, the filtered-stream rules, and the `twitter` spout. The protocol, as squall uses it, is
 //! described in `docs/twitter.md`.
 
 pub mod auth;
 pub mod policy;
 pub mod rules;
+pub mod spout;
 pub mod stream;
 
 /// The API's base URL (formerly `https://api.twitter.com`).

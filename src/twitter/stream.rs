@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use super::auth::{BearerToken, http_client};
 use super::policy::{Decision, Ending, Endpoint, PolicyConfig, ReconnectPolicy, WaitKind};
 use crate::log_throttle::LogThrottle;
-use crate::text::tweet::{Notice, StreamError as ApiError, StreamMessage, Tweet, parse_line};
+use crate::tweet::wire::{Notice, StreamError as ApiError, StreamMessage, Tweet, parse_line};
 
 /// `tweet.fields` asked for (by default a tweet has only id, text and edit history).
 pub const TWEET_FIELDS: &str = "created_at,lang,entities,author_id";

@@ -10,7 +10,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use squall::text::generator::{GeneratorConfig, TweetGenerator};
+use squall::tweet::generator::{GeneratorConfig, TweetGenerator};
 use squall::window::rankings::top_k_of;
 
 /// The package root (the CLI runs from here, so relative topology paths work).

@@ -48,7 +48,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use squall::text::tweet::{Tweet, to_v2_json};
+use squall::tweet::wire::{Tweet, to_v2_json};
 
 /// The bearer token the mock accepts unless started with another.
 pub const TOKEN: &str = "mock-token-Zx9-never-print-me";

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::registry::Registry;
+use crate::component::registry::Registry;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

@@ -8,18 +8,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-use crate::batch::BatchInfo;
-use crate::columns::ColumnChunks;
+use crate::component::SpoutFactory;
+use crate::component::collector::SpoutCollector;
+use crate::component::transactional::BatchInfo;
 use crate::component::{Spout, SpoutStatus, TaskContext};
-use crate::due::DueTimes;
-use crate::runtime::collector::SpoutCollector;
-use crate::runtime::metrics::TaskMetrics;
-use crate::runtime::outbox::{Delivery, Outbox};
-use crate::runtime::panic_message;
-use crate::runtime::spout_task::Tracker;
-use crate::runtime::stage::{Outcome, Stage, run_batch};
+use crate::data::columns::ColumnChunks;
+use crate::data::due::DueTimes;
+use crate::metrics::TaskMetrics;
+use crate::runtime::event::stage::{Outcome, Stage, run_batch};
 use crate::state::TaskState;
-use crate::topology::SpoutFactory;
+use crate::task::ledger::Tracker;
+use crate::task::outbox::{Delivery, Outbox};
+use crate::task::panic_message;
 
 /// Output of one task for one batch: (target task id, tuples and column chunks).
 pub(super) type Routed = Vec<(u32, Delivery)>;
@@ -452,7 +452,7 @@ impl BoltCell {
     }
 
     /// Back to the committed state: pending writes dropped, a fresh bolt instance.
-    pub(super) fn reset(&mut self, control: &crate::runtime::control::RunControl) {
+    pub(super) fn reset(&mut self, control: &crate::task::control::RunControl) {
         for s in &self.states {
             s.rollback();
         }
@@ -462,7 +462,7 @@ impl BoltCell {
         }
     }
 
-    pub(super) fn prepare(&mut self, control: &crate::runtime::control::RunControl) {
+    pub(super) fn prepare(&mut self, control: &crate::task::control::RunControl) {
         for s in self.stages.iter_mut() {
             s.prepare(control);
         }

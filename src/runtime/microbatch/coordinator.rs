@@ -97,7 +97,7 @@ impl Coordinator {
     }
 
     fn lock(&self) -> MutexGuard<'_, St> {
-        self.st.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.st)
     }
 
     fn wait<'a>(&self, g: MutexGuard<'a, St>, d: Duration) -> MutexGuard<'a, St> {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -13,15 +13,12 @@ use serde_json::Value as Json;
 use super::cells::{BoltCell, Routed};
 use super::coordinator::{Coordinator, Job};
 use super::spout_slot::SpoutSlot;
-use crate::batch::BatchInfo;
-use crate::clock::{Clock, WallClock};
-use crate::runtime::control::RunControl;
-use crate::runtime::outbox::Delivery;
+use crate::component::transactional::BatchInfo;
+use crate::io::clock::{Clock, WallClock};
 use crate::state::{Store, TaskState};
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
+use crate::task::control::RunControl;
+use crate::task::outbox::Delivery;
 
 /// What the store keeps of a batch until a later one commits.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

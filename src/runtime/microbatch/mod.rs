@@ -19,19 +19,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::sync::lock;
 use cells::{BoltCell, SpoutCell};
 use coordinator::Coordinator;
-use driver::{Record, Run, lock};
+use driver::{Record, Run};
 use spout_slot::SpoutSlot;
 
 use super::cluster::{Plan, RunningTopology, RuntimeError};
 use super::config::Config;
-use super::control::RunControl;
-use super::io_thread::IoThread;
-use super::metrics::TaskMetrics;
-use super::stage::Stage;
+use crate::metrics::TaskMetrics;
+use crate::runtime::event::stage::Stage;
 use crate::state::TaskState;
 use crate::state::options::TopologyOptions;
+use crate::task::control::RunControl;
+use crate::task::io_thread::IoThread;
 use crate::topology::{ComponentKind, Topology};
 
 /// The bolts in an order where every bolt comes after the components it reads from.

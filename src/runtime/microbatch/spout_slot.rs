@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
 use super::cells::SpoutCell;
-use super::driver::lock;
+use crate::sync::lock;
 
 /// What a slot holds: something told of commits, in txid order.
 pub(super) trait Committable {

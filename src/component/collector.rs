@@ -1,0 +1,248 @@
+//! What spouts and bolts emit through.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use crate::component::ComponentResult;
+use crate::data::tuple::{Anchor, Tuple, Values};
+use crate::task::ledger::Tracker;
+use crate::task::ledger::{Ledger, Outcomes, root_id};
+use crate::task::outbox::{Outbox, Parent};
+
+/// A bolt's view of its output: emit (anchored or not), ack, fail.
+pub struct BoltCollector<'a> {
+    pub(crate) outbox: &'a mut Outbox,
+    pub(crate) ledger: Option<&'a Ledger>,
+    /// Outcomes of trees this task completed or failed, delivered at the end of its batch.
+    pub(crate) outcomes: &'a mut Outcomes,
+    /// The input of an auto-ack (basic) bolt: emits are anchored to it.
+    pub(crate) current: Option<(&'a [Anchor], &'a Cell<u64>)>,
+    pub(crate) acked: u64,
+    pub(crate) failed: u64,
+}
+
+impl BoltCollector<'_> {
+    /// Emits on the default stream (anchored to the input in auto-ack mode).
+    pub fn emit(&mut self, values: impl Into<Values>) -> ComponentResult {
+        let sid = self.outbox.stream_id(None)?;
+        self.emit_current(sid, values.into(), None)
+    }
+
+    /// Emits anchored to the current input (auto-ack mode), unanchored otherwise.
+    fn emit_current(&mut self, sid: usize, values: Values, direct: Option<u32>) -> ComponentResult {
+        let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
+        self.outbox.emit(sid, values, &parents, direct)?;
+        self.outbox.flush_full();
+        Ok(())
+    }
+
+    /// Emits on a named stream (anchored to the input in auto-ack mode).
+    pub fn emit_to(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.emit_current(sid, values.into(), None)
+    }
+
+    /// Emits to one task of a bolt that subscribes to `stream` with a direct grouping.
+    pub fn emit_direct(
+        &mut self,
+        task: u32,
+        stream: &str,
+        values: impl Into<Values>,
+    ) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.emit_current(sid, values.into(), Some(task))
+    }
+
+    /// Emits on the default stream anchored to every tuple in `anchors` (multi-anchoring):
+    /// each of their trees completes only after the new tuple is acked.
+    pub fn emit_anchored(
+        &mut self,
+        anchors: &[&Tuple],
+        values: impl Into<Values>,
+    ) -> ComponentResult {
+        self.emit_anchored_to(crate::data::tuple::DEFAULT_STREAM, anchors, values)
+    }
+
+    pub fn emit_anchored_to(
+        &mut self,
+        stream: &str,
+        anchors: &[&Tuple],
+        values: impl Into<Values>,
+    ) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        let parents: smallvec::SmallVec<[Parent<'_>; 2]> = anchors
+            .iter()
+            .map(|t| (t.anchors.as_slice(), &t.ack_val))
+            .collect();
+        self.outbox.emit(sid, values.into(), &parents, None)?;
+        self.outbox.flush_full();
+        Ok(())
+    }
+
+    /// Emits a tuple that belongs to no tree (never replayed).
+    pub fn emit_unanchored(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.outbox.emit(sid, values.into(), &[], None)?;
+        self.outbox.flush_full();
+        Ok(())
+    }
+
+    /// Sends an unanchored tuple to every task of every bolt subscribing to `stream`,
+    /// whatever its grouping: punctuation, such as "window W is complete from this task"
+    /// (see `rolling_count` and `rank`).
+    pub fn emit_broadcast(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.outbox.broadcast(sid, values.into());
+        self.outbox.flush_full();
+        Ok(())
+    }
+
+    /// Acks an input (manual mode).
+    pub fn ack(&mut self, input: &Tuple) {
+        self.acked += 1;
+        if self.ledger.is_some() {
+            let v = input.ack_val.get();
+            for a in &input.anchors {
+                self.outcomes.ack(a.root, a.edge ^ v);
+            }
+        }
+    }
+
+    /// Fails an input (manual mode): its trees fail at once and their spouts replay.
+    pub fn fail(&mut self, input: &Tuple) {
+        self.failed += 1;
+        if let Some(ledger) = self.ledger {
+            for a in &input.anchors {
+                ledger.fail(a.root, self.outcomes);
+            }
+        }
+    }
+
+    /// Restarts the message timeout of the input's trees (for work that legitimately
+    /// takes long).
+    pub fn reset_timeout(&mut self, input: &Tuple) {
+        if let Some(ledger) = self.ledger {
+            for a in &input.anchors {
+                ledger.reset_timeout(a.root);
+            }
+        }
+    }
+
+    /// The id of the emitting task.
+    pub fn task_id(&self) -> u32 {
+        self.outbox.task_id
+    }
+}
+
+/// A spout's view of its output.
+pub struct SpoutCollector<'a> {
+    pub(crate) outbox: &'a mut Outbox,
+    pub(crate) ledger: Option<&'a Ledger>,
+    pub(crate) tracker: &'a mut Tracker,
+    pub(crate) slot: u32,
+    pub(crate) timeout_ms: u64,
+}
+
+impl SpoutCollector<'_> {
+    /// Emits on the default stream. With a message id (and acking on) the tuple's tree is
+    /// tracked and the spout is told `ack(id)` or `fail(id)`; without, it is fire and forget.
+    pub fn emit(&mut self, values: impl Into<Values>, msg_id: Option<u64>) -> ComponentResult {
+        let sid = self.outbox.stream_id(None)?;
+        self.emit_sid(sid, values.into(), msg_id, None, None)
+    }
+
+    /// Emits on the default stream with the time the tuple was due (a paced source that
+    /// fell behind): complete latency is measured from `due`, so waiting before the emit
+    /// is not hidden (no coordinated omission).
+    pub fn emit_at(
+        &mut self,
+        values: impl Into<Values>,
+        msg_id: Option<u64>,
+        due: Instant,
+    ) -> ComponentResult {
+        let sid = self.outbox.stream_id(None)?;
+        self.emit_sid(sid, values.into(), msg_id, None, Some(due))
+    }
+
+    pub fn emit_to(
+        &mut self,
+        stream: &str,
+        values: impl Into<Values>,
+        msg_id: Option<u64>,
+    ) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.emit_sid(sid, values.into(), msg_id, None, None)
+    }
+
+    pub fn emit_direct(
+        &mut self,
+        task: u32,
+        stream: &str,
+        values: impl Into<Values>,
+        msg_id: Option<u64>,
+    ) -> ComponentResult {
+        let sid = self.outbox.stream_id(Some(stream))?;
+        self.emit_sid(sid, values.into(), msg_id, Some(task), None)
+    }
+
+    fn emit_sid(
+        &mut self,
+        sid: usize,
+        values: Values,
+        msg_id: Option<u64>,
+        direct: Option<u32>,
+        due: Option<Instant>,
+    ) -> ComponentResult {
+        if let Some(o) = &mut self.tracker.origins {
+            // Micro-batch mode: the batch is the unit of tracking.
+            self.outbox.emit(sid, values, &[], direct)?;
+            o.push(due.unwrap_or(self.tracker.now));
+            if let Some(id) = msg_id {
+                self.tracker.immediate.push((id, true));
+            }
+            return Ok(());
+        }
+        let Some(msg_id) = msg_id else {
+            self.outbox.emit(sid, values, &[], direct)?;
+            self.outbox.flush_full();
+            return Ok(());
+        };
+        match self.ledger {
+            None => {
+                // Acking off: the tuple counts as done once emitted.
+                self.outbox.emit(sid, values, &[], direct)?;
+                self.outbox.flush_full();
+                self.tracker.immediate.push((msg_id, true));
+            }
+            Some(_) => {
+                let root = root_id(self.outbox.next_id(), self.slot);
+                let acc = Cell::new(0u64);
+                let anchor = [Anchor { root, edge: 0 }];
+                self.outbox.emit(sid, values, &[(&anchor, &acc)], direct)?;
+                if acc.get() != 0 {
+                    let deadline = self.tracker.now_ms + self.timeout_ms;
+                    let at = due.unwrap_or(self.tracker.now);
+                    self.tracker.track(root, msg_id, at, acc.get(), deadline);
+                } else {
+                    // Nothing subscribed: the tree is complete at once.
+                    self.tracker.immediate.push((msg_id, true));
+                }
+                self.outbox.flush_full();
+            }
+        }
+        Ok(())
+    }
+
+    /// Micro-batch mode: tuples emitted into the batch being cut.
+    pub(crate) fn batch_len(&self) -> usize {
+        self.tracker
+            .origins
+            .as_ref()
+            .map_or(0, |o| o.len() as usize)
+    }
+
+    /// In-flight tuple trees of this task.
+    pub fn pending(&self) -> usize {
+        self.tracker.pending.len()
+    }
+}

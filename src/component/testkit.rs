@@ -1,0 +1,231 @@
+//! Helpers for testing components: drive one bolt by hand and collect what it emits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::component::collector::BoltCollector;
+use crate::component::registry::BoltConfig;
+use crate::component::transactional::BatchInfo;
+use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
+use crate::data::columns::Columns;
+use crate::data::tuple::{Fields, MetaRef, StreamMeta, Tuple, Values};
+use crate::metrics::{CustomCounters, TopkBoard};
+use crate::task::outbox::{Outbox, Route, StreamOut, Target};
+use crate::task::transport::Envelope;
+
+/// One bolt task outside any topology: feed it tuples and ticks, read its output.
+pub struct BoltHarness {
+    bolt: Box<dyn Bolt>,
+    outbox: Outbox,
+    rx: mpsc::Receiver<Envelope>,
+    input: Fields,
+    ctx: TaskContext,
+}
+
+impl BoltHarness {
+    /// A harness for `bolt`, whose input tuples have `input` fields. Everything the bolt
+    /// emits on its default stream is collected.
+    pub fn new(bolt: Box<dyn Bolt>, input: Fields) -> Self {
+        Self::with_output_filter(bolt, input, None)
+    }
+
+    /// As [`new`](Self::new), the bolt told that every subscriber applies `filter` to
+    /// its output ([`TaskContext::output_filter`], filter push-down).
+    pub fn with_output_filter(
+        mut bolt: Box<dyn Bolt>,
+        input: Fields,
+        filter: Option<crate::component::InputFilter>,
+    ) -> Self {
+        let mut decl = OutputDeclarer::default();
+        bolt.declare_outputs(&mut decl);
+        let (tx, rx) = mpsc::channel(1 << 20);
+        let streams = decl
+            .streams
+            .iter()
+            .map(|(name, fields)| StreamOut {
+                meta: MetaRef::Shared(Arc::new(StreamMeta {
+                    component: "bolt".into(),
+                    stream: name.as_str().into(),
+                    fields: fields.clone(),
+                })),
+                routes: vec![Route::Global { target: 0 }],
+            })
+            .collect();
+        let outbox = Outbox::new(2, vec![Target::new(2, tx)], streams, 1, false);
+        let ctx = TaskContext {
+            component: "bolt".into(),
+            task_id: 2,
+            task_index: 0,
+            parallelism: 1,
+            worker: 0,
+            component_tasks: Arc::new(BTreeMap::new()),
+            upstream_tasks: 1,
+            counters: CustomCounters::default(),
+            pulse: None,
+            topk: TopkBoard::default(),
+            control: None,
+            state: None,
+            io: None,
+            read_fields: None,
+            output_filter: filter,
+        };
+        if let Err(e) = bolt.prepare(&ctx) {
+            panic!("prepare failed: {e}");
+        }
+        BoltHarness {
+            bolt,
+            outbox,
+            rx,
+            input,
+            ctx,
+        }
+    }
+
+    /// The context given to the bolt (its counters, its top-k board).
+    pub fn context(&self) -> &TaskContext {
+        &self.ctx
+    }
+
+    fn run(
+        &mut self,
+        f: impl FnOnce(&mut dyn Bolt, &mut BoltCollector<'_>) -> ComponentResult,
+    ) -> ComponentResult {
+        let mut outcomes = crate::task::ledger::Outcomes::default();
+        let mut col = BoltCollector {
+            outbox: &mut self.outbox,
+            ledger: None,
+            outcomes: &mut outcomes,
+            current: None,
+            acked: 0,
+            failed: 0,
+        };
+        let r = f(self.bolt.as_mut(), &mut col);
+        self.outbox.flush();
+        r
+    }
+
+    fn drain(&mut self) -> Vec<Values> {
+        let mut out = Vec::new();
+        while let Ok(env) = self.rx.try_recv() {
+            if let Envelope::Tuples(ts) = env {
+                out.extend(ts.into_iter().map(Tuple::into_values));
+            }
+        }
+        out
+    }
+
+    /// Executes one input tuple; returns what was emitted (or the bolt's error).
+    pub fn execute(
+        &mut self,
+        values: impl Into<Values>,
+    ) -> Result<Vec<Values>, crate::ComponentError> {
+        let t = Tuple::new_detached(
+            "upstream",
+            crate::DEFAULT_STREAM,
+            self.input.clone(),
+            values,
+        );
+        self.run(|b, out| b.execute(t, out))?;
+        Ok(self.drain())
+    }
+
+    /// Gives the bolt `inputs` as one chunk of columns (micro-batch mode's
+    /// `execute_columns`) and returns the rows it emits, or `None` when it takes no
+    /// columns. Panics (it is a test helper) if the rows do not fit the input fields.
+    pub fn execute_columns(
+        &mut self,
+        inputs: &[Values],
+    ) -> Option<Result<Vec<Values>, crate::ComponentError>> {
+        let chunk = match Columns::from_rows(self.input.len(), inputs)
+            .for_test("upstream", self.input.clone())
+        {
+            Ok(c) => c,
+            Err(e) => panic!("bad input rows: {e}"),
+        };
+        let batch = BatchInfo {
+            txid: 1,
+            time_ms: 0,
+            replay: false,
+        };
+        Some(
+            self.bolt
+                .execute_columns(&batch, &chunk)?
+                .map(|out| (0..out.rows()).map(|i| out.row(i)).collect()),
+        )
+    }
+
+    /// Delivers a tick tuple.
+    pub fn tick(&mut self) -> Result<Vec<Values>, crate::ComponentError> {
+        self.run(|b, out| b.tick(out))?;
+        Ok(self.drain())
+    }
+
+    /// Ends the input (as at the end of a bounded run).
+    pub fn finish(&mut self) -> Result<Vec<Values>, crate::ComponentError> {
+        self.run(|b, out| b.finish(out))?;
+        Ok(self.drain())
+    }
+}
+
+/// Builds the bolt from its config, executes `inputs` then `finish`, returns all output.
+/// Panics (it is a test helper) if the bolt cannot be built or fails.
+pub fn run_bolt<C: BoltConfig>(cfg: &C, input: Fields, inputs: Vec<Values>) -> Vec<Values> {
+    let factory = match cfg.build() {
+        Ok(f) => f,
+        Err(e) => panic!("build failed: {e}"),
+    };
+    let mut h = BoltHarness::new(factory(), input);
+    let mut out = Vec::new();
+    for v in inputs {
+        match h.execute(v) {
+            Ok(o) => out.extend(o),
+            Err(e) => panic!("execute failed: {e}"),
+        }
+    }
+    match h.finish() {
+        Ok(o) => out.extend(o),
+        Err(e) => panic!("finish failed: {e}"),
+    }
+    out
+}
+
+/// Micro-batch mode's columnar path of a bolt: builds it, gives it `inputs` as one chunk
+/// of columns (`execute_columns`) and returns the rows it emits, or `None` when it takes
+/// no columns. Panics (it is a test helper) if the bolt cannot be built or fails.
+pub fn run_bolt_columns<C: BoltConfig>(
+    cfg: &C,
+    input: Fields,
+    inputs: &[Values],
+) -> Option<Vec<Values>> {
+    let factory = match cfg.build() {
+        Ok(f) => f,
+        Err(e) => panic!("build failed: {e}"),
+    };
+    match BoltHarness::new(factory(), input).execute_columns(inputs)? {
+        Ok(out) => Some(out),
+        Err(e) => panic!("execute_columns failed: {e}"),
+    }
+}
+
+/// Checks that a bolt's columnar path emits exactly what its tuple path emits for the
+/// same inputs (without `finish`), and that it has one.
+pub fn assert_columns_match_tuples<C: BoltConfig>(cfg: &C, input: Fields, inputs: Vec<Values>) {
+    let Some(columnar) = run_bolt_columns(cfg, input.clone(), &inputs) else {
+        panic!("the bolt takes no columns");
+    };
+    let factory = match cfg.build() {
+        Ok(f) => f,
+        Err(e) => panic!("build failed: {e}"),
+    };
+    let mut h = BoltHarness::new(factory(), input);
+    let mut tuples = Vec::new();
+    for v in inputs {
+        match h.execute(v) {
+            Ok(o) => tuples.extend(o),
+            Err(e) => panic!("execute failed: {e}"),
+        }
+    }
+    assert_eq!(columnar, tuples, "columnar and tuple paths differ");
+}

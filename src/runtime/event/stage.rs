@@ -1,0 +1,386 @@
+//! One bolt instance inside a bolt task. A task runs one stage, or several when bolts are
+//! chained into the one that feeds them (Flink's operator chaining): the tuples a stage
+//! emits to a chained stage go straight to it, on the same thread, without transport.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use crate::component::BoltFactory;
+use crate::component::collector::BoltCollector;
+use crate::component::{AckMode, Bolt, ComponentResult, TaskContext};
+use crate::data::columns::Columns;
+use crate::data::tuple::{Anchors, Tuple};
+use crate::log_throttle::LogThrottle;
+use crate::metrics::TaskMetrics;
+use crate::task::control::RunControl;
+use crate::task::ledger::{Ledger, Outcomes};
+use crate::task::outbox::{Delivery, Outbox};
+use crate::task::panic_message;
+
+/// A collector for micro-batch mode (no ack tracking).
+fn batch_collector<'a>(outbox: &'a mut Outbox, outcomes: &'a mut Outcomes) -> BoltCollector<'a> {
+    BoltCollector {
+        outbox,
+        ledger: None,
+        outcomes,
+        current: None,
+        acked: 0,
+        failed: 0,
+    }
+}
+
+/// Micro-batch mode: runs one task's share of a batch through its stages. Column chunks
+/// go first, to `execute_columns` (as tuples when a stage takes none); then the tuples:
+/// the first stage gets them at once (`execute_batch`); a chained stage gets what the
+/// first emits as it is emitted (so the batch's intermediate tuples are never all in
+/// memory); then every stage's `finish_batch` (and `finish` on the last pass), in chain
+/// order. An error, a panic or a failed input fails the batch.
+pub(crate) fn run_batch(
+    stages: &mut [Stage],
+    info: &crate::component::transactional::BatchInfo,
+    input: Delivery,
+    last: bool,
+) -> Outcome {
+    let n = input.len() as u64;
+    let Delivery {
+        mut tuples,
+        mut columns,
+    } = input;
+    // Tuples reaching a bolt with a columnar path take it too.
+    if !tuples.is_empty() && stages.first().is_some_and(|s| s.bolt.takes_columns()) {
+        columns.extend(crate::data::columns::from_tuples(std::mem::take(
+            &mut tuples,
+        )));
+    }
+    let started = Instant::now();
+    let mut outcomes = Outcomes::default();
+    let mut fed = vec![0u64; stages.len()];
+    let mut failed_inputs = 0u64;
+    let res = catch_unwind(AssertUnwindSafe(|| -> ComponentResult {
+        let Some((head, rest)) = stages.split_first_mut() else {
+            return Ok(());
+        };
+        let mut oc = Outcomes::default();
+        let mut feed = |head: &mut Stage,
+                        rest: &mut [Stage],
+                        fed: &mut [u64],
+                        failed: &mut u64|
+         -> ComponentResult {
+            let Some(next) = rest.first_mut() else {
+                return Ok(());
+            };
+            fed[1] += head.outbox.local.len() as u64;
+            let mut col = batch_collector(&mut next.outbox, &mut outcomes);
+            // Drained, not taken: the buffer keeps its capacity for the next tuple.
+            for u in head.outbox.local.drain(..) {
+                next.bolt.execute(u, &mut col)?;
+            }
+            *failed += col.failed;
+            Ok(())
+        };
+        for chunk in columns {
+            if !run_columns(head, info, chunk, &mut tuples)? {
+                continue;
+            }
+            if let Some(next) = rest.first_mut() {
+                // Rows the chained stage takes no columns for become its tuples (`feed`).
+                for chunk in std::mem::take(&mut head.outbox.local_cols) {
+                    let rows = chunk.rows() as u64;
+                    if run_columns(next, info, chunk, &mut head.outbox.local)? {
+                        fed[1] += rows;
+                    }
+                }
+            }
+            feed(head, rest, &mut fed, &mut failed_inputs)?;
+        }
+        if rest.is_empty() {
+            let mut col = batch_collector(&mut head.outbox, &mut oc);
+            if !tuples.is_empty() {
+                head.bolt.execute_batch(info, tuples, &mut col)?;
+            }
+            head.bolt.finish_batch(info, &mut col)?;
+            if last {
+                head.bolt.finish(&mut col)?;
+            }
+            failed_inputs += col.failed;
+            return Ok(());
+        }
+        for t in tuples {
+            let mut col = batch_collector(&mut head.outbox, &mut oc);
+            head.bolt.execute(t, &mut col)?;
+            failed_inputs += col.failed;
+            feed(head, rest, &mut fed, &mut failed_inputs)?;
+        }
+        let mut col = batch_collector(&mut head.outbox, &mut oc);
+        head.bolt.finish_batch(info, &mut col)?;
+        if last {
+            head.bolt.finish(&mut col)?;
+        }
+        failed_inputs += col.failed;
+        feed(head, rest, &mut fed, &mut failed_inputs)?;
+        for s in rest.iter_mut() {
+            let mut col = batch_collector(&mut s.outbox, &mut oc);
+            s.bolt.finish_batch(info, &mut col)?;
+            if last {
+                s.bolt.finish(&mut col)?;
+            }
+            failed_inputs += col.failed;
+        }
+        Ok(())
+    }));
+    fed[0] = n;
+    let elapsed = started.elapsed().as_nanos() as u64;
+    // Chained stages share their task's busy time, as in event mode.
+    for s in stages.iter_mut() {
+        s.metrics.local.busy_ns += elapsed;
+    }
+    for (s, k) in stages.iter_mut().zip(&fed) {
+        let m = &mut s.metrics.local;
+        m.executed += k;
+        if *k > 0 {
+            m.execute_ns.record_n((elapsed / k).max(1), *k).ok();
+        }
+    }
+    let outcome = match res {
+        Ok(Ok(())) if failed_inputs > 0 => {
+            Outcome::Failed(format!("{failed_inputs} inputs failed"))
+        }
+        Ok(Ok(())) => Outcome::Ok,
+        Ok(Err(e)) => Outcome::Failed(e.to_string()),
+        Err(p) => Outcome::Panicked(panic_message(&p)),
+    };
+    for (s, k) in stages.iter_mut().zip(&fed) {
+        let m = &mut s.metrics.local;
+        match outcome {
+            Outcome::Ok => m.acked += k,
+            Outcome::Failed(_) => m.failed += k,
+            Outcome::Panicked(_) => {
+                m.failed += k;
+                m.restarts += 1;
+            }
+        }
+    }
+    outcome
+}
+
+/// Runs one chunk of rows through `stage`'s columnar path and emits what it returns on
+/// its default stream. Returns `false` when the stage takes no columns: the rows were
+/// added to `tuples` instead.
+fn run_columns(
+    stage: &mut Stage,
+    info: &crate::component::transactional::BatchInfo,
+    chunk: Columns,
+    tuples: &mut Vec<Tuple>,
+) -> Result<bool, crate::component::ComponentError> {
+    match stage.bolt.execute_columns(info, &chunk) {
+        None => {
+            tuples.extend(chunk.to_tuples());
+            Ok(false)
+        }
+        Some(Err(e)) => Err(e),
+        Some(Ok(out)) => {
+            if !out.is_empty() {
+                let sid = stage.outbox.stream_id(None)?;
+                stage
+                    .outbox
+                    .emit_columns(sid, out)
+                    .map_err(|e| format!("{}: {e}", stage.label()))?;
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// How one `execute` ended.
+pub(crate) enum Outcome {
+    Ok,
+    Failed(String),
+    Panicked(String),
+}
+
+pub(crate) struct Stage {
+    pub(crate) ctx: TaskContext,
+    pub(crate) factory: BoltFactory,
+    pub(crate) bolt: Box<dyn Bolt>,
+    pub(crate) mode: AckMode,
+    pub(crate) outbox: Outbox,
+    pub(crate) metrics: TaskMetrics,
+    pub(crate) prepared: bool,
+    sample_countdown: u32,
+    /// The warnings about failed inputs and panics, rate-limited.
+    fail_log: LogThrottle,
+    pub(crate) panic_log: LogThrottle,
+}
+
+/// What every stage of a task shares while it works.
+pub(crate) struct Shared<'a> {
+    pub(crate) ledger: Option<&'a Ledger>,
+    pub(crate) outcomes: &'a mut Outcomes,
+    pub(crate) latency_sample: u32,
+}
+
+impl Stage {
+    pub(crate) fn new(
+        ctx: TaskContext,
+        factory: BoltFactory,
+        outbox: Outbox,
+        metrics: TaskMetrics,
+    ) -> Self {
+        let bolt = factory();
+        let mode = bolt.ack_mode();
+        Stage {
+            ctx,
+            factory,
+            bolt,
+            mode,
+            outbox,
+            metrics,
+            prepared: false,
+            sample_countdown: 0,
+            fail_log: LogThrottle::default(),
+            panic_log: LogThrottle::default(),
+        }
+    }
+
+    pub(crate) fn label(&self) -> String {
+        format!("{}[{}]", self.ctx.component(), self.ctx.task_id())
+    }
+
+    /// Replaces the bolt by a fresh instance (its state reset).
+    pub(crate) fn reset(&mut self) {
+        self.bolt = (self.factory)();
+        self.prepared = false;
+    }
+
+    pub(crate) fn prepare(&mut self, control: &RunControl) {
+        if self.prepared {
+            return;
+        }
+        self.mode = self.bolt.ack_mode();
+        let bolt = &mut self.bolt;
+        let task_ctx = &self.ctx;
+        match catch_unwind(AssertUnwindSafe(|| bolt.prepare(task_ctx))) {
+            Ok(Ok(())) => self.prepared = true,
+            Ok(Err(e)) => control.fatal(format!("bolt {} failed to prepare: {e}", self.label())),
+            Err(p) => control.fatal(format!(
+                "bolt {} panicked in prepare: {}",
+                self.label(),
+                panic_message(&p)
+            )),
+        }
+    }
+
+    /// Executes one input: anchors and acks (auto mode) or leaves that to the bolt
+    /// (manual mode), fails the input on an error or a panic.
+    pub(crate) fn execute(&mut self, mut t: Tuple, sh: &mut Shared<'_>) -> Outcome {
+        let anchors: Anchors = match self.mode {
+            AckMode::Auto => std::mem::take(&mut t.anchors),
+            AckMode::Manual => t.anchors.clone(),
+        };
+        let ack_val = Cell::new(0u64);
+        let timed = if self.sample_countdown == 0 {
+            self.sample_countdown = sh.latency_sample - 1;
+            Some(Instant::now())
+        } else {
+            self.sample_countdown -= 1;
+            None
+        };
+        let mut col = BoltCollector {
+            outbox: &mut self.outbox,
+            ledger: sh.ledger,
+            outcomes: sh.outcomes,
+            current: match self.mode {
+                AckMode::Auto => Some((anchors.as_slice(), &ack_val)),
+                AckMode::Manual => None,
+            },
+            acked: 0,
+            failed: 0,
+        };
+        let bolt = &mut self.bolt;
+        let res = catch_unwind(AssertUnwindSafe(|| bolt.execute(t, &mut col)));
+        let (acked, failed) = (col.acked, col.failed);
+        if let Some(at) = timed {
+            self.metrics
+                .local
+                .execute_ns
+                .record(at.elapsed().as_nanos() as u64)
+                .ok();
+        }
+        let m = &mut self.metrics.local;
+        m.executed += 1;
+        m.acked += acked;
+        m.failed += failed;
+        let outcome = match res {
+            Ok(Ok(())) => Outcome::Ok,
+            Ok(Err(e)) => Outcome::Failed(e.to_string()),
+            Err(p) => Outcome::Panicked(panic_message(&p)),
+        };
+        match (&outcome, self.mode) {
+            (Outcome::Ok, AckMode::Auto) => {
+                m.acked += 1;
+                if sh.ledger.is_some() {
+                    let v = ack_val.get();
+                    for a in &anchors {
+                        sh.outcomes.ack(a.root, a.edge ^ v);
+                    }
+                }
+            }
+            (Outcome::Ok, AckMode::Manual) => {}
+            (Outcome::Failed(msg), _) | (Outcome::Panicked(msg), _) => {
+                m.failed += 1;
+                if let Some(l) = sh.ledger {
+                    for a in &anchors {
+                        l.fail(a.root, sh.outcomes);
+                    }
+                }
+                if let Outcome::Failed(_) = outcome
+                    && let Some(n) = self.fail_log.hit()
+                {
+                    tracing::warn!(task = %self.label(), "execute failed: {msg} (input failed){n}");
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Runs `tick` or `finish`; a panic there resets the bolt (counted and logged).
+    pub(crate) fn guarded(
+        &mut self,
+        what: &str,
+        sh: &mut Shared<'_>,
+        control: &RunControl,
+        f: impl FnOnce(&mut dyn Bolt, &mut BoltCollector<'_>) -> ComponentResult,
+    ) {
+        let label = self.label();
+        let mut col = BoltCollector {
+            outbox: &mut self.outbox,
+            ledger: sh.ledger,
+            outcomes: sh.outcomes,
+            current: None,
+            acked: 0,
+            failed: 0,
+        };
+        let bolt = &mut self.bolt;
+        let res = catch_unwind(AssertUnwindSafe(|| f(bolt.as_mut(), &mut col)));
+        self.metrics.local.acked += col.acked;
+        self.metrics.local.failed += col.failed;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(task = %label, "{what} failed: {e}"),
+            Err(p) => {
+                tracing::error!(task = %label, "{what} panicked: {}; restarting the bolt", panic_message(&p));
+                self.metrics.local.restarts += 1;
+                self.reset();
+                self.prepare(control);
+            }
+        }
+    }
+
+    pub(crate) fn cleanup(&mut self) {
+        let bolt = &mut self.bolt;
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| bolt.cleanup())) {
+            tracing::error!(task = %self.label(), "cleanup panicked: {}", panic_message(&p));
+        }
+    }
+}
