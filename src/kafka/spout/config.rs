@@ -1,18 +1,14 @@
 //! Options of the `kafka` spout.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::component::SpoutFactory;
-use crate::component::registry::{BuildError, ComponentConfig, SpoutConfig};
+use crate::component::registry::BuildError;
 use crate::io::backoff::BackoffConfig;
 use crate::kafka::client::DEFAULT_BROKERS;
 use crate::kafka::position::{EndPosition, StartPosition};
-use crate::kafka::retry::RetrySchedule;
-use crate::kafka::spout::consumer::{KafkaSpout, Siblings};
 use crate::kafka::spout::record::{RecordFormat, ValueEncoding};
 
 /// Processing guarantee, as in storm-kafka-client.
@@ -112,7 +108,7 @@ impl KafkaSpoutConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), BuildError> {
+    pub(crate) fn validate(&self) -> Result<(), BuildError> {
         let bad = |m: String| Err(BuildError::Invalid(m));
         if self.brokers.trim().is_empty() {
             return bad("brokers must not be empty".into());
@@ -151,32 +147,10 @@ impl KafkaSpoutConfig {
     }
 }
 
-impl ComponentConfig for KafkaSpoutConfig {
-    const NAME: &'static str = "kafka";
-    const DESCRIPTION: &'static str =
-        "Kafka consumer: at-least-once, commits follow acks, replay from any offset or time";
-}
-
-impl SpoutConfig for KafkaSpoutConfig {
-    fn build(&self) -> Result<SpoutFactory, BuildError> {
-        self.validate()?;
-        let retries = RetrySchedule::new(&self.retry, self.max_retries)
-            .map_err(|e| BuildError::Invalid(format!("retry: {e}")))?;
-        let cfg = self.clone();
-        let siblings = Arc::new(Siblings::default());
-        Ok(Arc::new(move || {
-            Box::new(KafkaSpout::new(
-                cfg.clone(),
-                retries.clone(),
-                siblings.clone(),
-            ))
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::component::registry::SpoutConfig;
 
     #[test]
     fn options_parse_from_toml() {

@@ -11,9 +11,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::component::collector::SpoutCollector;
+use crate::component::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::component::transactional::{BatchCut, BatchInfo, TransactionalSpout};
 use crate::component::{
-    ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutStatus, TaskContext,
+    ComponentError, ComponentResult, OutputDeclarer, Spout, SpoutFactory, SpoutStatus, TaskContext,
 };
 use crate::kafka::TopicPartition;
 use crate::kafka::client::{check_reachable, client_config};
@@ -696,5 +697,27 @@ impl Spout for KafkaSpout {
             c.unsubscribe();
             drop(c);
         }
+    }
+}
+impl ComponentConfig for KafkaSpoutConfig {
+    const NAME: &'static str = "kafka";
+    const DESCRIPTION: &'static str =
+        "Kafka consumer: at-least-once, commits follow acks, replay from any offset or time";
+}
+
+impl SpoutConfig for KafkaSpoutConfig {
+    fn build(&self) -> Result<SpoutFactory, BuildError> {
+        self.validate()?;
+        let retries = RetrySchedule::new(&self.retry, self.max_retries)
+            .map_err(|e| BuildError::Invalid(format!("retry: {e}")))?;
+        let cfg = self.clone();
+        let siblings = Arc::new(Siblings::default());
+        Ok(Arc::new(move || {
+            Box::new(KafkaSpout::new(
+                cfg.clone(),
+                retries.clone(),
+                siblings.clone(),
+            ))
+        }))
     }
 }

@@ -25,8 +25,10 @@ use coordinator::Coordinator;
 use driver::{Record, Run};
 use spout_slot::SpoutSlot;
 
-use super::cluster::{Plan, RunningTopology, RuntimeError};
 use super::config::Config;
+use super::error::RuntimeError;
+use super::plan::Plan;
+use super::running::RunningTopology;
 use crate::metrics::TaskMetrics;
 use crate::runtime::event::stage::Stage;
 use crate::state::TaskState;
