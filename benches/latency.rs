@@ -26,7 +26,7 @@ use squall::bolts::hashtags::HashtagsConfig;
 use squall::bolts::tokenize::TokenizeConfig;
 use squall::component::SpoutWaker;
 use squall::component::registry::{BoltConfig, SpoutConfig};
-use squall::runtime::Mode;
+use squall::config::Mode;
 use squall::spouts::generator::GeneratorSpoutConfig;
 use squall::tweet::generator::{GeneratorConfig, TweetGenerator};
 use squall::{

@@ -23,7 +23,7 @@
 //! ```
 
 // The layers, from the ground up (a module imports only from the layers below it):
-// data, io, text, window, state, metrics, sync, log_throttle — plain building blocks;
+// data, io, text, window, state, metrics, config, sync, log_throttle — plain building blocks;
 // task — what a running task talks to (outbox, transport, tree ledger, run control);
 // component — the API a user implements (Spout, Bolt, TransactionalSpout, TaskContext,
 //   collectors, the registry type, the test kit);
@@ -34,6 +34,7 @@ pub mod bolts;
 pub mod builtin;
 pub mod cli;
 pub mod component;
+pub mod config;
 pub mod data;
 pub mod http;
 pub mod io;
@@ -57,11 +58,11 @@ pub use component::{
     AckMode, Bolt, ComponentError, ComponentResult, FatalHandle, OutputDeclarer, Spout,
     SpoutStatus, TaskContext,
 };
+pub use config::priority::WorkerPriority;
+pub use config::{Config, Mode};
 pub use data::tuple::{DEFAULT_STREAM, Fields, Tuple, Value, Values};
 pub use metrics::{
     ComponentSnapshot, MetricsRegistry, MetricsSnapshot, Percentiles, TaskSample, TaskStats,
 };
-pub use runtime::{
-    Config, LocalCluster, RunSummary, RunningTopology, RuntimeError, WorkerPriority,
-};
+pub use runtime::{LocalCluster, RunSummary, RunningTopology, RuntimeError};
 pub use topology::{Grouping, Topology, TopologyBuilder, TopologyError};

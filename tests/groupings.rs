@@ -362,7 +362,7 @@ impl Bolt for Misroute {
 
 /// spout → misroute (`how`) → "a" (direct) [+ "other" (shuffle)], in `mode`: every emit
 /// must fail with an error containing `want`, and nothing reach "a" or "other".
-fn misrouted(how: Emit, with_shuffle_subscriber: bool, mode: squall::runtime::Mode, want: &str) {
+fn misrouted(how: Emit, with_shuffle_subscriber: bool, mode: squall::config::Mode, want: &str) {
     let n = 200;
     let spout = CountingSpout::new(n);
     let a = RecordingBolt::sink();
@@ -394,9 +394,9 @@ fn misrouted(how: Emit, with_shuffle_subscriber: bool, mode: squall::runtime::Mo
     assert!(other.rec().received.is_empty(), "bolt other got tuples");
 }
 
-const MODES: [squall::runtime::Mode; 2] = [
-    squall::runtime::Mode::Event,
-    squall::runtime::Mode::Microbatch,
+const MODES: [squall::config::Mode; 2] = [
+    squall::config::Mode::Event,
+    squall::config::Mode::Microbatch,
 ];
 
 #[test]

@@ -20,7 +20,7 @@ use squall::bolts::tokenize::TokenizeConfig;
 use squall::bolts::total_rank::TotalRankConfig;
 use squall::component::registry::{BoltConfig, SpoutConfig};
 use squall::component::transactional::{BatchCut, BatchInfo, TransactionalSpout};
-use squall::runtime::Mode;
+use squall::config::Mode;
 use squall::spouts::generator::GeneratorSpoutConfig;
 use squall::state::Store;
 use squall::{

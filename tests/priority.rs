@@ -7,7 +7,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use squall::runtime::priority::this_thread_policy;
+use squall::config::priority::this_thread_policy;
 use squall::{
     Bolt, BoltCollector, ComponentResult, LocalCluster, RuntimeError, TopologyBuilder, Tuple,
     WorkerPriority,

@@ -19,8 +19,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cli_support::{TempDir, generator_hashtag_counts, squall, tail, top_k};
+use squall::config::Mode;
 use squall::kafka::mock::DevBroker;
-use squall::runtime::Mode;
 use squall::topology::file::load;
 use squall::tweet::generator::{GeneratorConfig, TweetGenerator};
 use squall::tweet::wire::{Tweet, to_v2_json};

@@ -102,7 +102,7 @@ impl RankBolt {
             .map(|r| r.as_slice().to_vec())
             .unwrap_or_default();
         out.emit_unanchored(
-            crate::DEFAULT_STREAM,
+            crate::data::tuple::DEFAULT_STREAM,
             crate::values![to_value(&r), Value::Null, Value::Bool(is_final)],
         )
     }
@@ -120,7 +120,7 @@ impl RankBolt {
             WindowId::Final => (self.final_end.unwrap_or_default(), true),
         };
         out.emit_unanchored(
-            crate::DEFAULT_STREAM,
+            crate::data::tuple::DEFAULT_STREAM,
             crate::values![to_value(&r), Value::Int(end), Value::Bool(is_final)],
         )
     }

@@ -129,7 +129,7 @@ impl RollingCountBolt {
         let (end, fin) = (Value::Int(window_end), Value::Bool(is_final));
         for (k, c) in counts {
             out.emit_unanchored(
-                crate::DEFAULT_STREAM,
+                crate::data::tuple::DEFAULT_STREAM,
                 crate::values![
                     Value::Str(k),
                     Value::Int(c as i64),
@@ -139,7 +139,7 @@ impl RollingCountBolt {
             )?;
         }
         out.emit_broadcast(
-            crate::DEFAULT_STREAM,
+            crate::data::tuple::DEFAULT_STREAM,
             crate::values![Value::Null, Value::Int(0), end, fin],
         )
     }
@@ -269,7 +269,7 @@ mod tests {
     }
 
     /// The counts of one emission, and the window its punctuation closed.
-    fn window(v: Vec<crate::Values>) -> (Vec<(String, i64)>, Option<i64>) {
+    fn window(v: Vec<crate::data::tuple::Values>) -> (Vec<(String, i64)>, Option<i64>) {
         let mut counts = Vec::new();
         let mut closed = None;
         for t in v {
@@ -332,7 +332,7 @@ mod tests {
     }
 
     /// `(window_end, final)` of each punctuation of an emission.
-    fn marks(v: &[crate::Values]) -> Vec<(Option<i64>, Option<bool>)> {
+    fn marks(v: &[crate::data::tuple::Values]) -> Vec<(Option<i64>, Option<bool>)> {
         v.iter()
             .filter(|t| t[0] == Value::Null)
             .map(|t| (t[2].as_int(), t.get(3).and_then(Value::as_bool)))

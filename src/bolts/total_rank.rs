@@ -106,7 +106,7 @@ impl TotalRankBolt {
             });
         }
         out.emit_unanchored(
-            crate::DEFAULT_STREAM,
+            crate::data::tuple::DEFAULT_STREAM,
             crate::values![
                 to_value(&total),
                 window_end.map_or(Value::Null, Value::Int),

@@ -95,7 +95,7 @@ mod tests {
         let t = |end: i64, fin: bool| {
             Tuple::new_detached(
                 "counts",
-                crate::DEFAULT_STREAM,
+                crate::data::tuple::DEFAULT_STREAM,
                 crate::data::tuple::Fields::new(["key", "count", "window_end", FINAL_FIELD]),
                 crate::values![
                     Value::Null,

@@ -11,8 +11,9 @@ use clap::Args;
 
 use super::report::{Report, Window};
 use crate::component::registry::Registry;
+use crate::config::{Config, Mode};
 use crate::metrics::MetricsSnapshot;
-use crate::runtime::{Config, LocalCluster, Mode, RunningTopology};
+use crate::runtime::{LocalCluster, RunningTopology};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -239,7 +240,7 @@ fn start_http(
 /// drain, `--duration`, the report.
 pub fn run_topology(
     topology: crate::topology::Topology,
-    config: crate::runtime::Config,
+    config: crate::config::Config,
     args: &RunOptions,
 ) -> ExitCode {
     if let Some(path) = &args.report
@@ -266,7 +267,7 @@ pub fn run_topology(
         "at-most-once (acking off)".to_string()
     };
     let priority = if config.mode == Mode::Event
-        && config.worker_priority == crate::runtime::WorkerPriority::Realtime
+        && config.worker_priority == crate::config::priority::WorkerPriority::Realtime
     {
         " (real-time priority)"
     } else {

@@ -130,7 +130,7 @@ pub fn main(cmd: TwitterCommand) -> ExitCode {
 }
 
 /// The `twitter to-kafka` topology: `source` (twitter) → `sink` (kafka, keyed by id).
-pub fn to_kafka_topology(a: &ToKafkaArgs) -> Result<crate::Topology, String> {
+pub fn to_kafka_topology(a: &ToKafkaArgs) -> Result<crate::topology::Topology, String> {
     use crate::component::registry::{BoltConfig, SpoutConfig};
     use crate::twitter::policy::Endpoint;
     let spout = crate::twitter::spout::TwitterSpoutConfig {
@@ -150,7 +150,7 @@ pub fn to_kafka_topology(a: &ToKafkaArgs) -> Result<crate::Topology, String> {
         key_field: Some("id".into()),
         ..Default::default()
     };
-    let mut b = crate::TopologyBuilder::new("twitter-to-kafka");
+    let mut b = crate::topology::TopologyBuilder::new("twitter-to-kafka");
     b.spout_factory(
         "source",
         spout.build().map_err(|e| format!("spout `source`: {e}"))?,
@@ -179,7 +179,7 @@ fn to_kafka(a: ToKafkaArgs) -> ExitCode {
         quiet: a.quiet,
         ..Default::default()
     };
-    super::run::run_topology(topology, crate::Config::default(), &opts)
+    super::run::run_topology(topology, crate::config::Config::default(), &opts)
 }
 
 /// Runs `f` to completion on a current-thread tokio runtime.

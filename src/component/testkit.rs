@@ -120,10 +120,10 @@ impl BoltHarness {
     pub fn execute(
         &mut self,
         values: impl Into<Values>,
-    ) -> Result<Vec<Values>, crate::ComponentError> {
+    ) -> Result<Vec<Values>, crate::component::ComponentError> {
         let t = Tuple::new_detached(
             "upstream",
-            crate::DEFAULT_STREAM,
+            crate::data::tuple::DEFAULT_STREAM,
             self.input.clone(),
             values,
         );
@@ -137,7 +137,7 @@ impl BoltHarness {
     pub fn execute_columns(
         &mut self,
         inputs: &[Values],
-    ) -> Option<Result<Vec<Values>, crate::ComponentError>> {
+    ) -> Option<Result<Vec<Values>, crate::component::ComponentError>> {
         let chunk = match Columns::from_rows(self.input.len(), inputs)
             .for_test("upstream", self.input.clone())
         {
@@ -157,13 +157,13 @@ impl BoltHarness {
     }
 
     /// Delivers a tick tuple.
-    pub fn tick(&mut self) -> Result<Vec<Values>, crate::ComponentError> {
+    pub fn tick(&mut self) -> Result<Vec<Values>, crate::component::ComponentError> {
         self.run(|b, out| b.tick(out))?;
         Ok(self.drain())
     }
 
     /// Ends the input (as at the end of a bounded run).
-    pub fn finish(&mut self) -> Result<Vec<Values>, crate::ComponentError> {
+    pub fn finish(&mut self) -> Result<Vec<Values>, crate::component::ComponentError> {
         self.run(|b, out| b.finish(out))?;
         Ok(self.drain())
     }

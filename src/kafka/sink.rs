@@ -377,12 +377,15 @@ impl Bolt for KafkaSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::component::collector::SpoutCollector;
     use crate::component::testkit::BoltHarness;
+    use crate::component::{OutputDeclarer, Spout, SpoutStatus};
+    use crate::config::Config;
+    use crate::data::tuple::Fields;
     use crate::kafka::mock::DevBroker;
-    use crate::{
-        Config, Fields, LocalCluster, OutputDeclarer, RunningTopology, Spout, SpoutCollector,
-        SpoutStatus, TopologyBuilder, values,
-    };
+    use crate::runtime::{LocalCluster, RunningTopology};
+    use crate::topology::TopologyBuilder;
+    use crate::values;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Message, Offset, TopicPartitionList};
     use std::collections::VecDeque;

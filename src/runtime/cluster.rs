@@ -1,8 +1,8 @@
 //! `LocalCluster`: runs a topology in this process, in the mode its config names.
 
-use super::config::{Config, Mode};
 use super::error::RuntimeError;
 use super::running::RunningTopology;
+use crate::config::{Config, Mode};
 use crate::topology::Topology;
 
 /// Runs topologies in this process, like Storm's `LocalCluster`.

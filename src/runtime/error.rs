@@ -1,6 +1,6 @@
 //! Why a run could not start or ended badly.
 
-use super::config::ConfigError;
+use crate::config::ConfigError;
 
 /// Why a run could not start or ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -16,5 +16,5 @@ pub enum RuntimeError {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error(transparent)]
-    Priority(#[from] super::priority::PriorityError),
+    Priority(#[from] crate::config::priority::PriorityError),
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::config::Config;
 use crate::component::TaskContext;
+use crate::config::Config;
 use crate::data::tuple::{MetaRef, StreamMeta};
 use crate::metrics::{ComponentMetrics, CustomCounters, MetricsRegistry, TaskStats};
 use crate::task::control::RunControl;

@@ -17,7 +17,7 @@ pub struct RunSummary {
     pub duration: Duration,
     pub metrics: MetricsSnapshot,
     /// How it ran (event or micro-batch).
-    pub mode: super::config::Mode,
+    pub mode: crate::config::Mode,
     /// Every task finished (bounded run, or a graceful stop that drained in time).
     pub completed: bool,
 }
@@ -36,7 +36,7 @@ pub struct RunningTopology {
     pub(super) metrics: MetricsRegistry,
     pub(super) thread: Option<JoinHandle<()>>,
     pub(super) started: Instant,
-    pub(super) mode: super::config::Mode,
+    pub(super) mode: crate::config::Mode,
     /// `config.drain_timeout`: bounds how long a stop waits.
     pub(super) drain: Duration,
     /// When the stop was first asked for.

@@ -4,7 +4,7 @@
 //! of 10 s is not a 2 s window, a ranking kept to 10 keys is not one of 3, and a
 //! generator's recorded batches (sequence ranges) stand for other tweets under another
 //! seed. So the store keeps, per component, the options its state depends on
-//! ([`crate::Bolt::state_options`], [`crate::Spout::state_options`]) and a run whose
+//! ([`crate::component::Bolt::state_options`], [`crate::component::Spout::state_options`]) and a run whose
 //! values differ is refused, naming each option with its stored and new value.
 
 use std::collections::BTreeMap;

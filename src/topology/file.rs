@@ -8,7 +8,7 @@ use super::builder::{Topology, TopologyBuilder};
 use super::error::TopologyError;
 use super::grouping::{Grouping, StreamRef};
 use crate::component::registry::Registry;
-use crate::runtime::Config;
+use crate::config::Config;
 
 /// A topology file that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,7 +31,7 @@ pub fn tweet_values(t: Tweet) -> Values {
         .into_iter()
         .map(|h| Value::Str(CompactString::from(h)))
         .collect();
-    crate::values![
+    Values::from_iter([
         Value::from(t.id),
         Value::from(t.text),
         opt(t.author),
@@ -39,7 +39,7 @@ pub fn tweet_values(t: Tweet) -> Values {
         opt(t.lang),
         Value::from(tags),
         opt(t.author_id),
-    ]
+    ])
 }
 
 /// Which fields of a generated tweet to build; the others are emitted as null. All of
@@ -112,7 +112,7 @@ pub fn generated_values(g: &TweetGenerator, seq: u64, keep: TweetProjection) -> 
     let null = || Value::Null;
     let mut digits = itoa::Buffer::new();
     let user = digits.format(user);
-    crate::values![
+    Values::from_iter([
         if keep.id() {
             let mut id = String::new();
             push_u64(&mut id, seq);
@@ -151,7 +151,7 @@ pub fn generated_values(g: &TweetGenerator, seq: u64, keep: TweetProjection) -> 
         } else {
             null()
         },
-    ]
+    ])
 }
 
 /// Generated tweets, built column by column (the generator's micro-batch fast path):

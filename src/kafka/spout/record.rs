@@ -98,14 +98,14 @@ pub fn to_values(
             };
             let key = bytes(&r.key);
             let value = bytes(&r.payload);
-            let values = crate::values![
+            let values = Values::from_iter([
                 Value::from(&*r.tp.topic),
                 Value::Int(i64::from(r.tp.partition)),
                 Value::Int(r.offset),
                 key,
                 value,
                 r.timestamp.map_or(Value::Null, Value::Int),
-            ];
+            ]);
             Ok((values, lossy))
         }
         RecordFormat::Tweet => {

@@ -11,8 +11,8 @@ use crate::runtime::running::{RunningTopology, STOP_GRACE};
 use actix::{Addr, Arbiter, Supervisor, System};
 use tokio::sync::mpsc;
 
+use crate::config::Config;
 use crate::metrics::TaskMetrics;
-use crate::runtime::config::Config;
 use crate::runtime::event::bolt_task::{BoltSettings, BoltTask};
 use crate::runtime::event::spout_task::{Deactivate, SpoutSettings, SpoutTask};
 use crate::runtime::event::stage::Stage;

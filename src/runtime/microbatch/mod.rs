@@ -25,10 +25,10 @@ use coordinator::Coordinator;
 use driver::{Record, Run};
 use spout_slot::SpoutSlot;
 
-use super::config::Config;
 use super::error::RuntimeError;
 use super::plan::Plan;
 use super::running::RunningTopology;
+use crate::config::Config;
 use crate::metrics::TaskMetrics;
 use crate::runtime::event::stage::Stage;
 use crate::state::TaskState;
@@ -94,7 +94,7 @@ fn state_options(topology: &Topology) -> TopologyOptions {
 }
 
 pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopology, RuntimeError> {
-    if config.worker_priority != super::priority::WorkerPriority::Normal {
+    if config.worker_priority != crate::config::priority::WorkerPriority::Normal {
         tracing::warn!(
             "config.worker_priority applies to event mode; micro-batch threads run at normal priority (its latency is a batch interval)"
         );
@@ -252,7 +252,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
         metrics,
         thread: Some(thread),
         started: Instant::now(),
-        mode: super::config::Mode::Microbatch,
+        mode: crate::config::Mode::Microbatch,
         drain: config.drain_timeout,
         stop_at: std::sync::OnceLock::new(),
     })

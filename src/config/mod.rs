@@ -1,11 +1,13 @@
 //! Run-time settings of a topology.
 
+pub mod priority;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::priority::WorkerPriority;
+use priority::WorkerPriority;
 
 /// How a topology runs. Every field has a default; TOML files set them under `[config]`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
