@@ -8,6 +8,7 @@ pub(crate) mod load;
 pub(crate) mod microbatch;
 pub(crate) mod plan;
 mod running;
+pub(crate) mod stage;
 
 pub use cluster::LocalCluster;
 pub use error::RuntimeError;

@@ -4,6 +4,7 @@
 
 pub(crate) mod alarm;
 pub(crate) mod control;
+pub(crate) mod delivery;
 pub(crate) mod ids;
 pub(crate) mod io_thread;
 pub(crate) mod ledger;

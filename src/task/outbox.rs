@@ -45,13 +45,13 @@ pub enum EmitError {
 pub(crate) struct Target {
     pub(crate) task_id: u32,
     pub(crate) tx: mpsc::Sender<Envelope>,
-    buf: Vec<Tuple>,
+    pub(super) buf: Vec<Tuple>,
     /// Envelopes for this target waiting for inbox space (kept in order).
     blocked: usize,
     /// Micro-batch mode: tuples the last batch sent here (the next one reserves as many).
-    last_batch: usize,
+    pub(super) last_batch: usize,
     /// Micro-batch mode: rows sent here as columns.
-    cols: Vec<Columns>,
+    pub(super) cols: Vec<Columns>,
 }
 
 impl Target {
@@ -91,7 +91,7 @@ pub(crate) enum Route {
 }
 
 /// The pick of a `Route::Local`.
-const LOCAL: usize = usize::MAX;
+pub(crate) const LOCAL: usize = usize::MAX;
 
 /// The routes of one output stream.
 pub(crate) struct StreamOut {
@@ -105,7 +105,7 @@ pub(crate) type Parent<'a> = (&'a [Anchor], &'a Cell<u64>);
 pub(crate) struct Outbox {
     pub(crate) task_id: u32,
     pub(crate) targets: Vec<Target>,
-    streams: Vec<StreamOut>,
+    pub(super) streams: Vec<StreamOut>,
     stream_index: HashMap<String, usize>,
     default_stream: Option<usize>,
     batch_size: usize,
@@ -115,7 +115,7 @@ pub(crate) struct Outbox {
     /// Micro-batch mode: rows for the chained bolt, as columns.
     pub(crate) local_cols: Vec<Columns>,
     /// Targets whose batch is full, sent by `flush_full` once the emit is complete.
-    full: Vec<usize>,
+    pub(super) full: Vec<usize>,
     ids: IdGen,
     pub(crate) acking: bool,
     /// Tuples emitted (not counting copies) since the metrics last took them.
@@ -365,81 +365,6 @@ impl Outbox {
         }
     }
 
-    /// Micro-batch mode: hands over every tuple and column chunk buffered for each target
-    /// task (nothing goes through the channels).
-    pub(crate) fn take_outputs(&mut self, mut f: impl FnMut(u32, Delivery)) {
-        self.full.clear();
-        for t in self.targets.iter_mut() {
-            t.last_batch = t.buf.len();
-            if !t.buf.is_empty() || !t.cols.is_empty() {
-                f(
-                    t.task_id,
-                    Delivery {
-                        tuples: std::mem::take(&mut t.buf),
-                        columns: std::mem::take(&mut t.cols),
-                    },
-                );
-            }
-        }
-    }
-
-    /// Micro-batch mode: emits rows on stream `sid` to every subscriber, as columns,
-    /// grouped as tuples would be (a fields grouping sends a key to the same task either
-    /// way). Returns the rows emitted.
-    pub(crate) fn emit_columns(&mut self, sid: usize, cols: Columns) -> Result<usize, EmitError> {
-        let out = &mut self.streams[sid];
-        if let Some(e) = direct_mismatch(out, false) {
-            return Err(e);
-        }
-        let cols = cols.attach(out.meta.clone(), self.task_id)?;
-        let rows = cols.rows();
-        if rows == 0 {
-            return Ok(0);
-        }
-        self.emitted += rows as u64;
-        // Targets that get all the rows, and targets that get a part of them.
-        let mut whole: Vec<usize> = Vec::new();
-        let mut sends: Vec<(usize, Columns)> = Vec::new();
-        for route in out.routes.iter_mut() {
-            match route {
-                Route::Shuffle { targets, .. } if targets.len() == 1 => whole.push(targets[0]),
-                Route::Shuffle { targets, next } => {
-                    let (n, first) = (targets.len(), *next);
-                    let parts = cols.partition(n, |i| (first + i) % n);
-                    *next = (first + rows) % n;
-                    sends.extend(targets.iter().copied().zip(parts));
-                }
-                Route::Fields { fields, targets } => {
-                    let n = targets.len() as u64;
-                    let parts = cols.partition(targets.len(), |i| {
-                        (cols.hash_fields(i, fields) % n) as usize
-                    });
-                    sends.extend(targets.iter().copied().zip(parts));
-                }
-                Route::All { targets } => whole.extend(targets.iter().copied()),
-                Route::Global { target } => whole.push(*target),
-                // Refused by `direct_mismatch` above.
-                Route::Direct { .. } => {}
-                Route::Local => whole.push(LOCAL),
-            }
-        }
-        if let Some((&last, others)) = whole.split_last() {
-            sends.extend(others.iter().map(|&t| (t, cols.clone())));
-            sends.push((last, cols));
-        }
-        for (ti, part) in sends {
-            if part.is_empty() {
-                continue;
-            }
-            if ti == LOCAL {
-                self.local_cols.push(part);
-            } else {
-                self.targets[ti].cols.push(part);
-            }
-        }
-        Ok(rows)
-    }
-
     /// Sends every partly filled batch.
     pub(crate) fn flush(&mut self) {
         self.full.clear();
@@ -474,40 +399,9 @@ impl Outbox {
     }
 }
 
-/// Micro-batch mode: what one task sent another in a batch.
-#[derive(Default)]
-pub(crate) struct Delivery {
-    pub(crate) tuples: Vec<Tuple>,
-    pub(crate) columns: Vec<Columns>,
-}
-
-impl Delivery {
-    /// Tuples and rows.
-    pub(crate) fn len(&self) -> usize {
-        self.tuples.len() + self.columns.iter().map(Columns::rows).sum::<usize>()
-    }
-
-    pub(crate) fn extend(&mut self, more: Delivery) {
-        if self.tuples.is_empty() {
-            self.tuples = more.tuples;
-        } else {
-            self.tuples.extend(more.tuples);
-        }
-        self.columns.extend(more.columns);
-    }
-
-    /// A copy outside any tree (kept by spouts that cannot replay).
-    pub(crate) fn duplicate(&self) -> Delivery {
-        Delivery {
-            tuples: self.tuples.iter().map(Tuple::duplicate).collect(),
-            columns: self.columns.clone(),
-        }
-    }
-}
-
 /// The error of an emit whose kind (direct or not) does not fit a subscriber of the
 /// stream: every subscriber must be able to take the tuple.
-fn direct_mismatch(out: &StreamOut, direct: bool) -> Option<EmitError> {
+pub(crate) fn direct_mismatch(out: &StreamOut, direct: bool) -> Option<EmitError> {
     let stream = || out.meta.stream.to_string();
     out.routes.iter().find_map(|r| match (r, direct) {
         (Route::Direct { .. }, true) => None,

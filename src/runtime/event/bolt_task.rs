@@ -1,5 +1,5 @@
 //! A bolt task: an actor that executes its bolt on each tuple as it arrives (and the bolts
-//! chained into it, see [`crate::runtime::event::stage`]).
+//! chained into it, see [`crate::runtime::stage`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::data::tuple::Tuple;
-use crate::runtime::event::stage::{Outcome, Shared, Stage};
+use crate::runtime::stage::{Outcome, Shared, Stage};
 use crate::task::control::RunControl;
 use crate::task::ledger::{Ledger, Outcomes};
 use crate::task::outbox::send_blocked;

@@ -4,4 +4,3 @@
 pub(crate) mod bolt_task;
 pub(crate) mod run;
 pub(crate) mod spout_task;
-pub(crate) mod stage;

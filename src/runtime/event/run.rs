@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::metrics::TaskMetrics;
 use crate::runtime::event::bolt_task::{BoltSettings, BoltTask};
 use crate::runtime::event::spout_task::{Deactivate, SpoutSettings, SpoutTask};
-use crate::runtime::event::stage::Stage;
+use crate::runtime::stage::Stage;
 use crate::task::control::RunControl;
 use crate::task::ledger::Ledger;
 use crate::task::outbox::Outbox;

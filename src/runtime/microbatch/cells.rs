@@ -15,10 +15,12 @@ use crate::component::{Spout, SpoutStatus, TaskContext};
 use crate::data::columns::ColumnChunks;
 use crate::data::due::DueTimes;
 use crate::metrics::TaskMetrics;
-use crate::runtime::event::stage::{Outcome, Stage, run_batch};
+use crate::runtime::microbatch::batch_stage::run_batch;
+use crate::runtime::stage::{Outcome, Stage};
 use crate::state::TaskState;
+use crate::task::delivery::Delivery;
 use crate::task::ledger::Tracker;
-use crate::task::outbox::{Delivery, Outbox};
+use crate::task::outbox::Outbox;
 use crate::task::panic_message;
 
 /// Output of one task for one batch: (target task id, tuples and column chunks).
@@ -324,8 +326,10 @@ impl SpoutCell {
         f: impl FnOnce(&mut dyn Spout, &mut SpoutCollector<'_>) -> Result<(), CellError>,
     ) -> Result<Cut, CellError> {
         let started = Instant::now();
-        let mut tracker = Tracker::default();
-        tracker.origins = Some(DueTimes::new());
+        let mut tracker = Tracker {
+            origins: Some(DueTimes::new()),
+            ..Default::default()
+        };
         let res = {
             let mut col = SpoutCollector {
                 outbox: &mut self.outbox,

@@ -18,7 +18,7 @@ use crate::io::clock::{Clock, WallClock};
 use crate::state::{Store, TaskState};
 use crate::sync::lock;
 use crate::task::control::RunControl;
-use crate::task::outbox::Delivery;
+use crate::task::delivery::Delivery;
 
 /// What the store keeps of a batch until a later one commits.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

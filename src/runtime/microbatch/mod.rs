@@ -10,6 +10,7 @@
 //! tuples, after the tasks are reset to their committed state; a restart resumes after the
 //! last committed txid.
 
+mod batch_stage;
 mod cells;
 mod coordinator;
 mod driver;
@@ -30,7 +31,7 @@ use super::plan::Plan;
 use super::running::RunningTopology;
 use crate::config::Config;
 use crate::metrics::TaskMetrics;
-use crate::runtime::event::stage::Stage;
+use crate::runtime::stage::Stage;
 use crate::state::TaskState;
 use crate::state::options::TopologyOptions;
 use crate::task::control::RunControl;
