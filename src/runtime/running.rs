@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::error::RuntimeError;
+use crate::config::Mode;
 
 use crate::metrics::{MetricsRegistry, MetricsSnapshot};
 use crate::task::control::RunControl;
@@ -17,7 +18,7 @@ pub struct RunSummary {
     pub duration: Duration,
     pub metrics: MetricsSnapshot,
     /// How it ran (event or micro-batch).
-    pub mode: crate::config::Mode,
+    pub mode: Mode,
     /// Every task finished (bounded run, or a graceful stop that drained in time).
     pub completed: bool,
 }
@@ -36,7 +37,7 @@ pub struct RunningTopology {
     pub(super) metrics: MetricsRegistry,
     pub(super) thread: Option<JoinHandle<()>>,
     pub(super) started: Instant,
-    pub(super) mode: crate::config::Mode,
+    pub(super) mode: Mode,
     /// `config.drain_timeout`: bounds how long a stop waits.
     pub(super) drain: Duration,
     /// When the stop was first asked for.
@@ -44,6 +45,27 @@ pub struct RunningTopology {
 }
 
 impl RunningTopology {
+    /// The handle of a run whose thread has started.
+    pub(super) fn new(
+        name: String,
+        control: Arc<RunControl>,
+        metrics: MetricsRegistry,
+        thread: JoinHandle<()>,
+        mode: Mode,
+        drain: Duration,
+    ) -> Self {
+        RunningTopology {
+            name,
+            control,
+            metrics,
+            thread: Some(thread),
+            started: Instant::now(),
+            mode,
+            drain,
+            stop_at: OnceLock::new(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

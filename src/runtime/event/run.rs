@@ -2,8 +2,8 @@
 //! a bolt task per stage, and the supervisor that ends the run.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::runtime::error::RuntimeError;
 use crate::runtime::plan::{Plan, spout_task_count};
@@ -57,16 +57,9 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
             });
         })?;
     started_rx.recv().map_err(|_| RuntimeError::Panicked)?;
-    Ok(RunningTopology {
-        name,
-        control,
-        metrics,
-        thread: Some(thread),
-        started: Instant::now(),
-        mode,
-        drain,
-        stop_at: OnceLock::new(),
-    })
+    Ok(RunningTopology::new(
+        name, control, metrics, thread, mode, drain,
+    ))
 }
 
 /// Waits for the end of the run: every task finished, or a stop request (then spouts

@@ -18,7 +18,6 @@ mod spout_slot;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use crate::sync::lock;
 use cells::{BoltCell, SpoutCell};
@@ -247,16 +246,14 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
     let thread = std::thread::Builder::new()
         .name(format!("squall-mb-{name}"))
         .spawn(move || supervise(run, drivers, ctl, io))?;
-    Ok(RunningTopology {
+    Ok(RunningTopology::new(
         name,
         control,
         metrics,
-        thread: Some(thread),
-        started: Instant::now(),
-        mode: crate::config::Mode::Microbatch,
-        drain: config.drain_timeout,
-        stop_at: std::sync::OnceLock::new(),
-    })
+        thread,
+        crate::config::Mode::Microbatch,
+        config.drain_timeout,
+    ))
 }
 
 /// Opens every task, runs the driver threads until the run ends, closes every task and
