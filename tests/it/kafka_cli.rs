@@ -1,0 +1,214 @@
+//! The README's "With Kafka" quick start, end to end through the real binary:
+//! `squall kafka dev-broker` in one process, `produce-tweets`, `offsets`, and
+//! `topologies/kafka-hashtags.toml` run to the end of the topic.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::cli::{
+    TempDir, field_u64, generator_hashtag_counts, read_report, report_topk, squall, top_k,
+};
+
+/// A `squall kafka dev-broker` child, killed on drop.
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dev_broker(partitions: u32) -> Broker {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["kafka", "dev-broker", "--port", &port.to_string()])
+        .args(["--partitions", &partitions.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // It prints its address once it listens (read_line blocks until then, or EOF).
+    let mut first = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut first).unwrap();
+    assert!(
+        first.contains("in memory only"),
+        "dev-broker said: {first:?}"
+    );
+    assert!(first.contains(&format!("127.0.0.1:{port}")), "{first:?}");
+    // Keep draining its stdout so it never blocks.
+    std::thread::spawn(move || for _ in out.lines() {});
+    Broker {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    }
+}
+
+#[test]
+fn quick_start_dev_broker_produce_offsets_and_the_kafka_job() {
+    let broker = dev_broker(4);
+    let b = broker.addr.as_str();
+    let t = Duration::from_secs(60);
+    let produced = squall(
+        [
+            "kafka",
+            "produce-tweets",
+            "--brokers",
+            b,
+            "--topic",
+            "tweets",
+            "--count",
+            "5000",
+        ],
+        t,
+    );
+    produced.assert_success();
+    assert!(
+        produced.stdout.contains("produced 5000 tweets"),
+        "{}",
+        produced.stdout
+    );
+
+    // Nothing committed yet: the lag is the whole topic.
+    let offsets = squall(
+        [
+            "kafka",
+            "offsets",
+            "--brokers",
+            b,
+            "--topic",
+            "tweets",
+            "--group",
+            "squall-kafka-hashtags",
+        ],
+        t,
+    );
+    offsets.assert_success();
+    let total = offsets
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        total.trim_start().starts_with("total") && total.trim_end().ends_with("5000"),
+        "{}",
+        offsets.stdout
+    );
+
+    // The job, bounded at the log end, counts exactly the generator's tweets 1..=5000;
+    // `--brokers` reaches its spout and its Kafka sink.
+    let dir = TempDir::new("kafka-quickstart");
+    let report = dir.join("report.json");
+    squall(
+        [
+            "topology",
+            "run",
+            "topologies/kafka-hashtags.toml",
+            "--quiet",
+            "--brokers",
+            b,
+            "--set",
+            "spouts.source.end=\"latest\"",
+            "--set",
+            "bolts.counts.window=\"1h\"",
+            "--set",
+            "bolts.sink.quiet=true",
+            "--report",
+            &report.display().to_string(),
+        ],
+        t,
+    )
+    .assert_success();
+    let r = read_report(&report);
+    assert_eq!(field_u64(&r, "spouts.source.acked"), 5000);
+    assert_eq!(field_u64(&r, "spouts.source.failed"), 0);
+    assert_eq!(
+        report_topk(&r),
+        top_k(&generator_hashtag_counts(42, 5000), 10)
+    );
+
+    // Committed: no lag left; the rankings went to their topic.
+    let offsets = squall(
+        [
+            "kafka",
+            "offsets",
+            "--brokers",
+            b,
+            "--topic",
+            "tweets",
+            "--group",
+            "squall-kafka-hashtags",
+        ],
+        t,
+    );
+    let total = offsets
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(total.trim_end().ends_with(" 0"), "{}", offsets.stdout);
+    let rankings = squall(
+        [
+            "kafka",
+            "offsets",
+            "--brokers",
+            b,
+            "--topic",
+            "trending-hashtags",
+            "--group",
+            "x",
+        ],
+        t,
+    );
+    rankings.assert_success();
+    let total = rankings
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !total.trim_end().ends_with(" 0"),
+        "rankings were written: {}",
+        rankings.stdout
+    );
+}
+
+#[test]
+fn kafka_commands_report_an_unreachable_broker_clearly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let b = format!("127.0.0.1:{port}");
+    let out = squall(
+        [
+            "kafka",
+            "offsets",
+            "--brokers",
+            &b,
+            "--topic",
+            "t",
+            "--group",
+            "g",
+        ],
+        Duration::from_secs(60),
+    );
+    out.assert_failure();
+    assert!(
+        out.stderr
+            .contains(&format!("no Kafka broker answered at {b}")),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,351 @@
+//! The socket spout against a real TCP server on 127.0.0.1: it reads every line the
+//! server sends, reconnects with back-off when the server goes away and comes back,
+//! counts (and survives) oversized and invalid UTF-8 lines, and ends cleanly when
+//! reconnecting is off.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use squall::bolts::count::CountConfig;
+use squall::component::registry::{BoltConfig, SpoutConfig};
+use squall::io::backoff::BackoffConfig;
+use squall::spouts::socket::SocketSpoutConfig;
+use squall::{
+    Bolt, BoltCollector, ComponentResult, LocalCluster, MetricsSnapshot, RunningTopology,
+    RuntimeError, TopologyBuilder, Tuple,
+};
+
+use crate::support::cli;
+use crate::support::{lock, summary_line, test_config, wait_until};
+
+const MAX_LINE: usize = 64;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Records the `(key, count)` updates of the count bolt: key → the counts seen.
+#[derive(Clone, Default)]
+struct CountsSink {
+    seen: Arc<Mutex<BTreeMap<String, Vec<i64>>>>,
+}
+
+impl CountsSink {
+    fn keys(&self) -> Vec<String> {
+        lock(&self.seen).keys().cloned().collect()
+    }
+
+    fn has_all(&self, lines: &[String]) -> bool {
+        let seen = lock(&self.seen);
+        lines.iter().all(|l| seen.contains_key(l))
+    }
+}
+
+impl Bolt for CountsSink {
+    fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
+        let key = input.get_str("key").unwrap_or("<no key>").to_string();
+        let count = input.get_int("count").unwrap_or(-1);
+        lock(&self.seen).entry(key).or_default().push(count);
+        Ok(())
+    }
+}
+
+fn socket_config(port: u16, reconnect: bool) -> SocketSpoutConfig {
+    SocketSpoutConfig {
+        host: "127.0.0.1".into(),
+        port,
+        reconnect,
+        max_line_bytes: MAX_LINE,
+        backoff: BackoffConfig {
+            initial_ms: 20,
+            multiplier: 2.0,
+            max_ms: 200,
+        },
+        ..SocketSpoutConfig::default()
+    }
+}
+
+/// socket → count (fields-grouped on `text`, 2 tasks) → recording sink.
+fn submit(cfg: &SocketSpoutConfig, sink: &CountsSink) -> RunningTopology {
+    let mut b = TopologyBuilder::new("socket-test");
+    b.spout_factory("source", cfg.build().expect("socket spout"), 1);
+    let count = CountConfig {
+        field: Some("text".into()),
+    };
+    b.bolt_factory("count", count.build().expect("count bolt"), 2)
+        .fields("source", ["text"]);
+    b.bolt("sink", sink.clone(), 1).global("count");
+    LocalCluster::submit(b.build().expect("topology"), test_config()).expect("submit")
+}
+
+fn counter(m: &MetricsSnapshot, name: &str) -> u64 {
+    m.component("source")
+        .and_then(|c| c.counters.get(name).copied())
+        .unwrap_or(0)
+}
+
+fn lines(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{prefix} line {i:03} #tag{}", i % 7))
+        .collect()
+}
+
+fn send(stream: &mut TcpStream, lines: &[String]) {
+    for l in lines {
+        assert!(l.len() <= MAX_LINE, "test line too long: {l}");
+        stream.write_all(l.as_bytes()).expect("server write");
+        stream.write_all(b"\n").expect("server write");
+    }
+}
+
+/// Accepts one connection, or panics after `WAIT` (a test never blocks forever).
+fn accept(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let end = Instant::now() + WAIT;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).expect("blocking stream");
+                return s;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("the spout did not connect within {WAIT:?}: {e}"),
+        }
+    }
+}
+
+/// Binds `port` again after the previous listener was dropped (the spout is retrying
+/// meanwhile); retries briefly in case the port is not free yet.
+fn rebind(port: u16) -> TcpListener {
+    let end = Instant::now() + Duration::from_secs(3);
+    loop {
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => return l,
+            Err(e) if Instant::now() >= end => panic!("cannot bind port {port} again: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+#[test]
+fn reconnects_after_the_server_restarts_and_loses_no_line() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let a = lines("A", 40);
+    let b = lines("B", 40);
+    let b_after = lines("C", 5);
+
+    // Phase 1: the server accepts, sends A, closes the connection and goes away.
+    let server_a = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            let mut s = accept(&listener);
+            send(&mut s, &a);
+            s.flush().ok();
+            drop(s);
+            drop(listener);
+        })
+    };
+    let sink = CountsSink::default();
+    let run = submit(&socket_config(port, true), &sink);
+    assert!(
+        wait_until(WAIT, || server_a.is_finished()),
+        "server phase 1 did not finish"
+    );
+    server_a.join().expect("server phase 1");
+    assert!(
+        wait_until(WAIT, || sink.has_all(&a)),
+        "lines of phase 1 missing; sink has {} keys; {}",
+        sink.keys().len(),
+        summary_line(&run.metrics())
+    );
+    // The server is down: the spout retries (connect errors) and the run stays up.
+    assert!(
+        wait_until(WAIT, || counter(&run.metrics(), "connect_errors") >= 2),
+        "no reconnect attempts; counters {:?}",
+        run.metrics()
+            .component("source")
+            .map(|c| c.counters.clone())
+    );
+    assert!(
+        !run.is_finished(),
+        "the run ended when the server went away"
+    );
+    assert!(run.errors().is_empty(), "errors: {:?}", run.errors());
+
+    // Phase 2: the server is back; it sends B, an oversized line, a line with invalid
+    // UTF-8, and more lines after them, then closes.
+    let listener = rebind(port);
+    let server_b = {
+        let (b, b_after) = (b.clone(), b_after.clone());
+        std::thread::spawn(move || {
+            let mut s = accept(&listener);
+            send(&mut s, &b);
+            s.write_all(&[b'x'; 10 * MAX_LINE]).expect("write");
+            s.write_all(b"\n").expect("write");
+            s.write_all(b"bad \xff\xfe utf8 line\n").expect("write");
+            send(&mut s, &b_after);
+            s.flush().ok();
+            drop(s);
+            // The server goes away again: the spout retries until the stop.
+            drop(listener);
+        })
+    };
+    let all: Vec<String> = a.iter().chain(&b).chain(&b_after).cloned().collect();
+    let done = wait_until(WAIT, || {
+        let m = run.metrics();
+        sink.has_all(&all)
+            && counter(&m, "oversized_lines") >= 1
+            && counter(&m, "invalid_utf8_lines") >= 1
+            && sink.keys().iter().any(|k| k.starts_with("bad "))
+    });
+    assert!(
+        done,
+        "phase 2 incomplete: missing {:?}; counters {:?}",
+        all.iter()
+            .filter(|l| !sink.keys().contains(l))
+            .take(5)
+            .collect::<Vec<_>>(),
+        run.metrics()
+            .component("source")
+            .map(|c| c.counters.clone())
+    );
+    assert!(!run.is_finished(), "the run ended when the server closed");
+
+    let summary = run.stop().expect("stop");
+    server_b.join().expect("server phase 2");
+    assert!(summary.completed, "the stop did not drain in time");
+    let m = &summary.metrics;
+    assert_eq!(counter(m, "oversized_lines"), 1, "oversized_lines");
+    assert_eq!(counter(m, "invalid_utf8_lines"), 1, "invalid_utf8_lines");
+    assert!(
+        counter(m, "connects") >= 2,
+        "connects: {:?}",
+        m.component("source")
+    );
+    // Every line exactly once (the invalid one with U+FFFD), nothing else.
+    let seen = lock(&sink.seen).clone();
+    let bad: Vec<&String> = seen.keys().filter(|k| k.starts_with("bad ")).collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].contains('\u{FFFD}'), "{:?}", bad[0]);
+    assert!(bad[0].ends_with(" utf8 line"), "{:?}", bad[0]);
+    assert_eq!(seen.len(), all.len() + 1, "keys: {:?}", seen.keys());
+    for l in &all {
+        assert_eq!(seen.get(l), Some(&vec![1]), "counts of {l}");
+    }
+    let source = m.component("source").expect("source metrics");
+    assert_eq!(source.emitted, all.len() as u64 + 1);
+    assert_eq!(source.acked, all.len() as u64 + 1);
+    assert_eq!(source.failed, 0);
+}
+
+#[test]
+fn without_reconnect_the_run_ends_when_the_server_closes() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let a = lines("A", 100);
+    let server = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            let mut s = accept(&listener);
+            send(&mut s, &a);
+        })
+    };
+    let sink = CountsSink::default();
+    let run = submit(&socket_config(port, false), &sink);
+    assert!(
+        run.wait_finished(WAIT),
+        "the run did not end after the server closed: {}",
+        summary_line(&run.metrics())
+    );
+    server.join().expect("server");
+    let summary = run.join().expect("join");
+    assert!(summary.completed);
+    assert!(
+        sink.has_all(&a),
+        "lines lost: sink has {}",
+        sink.keys().len()
+    );
+    assert_eq!(sink.keys().len(), a.len());
+    let m = &summary.metrics;
+    assert_eq!(counter(m, "connects"), 1);
+    assert_eq!(counter(m, "connect_errors"), 0);
+    assert_eq!(m.component("source").map(|c| c.acked), Some(a.len() as u64));
+}
+
+/// A port nothing listens on.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn without_reconnect_and_no_server_the_run_fails_with_the_connect_error() {
+    let sink = CountsSink::default();
+    let port = free_port();
+    let run = submit(&socket_config(port, false), &sink);
+    assert!(
+        run.wait_finished(WAIT),
+        "the run did not end: {}",
+        summary_line(&run.metrics())
+    );
+    let m = run.metrics();
+    assert_eq!(counter(&m, "connect_errors"), 1);
+    assert_eq!(counter(&m, "connects"), 0);
+    assert_eq!(m.component("source").map(|c| c.emitted), Some(0));
+    // The source could not do its job: the run fails, as with a file that cannot be opened.
+    match run.join() {
+        Err(RuntimeError::Fatal(msgs)) => assert!(
+            msgs.iter()
+                .any(|m| m.contains(&format!("cannot connect to 127.0.0.1:{port}"))),
+            "{msgs:?}"
+        ),
+        Err(e) => panic!("another error: {e}"),
+        Ok(s) => panic!(
+            "a refused connection without reconnect ended as a success: {}",
+            summary_line(&s.metrics)
+        ),
+    }
+    assert!(sink.keys().is_empty());
+}
+
+#[test]
+fn cli_without_reconnect_and_no_server_exits_1_with_the_connect_error() {
+    let dir = cli::TempDir::new("socket-cli");
+    let report = dir.join("r.json");
+    let port = free_port();
+    let out = cli::squall(
+        [
+            "topology".to_string(),
+            "run".into(),
+            cli::topology("socket-wordcount.toml").display().to_string(),
+            "--set".into(),
+            format!("spouts.source.port={port}"),
+            "--set".into(),
+            "spouts.source.reconnect=false".into(),
+            "--report".into(),
+            report.display().to_string(),
+            "--quiet".into(),
+        ],
+        WAIT,
+    );
+    out.assert_failure();
+    assert!(
+        out.stderr.contains(&format!(
+            "error: source: cannot connect to 127.0.0.1:{port}"
+        )),
+        "{}",
+        cli::tail(&out.stderr)
+    );
+    assert!(
+        !out.stderr.contains("every task finished"),
+        "{}",
+        cli::tail(&out.stderr)
+    );
+    assert!(
+        !report.exists(),
+        "no report (nor a stray file) for a failed run"
+    );
+}
