@@ -1,25 +1,22 @@
-//! What squall's Kafka components share.
+//! Kafka: the components squall reads and writes it with, and what they share.
 //!
 //! - [`client`]: client configuration, reachability check, errors naming the brokers.
 //! - [`mock`]: an in-memory Kafka-protocol broker (librdkafka's mock cluster).
-//! - [`offsets`]: at-least-once bookkeeping of one partition (what is in flight, what may
-//!   be committed, when to pause fetching).
-//! - [`retry`]: when a failed record is replayed, and when to give up on it.
 //! - [`position`]: where consumption starts and ends (`earliest`, `offsets:0:100`,
 //!   `timestamp:2026-11-21T10:00:00Z`, ...), and how a start timestamp is resolved when
 //!   the broker does not answer a lookup by time.
+//! - [`spout`]: the `kafka` spout (with its offset bookkeeping, `spout::offsets`, and its
+//!   replay schedule, `spout::retry`); [`sink`]: the `kafka` sink.
 //!
-//! The spout glues these to a consumer; `offsets`, `retry` and `position` are deterministic and driven
-//! by caller-provided offsets and clock values, so they are unit-testable.
+//! `position`, `spout::offsets` and `spout::retry` are deterministic and driven by
+//! caller-provided offsets and clock values, so they are unit-testable.
 
 use std::fmt;
 use std::sync::Arc;
 
 pub mod client;
 pub mod mock;
-pub mod offsets;
 pub mod position;
-pub mod retry;
 pub mod sink;
 pub mod spout;
 

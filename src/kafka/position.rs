@@ -535,7 +535,7 @@ impl TimestampScan {
 
     /// Whether to emit the fetched record at `offset` with `timestamp` (`None` or negative:
     /// the record has none, which never matches). Records not admitted should be reported
-    /// with [`PartitionOffsets::skipped`](crate::kafka::offsets::PartitionOffsets::skipped).
+    /// with [`PartitionOffsets::skipped`](crate::kafka::spout::offsets::PartitionOffsets::skipped).
     ///
     /// Once started, offsets below the first admitted one (re-fetched after a seek) stay
     /// skipped and all others are admitted.

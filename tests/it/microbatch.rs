@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use squall::component::transactional::{BatchCut, BatchInfo, TransactionalSpout};
 use squall::bolts::chaos::ChaosConfig;
 use squall::bolts::count::CountConfig;
 use squall::bolts::hashtags::HashtagsConfig;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use squall::config::Mode;
 use squall::kafka::mock::DevBroker;
 use squall::topology::file::load;
 use squall::tweet::generator::{GeneratorConfig, TweetGenerator};
@@ -311,7 +312,10 @@ fn final_topk(spout: &str, mode: Mode, case: Case) -> Result<Vec<(String, u64)>,
 #[test]
 fn every_built_in_spout_gives_the_exact_top_k_in_both_modes() {
     set_token_env();
-    let spouts: BTreeSet<&str> = squall::builtin::registry().spout_names().into_iter().collect();
+    let spouts: BTreeSet<&str> = squall::builtin::registry()
+        .spout_names()
+        .into_iter()
+        .collect();
     let missing: Vec<&str> = spouts
         .iter()
         .copied()

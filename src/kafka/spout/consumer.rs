@@ -18,11 +18,11 @@ use crate::component::{
 };
 use crate::kafka::TopicPartition;
 use crate::kafka::client::{check_reachable, client_config};
-use crate::kafka::retry::RetrySchedule;
 use crate::kafka::spout::assign::{Plan, resolve};
 use crate::kafka::spout::batch::BatchReader;
 use crate::kafka::spout::config::{Guarantee, KafkaSpoutConfig};
 use crate::kafka::spout::record::{Record, Unusable, fields_of, to_values};
+use crate::kafka::spout::retry::RetrySchedule;
 use crate::kafka::spout::state::{Fetched, SpoutState};
 use crate::log_throttle::LogThrottle;
 use crate::sync::lock;

@@ -14,7 +14,9 @@ mod assign;
 pub mod batch;
 pub mod config;
 mod consumer;
+pub mod offsets;
 pub mod record;
+pub mod retry;
 pub mod state;
 
 pub use config::{Guarantee, KafkaSpoutConfig};

@@ -8,9 +8,9 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::kafka::TopicPartition;
-use crate::kafka::offsets::{FetchAction, PartitionOffsets};
 use crate::kafka::position::TimestampScan;
-use crate::kafka::retry::{RetryDecision, RetryKey, RetrySchedule};
+use crate::kafka::spout::offsets::{FetchAction, PartitionOffsets};
+use crate::kafka::spout::retry::{RetryDecision, RetryKey, RetrySchedule};
 
 use crate::kafka::spout::record::Record;
 

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::kafka::retry::RetryDecision;
+use crate::kafka::spout::retry::RetryDecision;
 
 /// Where an emitted offset stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
