@@ -6,28 +6,276 @@ use std::sync::{Arc, Mutex, TryLockError};
 
 use crate::sync::lock;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 fn histogram() -> Histogram<u64> {
     // Auto-resizing, 3 significant digits; values are nanoseconds.
     Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits is valid"))
 }
 
-/// Counters and histograms of one task.
+/// Which tasks a Prometheus series covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tasks {
+    All,
+    Spouts,
+    Bolts,
+}
+
+impl Tasks {
+    /// Whether a task of `kind` (`spout` or `bolt`) is covered.
+    pub fn cover(self, kind: &str) -> bool {
+        match self {
+            Tasks::All => true,
+            Tasks::Spouts => kind == "spout",
+            Tasks::Bolts => kind == "bolt",
+        }
+    }
+}
+
+/// A counter's series on `/metrics`: one sample per task.
+#[derive(Clone, Copy, Debug)]
+pub struct Series {
+    /// The metric name (a `_total` name is a Prometheus counter, any other a gauge).
+    pub name: &'static str,
+    pub help: &'static str,
+    pub tasks: Tasks,
+    /// The value shown is the count divided by this (1e9: nanoseconds as seconds).
+    pub divisor: f64,
+}
+
+/// Where `/api/metrics` shows a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Live {
+    /// Not as a count (e.g. `busy_ns`, shown as `busy_s`).
+    Hidden,
+    /// In a component's totals.
+    Component,
+    /// In a component's totals and in each of its tasks.
+    Tasks,
+}
+
+/// One entry of [`COUNTERS`]: a field of [`Counts`] and where it shows. Its name is the
+/// field's, the key of `/api/metrics` and of [`ComponentSnapshot`].
+#[derive(Clone, Copy, Debug)]
+pub struct Counter {
+    pub name: &'static str,
+    /// A gauge (a level, e.g. trees in flight) rather than a count of events: a task's
+    /// cell takes its latest value and a difference over time keeps the later one.
+    pub gauge: bool,
+    pub live: Live,
+    /// `/api/metrics` shows its rate over the last interval under this name.
+    pub rate: Option<&'static str>,
+    pub prometheus: Option<Series>,
+    /// The run report lists it among the component's named counters when it is not 0.
+    pub report: bool,
+}
+
+impl Counter {
+    /// A count of events, shown by `/api/metrics` in a component's totals.
+    const fn count() -> Counter {
+        Counter {
+            name: "",
+            gauge: false,
+            live: Live::Component,
+            rate: None,
+            prometheus: None,
+            report: false,
+        }
+    }
+
+    /// A level rather than a count.
+    const fn gauge() -> Counter {
+        Counter {
+            gauge: true,
+            ..Counter::count()
+        }
+    }
+
+    const fn per_task(self) -> Counter {
+        Counter {
+            live: Live::Tasks,
+            ..self
+        }
+    }
+
+    const fn not_live(self) -> Counter {
+        Counter {
+            live: Live::Hidden,
+            ..self
+        }
+    }
+
+    const fn in_report(self) -> Counter {
+        Counter {
+            report: true,
+            ..self
+        }
+    }
+
+    const fn prometheus(self, name: &'static str, help: &'static str, tasks: Tasks) -> Counter {
+        self.prometheus_scaled(name, help, tasks, 1.0)
+    }
+
+    const fn prometheus_scaled(
+        self,
+        name: &'static str,
+        help: &'static str,
+        tasks: Tasks,
+        divisor: f64,
+    ) -> Counter {
+        Counter {
+            prometheus: Some(Series {
+                name,
+                help,
+                tasks,
+                divisor,
+            }),
+            ..self
+        }
+    }
+
+    /// Names the entry after its field; `rate` is the name of its rate, if shown.
+    const fn named(self, name: &'static str, rate: &'static str, with_rate: bool) -> Counter {
+        Counter {
+            name,
+            rate: if with_rate { Some(rate) } else { None },
+            ..self
+        }
+    }
+}
+
+/// Declares the counters once: the fields of [`Counts`] and the table [`COUNTERS`] that
+/// the sums, differences, `/metrics`, `/api/metrics` and the report iterate, in this
+/// order (the order of `/metrics` series and `/api/metrics` keys).
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $field:ident $(($rate:ident))?: $def:expr;)*) => {
+        /// The counters of a task, or of a component summed over its tasks (one field
+        /// per entry of [`COUNTERS`]). `Counts<f64>` holds rates.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct Counts<T = u64> {
+            $($(#[doc = $doc])* pub $field: T,)*
+        }
+
+        /// Every counter, in the order of [`Counts`]' fields.
+        pub const COUNTERS: [Counter; [$(stringify!($field)),*].len()] = [$(
+            $def.named(
+                stringify!($field),
+                concat!(stringify!($field), "_per_s"),
+                counters!(@rate $($rate)?),
+            ),
+        )*];
+
+        impl<T> Counts<T> {
+            /// The fields in the order of [`COUNTERS`].
+            pub fn values(&self) -> [&T; COUNTERS.len()] {
+                [$(&self.$field),*]
+            }
+
+            pub fn values_mut(&mut self) -> [&mut T; COUNTERS.len()] {
+                [$(&mut self.$field),*]
+            }
+        }
+    };
+    (@rate rate) => { true };
+    (@rate) => { false };
+}
+
+counters! {
+    /// Tuples emitted (not counting copies).
+    emitted (rate): Counter::count()
+        .per_task()
+        .prometheus("squall_tuples_emitted_total", "Tuples emitted.", Tasks::All);
+    /// Tuples a bolt executed.
+    executed (rate): Counter::count().per_task().prometheus(
+        "squall_tuples_executed_total",
+        "Tuples executed by a bolt.",
+        Tasks::Bolts,
+    );
+    /// Spouts: tuple trees fully processed; bolts: inputs acked.
+    acked (rate): Counter::count().per_task().prometheus(
+        "squall_tuples_acked_total",
+        "Spouts: tuple trees fully processed; bolts: inputs acked.",
+        Tasks::All,
+    );
+    /// Spouts: tuple trees failed or timed out; bolts: inputs failed.
+    failed (rate): Counter::count().per_task().prometheus(
+        "squall_tuples_failed_total",
+        "Spouts: tuple trees failed or timed out; bolts: inputs failed.",
+        Tasks::All,
+    );
+    /// Tuple trees that timed out.
+    timed_out: Counter::count().in_report().prometheus(
+        "squall_tuples_timed_out_total",
+        "Tuple trees that timed out.",
+        Tasks::Spouts,
+    );
+    /// In flight when the run was stopped without draining (trees in event mode, tuples
+    /// of uncommitted batches in micro-batch mode).
+    abandoned: Counter::count().in_report();
+    /// Task restarts after a panic.
+    restarts: Counter::count().per_task().in_report().prometheus(
+        "squall_task_restarts_total",
+        "Task restarts after a panic.",
+        Tasks::All,
+    );
+    /// Time spent working (a spout's poll rounds, a bolt's input batches), in
+    /// nanoseconds, counted once per round or batch; busy time over wall time is the
+    /// task's capacity.
+    busy_ns: Counter::count().not_live().prometheus_scaled(
+        "squall_busy_seconds_total",
+        "Time the task spent working.",
+        Tasks::All,
+        1e9,
+    );
+    /// Gauge: tuple trees in flight (spouts).
+    pending: Counter::gauge()
+        .per_task()
+        .prometheus("squall_pending_trees", "Tuple trees in flight.", Tasks::Spouts);
+}
+
+impl Counts {
+    /// Adds every field of `other` (a sum over tasks).
+    pub fn add(&mut self, other: &Counts) {
+        for (a, b) in self.values_mut().into_iter().zip(other.values()) {
+            *a += *b;
+        }
+    }
+
+    /// Adds a task's delta: its counts, and its gauges as they are now.
+    fn absorb(&mut self, delta: &Counts) {
+        let fields = COUNTERS.iter().zip(self.values_mut()).zip(delta.values());
+        for ((c, a), b) in fields {
+            *a = if c.gauge { *b } else { *a + *b };
+        }
+    }
+
+    /// Zeroes the counts (a delta once published), keeping the gauges.
+    fn clear_counts(&mut self) {
+        for (c, a) in COUNTERS.iter().zip(self.values_mut()) {
+            if !c.gauge {
+                *a = 0;
+            }
+        }
+    }
+
+    /// What was counted after `base`; gauges as now.
+    pub fn since(&self, base: &Counts) -> Counts {
+        let mut out = *self;
+        for ((c, a), b) in COUNTERS.iter().zip(out.values_mut()).zip(base.values()) {
+            if !c.gauge {
+                *a = a.saturating_sub(*b);
+            }
+        }
+        out
+    }
+}
+
+/// Counters and histograms of one task; the counters are reached as its fields
+/// (`stats.emitted`).
 #[derive(Clone)]
 pub struct TaskStats {
-    pub emitted: u64,
-    pub acked: u64,
-    pub failed: u64,
-    pub executed: u64,
-    pub restarts: u64,
-    pub timed_out: u64,
-    pub abandoned: u64,
-    /// Gauge: in-flight tuple trees (spouts).
-    pub pending: u64,
-    /// Time spent working (a spout's poll rounds, a bolt's input batches), counted once
-    /// per round or batch; busy time over wall time is the task's capacity.
-    pub busy_ns: u64,
+    pub counts: Counts,
     pub execute_ns: Histogram<u64>,
     pub complete_ns: Histogram<u64>,
 }
@@ -35,50 +283,39 @@ pub struct TaskStats {
 impl Default for TaskStats {
     fn default() -> Self {
         TaskStats {
-            emitted: 0,
-            acked: 0,
-            failed: 0,
-            executed: 0,
-            restarts: 0,
-            timed_out: 0,
-            abandoned: 0,
-            pending: 0,
-            busy_ns: 0,
+            counts: Counts::default(),
             execute_ns: histogram(),
             complete_ns: histogram(),
         }
     }
 }
 
+impl std::ops::Deref for TaskStats {
+    type Target = Counts;
+
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
+impl std::ops::DerefMut for TaskStats {
+    fn deref_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
+}
+
 impl TaskStats {
     /// Adds a delta (counters, histograms) and takes its gauges.
     fn absorb(&mut self, d: &TaskStats) {
-        self.emitted += d.emitted;
-        self.acked += d.acked;
-        self.failed += d.failed;
-        self.executed += d.executed;
-        self.restarts += d.restarts;
-        self.timed_out += d.timed_out;
-        self.abandoned += d.abandoned;
-        self.pending = d.pending;
-        self.busy_ns += d.busy_ns;
+        self.counts.absorb(&d.counts);
         let _ = self.execute_ns.add(&d.execute_ns);
         let _ = self.complete_ns.add(&d.complete_ns);
     }
 
     fn clear_delta(&mut self) {
-        let pending = self.pending;
-        self.emitted = 0;
-        self.acked = 0;
-        self.failed = 0;
-        self.executed = 0;
-        self.restarts = 0;
-        self.timed_out = 0;
-        self.abandoned = 0;
-        self.busy_ns = 0;
+        self.counts.clear_counts();
         self.execute_ns.reset();
         self.complete_ns.reset();
-        self.pending = pending;
     }
 }
 
@@ -219,21 +456,15 @@ impl Percentiles {
     }
 }
 
-/// A component's metrics summed over its tasks.
+/// A component's metrics summed over its tasks; the counters are reached as its fields
+/// (`snapshot.acked`).
 #[derive(Clone, Debug, Serialize)]
 pub struct ComponentSnapshot {
     pub kind: &'static str,
     pub tasks: usize,
-    pub emitted: u64,
-    pub acked: u64,
-    pub failed: u64,
-    pub executed: u64,
-    pub restarts: u64,
-    pub timed_out: u64,
-    pub abandoned: u64,
-    pub pending: u64,
-    /// Busy time summed over the tasks, in nanoseconds.
-    pub busy_ns: u64,
+    /// Summed over the tasks (`busy_ns` too; `pending` is the sum of the tasks' gauges).
+    #[serde(flatten)]
+    pub counts: Counts,
     pub execute_latency_us: Percentiles,
     pub complete_latency_us: Percentiles,
     pub counters: BTreeMap<String, u64>,
@@ -242,6 +473,20 @@ pub struct ComponentSnapshot {
     /// Bolts: the execute latencies (ns) behind `execute_latency_us`.
     #[serde(skip)]
     pub execute_histogram: Option<Histogram<u64>>,
+}
+
+impl std::ops::Deref for ComponentSnapshot {
+    type Target = Counts;
+
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
+impl std::ops::DerefMut for ComponentSnapshot {
+    fn deref_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
 }
 
 impl ComponentSnapshot {
@@ -264,15 +509,7 @@ impl ComponentSnapshot {
         ComponentSnapshot {
             kind: self.kind,
             tasks: self.tasks,
-            emitted: self.emitted.saturating_sub(base.emitted),
-            acked: self.acked.saturating_sub(base.acked),
-            failed: self.failed.saturating_sub(base.failed),
-            executed: self.executed.saturating_sub(base.executed),
-            restarts: self.restarts.saturating_sub(base.restarts),
-            timed_out: self.timed_out.saturating_sub(base.timed_out),
-            abandoned: self.abandoned.saturating_sub(base.abandoned),
-            pending: self.pending,
-            busy_ns: self.busy_ns.saturating_sub(base.busy_ns),
+            counts: self.counts.since(&base.counts),
             execute_latency_us: pct(&execute, &self.execute_latency_us),
             complete_latency_us: pct(&complete, &self.complete_latency_us),
             counters: self
@@ -363,23 +600,16 @@ impl MetricsRegistry {
             let mut sum = TaskStats::default();
             for t in &c.tasks {
                 let s = lock(t);
-                sum.absorb(&s);
+                sum.counts.add(&s.counts);
+                let _ = sum.execute_ns.add(&s.execute_ns);
+                let _ = sum.complete_ns.add(&s.complete_ns);
             }
-            let pending: u64 = c.tasks.iter().map(|t| lock(t).pending).sum();
             out.components.insert(
                 c.name.clone(),
                 ComponentSnapshot {
                     kind: if c.is_spout { "spout" } else { "bolt" },
                     tasks: c.tasks.len(),
-                    emitted: sum.emitted,
-                    acked: sum.acked,
-                    failed: sum.failed,
-                    executed: sum.executed,
-                    restarts: sum.restarts,
-                    timed_out: sum.timed_out,
-                    abandoned: sum.abandoned,
-                    pending,
-                    busy_ns: sum.busy_ns,
+                    counts: sum.counts,
                     execute_latency_us: Percentiles::of(&sum.execute_ns),
                     complete_latency_us: Percentiles::of(&sum.complete_ns),
                     counters: c.counters.snapshot(),
@@ -404,15 +634,13 @@ mod tests {
         ComponentSnapshot {
             kind: "spout",
             tasks: 1,
-            emitted: acked,
-            acked,
-            failed: 0,
-            executed: 0,
-            restarts: 0,
-            timed_out: 0,
-            abandoned: 0,
-            pending: 7,
-            busy_ns: acked * 10,
+            counts: Counts {
+                emitted: acked,
+                acked,
+                pending: 7,
+                busy_ns: acked * 10,
+                ..Counts::default()
+            },
             execute_latency_us: Percentiles::default(),
             complete_latency_us: Percentiles::of(&h),
             counters: [("oversized_lines".to_string(), counter)].into(),

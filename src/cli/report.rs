@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::resources;
-use crate::metrics::Topk;
+use crate::metrics::{COUNTERS, Topk};
 use crate::metrics::{MetricsSnapshot, Percentiles};
 use crate::runtime::RunSummary;
 
@@ -83,13 +83,9 @@ impl Report {
         let mut emitted = 0;
         for (name, c) in &metrics.components {
             let mut cs = c.counters.clone();
-            for (k, v) in [
-                ("restarts", c.restarts),
-                ("timed_out", c.timed_out),
-                ("abandoned", c.abandoned),
-            ] {
-                if v > 0 {
-                    cs.insert(k.to_string(), v);
+            for (counter, &v) in COUNTERS.iter().zip(c.counts.values()) {
+                if counter.report && v > 0 {
+                    cs.insert(counter.name.to_string(), v);
                 }
             }
             if !cs.is_empty() {

@@ -1,24 +1,20 @@
-//! What the process itself used: CPU time (user + system, `getrusage(RUSAGE_SELF)`) and
-//! peak resident memory (`VmHWM` of `/proc/self/status`). The run report carries both so
-//! `squall bench`, which runs each point in its own child process, gets them per point.
+//! What the process itself used: CPU time (user + system, from `/proc/self/stat`) and
+//! peak resident memory (`VmHWM` of `/proc/self/status`), read with procfs (Linux; 0
+//! elsewhere). The run report carries both so `squall bench`, which runs each point in its
+//! own child process, gets them per point.
 
-/// User + system CPU seconds this process has used so far (0 where unavailable).
+/// User + system CPU seconds this process has used so far, in clock ticks (1/100 s on
+/// Linux); 0 where unavailable.
 pub fn cpu_seconds() -> f64 {
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     {
-        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: getrusage writes a `rusage` into the pointer it is given, which points to
-        // writable memory of the right size and alignment; we read it only when it succeeded.
-        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-        if rc != 0 {
-            return 0.0;
+        use procfs::FromRead;
+        match procfs::process::Stat::from_file("/proc/self/stat") {
+            Ok(stat) => (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64,
+            Err(_) => 0.0,
         }
-        // SAFETY: getrusage returned 0, so it filled the struct (and it was zeroed before).
-        let usage = unsafe { usage.assume_init() };
-        let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-        secs(usage.ru_utime) + secs(usage.ru_stime)
     }
-    #[cfg(not(unix))]
+    #[cfg(not(target_os = "linux"))]
     {
         0.0
     }
@@ -26,56 +22,84 @@ pub fn cpu_seconds() -> f64 {
 
 /// The peak resident set size of this process in bytes (`VmHWM`), 0 if it cannot be read.
 pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| vm_hwm_bytes(&s))
-        .unwrap_or(0)
+    #[cfg(target_os = "linux")]
+    {
+        use procfs::FromRead;
+        vm_hwm_bytes(procfs::process::Status::from_file("/proc/self/status")).unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
 }
 
-/// The `VmHWM:` line of a `/proc/<pid>/status` text, in bytes (the kernel writes kB).
-pub fn vm_hwm_bytes(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let mut parts = line["VmHWM:".len()..].split_whitespace();
-    let value: u64 = parts.next()?.parse().ok()?;
-    let unit = parts.next().unwrap_or("kB");
-    let factor = match unit {
-        "kB" | "KB" | "kb" => 1024,
-        "mB" | "MB" => 1024 * 1024,
-        "B" => 1,
-        _ => return None,
-    };
-    value.checked_mul(factor)
+/// The `VmHWM` of a `/proc/<pid>/status` read, in bytes (the kernel writes kB).
+#[cfg(target_os = "linux")]
+fn vm_hwm_bytes(status: procfs::ProcResult<procfs::process::Status>) -> Option<u64> {
+    status.ok()?.vmhwm?.checked_mul(1024)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn vm_hwm_is_read_in_bytes() {
-        let status = "Name:\tsquall\nVmPeak:\t  200000 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 1000 kB\n";
-        assert_eq!(vm_hwm_bytes(status), Some(12345 * 1024));
+    /// A `/proc/<pid>/status` read (a Linux 6 kernel's text) with the line `hwm`.
+    #[cfg(target_os = "linux")]
+    fn status(hwm: &str) -> procfs::ProcResult<procfs::process::Status> {
+        use procfs::FromRead;
+        let text = format!(
+            "Name:\tsquall\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t7\nNgid:\t0\nPid:\t7\n\
+             PPid:\t1\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\n\
+             Groups:\t \nVmPeak:\t  200000 kB\nVmSize:\t  200000 kB\n{hwm}VmRSS:\t    1000 kB\n\
+             Threads:\t1\nSigQ:\t0/96367\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n\
+             SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n\
+             CapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\n\
+             CapBnd:\t000001fffeffffff\nCapAmb:\t0000000000000000\nCpus_allowed:\t3\n\
+             Cpus_allowed_list:\t0-1\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t1\n"
+        );
+        procfs::process::Status::from_read(text.as_bytes())
     }
 
+    /// The template reads as a status (else the cases below would pass for that reason).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_status_template_reads() {
+        assert!(status("").is_ok(), "{:?}", status("").err());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn vm_hwm_is_read_in_bytes() {
+        assert_eq!(
+            vm_hwm_bytes(status("VmHWM:\t   12345 kB\n")),
+            Some(12345 * 1024)
+        );
+    }
+
+    #[cfg(target_os = "linux")]
     #[test]
     fn vm_hwm_missing_or_malformed_is_none() {
-        assert_eq!(vm_hwm_bytes("Name:\tsquall\nVmRSS:\t1000 kB\n"), None);
-        assert_eq!(vm_hwm_bytes("VmHWM:\tlots kB\n"), None);
-        assert_eq!(vm_hwm_bytes("VmHWM:\t12 furlongs\n"), None);
-        assert_eq!(vm_hwm_bytes(""), None);
+        assert_eq!(vm_hwm_bytes(status("")), None);
+        assert_eq!(vm_hwm_bytes(status("VmHWM:\tlots kB\n")), None);
+        assert_eq!(vm_hwm_bytes(status("VmHWM:\t12 furlongs\n")), None);
+        assert_eq!(vm_hwm_bytes(status("VmHWM:\t18014398509481984 kB\n")), None);
     }
 
     #[test]
     fn cpu_time_grows_with_work() {
         let before = cpu_seconds();
         assert!(before >= 0.0);
+        // Work until the clock ticks (10 ms of CPU), or 5 s on a machine too busy for that.
         let start = std::time::Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < std::time::Duration::from_millis(50) {
-            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        let mut after = before;
+        while after <= before && start.elapsed() < std::time::Duration::from_secs(5) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            after = cpu_seconds();
         }
-        let after = cpu_seconds();
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         assert!(after > before, "cpu time did not grow: {before} -> {after}");
         let _ = (after, x);
     }

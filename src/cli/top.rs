@@ -14,6 +14,8 @@ use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifier
 use crossterm::{cursor, execute, queue, terminal};
 use serde::Deserialize;
 
+use crate::metrics::Counts;
+
 #[derive(Args, Debug)]
 pub struct TopArgs {
     /// The dashboard of a run started with `--http` (e.g. http://127.0.0.1:8080).
@@ -59,12 +61,8 @@ pub struct Row {
     pub name: String,
     pub kind: String,
     pub tasks: u64,
-    pub emitted: u64,
-    pub executed: u64,
-    pub acked: u64,
-    pub failed: u64,
-    pub restarts: u64,
-    pub pending: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub emitted_per_s: f64,
     pub capacity: f64,
     pub execute_latency_us: Latency,
@@ -136,15 +134,23 @@ pub fn render(s: &Snapshot, width: usize) -> Vec<String> {
             c.kind,
             c.tasks,
             count(c.emitted_per_s.round() as u64),
-            count(c.emitted),
-            if spout { "-".into() } else { count(c.executed) },
-            count(c.acked),
-            count(c.failed),
+            count(c.counts.emitted),
+            if spout {
+                "-".into()
+            } else {
+                count(c.counts.executed)
+            },
+            count(c.counts.acked),
+            count(c.counts.failed),
             latency(c.execute_latency_us.p99),
             latency(c.complete_latency_us.p99),
             c.capacity * 100.0,
-            c.restarts,
-            if spout { count(c.pending) } else { "-".into() },
+            c.counts.restarts,
+            if spout {
+                count(c.counts.pending)
+            } else {
+                "-".into()
+            },
         ));
     }
     lines

@@ -77,14 +77,18 @@ fn set_fifo() -> Result<(), PriorityError> {
 
 /// The scheduling policy the calling thread runs under (`/proc/thread-self/stat`, field
 /// 41): 0 normal, 1 `SCHED_FIFO`; `None` where it cannot be read.
+#[cfg(target_os = "linux")]
 pub fn this_thread_policy() -> Option<u32> {
-    policy_of(&std::fs::read_to_string("/proc/thread-self/stat").ok()?)
+    use procfs::FromRead;
+    procfs::process::Stat::from_file("/proc/thread-self/stat")
+        .ok()?
+        .policy
 }
 
-fn policy_of(stat: &str) -> Option<u32> {
-    // The name (field 2) is in parentheses and may hold spaces: count after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(38)?.parse().ok()
+/// The scheduling policy the calling thread runs under: `None`, it cannot be read here.
+#[cfg(not(target_os = "linux"))]
+pub fn this_thread_policy() -> Option<u32> {
+    None
 }
 
 #[cfg(test)]
@@ -140,10 +144,13 @@ mod tests {
     #[test]
     fn policy_is_read_after_a_name_with_spaces() {
         // Fields 3 to 41 after the name; 40 is the real-time priority, 41 the policy.
+        use procfs::FromRead;
         let mut fields = vec!["0"; 39];
+        fields[0] = "S";
         fields[37] = "1";
         fields[38] = "1";
-        let stat = format!("42 (a b) {}", fields.join(" "));
-        assert_eq!(policy_of(&stat), Some(1));
+        let stat = format!("42 (a b) {}\n", fields.join(" "));
+        let stat = procfs::process::Stat::from_read(stat.as_bytes());
+        assert_eq!(stat.ok().and_then(|s| s.policy), Some(1));
     }
 }

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use serde::ser::SerializeMap;
 
 use super::SAMPLE_INTERVAL;
 use super::topology::TopologyInfo;
+use crate::metrics::{COUNTERS, Counter, Counts, Live};
 use crate::metrics::{MetricsRegistry, Percentiles, TaskSample};
 
 /// Samples of complete latency kept for the dashboard's line chart (5 minutes).
@@ -39,18 +41,12 @@ pub struct ComponentMetrics {
     pub name: String,
     pub kind: &'static str,
     pub tasks: usize,
-    pub emitted: u64,
-    pub executed: u64,
-    pub acked: u64,
-    pub failed: u64,
-    pub timed_out: u64,
-    pub abandoned: u64,
-    pub restarts: u64,
-    pub pending: u64,
-    pub emitted_per_s: f64,
-    pub executed_per_s: f64,
-    pub acked_per_s: f64,
-    pub failed_per_s: f64,
+    /// Summed over the tasks (the counters [`Live::Component`] and up shown).
+    #[serde(flatten)]
+    pub totals: Shown<u64>,
+    /// Per second over the last interval (the counters with a `rate` shown, as `*_per_s`).
+    #[serde(flatten)]
+    pub rates: Shown<f64>,
     /// Busiest task's busy fraction over the last interval (0..1).
     pub capacity: f64,
     pub busy_s: f64,
@@ -66,14 +62,58 @@ pub struct ComponentMetrics {
 pub struct TaskMetrics {
     /// Index within the component, from 0.
     pub task: usize,
-    pub emitted: u64,
-    pub executed: u64,
-    pub acked: u64,
-    pub failed: u64,
-    pub restarts: u64,
-    pub pending: u64,
+    /// The counters [`Live::Tasks`] shown.
+    #[serde(flatten)]
+    pub counts: Shown<u64>,
     pub capacity: f64,
     pub busy_s: f64,
+}
+
+/// Counts (or rates) of which `/api/metrics` shows those [`COUNTERS`] marks for `view`.
+#[derive(Clone, Copy, Debug)]
+pub struct Shown<T> {
+    pub values: Counts<T>,
+    view: View,
+}
+
+/// Where in `/api/metrics` a [`Shown`] is.
+#[derive(Clone, Copy, Debug)]
+enum View {
+    /// A component's totals.
+    Component,
+    /// A task's counts.
+    Task,
+    /// A component's rates.
+    Rates,
+}
+
+impl View {
+    /// The key `counter` is shown under here, if shown.
+    fn key(self, counter: &Counter) -> Option<&'static str> {
+        match self {
+            View::Component => (counter.live >= Live::Component).then_some(counter.name),
+            View::Task => (counter.live >= Live::Tasks).then_some(counter.name),
+            View::Rates => counter.rate,
+        }
+    }
+}
+
+impl<T> Shown<T> {
+    fn new(values: Counts<T>, view: View) -> Self {
+        Shown { values, view }
+    }
+}
+
+impl<T: Serialize> Serialize for Shown<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (c, v) in COUNTERS.iter().zip(self.values.values()) {
+            if let Some(key) = self.view.key(c) {
+                map.serialize_entry(key, v)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// Tuples per second on one edge of the graph: what its source emitted (all streams).
@@ -222,18 +262,8 @@ impl State {
                     name: t.component.clone(),
                     kind: t.kind,
                     tasks: 0,
-                    emitted: 0,
-                    executed: 0,
-                    acked: 0,
-                    failed: 0,
-                    timed_out: 0,
-                    abandoned: 0,
-                    restarts: 0,
-                    pending: 0,
-                    emitted_per_s: 0.0,
-                    executed_per_s: 0.0,
-                    acked_per_s: 0.0,
-                    failed_per_s: 0.0,
+                    totals: Shown::new(Counts::default(), View::Component),
+                    rates: Shown::new(Counts::default(), View::Rates),
                     capacity: 0.0,
                     busy_s: 0.0,
                     execute_latency_us: c.map(|c| c.execute_latency_us.clone()).unwrap_or_default(),
@@ -247,35 +277,27 @@ impl State {
                 continue;
             };
             c.tasks += 1;
-            c.emitted += s.emitted;
-            c.executed += s.executed;
-            c.acked += s.acked;
-            c.failed += s.failed;
-            c.timed_out += s.timed_out;
-            c.abandoned += s.abandoned;
-            c.restarts += s.restarts;
-            c.pending += s.pending;
-            c.emitted_per_s += rate(s.emitted, prev.emitted, secs);
-            c.executed_per_s += rate(s.executed, prev.executed, secs);
-            c.acked_per_s += rate(s.acked, prev.acked, secs);
-            c.failed_per_s += rate(s.failed, prev.failed, secs);
+            c.totals.values.add(&s.counts);
+            let rates = COUNTERS.iter().zip(c.rates.values.values_mut());
+            for ((counter, r), (now, before)) in
+                rates.zip(s.values().into_iter().zip(prev.values()))
+            {
+                if counter.rate.is_some() {
+                    *r += rate(*now, *before, secs);
+                }
+            }
             c.capacity = c.capacity.max(cap);
             c.busy_s += s.busy_ns as f64 / 1e9;
             c.per_task.push(TaskMetrics {
                 task: t.index,
-                emitted: s.emitted,
-                executed: s.executed,
-                acked: s.acked,
-                failed: s.failed,
-                restarts: s.restarts,
-                pending: s.pending,
+                counts: Shown::new(s.counts, View::Task),
                 capacity: cap,
                 busy_s: s.busy_ns as f64 / 1e9,
             });
         }
         let emitted_rate: HashMap<&str, f64> = components
             .iter()
-            .map(|c| (c.name.as_str(), c.emitted_per_s))
+            .map(|c| (c.name.as_str(), c.rates.values.emitted))
             .collect();
         let mut edges = Vec::new();
         for c in &self.graph.components {
@@ -311,7 +333,7 @@ impl State {
         let throughput_tps = components
             .iter()
             .filter(|c| c.kind == "spout")
-            .map(|c| c.emitted_per_s)
+            .map(|c| c.rates.values.emitted)
             .sum();
         latest.body = Arc::new(MetricsBody {
             topology: self.graph.name.clone(),
@@ -389,19 +411,70 @@ mod tests {
         state.sample();
         let m = state.metrics();
         let c = &m.components[0];
-        assert_eq!((c.tasks, c.emitted, c.acked, c.pending), (2, 300, 20, 4));
+        let n = &c.totals.values;
+        assert_eq!((c.tasks, n.emitted, n.acked, n.pending), (2, 300, 20, 4));
         assert_eq!(c.per_task.len(), 2);
-        assert_eq!(c.per_task[1].emitted, 200);
-        assert!(c.emitted_per_s > 0.0 && m.throughput_tps == c.emitted_per_s);
+        assert_eq!(c.per_task[1].counts.values.emitted, 200);
+        let emitted_per_s = c.rates.values.emitted;
+        assert!(emitted_per_s > 0.0 && m.throughput_tps == emitted_per_s);
         assert!((0.0..=1.0).contains(&c.capacity));
         assert!((c.busy_s - 2.0).abs() < 1e-9);
         assert!(m.latency.spouts["source"].p50 > 0.0);
         // Nothing new: no completions in this interval, rates 0.
         state.sample();
         let m = state.metrics();
-        assert_eq!(m.components[0].emitted_per_s, 0.0);
+        assert_eq!(m.components[0].rates.values.emitted, 0.0);
         assert_eq!(m.latency.spouts["source"].p50, 0.0);
         assert_eq!(state.history().len(), 3);
+    }
+
+    #[test]
+    fn counters_serialize_in_the_documented_order() {
+        let counts = Counts {
+            emitted: 1,
+            executed: 2,
+            acked: 3,
+            failed: 4,
+            timed_out: 5,
+            abandoned: 6,
+            restarts: 7,
+            busy_ns: 8,
+            pending: 9,
+        };
+        let task = TaskMetrics {
+            task: 0,
+            counts: Shown::new(counts, View::Task),
+            capacity: 0.5,
+            busy_s: 1.0,
+        };
+        assert_eq!(
+            serde_json::to_string(&task).ok().as_deref(),
+            Some(
+                r#"{"task":0,"emitted":1,"executed":2,"acked":3,"failed":4,"restarts":7,"pending":9,"capacity":0.5,"busy_s":1.0}"#
+            )
+        );
+        let shown = |view| serde_json::to_string(&Shown::new(counts, view)).ok();
+        assert_eq!(
+            shown(View::Component).as_deref(),
+            Some(
+                r#"{"emitted":1,"executed":2,"acked":3,"failed":4,"timed_out":5,"abandoned":6,"restarts":7,"pending":9}"#
+            )
+        );
+        let rates = Counts {
+            emitted: 1.5,
+            executed: 2.5,
+            acked: 3.5,
+            failed: 4.5,
+            ..Counts::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&Shown::new(rates, View::Rates))
+                .ok()
+                .as_deref(),
+            Some(
+                r#"{"emitted_per_s":1.5,"executed_per_s":2.5,"acked_per_s":3.5,"failed_per_s":4.5}"#
+            )
+        );
     }
 
     #[test]

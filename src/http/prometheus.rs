@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use hdrhistogram::Histogram;
 
+use crate::metrics::COUNTERS;
 use crate::metrics::TaskSample;
 
 /// Upper bounds (seconds) of the latency histogram buckets, besides `+Inf`.
@@ -118,79 +119,25 @@ pub fn render(
         "Seconds since the run started.",
     );
     let _ = writeln!(out, "squall_uptime_seconds {uptime_s}");
-    let all = |_: &TaskSample| true;
-    let spouts = |t: &TaskSample| t.kind == "spout";
-    let bolts = |t: &TaskSample| t.kind == "bolt";
-    counter(
-        &mut out,
-        tasks,
-        "squall_tuples_emitted_total",
-        "Tuples emitted.",
-        all,
-        |t| t.stats.emitted as f64,
-    );
-    counter(
-        &mut out,
-        tasks,
-        "squall_tuples_executed_total",
-        "Tuples executed by a bolt.",
-        bolts,
-        |t| t.stats.executed as f64,
-    );
-    counter(
-        &mut out,
-        tasks,
-        "squall_tuples_acked_total",
-        "Spouts: tuple trees fully processed; bolts: inputs acked.",
-        all,
-        |t| t.stats.acked as f64,
-    );
-    counter(
-        &mut out,
-        tasks,
-        "squall_tuples_failed_total",
-        "Spouts: tuple trees failed or timed out; bolts: inputs failed.",
-        all,
-        |t| t.stats.failed as f64,
-    );
-    counter(
-        &mut out,
-        tasks,
-        "squall_tuples_timed_out_total",
-        "Tuple trees that timed out.",
-        spouts,
-        |t| t.stats.timed_out as f64,
-    );
-    counter(
-        &mut out,
-        tasks,
-        "squall_task_restarts_total",
-        "Task restarts after a panic.",
-        all,
-        |t| t.stats.restarts as f64,
-    );
-    counter(
-        &mut out,
-        tasks,
-        "squall_busy_seconds_total",
-        "Time the task spent working.",
-        all,
-        |t| t.stats.busy_ns as f64 / 1e9,
-    );
-    counter(
-        &mut out,
-        tasks,
-        "squall_pending_trees",
-        "Tuple trees in flight.",
-        spouts,
-        |t| t.stats.pending as f64,
-    );
+    for (i, c) in COUNTERS.iter().enumerate() {
+        let Some(series) = c.prometheus else {
+            continue;
+        };
+        counter(
+            &mut out,
+            tasks,
+            series.name,
+            series.help,
+            |t| series.tasks.cover(t.kind),
+            |t| *t.stats.values()[i] as f64 / series.divisor,
+        );
+    }
     counter(
         &mut out,
         tasks,
         "squall_capacity",
         "Busy fraction of the task over the last sample interval (0..1).",
-        all,
+        |_| true,
         |t| {
             capacity
                 .get(&(t.component.clone(), t.index))

@@ -16,69 +16,40 @@ use crate::component::{
 };
 use crate::data::columns::{CHUNK_ROWS, ColumnChunks};
 use crate::tweet::fields::{TweetColumns, TweetProjection, generated_values, tweet_fields};
-use crate::tweet::generator::{GeneratorConfig, TweetGenerator};
+use crate::tweet::generator::{GeneratorConfig, TweetGenerator, generator_options};
 
-/// Options of the `generator` spout.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct GeneratorSpoutConfig {
-    /// Total tweets over all tasks (0: unbounded).
-    pub limit: u64,
-    /// Tweets per second over all tasks (0: as fast as possible).
-    pub rate: f64,
-    /// Seed of the tweet stream: the same seed gives the same tweets.
-    pub seed: u64,
-    /// Distinct words.
-    pub vocabulary: usize,
-    /// Distinct hashtags.
-    pub hashtags: usize,
-    /// Zipf exponent of word frequencies.
-    pub zipf_s: f64,
-    /// Zipf exponent of hashtag frequencies.
-    pub hashtag_zipf_s: f64,
-    pub min_words: usize,
-    pub max_words: usize,
-    /// Each tweet has 0..=this many hashtags.
-    pub max_hashtags_per_tweet: usize,
-    pub lang: String,
+macro_rules! spout_config {
+    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty = $default:expr,)*) => {
+        /// Options of the `generator` spout: its own, then the tweet generator's.
+        #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct GeneratorSpoutConfig {
+            /// Total tweets over all tasks (0: unbounded).
+            pub limit: u64,
+            /// Tweets per second over all tasks (0: as fast as possible).
+            pub rate: f64,
+            $($(#[doc = $doc])* pub $field: $ty,)*
+        }
+
+        impl GeneratorSpoutConfig {
+            pub fn from_tweets(limit: u64, rate: f64, t: GeneratorConfig) -> Self {
+                let GeneratorConfig { $($field,)* } = t;
+                GeneratorSpoutConfig { limit, rate, $($field,)* }
+            }
+
+            /// The tweet generator's own options.
+            pub fn tweets(&self) -> GeneratorConfig {
+                let GeneratorSpoutConfig { $($field,)* .. } = self.clone();
+                GeneratorConfig { $($field,)* }
+            }
+        }
+    };
 }
+generator_options!(spout_config);
 
 impl Default for GeneratorSpoutConfig {
     fn default() -> Self {
         GeneratorSpoutConfig::from_tweets(0, 0.0, GeneratorConfig::default())
-    }
-}
-
-impl GeneratorSpoutConfig {
-    pub fn from_tweets(limit: u64, rate: f64, t: GeneratorConfig) -> Self {
-        GeneratorSpoutConfig {
-            limit,
-            rate,
-            seed: t.seed,
-            vocabulary: t.vocabulary,
-            hashtags: t.hashtags,
-            zipf_s: t.zipf_s,
-            hashtag_zipf_s: t.hashtag_zipf_s,
-            min_words: t.min_words,
-            max_words: t.max_words,
-            max_hashtags_per_tweet: t.max_hashtags_per_tweet,
-            lang: t.lang,
-        }
-    }
-
-    /// The tweet generator's own options.
-    pub fn tweets(&self) -> GeneratorConfig {
-        GeneratorConfig {
-            seed: self.seed,
-            vocabulary: self.vocabulary,
-            hashtags: self.hashtags,
-            zipf_s: self.zipf_s,
-            hashtag_zipf_s: self.hashtag_zipf_s,
-            min_words: self.min_words,
-            max_words: self.max_words,
-            max_hashtags_per_tweet: self.max_hashtags_per_tweet,
-            lang: self.lang.clone(),
-        }
     }
 }
 
@@ -402,5 +373,38 @@ mod tests {
         assert_eq!(c.seed, 7);
         let bad: Result<GeneratorSpoutConfig, _> = toml::from_str("limt = 10");
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn the_spout_has_its_own_options_then_the_generators() {
+        let err = toml::from_str::<GeneratorSpoutConfig>("limt = 10")
+            .err()
+            .map(|e| e.message().to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "unknown field `limt`, expected one of `limit`, `rate`, `seed`, `vocabulary`, \
+                 `hashtags`, `zipf_s`, `hashtag_zipf_s`, `min_words`, `max_words`, \
+                 `max_hashtags_per_tweet`, `lang`"
+            )
+        );
+        let c = GeneratorSpoutConfig::from_tweets(
+            3,
+            1.5,
+            GeneratorConfig {
+                seed: 9,
+                lang: "de".into(),
+                ..GeneratorConfig::default()
+            },
+        );
+        assert_eq!(
+            (c.limit, c.rate, c.seed, c.lang.as_str()),
+            (3, 1.5, 9, "de")
+        );
+        assert_eq!(c.tweets().seed, 9);
+        assert_eq!(
+            GeneratorSpoutConfig::default().tweets(),
+            GeneratorConfig::default()
+        );
     }
 }

@@ -29,42 +29,52 @@ pub const USERS: u64 = 1_000;
 /// `created_at` of sequence number 0: 2024-01-01T00:00:00.000Z, in Unix ms.
 pub const EPOCH_MS: u64 = 1_704_067_200_000;
 
-/// Configuration of a [`TweetGenerator`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GeneratorConfig {
-    pub seed: u64,
-    /// Number of distinct words.
-    pub vocabulary: usize,
-    /// Number of distinct hashtags.
-    pub hashtags: usize,
-    /// Zipf exponent of word frequencies.
-    pub zipf_s: f64,
-    /// Zipf exponent of hashtag frequencies.
-    pub hashtag_zipf_s: f64,
-    pub min_words: usize,
-    pub max_words: usize,
-    /// Each tweet has `0..=max_hashtags_per_tweet` hashtags, uniformly.
-    pub max_hashtags_per_tweet: usize,
-    /// `lang` of every tweet (empty: none).
-    pub lang: String,
-}
-
-impl Default for GeneratorConfig {
-    fn default() -> Self {
-        Self {
-            seed: 42,
-            vocabulary: 10_000,
-            hashtags: 1_000,
-            zipf_s: 1.1,
-            hashtag_zipf_s: 1.2,
-            min_words: 6,
-            max_words: 14,
-            max_hashtags_per_tweet: 3,
-            lang: "en".to_owned(),
+/// Calls `$then! { $(#[doc] name: type = default,)* }` with the tweet generator's options,
+/// declared once here: [`GeneratorConfig`] is made of them, and the `generator` spout's
+/// options have them after its own.
+macro_rules! generator_options {
+    ($then:ident) => {
+        $then! {
+            /// Seed of the tweet stream: the same seed gives the same tweets.
+            seed: u64 = 42,
+            /// Number of distinct words.
+            vocabulary: usize = 10_000,
+            /// Number of distinct hashtags.
+            hashtags: usize = 1_000,
+            /// Zipf exponent of word frequencies.
+            zipf_s: f64 = 1.1,
+            /// Zipf exponent of hashtag frequencies.
+            hashtag_zipf_s: f64 = 1.2,
+            min_words: usize = 6,
+            max_words: usize = 14,
+            /// Each tweet has `0..=max_hashtags_per_tweet` hashtags, uniformly.
+            max_hashtags_per_tweet: usize = 3,
+            /// `lang` of every tweet (empty: none).
+            lang: String = "en".to_owned(),
         }
-    }
+    };
 }
+pub(crate) use generator_options;
+
+macro_rules! generator_config {
+    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty = $default:expr,)*) => {
+        /// Configuration of a [`TweetGenerator`].
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct GeneratorConfig {
+            $($(#[doc = $doc])* pub $field: $ty,)*
+        }
+
+        impl Default for GeneratorConfig {
+            fn default() -> Self {
+                Self {
+                    $($field: $default,)*
+                }
+            }
+        }
+    };
+}
+generator_options!(generator_config);
 
 /// Invalid [`GeneratorConfig`].
 #[derive(Debug, Clone, PartialEq, Error)]

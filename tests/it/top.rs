@@ -75,13 +75,13 @@ fn renders_the_table_of_a_captured_snapshot() {
         }
         out
     };
-    assert_eq!(source[4], grouped(c.emitted));
+    assert_eq!(source[4], grouped(c.counts.emitted));
     assert_eq!(source[5], "-");
-    assert_eq!(source[6], grouped(c.acked));
+    assert_eq!(source[6], grouped(c.counts.acked));
     assert!(source[9].ends_with("ms"), "{}", rows[0]);
     // A bolt row has its execute p99 and no pending.
     let tokenize: Vec<&str> = rows[1].split_whitespace().collect();
-    assert_eq!(tokenize[5], grouped(s.components[1].executed));
+    assert_eq!(tokenize[5], grouped(s.components[1].counts.executed));
     assert!(tokenize[8].ends_with("µs"), "{}", rows[1]);
     assert_eq!(tokenize.last(), Some(&"-"));
     // Narrow terminals cut lines rather than wrap them.
