@@ -34,6 +34,7 @@ const TWEETS: u64 = 3000;
 const SEED: u64 = 42;
 /// The longest any run, or any wait of it, may take.
 const WAIT: Duration = Duration::from_secs(120);
+
 fn tweets() -> Vec<Tweet> {
     let g = TweetGenerator::new(GeneratorConfig {
         seed: SEED,
