@@ -1,5 +1,7 @@
-//! Newline-delimited framing, one for every line source: [`LineReader`] for an async
-//! stream (the socket spout), [`BlockingLineReader`] for a file (the file spout).
+//! Newline-delimited framing, one for every line source: one framing core and a front-end
+//! per way the bytes arrive: [`LineReader`] reads an async stream (the socket spout),
+//! [`BlockingLineReader`] a file (the file spout), and [`LineSplitter`] is handed chunks
+//! (the body of an HTTP stream: the Twitter spout).
 //!
 //! [`LineReader`] yields one [`LineEvent`] per input line. Lines longer than
 //! [`LineOptions::max_line_bytes`] are skipped without being buffered, and invalid
@@ -320,13 +322,15 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 }
 
-/// One line of a [`BlockingLineReader`]: its bytes, or that it was too long.
+/// One line of a [`BlockingLineReader`] or a [`LineSplitter`]: its bytes, or that it was
+/// too long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawLine<'a> {
     /// The line without its `\n` / `\r\n` terminator (bytes as read, not checked as UTF-8).
     Line(&'a [u8]),
-    /// A line longer than the maximum was skipped, unbuffered; its length.
-    Oversized { bytes: u64 },
+    /// A line longer than the maximum was skipped, unbuffered; its length without the
+    /// terminator.
+    Oversized(u64),
 }
 
 /// Reads newline-delimited lines from a blocking reader (a file) with the same framing
@@ -375,7 +379,7 @@ impl<R: io::Read> BlockingLineReader<R> {
             if available.is_empty() {
                 return Ok(match self.framer.finish() {
                     None => None,
-                    Some(Framed::Oversized(bytes)) => Some(RawLine::Oversized { bytes }),
+                    Some(Framed::Oversized(bytes)) => Some(RawLine::Oversized(bytes)),
                     Some(Framed::Direct(_) | Framed::Buffered) => {
                         self.given_buffered = true;
                         Some(RawLine::Line(&self.framer.buf))
@@ -387,7 +391,7 @@ impl<R: io::Read> BlockingLineReader<R> {
                 None => self.inner.consume(used),
                 Some(Framed::Oversized(bytes)) => {
                     self.inner.consume(used);
-                    return Ok(Some(RawLine::Oversized { bytes }));
+                    return Ok(Some(RawLine::Oversized(bytes)));
                 }
                 Some(Framed::Direct(len)) => {
                     self.given = used;
@@ -406,6 +410,53 @@ impl<R: io::Read> BlockingLineReader<R> {
     /// `max_line_bytes`, whatever the input.
     pub fn held_bytes(&self) -> usize {
         self.framer.buf.capacity()
+    }
+}
+
+/// A buffer this large is let go once its line is handed out (one long line should not
+/// keep its memory for the life of a connection).
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Splits bytes handed over in chunks (the body of an HTTP stream) into lines with the
+/// same framing as [`LineReader`]: a line longer than `max_line_bytes` is skipped while it
+/// arrives, so at most `max_line_bytes + 1` bytes of a partial line are held.
+#[derive(Debug)]
+pub struct LineSplitter {
+    framer: Framer,
+}
+
+impl LineSplitter {
+    /// Lines longer than `max_line_bytes` bytes (terminator excluded) are skipped.
+    pub fn new(max_line_bytes: usize) -> Self {
+        LineSplitter {
+            framer: Framer::new(max_line_bytes),
+        }
+    }
+
+    /// Bytes of a partial line held.
+    pub fn pending(&self) -> usize {
+        self.framer.buf.len()
+    }
+
+    /// Feeds a chunk, calling `on` for every line it completes (an empty line too); the
+    /// start of a line not ended yet is kept for the next chunk.
+    pub fn feed(&mut self, mut chunk: &[u8], mut on: impl FnMut(RawLine<'_>)) {
+        while !chunk.is_empty() {
+            let (framed, used) = self.framer.feed(chunk);
+            match framed {
+                None => {}
+                Some(Framed::Direct(len)) => on(RawLine::Line(&chunk[..len])),
+                Some(Framed::Buffered) => {
+                    on(RawLine::Line(&self.framer.buf));
+                    self.framer.buf.clear();
+                    if self.framer.buf.capacity() > KEEP_BUFFER_BYTES {
+                        self.framer.buf = Vec::new();
+                    }
+                }
+                Some(Framed::Oversized(bytes)) => on(RawLine::Oversized(bytes)),
+            }
+            chunk = &chunk[used..];
+        }
     }
 }
 
@@ -732,7 +783,7 @@ mod tests {
         while let Some(l) = r.next_line().unwrap_or_else(|e| panic!("{e}")) {
             out.push(match l {
                 RawLine::Line(b) => decode(b, o.invalid_utf8),
-                RawLine::Oversized { bytes } => LineEvent::Oversized { bytes },
+                RawLine::Oversized(bytes) => LineEvent::Oversized { bytes },
             });
         }
         out
@@ -758,6 +809,64 @@ mod tests {
         }
     }
 
+    /// Every event of a splitter fed `data` in chunks of `size` bytes.
+    fn split(data: &[u8], o: LineOptions, size: usize) -> Vec<LineEvent> {
+        let mut s = LineSplitter::new(o.max_line_bytes);
+        let mut out = Vec::new();
+        for chunk in data.chunks(size) {
+            s.feed(chunk, |l| {
+                out.push(match l {
+                    RawLine::Line(b) => decode(b, o.invalid_utf8),
+                    RawLine::Oversized(bytes) => LineEvent::Oversized { bytes },
+                })
+            });
+            assert!(s.pending() <= o.max_line_bytes + 1, "held {}", s.pending());
+        }
+        out
+    }
+
+    #[test]
+    fn the_splitter_frames_as_the_reference_for_all_chunk_sizes() {
+        let mut seed = 0x5eed_1234_abcd_0001u64;
+        let alphabet = b"ab\n\r\xffc\n";
+        for round in 0..40 {
+            let len = 1 + round * 7;
+            let mut data = random_bytes(&mut seed, alphabet, len);
+            // A line not ended yet is held, not handed out: end the last one.
+            data.push(b'\n');
+            for max in [1, 2, 3, 5, 8] {
+                let o = opts(max, InvalidUtf8::Replace);
+                for size in [1, 2, 3, 7, 16, 4096] {
+                    assert_eq!(
+                        split(&data, o, size),
+                        reference(&data, o),
+                        "data={data:?} max={max} size={size}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_splitter_holds_a_partial_line_and_lets_a_big_buffer_go() {
+        let mut s = LineSplitter::new(200_000);
+        let mut lines = Vec::new();
+        s.feed(b"one\r\ntw", |l| lines.push(format!("{l:?}")));
+        assert_eq!(s.pending(), 2);
+        let long = vec![b'x'; 100_000];
+        s.feed(&long, |l| lines.push(format!("{l:?}")));
+        s.feed(b"\r\n", |l| {
+            assert!(matches!(l, RawLine::Line(b) if b.len() == 100_002));
+        });
+        assert_eq!(s.pending(), 0);
+        assert_eq!(
+            s.framer.buf.capacity(),
+            0,
+            "the long line's buffer is let go"
+        );
+        assert_eq!(lines, [format!("{:?}", RawLine::Line(b"one"))]);
+    }
+
     #[test]
     fn the_blocking_reader_skips_a_huge_line_without_holding_it() {
         // 64 MB without a newline, then two lines: read whole before the framer was
@@ -775,7 +884,7 @@ mod tests {
         let tail: &[u8] = b"\nnext\r\nlast";
         let mut r = BlockingLineReader::new(io::Read::chain(Huge(huge), tail), 1024);
         let first = r.next_line().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(first, Some(RawLine::Oversized { bytes: huge }));
+        assert_eq!(first, Some(RawLine::Oversized(huge)));
         assert!(r.held_bytes() <= 2 * 1025, "held {} bytes", r.held_bytes());
         let next = r.next_line().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(next, Some(RawLine::Line(b"next")));

@@ -144,7 +144,7 @@ impl FileSpout {
             self.line_no += 1;
             let mut buf = match line {
                 RawLine::Line(b) => b,
-                RawLine::Oversized { bytes } => {
+                RawLine::Oversized(bytes) => {
                     c.oversized.fetch_add(1, Ordering::Relaxed);
                     if let Some(n) = c.oversized_log.hit() {
                         tracing::warn!(path = %self.cfg.path.display(), line = self.line_no, bytes, "oversized line skipped{n}");

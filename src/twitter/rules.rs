@@ -29,6 +29,7 @@ use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{BearerToken, http_client};
+use super::error_chain;
 
 /// The rules endpoint, relative to the base URL.
 pub const RULES_PATH: &str = "/2/tweets/search/stream/rules";
@@ -383,21 +384,6 @@ impl RulesError {
             _ => None,
         }
     }
-}
-
-/// `e` and its sources, joined with `: ` (reqwest's own message is terse).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
-        }
-        src = cause.source();
-    }
-    s
 }
 
 /// The first [`SNIPPET_CHARS`] characters of `body`, on one line.

@@ -5,10 +5,10 @@
 //! retrying cannot fix.
 //!
 //! Framing (`TWITTER_API.md`): a chunked body of `\r\n`-terminated JSON lines; a bare
-//! `\r\n` is a keep-alive sent at least every 20 s. The body is split on `\n`, `\r` is
-//! stripped and empty lines are counted as keep-alives. Lines longer than
-//! `max_line_bytes` are skipped (counted as malformed) without being buffered, so a bad
-//! server cannot grow memory. No bytes for `stall_timeout` (keep-alives included) drops
+//! `\r\n` is a keep-alive sent at least every 20 s. The body is split on `\n` by
+//! [`LineSplitter`] (the framing every line source shares), `\r` is stripped and empty
+//! lines are counted as keep-alives. Lines longer than `max_line_bytes` are skipped
+//! (counted as malformed) without being buffered, so a bad server cannot grow memory. No bytes for `stall_timeout` (keep-alives included) drops
 //! the connection. An in-stream `{"errors":[…]}` message (an operational disconnect) is
 //! logged with its title and type and ends the connection.
 //!
@@ -27,7 +27,9 @@ use reqwest::header::{ACCEPT, HeaderMap};
 use tokio::sync::mpsc;
 
 use super::auth::{BearerToken, http_client};
+use super::error_chain;
 use super::policy::{Decision, Ending, Endpoint, PolicyConfig, ReconnectPolicy, WaitKind};
+use crate::io::lines::{LineSplitter, RawLine as Piece};
 use crate::log_throttle::LogThrottle;
 use crate::tweet::wire::{Notice, StreamError as ApiError, StreamMessage, Tweet, parse_line};
 
@@ -37,8 +39,8 @@ pub const TWEET_FIELDS: &str = "created_at,lang,entities,author_id";
 pub const EXPANSIONS: &str = "author_id";
 /// `user.fields` of the expanded author.
 pub const USER_FIELDS: &str = "username";
-/// Longest line accepted by default: 1 MiB.
-pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+/// Longest line accepted by default: 1 MiB, as for every line source.
+pub const DEFAULT_MAX_LINE_BYTES: usize = crate::io::lines::DEFAULT_MAX_LINE_BYTES;
 /// Default stall timeout: the API sends a keep-alive at least every 20 s.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(21);
 /// Default TCP connect timeout.
@@ -277,106 +279,6 @@ fn bump(c: &AtomicU64) {
 }
 
 // ---------------------------------------------------------------------------
-// Framing.
-
-/// One piece of the body handed out by [`LineSplitter`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum Piece<'a> {
-    /// A complete line without `\n` and without a trailing `\r` (empty: keep-alive).
-    Line(&'a [u8]),
-    /// A line longer than the limit was skipped; its length without the terminator.
-    Oversized(usize),
-}
-
-/// Splits a byte stream into lines, holding at most `max + 1` bytes of a partial line.
-#[derive(Debug)]
-pub struct LineSplitter {
-    buf: Vec<u8>,
-    max: usize,
-    /// Bytes of the current oversized line seen so far (it is being skipped).
-    skipping: Option<usize>,
-}
-
-impl LineSplitter {
-    /// Lines longer than `max` bytes (terminator excluded) are skipped.
-    pub fn new(max: usize) -> Self {
-        LineSplitter {
-            buf: Vec::new(),
-            max,
-            skipping: None,
-        }
-    }
-
-    /// Bytes of a partial line held.
-    pub fn pending(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Feeds a chunk, calling `on` for every line it completes.
-    pub fn feed(&mut self, mut chunk: &[u8], mut on: impl FnMut(Piece<'_>)) {
-        while let Some(nl) = chunk.iter().position(|b| *b == b'\n') {
-            self.complete(&chunk[..nl], &mut on);
-            chunk = &chunk[nl + 1..];
-        }
-        self.hold(chunk);
-    }
-
-    /// `segment` ends the current line.
-    fn complete(&mut self, segment: &[u8], on: &mut impl FnMut(Piece<'_>)) {
-        if let Some(skipped) = self.skipping.take() {
-            on(Piece::Oversized(strip_cr_len(
-                skipped + segment.len(),
-                segment,
-            )));
-            return;
-        }
-        let line: &[u8] = if self.buf.is_empty() {
-            segment
-        } else {
-            self.buf.extend_from_slice(segment);
-            &self.buf
-        };
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.len() > self.max {
-            on(Piece::Oversized(line.len()));
-        } else {
-            on(Piece::Line(line));
-        }
-        self.buf.clear();
-        if self.buf.capacity() > 64 * 1024 {
-            self.buf = Vec::new();
-        }
-    }
-
-    /// Keeps the start of a line (or counts it, once it is known to be too long).
-    fn hold(&mut self, rest: &[u8]) {
-        if rest.is_empty() {
-            return;
-        }
-        if let Some(skipped) = &mut self.skipping {
-            *skipped += rest.len();
-            return;
-        }
-        // `max + 1`: a trailing `\r` may still come off.
-        if self.buf.len() + rest.len() > self.max + 1 {
-            self.skipping = Some(self.buf.len() + rest.len());
-            self.buf = Vec::new();
-        } else {
-            self.buf.extend_from_slice(rest);
-        }
-    }
-}
-
-/// The length of a skipped line without its `\r` (when the last segment ends in one).
-fn strip_cr_len(total: usize, last: &[u8]) -> usize {
-    if last.ends_with(b"\r") {
-        total - 1
-    } else {
-        total
-    }
-}
-
-// ---------------------------------------------------------------------------
 // One connection.
 
 /// How an established connection ended.
@@ -557,21 +459,6 @@ where
         }
     };
     (end, r.delivered)
-}
-
-/// An error and its sources, `: `-separated (reqwest's top level alone says little).
-fn error_chain(e: &dyn StdError) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s
 }
 
 /// The API's error text from an error response body: `title: detail` (plus the
