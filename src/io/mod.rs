@@ -1,4 +1,6 @@
-//! Network helpers shared by sources: line framing and reconnect back-off.
+//! Helpers shared by sources and sinks: line framing, reconnect back-off, and dates as
+//! text (RFC 3339, the X API v1.1 `created_at`).
 
 pub mod backoff;
 pub mod lines;
+pub mod time;
