@@ -19,17 +19,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::io::time::{self as dates, DateError, MAX_RFC3339_MS, Precision};
 
 /// The forms a start position may take, for error messages.
 const START_FORMS: &str =
     "earliest, latest, committed, offsets:P:O[,P:O...] or timestamp:RFC3339|EPOCH_MS";
 /// The forms an end position may take, for error messages.
 const END_FORMS: &str = "latest, offsets:P:O[,P:O...] or timestamp:RFC3339|EPOCH_MS";
-/// The last millisecond RFC 3339 formatting supports: 9999-12-31T23:59:59.999Z.
-const MAX_RFC3339_MS: i64 = 253_402_300_799_999;
 
 /// Where a Kafka spout starts reading each partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,76 +315,16 @@ fn parse_timestamp(value: &str) -> Result<i64, PositionError> {
 /// An RFC 3339 date-time (`T` or a blank between date and time, any fraction, `Z` or
 /// `±HH:MM`) as milliseconds since the epoch; sub-millisecond digits are truncated.
 fn parse_rfc3339_ms(v: &str) -> Result<i64, TimestampProblem> {
-    if !v.is_ascii() {
-        return Err(TimestampProblem::Format);
-    }
-    let v = v.to_ascii_uppercase();
-    let zone = split_zone(&v)?;
-    let local = zone.map_or(v.as_str(), |(local, _)| local);
-    if !is_plain_date_time(local) {
-        return Err(TimestampProblem::Format);
-    }
-    let utc = weak_rfc3339(local)?;
-    let Some((_, offset_ms)) = zone else {
-        return Err(TimestampProblem::MissingZone);
-    };
-    let since_epoch = utc
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| TimestampProblem::OutOfRange)?;
-    let local_ms =
-        i64::try_from(since_epoch.as_millis()).map_err(|_| TimestampProblem::OutOfRange)?;
-    let ms = local_ms - offset_ms;
+    let ms = dates::parse_rfc3339_ms(v).map_err(|e| match e {
+        DateError::MissingZone => TimestampProblem::MissingZone,
+        DateError::BadZone => TimestampProblem::BadZone,
+        DateError::NoSuchDate | DateError::OutOfRange => TimestampProblem::OutOfRange,
+        DateError::NotRfc3339 | DateError::NotTwitterDate => TimestampProblem::Format,
+    })?;
     if !(0..=MAX_RFC3339_MS).contains(&ms) {
         return Err(TimestampProblem::OutOfRange);
     }
     Ok(ms)
-}
-
-/// Whether `v` is `YYYY-MM-DD?HH:MM:SS` optionally followed by `.` and digits (field
-/// values and separators are checked by humantime; this rejects any trailing text).
-fn is_plain_date_time(v: &str) -> bool {
-    match v.get(19..) {
-        Some("") => true,
-        Some(rest) => rest
-            .strip_prefix('.')
-            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())),
-        None => false,
-    }
-}
-
-/// humantime's lenient RFC 3339 parser (no zone: UTC) with our error kinds.
-fn weak_rfc3339(v: &str) -> Result<std::time::SystemTime, TimestampProblem> {
-    humantime::parse_rfc3339_weak(v).map_err(|e| match e {
-        humantime::TimestampError::OutOfRange => TimestampProblem::OutOfRange,
-        _ => TimestampProblem::Format,
-    })
-}
-
-/// Splits an upper-cased ASCII date-time into its local part and its UTC offset in
-/// milliseconds (`local - offset` is UTC); `None` if it has no zone suffix.
-fn split_zone(v: &str) -> Result<Option<(&str, i64)>, TimestampProblem> {
-    if let Some(local) = v.strip_suffix('Z') {
-        return Ok(Some((local, 0)));
-    }
-    let b = v.as_bytes();
-    let n = b.len();
-    // `YYYY-MM-DDTHH:MM:SS` is 19 bytes: shorter strings cannot carry a zone too.
-    if n < 25 || !matches!(b[n - 6], b'+' | b'-') || b[n - 3] != b':' {
-        return Ok(None);
-    }
-    let hours = two_digits(b[n - 5], b[n - 4]).ok_or(TimestampProblem::BadZone)?;
-    let minutes = two_digits(b[n - 2], b[n - 1]).ok_or(TimestampProblem::BadZone)?;
-    if hours > 23 || minutes > 59 {
-        return Err(TimestampProblem::BadZone);
-    }
-    let sign = if b[n - 6] == b'-' { -1 } else { 1 };
-    Ok(Some((&v[..n - 6], sign * (hours * 60 + minutes) * 60_000)))
-}
-
-/// Two ASCII digits as a number.
-fn two_digits(a: u8, b: u8) -> Option<i64> {
-    let digit = |c: u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
-    Some(digit(a)? * 10 + digit(b)?)
 }
 
 /// `offsets:P:O,P:O`.
@@ -401,14 +340,14 @@ fn write_offsets(f: &mut fmt::Formatter<'_>, pairs: &[(i32, i64)]) -> fmt::Resul
 /// `timestamp:` then RFC 3339 in UTC (milliseconds only when not whole seconds), or the
 /// raw number when RFC 3339 cannot represent it.
 fn write_timestamp(f: &mut fmt::Formatter<'_>, ms: i64) -> fmt::Result {
-    let Some(unsigned) = u64::try_from(ms).ok().filter(|_| ms <= MAX_RFC3339_MS) else {
-        return write!(f, "timestamp:{ms}");
-    };
-    let time = UNIX_EPOCH + Duration::from_millis(unsigned);
-    if ms % 1000 == 0 {
-        write!(f, "timestamp:{}", humantime::format_rfc3339_seconds(time))
+    let precision = if ms % 1000 == 0 {
+        Precision::Seconds
     } else {
-        write!(f, "timestamp:{}", humantime::format_rfc3339_millis(time))
+        Precision::Millis
+    };
+    match dates::rfc3339(ms, precision) {
+        Ok(text) if ms >= 0 => write!(f, "timestamp:{text}"),
+        _ => write!(f, "timestamp:{ms}"),
     }
 }
 
@@ -798,6 +737,25 @@ mod tests {
             start_err("timestamp:2026-11").to_string(),
             "bad timestamp `2026-11`: expected RFC 3339 (e.g. 2026-11-21T10:00:00Z) or \
              milliseconds since the epoch"
+        );
+    }
+
+    #[test]
+    fn a_time_of_day_that_does_not_exist_is_refused() {
+        // A second 60 that is no leap second (humantime's reader, used here before, took
+        // it as second 59).
+        assert_eq!(
+            start_err("timestamp:2026-11-21T10:00:60Z"),
+            ts_err("2026-11-21T10:00:60Z", TimestampProblem::OutOfRange)
+        );
+        assert_eq!(
+            start_err("timestamp:2026-11-21T10:00:60+02:00"),
+            ts_err("2026-11-21T10:00:60+02:00", TimestampProblem::OutOfRange)
+        );
+        // A local time before 1970 that is after the epoch in UTC is a usable start.
+        assert_eq!(
+            start("timestamp:1969-12-31T23:30:00-01:00"),
+            StartPosition::Timestamp(30 * 60_000)
         );
     }
 

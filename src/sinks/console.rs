@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +14,8 @@ use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::component::{Bolt, ComponentResult};
 use crate::data::tuple::Tuple;
+use crate::io::clock::{Clock, WallClock};
+use crate::io::time::{Precision, rfc3339};
 
 /// Options of the `console` sink.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -48,8 +49,13 @@ impl BoltConfig for ConsoleConfig {
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+/// The `Time:` of a ranking: the end of its window (now when it has none), to the second.
+fn time_label(window_end_ms: Option<i64>) -> String {
+    let now = || i64::try_from(WallClock.now_ms()).unwrap_or(i64::MAX);
+    let at = window_end_ms.filter(|ms| *ms >= 0).unwrap_or_else(now);
+    rfc3339(at, Precision::Seconds)
+        .or_else(|_| rfc3339(now(), Precision::Seconds))
+        .unwrap_or_else(|_| at.to_string())
 }
 
 pub struct ConsoleSink {
@@ -80,10 +86,7 @@ impl Bolt for ConsoleSink {
         }
         let text = match input.get("rankings").and_then(from_value) {
             Some(r) => {
-                let at = match window_end(&input) {
-                    Some(ms) if ms >= 0 => rfc3339(UNIX_EPOCH + Duration::from_millis(ms as u64)),
-                    _ => rfc3339(SystemTime::now()),
-                };
+                let at = time_label(window_end(&input));
                 let at = if is_final(&input) {
                     format!("{at} (final)")
                 } else {
@@ -110,5 +113,18 @@ mod tests {
         let t = super::render_table("top", "2026-01-01T00:00:00Z", &[("rust".into(), 3)]);
         assert!(t.contains("Time: 2026-01-01T00:00:00Z  top"));
         assert!(t.contains("  1. #rust"));
+    }
+
+    #[test]
+    fn the_time_is_the_window_end_to_the_second() {
+        use super::time_label;
+        assert_eq!(time_label(Some(1_795_255_200_999)), "2026-11-21T10:00:00Z");
+        assert_eq!(time_label(Some(0)), "1970-01-01T00:00:00Z");
+        // No window end (or a negative one, or one past year 9999): now.
+        for none in [None, Some(-1), Some(i64::MAX)] {
+            let now = time_label(none);
+            assert_eq!(now.len(), 20, "{now}");
+            assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+        }
     }
 }

@@ -15,6 +15,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::io::time as dates;
 use crate::text::short_text::{self, ShortText};
 use crate::tweet::wire::Tweet;
 
@@ -397,30 +398,9 @@ pub fn push_u64(out: &mut String, v: u64) {
     out.push_str(itoa::Buffer::new().format(v));
 }
 
-/// Writes `v % 100` as two digits.
-fn put_2(out: &mut [u8], v: u64) {
-    let v = (v % 100) as u8;
-    if let [a, b, ..] = out {
-        *a = b'0' + v / 10;
-        *b = b'0' + v % 10;
-    }
-}
-
-/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u64, u64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u64;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// RFC 3339 UTC timestamp with milliseconds, e.g. `2024-01-01T00:00:00.001Z`.
+/// RFC 3339 UTC timestamp with milliseconds, e.g. `2024-01-01T00:00:00.001Z` (a
+/// generated tweet's `created_at`); after 9999-12-31T23:59:59.999Z, the last millisecond
+/// RFC 3339 can write, it stays there.
 pub fn rfc3339_from_unix_ms(ms: u64) -> String {
     let mut out = String::with_capacity(24);
     push_rfc3339(&mut out, ms);
@@ -429,19 +409,9 @@ pub fn rfc3339_from_unix_ms(ms: u64) -> String {
 
 /// Appends the RFC 3339 form of `ms` (see [`rfc3339_from_unix_ms`]).
 pub fn push_rfc3339(out: &mut String, ms: u64) {
-    let days = (ms / 86_400_000) as i64;
-    let rem = ms % 86_400_000;
-    let (year, month, day) = civil_from_days(days);
-    push_u64(out, year.unsigned_abs());
-    let mut b = *b"-MM-DDTHH:MM:SS.mmmZ";
-    put_2(&mut b[1..], month);
-    put_2(&mut b[4..], day);
-    put_2(&mut b[7..], rem / 3_600_000);
-    put_2(&mut b[10..], rem / 60_000 % 60);
-    put_2(&mut b[13..], rem / 1_000 % 60);
-    b[16] = b'0' + (rem / 100 % 10) as u8;
-    put_2(&mut b[17..], rem % 100);
-    out.push_str(std::str::from_utf8(&b).unwrap_or("-01-01T00:00:00.000Z"));
+    let ms = i64::try_from(ms).map_or(dates::MAX_RFC3339_MS, |ms| ms.min(dates::MAX_RFC3339_MS));
+    // In range (0 ..= the maximum) by construction: nothing to report.
+    let _ = dates::push_rfc3339_millis(out, ms);
 }
 
 // ---------------------------------------------------------------------------
@@ -918,6 +888,20 @@ mod tests {
             rfc3339_from_unix_ms(1_714_564_803_042),
             "2024-05-01T12:00:03.042Z"
         );
+    }
+
+    #[test]
+    fn created_at_stays_at_the_last_rfc3339_millisecond() {
+        // Written before as a five-digit (then longer) year no reader takes.
+        assert_eq!(
+            rfc3339_from_unix_ms(253_402_300_800_000),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(rfc3339_from_unix_ms(u64::MAX), "9999-12-31T23:59:59.999Z");
+        let far = TweetGenerator::at(GeneratorConfig::default(), u64::MAX - EPOCH_MS)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .next_tweet();
+        assert_eq!(far.created_at.as_deref(), Some("9999-12-31T23:59:59.999Z"));
     }
 
     #[test]

@@ -27,6 +27,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::io::time as dates;
+
 use crate::text::hashtags::{
     extract_hashtags, is_hashtag_token, normalize_entity_tag, normalize_hashtag,
 };
@@ -490,24 +492,17 @@ impl<'a> RawMessage<'a> {
     }
 }
 
+/// Whether `s` is an RFC 3339 date and time that exists.
+fn is_rfc3339(s: &str) -> bool {
+    dates::parse_rfc3339_ms(s).is_ok()
+}
+
 /// `"Wed May 01 12:00:03 +0000 2024"` -> `"2024-05-01T12:00:03.000Z"`; `None` unless it is
 /// a real date and time of day in that form, in UTC as the v1.1 API writes them (no
 /// `Feb 31`, no `99:99:99`).
-fn is_rfc3339(s: &str) -> bool {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
-}
-
 fn v11_date_to_rfc3339(s: &str) -> Option<String> {
-    use time::macros::format_description;
-    let v11 = format_description!(
-        "[weekday repr:short] [month repr:short] [day] [hour]:[minute]:[second] +0000 [year]"
-    );
-    let rfc3339 = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
-    let at = time::PrimitiveDateTime::parse(s, v11).ok()?;
-    if !(1000..=9999).contains(&at.year()) {
-        return None;
-    }
-    at.format(rfc3339).ok()
+    let ms = dates::parse_twitter_date_ms(s).ok()?;
+    dates::rfc3339(ms, dates::Precision::Millis).ok()
 }
 
 // ---------------------------------------------------------------------------
