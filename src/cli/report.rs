@@ -141,10 +141,19 @@ impl Report {
 }
 
 /// A run's duration for people: milliseconds under a second (a short run must not read
-/// `0.00s`), else seconds with two decimals.
+/// `0.00s`), with enough decimals that half of the last digit stays within 2 % of the
+/// figure (`1.9 ms` would be ±2.6 %: it reads `1.93 ms`), else seconds with two decimals.
 pub(crate) fn duration_text(secs: f64) -> String {
     if secs < 1.0 {
-        format!("{:.1} ms", secs * 1e3)
+        let ms = secs * 1e3;
+        let decimals = if ms >= 2.5 {
+            1
+        } else if ms >= 0.25 {
+            2
+        } else {
+            3
+        };
+        format!("{ms:.decimals$} ms")
     } else {
         format!("{secs:.2}s")
     }
@@ -158,6 +167,8 @@ mod duration_tests {
     fn short_runs_read_in_milliseconds() {
         assert_eq!(duration_text(0.003_712), "3.7 ms");
         assert_eq!(duration_text(0.999_94), "999.9 ms");
+        assert_eq!(duration_text(0.001_934), "1.93 ms");
+        assert_eq!(duration_text(0.000_2), "0.200 ms");
         assert_eq!(duration_text(1.0), "1.00s");
         assert_eq!(duration_text(12.054), "12.05s");
     }
