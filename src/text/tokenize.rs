@@ -600,7 +600,7 @@ mod tests {
         }
     }
 
-    /// `cargo test --release -- --ignored --nocapture tokenize_speed`
+    /// `cargo test --release --lib -- --ignored --nocapture tokenize_speed`
     #[test]
     #[ignore]
     fn tokenize_speed() {

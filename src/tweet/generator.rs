@@ -968,7 +968,7 @@ mod tests {
         );
     }
 
-    /// `cargo test --release -- --ignored --nocapture generator_speed`
+    /// `cargo test --release --lib -- --ignored --nocapture generator_speed`
     #[test]
     #[ignore]
     fn generator_speed() {

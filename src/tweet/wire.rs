@@ -1177,7 +1177,7 @@ mod tests {
         assert_eq!(min.author, None);
     }
 
-    /// `cargo test --release -- --ignored --nocapture parse_speed`
+    /// `cargo test --release --lib -- --ignored --nocapture parse_speed`
     #[test]
     #[ignore]
     fn parse_speed() {
