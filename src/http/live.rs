@@ -401,7 +401,7 @@ mod tests {
         let (r, cells) = registry();
         let state = State::new(Arc::new(graph()), r);
         for (i, c) in cells.iter().enumerate() {
-            let mut s = c.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = crate::sync::lock(c);
             s.emitted = 100 * (i as u64 + 1);
             s.acked = 10;
             s.pending = 2;

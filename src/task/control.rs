@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::sync::lock;
+
 pub(crate) struct RunControl {
     remaining: AtomicUsize,
     done: Mutex<bool>,
@@ -38,19 +40,19 @@ impl RunControl {
     }
 
     pub(crate) fn mark_done(&self) {
-        let mut d = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let mut d = lock(&self.done);
         *d = true;
         self.done_cv.notify_all();
         self.done_notify.notify_one();
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        *self.done.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.done)
     }
 
     /// Waits until every task has finished; `false` on timeout.
     pub(crate) fn wait_done(&self, timeout: Duration) -> bool {
-        let guard = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = lock(&self.done);
         let (guard, _) = self
             .done_cv
             .wait_timeout_while(guard, timeout, |done| !*done)
@@ -71,17 +73,11 @@ impl RunControl {
     /// Something that cannot be retried (a spout that cannot open): the run stops.
     pub(crate) fn fatal(&self, msg: String) {
         tracing::error!("{msg}");
-        self.errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(msg);
+        lock(&self.errors).push(msg);
         self.request_stop();
     }
 
     pub(crate) fn errors(&self) -> Vec<String> {
-        self.errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.errors).clone()
     }
 }
