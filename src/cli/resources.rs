@@ -1,18 +1,17 @@
-//! What the process itself used: CPU time (user + system, from `/proc/self/stat`) and
-//! peak resident memory (`VmHWM` of `/proc/self/status`), read with procfs (Linux; 0
-//! elsewhere). The run report carries both so `squall bench`, which runs each point in its
+//! What the process itself used: CPU time (user + system, the process CPU-time clock, to
+//! the nanosecond) and peak resident memory (`VmHWM` of `/proc/self/status`, read with
+//! procfs) (Linux; 0 elsewhere). The run report carries both so `squall bench`, which runs each point in its
 //! own child process, gets them per point.
 
-/// User + system CPU seconds this process has used so far, in clock ticks (1/100 s on
-/// Linux); 0 where unavailable.
+/// User + system CPU seconds this process has used so far (`CLOCK_PROCESS_CPUTIME_ID`:
+/// nanoseconds, where `/proc/self/stat` counts 10 ms ticks, too coarse for a short
+/// `squall bench` point); 0 where unavailable.
 pub fn cpu_seconds() -> f64 {
     #[cfg(target_os = "linux")]
     {
-        use procfs::FromRead;
-        match procfs::process::Stat::from_file("/proc/self/stat") {
-            Ok(stat) => (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64,
-            Err(_) => 0.0,
-        }
+        use rustix::time::{ClockId, clock_gettime};
+        let t = clock_gettime(ClockId::ProcessCPUTime);
+        t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -89,7 +88,7 @@ mod tests {
     fn cpu_time_grows_with_work() {
         let before = cpu_seconds();
         assert!(before >= 0.0);
-        // Work until the clock ticks (10 ms of CPU), or 5 s on a machine too busy for that.
+        // Work until the clock moves, or 5 s on a machine too busy for that.
         let start = std::time::Instant::now();
         let mut x = 0u64;
         let mut after = before;
@@ -102,6 +101,21 @@ mod tests {
         #[cfg(target_os = "linux")]
         assert!(after > before, "cpu time did not grow: {before} -> {after}");
         let _ = (after, x);
+    }
+
+    /// A short `squall bench` point uses a few ms of CPU: the clock must resolve far less
+    /// than the 10 ms tick of `/proc/self/stat` (a 1-second point at 2 % CPU read 0 %).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn cpu_time_resolves_less_than_a_tick() {
+        let start = std::time::Instant::now();
+        let first = cpu_seconds();
+        let mut next = first;
+        while next == first && start.elapsed() < std::time::Duration::from_secs(5) {
+            next = cpu_seconds();
+        }
+        let step = next - first;
+        assert!(step > 0.0 && step < 0.005, "cpu time moved by {step} s");
     }
 
     #[cfg(target_os = "linux")]
