@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use crate::component::ComponentResult;
-use crate::data::tuple::{Anchor, Tuple, Values};
+use crate::data::tuple::{Anchor, Anchors, Tuple, Value, Values};
 use crate::task::ledger::Tracker;
 use crate::task::ledger::{Ledger, Outcomes, root_id};
 use crate::task::outbox::{Outbox, Parent};
@@ -19,6 +19,20 @@ pub struct BoltCollector<'a> {
     pub(crate) current: Option<(&'a [Anchor], &'a Cell<u64>)>,
     pub(crate) acked: u64,
     pub(crate) failed: u64,
+    /// Distributed mode: set by the per-partition wrapper around a call into a bolt.
+    pub(crate) scope: Scope,
+}
+
+/// Distributed mode: what the per-partition wrapper of a bolt sets around each call into
+/// the bolt instance of one partition.
+#[derive(Default)]
+pub(crate) struct Scope {
+    /// Appended to every tuple emitted (the partition whose state emitted it); broadcasts
+    /// become emits grouped by it, so they reach the one task that holds the partition.
+    pub(crate) tag: Option<Value>,
+    /// The trees that emits made without an anchor join (the input being handled, in a
+    /// wrapper that acks its inputs itself); the edges emitted are XOR-ed into the cell.
+    pub(crate) anchor: Option<(Anchors, Cell<u64>)>,
 }
 
 impl BoltCollector<'_> {
@@ -28,9 +42,29 @@ impl BoltCollector<'_> {
         self.emit_current(sid, values.into(), None)
     }
 
-    /// Emits anchored to the current input (auto-ack mode), unanchored otherwise.
+    /// Swaps the scope (distributed mode's wrapper); returns the previous one.
+    pub(crate) fn set_scope(&mut self, scope: Scope) -> Scope {
+        std::mem::replace(&mut self.scope, scope)
+    }
+
+    /// The values with the scope's tag appended.
+    fn tagged(&self, mut values: Values) -> Values {
+        if let Some(t) = &self.scope.tag {
+            values.push(t.clone());
+        }
+        values
+    }
+
+    /// Emits anchored to the current input (auto-ack mode) or to the scope's anchor,
+    /// unanchored otherwise.
     fn emit_current(&mut self, sid: usize, values: Values, direct: Option<u32>) -> ComponentResult {
-        let parents: smallvec::SmallVec<[Parent<'_>; 1]> = self.current.into_iter().collect();
+        let values = self.tagged(values);
+        let parents: smallvec::SmallVec<[Parent<'_>; 1]> = match (&self.current, &self.scope.anchor)
+        {
+            (Some(c), _) => smallvec::smallvec![*c],
+            (None, Some((a, v))) => smallvec::smallvec![(a.as_slice(), v)],
+            (None, None) => smallvec::SmallVec::new(),
+        };
         self.outbox.emit(sid, values, &parents, direct)?;
         self.outbox.flush_full();
         Ok(())
@@ -70,19 +104,25 @@ impl BoltCollector<'_> {
         values: impl Into<Values>,
     ) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
+        let values = self.tagged(values.into());
         let parents: smallvec::SmallVec<[Parent<'_>; 2]> = anchors
             .iter()
             .map(|t| (t.anchors.as_slice(), &t.ack_val))
             .collect();
-        self.outbox.emit(sid, values.into(), &parents, None)?;
+        self.outbox.emit(sid, values, &parents, None)?;
         self.outbox.flush_full();
         Ok(())
     }
 
     /// Emits a tuple that belongs to no tree (never replayed).
+    /// (In distributed mode's wrapper, it joins the trees of the input being handled.)
     pub fn emit_unanchored(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
         let sid = self.outbox.stream_id(Some(stream))?;
-        self.outbox.emit(sid, values.into(), &[], None)?;
+        let values = self.tagged(values.into());
+        match &self.scope.anchor {
+            Some((a, v)) => self.outbox.emit(sid, values, &[(a.as_slice(), v)], None)?,
+            None => self.outbox.emit(sid, values, &[], None)?,
+        };
         self.outbox.flush_full();
         Ok(())
     }
@@ -91,6 +131,9 @@ impl BoltCollector<'_> {
     /// whatever its grouping: punctuation, such as "window W is complete from this task"
     /// (see `rolling_count` and `rank`).
     pub fn emit_broadcast(&mut self, stream: &str, values: impl Into<Values>) -> ComponentResult {
+        if self.scope.tag.is_some() {
+            return self.emit_unanchored(stream, values);
+        }
         let sid = self.outbox.stream_id(Some(stream))?;
         self.outbox.broadcast(sid, values.into());
         self.outbox.flush_full();

@@ -20,6 +20,10 @@ use crate::data::tuple::{DEFAULT_STREAM, Fields, Tuple};
 use crate::metrics::CustomCounters;
 use crate::task::transport::Pulse;
 
+/// Something a layer above the runtime hands a component's tasks (distributed mode's
+/// hooks); the component downcasts it to the type it knows.
+pub type Extension = Arc<dyn std::any::Any + Send + Sync>;
+
 /// Makes a fresh spout instance (one per task, and again when a task restarts).
 pub type SpoutFactory = Arc<dyn Fn() -> Box<dyn Spout> + Send + Sync>;
 /// Makes a fresh bolt instance (one per task, and again when a task restarts).
@@ -111,6 +115,10 @@ pub struct TaskContext {
     pub(crate) io: Option<crate::task::io_thread::IoThread>,
     pub(crate) read_fields: Option<Arc<[String]>>,
     pub(crate) output_filter: Option<InputFilter>,
+    pub(crate) extension: Option<Extension>,
+    /// Distributed mode: the partials a merge waits for per window (see
+    /// [`TaskContext::expected_partials`]).
+    pub(crate) expected_partials: Option<usize>,
 }
 
 /// A test a bolt applies to one string field of each input before doing anything else:
@@ -184,6 +192,19 @@ impl TaskContext {
     /// that fail it: every subscriber would ignore them.
     pub fn output_filter(&self) -> Option<InputFilter> {
         self.output_filter
+    }
+
+    /// What a layer above the runtime gave this component (see [`Extension`]), if it is
+    /// a `T`.
+    pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.extension.as_deref()?.downcast_ref::<T>()
+    }
+
+    /// How many partials a merge of windowed results (`total_rank`) waits for per window:
+    /// in distributed mode the partition count of the hop before; else the number of
+    /// upstream tasks.
+    pub fn expected_partials(&self) -> usize {
+        self.expected_partials.unwrap_or(self.upstream_tasks)
     }
 
     /// How many tasks send to this task (over all its inputs).
@@ -329,6 +350,12 @@ pub trait Spout: Send + 'static {
         None
     }
 
+    /// Distributed mode: the partitioned logs (Kafka topics) this spout reads, if it reads
+    /// such logs.
+    fn source_log(&self) -> Option<SourceLog> {
+        None
+    }
+
     /// Micro-batch mode: the options that decide which tuples this spout's recorded batch
     /// metadata stands for (e.g. the generator's seed, a Kafka spout's topics), by name.
     /// They are stored with the state, and a later run on the same state directory with
@@ -338,6 +365,16 @@ pub trait Spout: Send + 'static {
     fn state_options(&self) -> crate::state::StateOptions {
         crate::state::StateOptions::new()
     }
+}
+
+/// What a spout that reads partitioned logs (Kafka topics) tells distributed mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceLog {
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group: String,
+    /// Each partition ends (a bounded run): the application ends when they all have.
+    pub bounded: bool,
 }
 
 /// How a bolt acknowledges its input.
@@ -402,6 +439,18 @@ pub trait Bolt: Send + 'static {
 
     /// Called once when the task stops.
     fn cleanup(&mut self) {}
+
+    /// Distributed mode: the bolt's whole event-mode state as bytes, to write to a changelog
+    /// topic; `None` (the default): the bolt keeps no state worth restoring.
+    fn snapshot(&self) -> Option<Result<Vec<u8>, ComponentError>> {
+        None
+    }
+
+    /// Distributed mode: replaces the bolt's state with what `snapshot` returned (maybe in
+    /// another process running the same options). An error: the bytes are not such a snapshot.
+    fn restore(&mut self, _snapshot: &[u8]) -> ComponentResult {
+        Err(ComponentError::new("this bolt keeps no state to restore"))
+    }
 
     /// Micro-batch mode: this task's tuples of one batch. The default executes them one
     /// at a time; an error fails the whole batch (it is replayed).

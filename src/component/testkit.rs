@@ -70,6 +70,8 @@ impl BoltHarness {
             io: None,
             read_fields: None,
             output_filter: filter,
+            extension: None,
+            expected_partials: None,
         };
         if let Err(e) = bolt.prepare(&ctx) {
             panic!("prepare failed: {e}");
@@ -100,6 +102,7 @@ impl BoltHarness {
             current: None,
             acked: 0,
             failed: 0,
+            scope: Default::default(),
         };
         let r = f(self.bolt.as_mut(), &mut col);
         self.outbox.flush();

@@ -52,6 +52,17 @@ pub struct Config {
     pub batches_in_flight: usize,
     /// Micro-batch mode: where state and batch records are kept (none: in memory).
     pub state_dir: Option<PathBuf>,
+    /// Distributed mode: the instances running a topology with the same application id
+    /// form one application (one consumer group per distributed input, the same internal
+    /// topics). Default: the topology's name.
+    pub application_id: Option<String>,
+    /// Distributed mode: the partition count of the repartition and changelog topics of
+    /// a distributed `fields` input, when squall creates them.
+    pub repartition_partitions: u32,
+    /// Distributed mode: the consumer-group session timeout of the internal consumers (a
+    /// vanished instance's partitions move after this long); heartbeats every tenth.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
 }
 
 /// How a topology runs.
@@ -107,6 +118,9 @@ impl Default for Config {
             max_batch: 100_000,
             batches_in_flight: 2,
             state_dir: None,
+            application_id: None,
+            repartition_partitions: 12,
+            session_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -138,6 +152,29 @@ impl Config {
         positive("latency_sample", self.latency_sample as usize)?;
         positive("max_batch", self.max_batch)?;
         positive("batches_in_flight", self.batches_in_flight)?;
+        positive(
+            "repartition_partitions",
+            self.repartition_partitions as usize,
+        )?;
+        if self.session_timeout < Duration::from_millis(100) {
+            return Err(ConfigError {
+                key: "session_timeout",
+                reason: "must be at least 100ms".into(),
+            });
+        }
+        if let Some(id) = &self.application_id
+            && (id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(ConfigError {
+                key: "application_id",
+                reason: format!(
+                    "`{id}` is not a valid Kafka topic prefix (letters, digits, `-`, `_`, `.`)"
+                ),
+            });
+        }
         if self.message_timeout.is_zero() {
             return Err(ConfigError {
                 key: "message_timeout",

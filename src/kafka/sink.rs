@@ -121,6 +121,36 @@ impl BoltConfig for KafkaSinkConfig {
                 conn: None,
                 pending: HashMap::new(),
                 next_id: 0,
+                encoder: None,
+            })
+        }))
+    }
+}
+
+/// A record as an [`Encoder`] makes it.
+pub struct EncodedRecord {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    /// The partition to write to (`None`: the producer's partitioner, by key).
+    pub partition: Option<i32>,
+}
+
+/// Makes the record of a tuple, instead of the sink's JSON object (distributed mode's
+/// repartition writer). An error fails the input.
+pub type Encoder = Arc<dyn Fn(&Tuple) -> Result<EncodedRecord, String> + Send + Sync>;
+
+impl KafkaSinkConfig {
+    /// A sink whose records `encoder` makes (`key_field` is not used).
+    pub fn build_with_encoder(&self, encoder: Encoder) -> Result<BoltFactory, BuildError> {
+        self.build()?;
+        let cfg = self.clone();
+        Ok(Arc::new(move || {
+            Box::new(KafkaSink {
+                cfg: cfg.clone(),
+                conn: None,
+                pending: HashMap::new(),
+                next_id: 0,
+                encoder: Some(encoder.clone()),
             })
         }))
     }
@@ -216,6 +246,7 @@ pub struct KafkaSink {
     /// Inputs whose records await the broker's confirmation, by delivery id.
     pending: HashMap<usize, Tuple>,
     next_id: usize,
+    encoder: Option<Encoder>,
 }
 
 /// The tuple's fields as a JSON object, serialized without an intermediate map.
@@ -286,7 +317,15 @@ impl Bolt for KafkaSink {
             return Err("kafka sink is not connected".into());
         };
         conn.settle_ready(&mut self.pending, out);
+        let encoded =
+            match &self.encoder {
+                Some(enc) => Some(enc(&input).map_err(|e| {
+                    format!("kafka sink: cannot encode for `{}`: {e}", self.cfg.topic)
+                })?),
+                None => None,
+            };
         let key = match &self.cfg.key_field {
+            _ if encoded.is_some() => None,
             None => None,
             Some(f) => match input.get(f) {
                 Some(v) => key_bytes(v),
@@ -299,7 +338,14 @@ impl Bolt for KafkaSink {
                 }
             },
         };
-        let payload = serde_json::to_vec(&JsonFields(&input)).map_err(|e| e.to_string())?;
+        let (payload, key, partition) = match encoded {
+            Some(e) => (e.payload, e.key.map(Cow::Owned), e.partition),
+            None => (
+                serde_json::to_vec(&JsonFields(&input)).map_err(|e| e.to_string())?,
+                key,
+                None,
+            ),
+        };
         while self.pending.len() >= self.cfg.max_in_flight {
             conn.settle_wait(WAIT, &mut self.pending, out)?;
         }
@@ -308,6 +354,9 @@ impl Bolt for KafkaSink {
         let mut record = BaseRecord::with_opaque_to(&self.cfg.topic, id).payload(&payload);
         if let Some(k) = &key {
             record = record.key(k.as_ref());
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
         }
         loop {
             match conn.producer.send(record) {

@@ -56,6 +56,7 @@ pub(super) struct Plan {
     pub(super) read_fields: HashMap<String, Arc<[String]>>,
     /// Filter push-down: the test every subscriber applies, by component.
     pub(super) output_filters: HashMap<String, crate::component::InputFilter>,
+    pub(super) extensions: HashMap<String, crate::component::Extension>,
     /// Chained bolt → the bolt whose task runs it.
     pub(super) chained: HashMap<String, String>,
 }
@@ -160,9 +161,15 @@ impl Plan {
                 Some((c.name.clone(), f))
             })
             .collect();
+        let extensions = topology
+            .components()
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.extension.clone()?)))
+            .collect();
         Plan {
             read_fields,
             output_filters,
+            extensions,
             chained,
             task_count: seq,
             metrics,
@@ -280,6 +287,8 @@ impl Plan {
             io: None,
             read_fields: self.read_fields.get(comp).cloned(),
             output_filter: self.output_filters.get(comp).copied(),
+            extension: self.extensions.get(comp).cloned(),
+            expected_partials: None,
         }
     }
 }

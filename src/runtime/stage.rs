@@ -123,6 +123,7 @@ impl Stage {
             },
             acked: 0,
             failed: 0,
+            scope: Default::default(),
         };
         let bolt = &mut self.bolt;
         let res = catch_unwind(AssertUnwindSafe(|| bolt.execute(t, &mut col)));
@@ -187,6 +188,7 @@ impl Stage {
             current: None,
             acked: 0,
             failed: 0,
+            scope: Default::default(),
         };
         let bolt = &mut self.bolt;
         let res = catch_unwind(AssertUnwindSafe(|| f(bolt.as_mut(), &mut col)));

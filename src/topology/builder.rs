@@ -23,6 +23,9 @@ pub struct ComponentDef {
     pub parallelism: usize,
     pub inputs: Vec<Input>,
     pub outputs: OutputDeclarer,
+    /// Something a layer above gives the component's tasks (see
+    /// [`TaskContext::extension`](crate::component::TaskContext::extension)).
+    pub extension: Option<crate::component::Extension>,
 }
 
 impl ComponentDef {
@@ -72,6 +75,7 @@ impl TopologyBuilder {
             parallelism,
             inputs: Vec::new(),
             outputs,
+            extension: None,
         });
         self
     }
@@ -103,6 +107,7 @@ impl TopologyBuilder {
             parallelism,
             inputs: Vec::new(),
             outputs,
+            extension: None,
         });
         let idx = self.components.len() - 1;
         BoltDeclarer {
@@ -111,6 +116,14 @@ impl TopologyBuilder {
     }
 
     /// Validates and returns the topology.
+    /// Gives a component's tasks something (see [`ComponentDef::extension`]).
+    pub fn set_extension(&mut self, name: &str, ext: crate::component::Extension) -> &mut Self {
+        if let Some(c) = self.components.iter_mut().find(|c| c.name == name) {
+            c.extension = Some(ext);
+        }
+        self
+    }
+
     pub fn build(self) -> Result<Topology, TopologyError> {
         Topology::new(self.name, self.components)
     }
@@ -123,11 +136,41 @@ pub struct BoltDeclarer<'a> {
 
 impl BoltDeclarer<'_> {
     pub fn grouping(self, source: impl Into<StreamRef>, grouping: Grouping) -> Self {
+        self.input(source, grouping, false)
+    }
+
+    /// An input with its grouping, crossing processes when `distributed` (see
+    /// [`Input::distributed`]).
+    pub fn input(
+        self,
+        source: impl Into<StreamRef>,
+        grouping: Grouping,
+        distributed: bool,
+    ) -> Self {
         self.def.inputs.push(Input {
             source: source.into(),
             grouping,
+            distributed,
         });
         self
+    }
+
+    /// A fields grouping across processes: a key goes to one partition of the repartition
+    /// topic, so to the one instance that holds that partition (and its state).
+    pub fn fields_distributed<I, S>(self, source: impl Into<StreamRef>, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let fs = fields.into_iter().map(|s| s.as_ref().to_string()).collect();
+        self.input(source, Grouping::Fields(fs), true)
+    }
+
+    /// A global grouping across processes: one instance of the application at a time
+    /// receives everything (through a one-partition topic); another takes over when it
+    /// dies.
+    pub fn global_distributed(self, source: impl Into<StreamRef>) -> Self {
+        self.input(source, Grouping::Global, true)
     }
 
     pub fn shuffle(self, source: impl Into<StreamRef>) -> Self {

@@ -182,7 +182,7 @@ fn apply_set(doc: &mut toml::Table, set: &str, file: &str) -> Result<(), FileErr
 fn parse_grouping(
     v: &toml::Table,
     at: &dyn Fn(&str) -> FileError,
-) -> Result<(StreamRef, Grouping), FileError> {
+) -> Result<(StreamRef, Grouping, bool), FileError> {
     let from = v
         .get("from")
         .and_then(|f| f.as_str())
@@ -218,11 +218,25 @@ fn parse_grouping(
         }
     };
     for k in v.keys() {
-        if !matches!(k.as_str(), "from" | "stream" | "grouping" | "fields") {
+        if !matches!(
+            k.as_str(),
+            "from" | "stream" | "grouping" | "fields" | "distributed"
+        ) {
             return Err(at(&format!(
-                "unknown input key `{k}` (from, stream, grouping, fields)"
+                "unknown input key `{k}` (from, stream, grouping, fields, distributed)"
             )));
         }
+    }
+    let distributed = match v.get("distributed") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => return Err(at("`distributed` is true or false")),
+    };
+    if distributed && !matches!(g, Grouping::Fields(_) | Grouping::Global) {
+        return Err(at(&format!(
+            "a `{}` grouping cannot be distributed: only `fields` and `global` inputs cross processes",
+            g.name()
+        )));
     }
     Ok((
         StreamRef {
@@ -230,6 +244,7 @@ fn parse_grouping(
             stream: stream.to_string(),
         },
         g,
+        distributed,
     ))
 }
 
@@ -410,8 +425,8 @@ pub fn load_str_with(
                     let t = i
                         .as_table()
                         .ok_or_else(|| at("each input is a table { from, grouping, fields }"))?;
-                    let (src_ref, g) = parse_grouping(t, &at)?;
-                    d = d.grouping(src_ref, g);
+                    let (src_ref, g, distributed) = parse_grouping(t, &at)?;
+                    d = d.input(src_ref, g, distributed);
                 }
             }
         }

@@ -87,4 +87,8 @@ impl fmt::Display for StreamRef {
 pub struct Input {
     pub source: StreamRef,
     pub grouping: Grouping,
+    /// The input crosses processes: tuples go through a keyed Kafka topic
+    /// (`<application_id>-<bolt>-repartition`) and each instance of the application
+    /// receives the partitions its consumer group gives it (`fields` and `global` only).
+    pub distributed: bool,
 }

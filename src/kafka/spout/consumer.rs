@@ -21,6 +21,7 @@ use crate::kafka::client::{check_reachable, client_config};
 use crate::kafka::spout::assign::{Plan, resolve};
 use crate::kafka::spout::batch::BatchReader;
 use crate::kafka::spout::config::{Guarantee, KafkaSpoutConfig};
+use crate::kafka::spout::hooks::{Decoded, SpoutHooks};
 use crate::kafka::spout::record::{Record, Unusable, fields_of, to_values};
 use crate::kafka::spout::retry::RetrySchedule;
 use crate::kafka::spout::state::{Fetched, SpoutState};
@@ -80,6 +81,7 @@ pub struct Context {
     plan: Plan,
     guarantee: Guarantee,
     counters: Counters,
+    hooks: Option<Arc<dyn SpoutHooks>>,
 }
 
 impl ClientContext for Context {}
@@ -101,7 +103,7 @@ impl ConsumerContext for Context {
         match err {
             E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 tracing::info!(partitions = ?tps.iter().map(ToString::to_string).collect::<Vec<_>>(), "kafka: partitions assigned");
-                assign_partitions(c, &tps, &self.plan, &self.state);
+                assign_partitions(c, &tps, &self.plan, &self.state, self.hooks.as_deref());
             }
             E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!(partitions = ?tps.iter().map(ToString::to_string).collect::<Vec<_>>(), "kafka: partitions revoked");
@@ -113,6 +115,11 @@ impl ConsumerContext for Context {
                 };
                 if self.guarantee == Guarantee::AtLeastOnce && !commits.is_empty() {
                     commit_offsets(c, &commits, &self.counters);
+                }
+                if let Some(h) = &self.hooks {
+                    for tp in &tps {
+                        h.revoked(tp);
+                    }
                 }
                 // librdkafka keeps a partition's pause across unassign/assign; the state
                 // forgets it, so resume now or a partition given back stays paused.
@@ -138,10 +145,22 @@ fn assign_partitions<C: ConsumerContext>(
     tps: &[TopicPartition],
     plan: &Plan,
     state: &Mutex<SpoutState>,
+    hooks: Option<&dyn SpoutHooks>,
 ) {
     let mut tpl = TopicPartitionList::new();
     match resolve(c, tps, plan) {
         Ok(starts) => {
+            // The hooks may do I/O (a changelog read): not under the state's lock.
+            let starts: Vec<_> = starts
+                .into_iter()
+                .map(|(tp, mut start)| {
+                    if let Some(o) = hooks.and_then(|h| h.assigned(&tp)) {
+                        start.offset = Some(o);
+                        start.scan = None;
+                    }
+                    (tp, start)
+                })
+                .collect();
             let mut s = lock(state);
             s.assigned_once = true;
             for (tp, start) in starts {
@@ -156,14 +175,19 @@ fn assign_partitions<C: ConsumerContext>(
             tracing::warn!(
                 "kafka: cannot resolve start offsets ({e}); using the group's committed offsets"
             );
+            let starts: Vec<Option<i64>> = tps
+                .iter()
+                .map(|tp| hooks.and_then(|h| h.assigned(tp)))
+                .collect();
             let mut s = lock(state);
             s.assigned_once = true;
-            for tp in tps {
-                let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Stored);
+            for (tp, from) in tps.iter().zip(starts) {
+                let offset = from.map_or(Offset::Stored, Offset::Offset);
+                let _ = tpl.add_partition_offset(&tp.topic, tp.partition, offset);
                 s.assign(
                     tp.clone(),
                     crate::kafka::spout::state::Start {
-                        offset: None,
+                        offset: from,
                         scan: None,
                         end: None,
                     },
@@ -249,7 +273,17 @@ pub struct KafkaSpout {
     last_topic: Option<Arc<str>>,
     /// Micro-batch mode: offset-range batches instead of the group consumer.
     batch: Option<BatchReader>,
+    /// Distributed mode: the layer above's part in the spout's life.
+    hooks: Option<Arc<dyn SpoutHooks>>,
+    /// Partitions whose end was reported to the hooks.
+    ended: std::collections::BTreeSet<TopicPartition>,
+    fatal: Option<crate::component::FatalHandle>,
 }
+
+/// What distributed mode hands a Kafka spout's tasks (as their
+/// [`extension`](crate::component::TaskContext::extension)).
+#[derive(Clone)]
+pub struct HooksExtension(pub Arc<dyn SpoutHooks>);
 
 impl TransactionalSpout for KafkaSpout {
     fn emit_batch(
@@ -301,7 +335,16 @@ impl KafkaSpout {
             started: Instant::now(),
             last_topic: None,
             batch: None,
+            hooks: None,
+            ended: Default::default(),
+            fatal: None,
         }
+    }
+
+    /// A spout whose life the hooks take part in (see [`SpoutHooks`]).
+    pub fn with_hooks(mut self, hooks: Arc<dyn SpoutHooks>) -> Self {
+        self.hooks = Some(hooks);
+        self
     }
 
     fn now_ms(&self) -> u64 {
@@ -343,6 +386,7 @@ impl KafkaSpout {
             },
             guarantee: cfg.guarantee,
             counters,
+            hooks: self.hooks.clone(),
         };
         let consumer: BaseConsumer<Context> = cc.create_with_context(context).map_err(|e| {
             ComponentError::new(format!(
@@ -372,7 +416,7 @@ impl KafkaSpout {
                 })
                 .collect();
             let plan = &consumer.context().plan;
-            assign_partitions(&consumer, &tps, plan, &self.state);
+            assign_partitions(&consumer, &tps, plan, &self.state, self.hooks.as_deref());
         }
         Ok(consumer)
     }
@@ -439,6 +483,29 @@ impl KafkaSpout {
 
     /// Emits a tracked record (first time or retry); bad records are done at once.
     fn emit_tracked(&mut self, id: u64, out: &mut SpoutCollector<'_>) {
+        if let Some(h) = self.hooks.clone() {
+            let decoded = {
+                let s = lock(&self.state);
+                s.record(id)
+                    .and_then(|r| Some((h.decode(r)?, r.tp.clone(), r.offset)))
+            };
+            if let Some((d, tp, offset)) = decoded {
+                match d {
+                    Decoded::Emit { stream, values } => {
+                        if let Err(e) = out.emit_to(&stream, values, Some(id)) {
+                            self.log_emit_error(&tp, offset, &e);
+                            lock(&self.state).done_without_emit(id);
+                        }
+                    }
+                    Decoded::Skip => lock(&self.state).done_without_emit(id),
+                    Decoded::Bad(why) => {
+                        self.count_unusable(&Unusable::BadTweet(why), &tp, offset);
+                        lock(&self.state).done_without_emit(id);
+                    }
+                }
+                return;
+            }
+        }
         let built = {
             let s = lock(&self.state);
             s.record(id).map(|r| {
@@ -517,6 +584,41 @@ impl KafkaSpout {
         points.is_empty() || commit_offsets(c, &points, counters)
     }
 
+    /// Emits the hooks' control tuples (untracked); returns how many.
+    fn emit_control(&mut self, out: &mut SpoutCollector<'_>) -> usize {
+        let Some(h) = &self.hooks else { return 0 };
+        let control = h.take_control();
+        let n = control.len();
+        for (stream, values) in control {
+            if let Err(e) = out.emit_to(&stream, values, None) {
+                tracing::error!("kafka: cannot emit on `{stream}`: {e}");
+            }
+        }
+        n
+    }
+
+    /// Tells the hooks about partitions that reached their end with everything done and
+    /// committed (each once per assignment).
+    fn report_ended(&mut self) {
+        let Some(h) = self.hooks.clone() else { return };
+        let ended = lock(&self.state).ended_partitions();
+        let new: Vec<TopicPartition> = ended
+            .into_iter()
+            .filter(|tp| !self.ended.contains(tp))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.maybe_commit(true);
+        let committed = lock(&self.state).commit_points().is_empty();
+        for tp in new {
+            if committed || self.cfg.guarantee != Guarantee::AtLeastOnce {
+                h.partition_ended(&tp);
+                self.ended.insert(tp);
+            }
+        }
+    }
+
     /// Takes up to a batch of records from the consumer.
     fn poll(&mut self, out: &mut SpoutCollector<'_>) -> usize {
         let Some(c) = &self.consumer else { return 0 };
@@ -560,6 +662,7 @@ impl KafkaSpout {
                 }
             }
         }
+        emitted += self.emit_control(out);
         for id in to_emit {
             self.emit_tracked(id, out);
             emitted += 1;
@@ -582,11 +685,22 @@ fn report_consumer_error(e: &KafkaError) {
 
 impl Spout for KafkaSpout {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(fields_of(self.cfg.format));
+        match &self.hooks {
+            Some(h) => h.declare(out),
+            None => {
+                out.declare(fields_of(self.cfg.format));
+            }
+        }
     }
 
     fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
         self.task = (ctx.task_index(), ctx.parallelism());
+        if self.hooks.is_none()
+            && let Some(HooksExtension(h)) = ctx.extension::<HooksExtension>()
+        {
+            self.hooks = Some(h.clone());
+        }
+        self.fatal = Some(ctx.fatal_handle());
         if ctx.is_microbatch() {
             self.batch = Some(BatchReader::open(&self.cfg, ctx)?);
             return Ok(());
@@ -638,6 +752,32 @@ impl Spout for KafkaSpout {
         if emitted > 0 || !self.untracked.is_empty() {
             return SpoutStatus::Emitted;
         }
+        if self.emit_control(out) > 0 {
+            return SpoutStatus::Emitted;
+        }
+        if let Some(h) = self.hooks.clone() {
+            if let Some(msg) = h.fatal() {
+                if let Some(f) = self.fatal.take() {
+                    f.fail(msg);
+                }
+                return SpoutStatus::Idle;
+            }
+            if self.cfg.end.is_some() {
+                self.report_ended();
+            }
+            // Distributed mode: stay in the group (to take over the partitions of an
+            // instance that dies) until the whole application is done.
+            let own_done = if self.cfg.end.is_some() {
+                lock(&self.state).finished()
+            } else {
+                lock(&self.state).pending() == 0
+            };
+            if !(own_done && h.may_finish()) {
+                return SpoutStatus::Idle;
+            }
+            self.maybe_commit(true);
+            return SpoutStatus::Exhausted;
+        }
         let finished = self.cfg.end.is_some()
             && lock(&self.state).finished()
             && self.untracked.is_empty()
@@ -656,7 +796,13 @@ impl Spout for KafkaSpout {
     }
 
     fn ack(&mut self, msg_id: u64) {
-        lock(&self.state).ack(msg_id);
+        let mut s = lock(&self.state);
+        if let Some(h) = &self.hooks
+            && let Some(r) = s.record(msg_id)
+        {
+            h.acked(r);
+        }
+        s.ack(msg_id);
     }
 
     fn fail(&mut self, msg_id: u64) {
@@ -672,6 +818,15 @@ impl Spout for KafkaSpout {
 
     fn transactional(&mut self) -> Option<&mut dyn TransactionalSpout> {
         Some(self)
+    }
+
+    fn source_log(&self) -> Option<crate::component::SourceLog> {
+        Some(crate::component::SourceLog {
+            brokers: self.cfg.brokers.clone(),
+            topics: self.cfg.topics.clone(),
+            group: self.cfg.group.clone(),
+            bounded: self.cfg.end.is_some() && self.cfg.pattern.is_none(),
+        })
     }
 
     /// A batch is an offset range per partition of `topics` (or `partitions`); `format`

@@ -14,6 +14,7 @@ mod assign;
 pub mod batch;
 pub mod config;
 mod consumer;
+pub mod hooks;
 pub mod offsets;
 pub mod record;
 pub mod retry;

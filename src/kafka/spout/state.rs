@@ -324,6 +324,15 @@ impl SpoutState {
             && self.msgs.is_empty()
     }
 
+    /// Partitions at their end bound with nothing in flight, held or awaiting a retry.
+    pub fn ended_partitions(&self) -> Vec<TopicPartition> {
+        self.parts
+            .iter()
+            .filter(|(_, p)| p.at_end && p.held.is_empty() && p.records.is_empty())
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
     /// Every assigned partition has an end bound.
     pub fn bounded(&self) -> bool {
         self.parts.values().all(|p| p.end.is_some())

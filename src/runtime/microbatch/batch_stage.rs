@@ -23,6 +23,7 @@ fn batch_collector<'a>(outbox: &'a mut Outbox, outcomes: &'a mut Outcomes) -> Bo
         current: None,
         acked: 0,
         failed: 0,
+        scope: Default::default(),
     }
 }
 
