@@ -16,10 +16,14 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
+use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use rdkafka_sys as rdsys;
+
+use crate::kafka::admin::{ADMIN_TOPIC, CreateTopicRequest};
 
 /// Errors of the dev broker.
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +41,12 @@ pub enum DevBrokerError {
     },
     #[error("bad topic name `{0}`")]
     TopicName(String),
+    #[error("cannot start the dev broker's topic-request watcher: {0}")]
+    Watcher(String),
 }
 
 /// The mock cluster handle. Valid while `owner` (the client that created it) lives.
+#[derive(Clone, Copy)]
 struct ClusterPtr(*mut rdsys::rd_kafka_mock_cluster_t);
 
 // SAFETY: librdkafka's mock cluster API is thread-safe: every call is either read-only
@@ -48,17 +55,30 @@ unsafe impl Send for ClusterPtr {}
 unsafe impl Sync for ClusterPtr {}
 
 /// An in-memory Kafka-protocol broker (cluster) on loopback.
+///
+/// It also serves squall's requests to create topics (the mock has no CreateTopics API):
+/// it creates the topic `__squall_admin` (1 partition) and a thread consumes it and creates
+/// every topic asked for there (a JSON record `{"create_topic": NAME, "partitions": N}`,
+/// as [`crate::kafka::admin::ensure_topics`] writes it).
 pub struct DevBroker {
     cluster: ClusterPtr,
     /// Owns the mock cluster: dropping it destroys the cluster.
     owner: BaseProducer,
     bootstrap: String,
     relay: Option<Relay>,
+    watcher: Option<AdminWatcher>,
 }
 
 impl DevBroker {
     /// Starts a mock cluster of `brokers` brokers on random loopback ports.
     pub fn start(brokers: u16) -> Result<DevBroker, DevBrokerError> {
+        let mut broker = DevBroker::start_plain(brokers)?;
+        broker.start_watcher()?;
+        Ok(broker)
+    }
+
+    /// A mock cluster without the topic-request watcher (as a bare librdkafka mock).
+    pub(crate) fn start_plain(brokers: u16) -> Result<DevBroker, DevBrokerError> {
         let owner: BaseProducer = ClientConfig::new()
             .set("test.mock.num.brokers", brokers.max(1).to_string())
             .set("log_level", "3")
@@ -81,6 +101,7 @@ impl DevBroker {
             owner,
             bootstrap,
             relay: None,
+            watcher: None,
         };
         // A first consumer-group join would wait the broker's 3 s initial rebalance delay.
         broker.set_initial_rebalance_delay_ms(0);
@@ -89,7 +110,7 @@ impl DevBroker {
 
     /// Starts a one-broker mock cluster reachable at `listen` (e.g. `127.0.0.1:9092`).
     pub fn start_on(listen: &str) -> Result<DevBroker, DevBrokerError> {
-        let mut broker = DevBroker::start(1)?;
+        let mut broker = DevBroker::start_plain(1)?;
         let target = broker.bootstrap.clone();
         let relay = Relay::start(listen, target).map_err(|source| DevBrokerError::Listen {
             addr: listen.to_string(),
@@ -108,7 +129,15 @@ impl DevBroker {
         }
         broker.bootstrap = addr.to_string();
         broker.relay = Some(relay);
+        broker.start_watcher()?;
         Ok(broker)
+    }
+
+    /// Creates `__squall_admin` and starts the thread that serves the requests written there.
+    fn start_watcher(&mut self) -> Result<(), DevBrokerError> {
+        self.create_topic(ADMIN_TOPIC, 1)?;
+        self.watcher = Some(AdminWatcher::start(self.cluster, &self.bootstrap)?);
+        Ok(())
     }
 
     /// The `bootstrap.servers` list of this cluster.
@@ -118,19 +147,7 @@ impl DevBroker {
 
     /// Creates a topic (the mock does not implement the CreateTopics admin request).
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), DevBrokerError> {
-        let name = CString::new(topic).map_err(|_| DevBrokerError::TopicName(topic.into()))?;
-        // SAFETY: live cluster; `name` outlives the call.
-        let err = unsafe {
-            rdsys::rd_kafka_mock_topic_create(self.cluster.0, name.as_ptr(), partitions, 1)
-        };
-        if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            Ok(())
-        } else {
-            Err(DevBrokerError::CreateTopic {
-                topic: topic.into(),
-                source: rdkafka::error::KafkaError::MockCluster(err.into()),
-            })
-        }
+        create_mock_topic(self.cluster, topic, partitions)
     }
 
     /// How long the group coordinator waits for more members before the first
@@ -157,8 +174,115 @@ impl DevBroker {
     }
 }
 
+/// Creates `topic` in the mock cluster `cluster`, which must be live for the call.
+fn create_mock_topic(
+    cluster: ClusterPtr,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), DevBrokerError> {
+    let name = CString::new(topic).map_err(|_| DevBrokerError::TopicName(topic.into()))?;
+    // SAFETY: the caller keeps the cluster live; `name` outlives the call. The call posts
+    // an op to the cluster's thread and waits for its reply (thread-safe).
+    let err =
+        unsafe { rdsys::rd_kafka_mock_topic_create(cluster.0, name.as_ptr(), partitions, 1) };
+    if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        Ok(())
+    } else {
+        Err(DevBrokerError::CreateTopic {
+            topic: topic.into(),
+            source: rdkafka::error::KafkaError::MockCluster(err.into()),
+        })
+    }
+}
+
+/// The thread that consumes `__squall_admin` and creates the topics requested there.
+struct AdminWatcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl AdminWatcher {
+    /// Starts consuming `__squall_admin` (from its beginning) at `bootstrap`, creating
+    /// topics in `cluster`. The cluster must stay live until [`AdminWatcher::stop`] returns.
+    fn start(cluster: ClusterPtr, bootstrap: &str) -> Result<AdminWatcher, DevBrokerError> {
+        let watcher_err = |e: rdkafka::error::KafkaError| DevBrokerError::Watcher(e.to_string());
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "__squall_admin_watcher")
+            .set("enable.auto.commit", "false")
+            .set("allow.auto.create.topics", "false")
+            .set("log_level", "3")
+            .create()
+            .map_err(watcher_err)?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(ADMIN_TOPIC, 0, Offset::Beginning)
+            .map_err(watcher_err)?;
+        consumer.assign(&tpl).map_err(watcher_err)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = thread::Builder::new()
+            .name("dev-broker-admin".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    match consumer.poll(Duration::from_millis(100)) {
+                        None => {}
+                        Some(Ok(m)) => serve_request(cluster, m.payload().unwrap_or_default()),
+                        Some(Err(e)) => {
+                            tracing::debug!("dev broker: reading {ADMIN_TOPIC}: {e}")
+                        }
+                    }
+                }
+            })
+            .map_err(|e| DevBrokerError::Watcher(e.to_string()))?;
+        Ok(AdminWatcher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and waits for it (at most one poll interval).
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves one `__squall_admin` record: creates the topic it asks for, unless it exists.
+fn serve_request(cluster: ClusterPtr, payload: &[u8]) {
+    let req: CreateTopicRequest = match serde_json::from_slice(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(
+                "dev broker: ignoring a record of {ADMIN_TOPIC} that is not \
+                 {{\"create_topic\": NAME, \"partitions\": N}}: {e}"
+            );
+            return;
+        }
+    };
+    match create_mock_topic(cluster, &req.create_topic, req.partitions) {
+        Ok(()) => tracing::info!(
+            "dev broker: created topic `{}` with {} partitions (requested through {ADMIN_TOPIC})",
+            req.create_topic,
+            req.partitions
+        ),
+        Err(DevBrokerError::CreateTopic { source, .. })
+            if source.rdkafka_error_code()
+                == Some(rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists) =>
+        {
+            tracing::debug!("dev broker: topic `{}` exists already", req.create_topic)
+        }
+        Err(e) => tracing::warn!("dev broker: {e}"),
+    }
+}
+
 impl Drop for DevBroker {
     fn drop(&mut self) {
+        // The watcher uses the cluster: stop it while the cluster (`owner`) lives.
+        if let Some(watcher) = self.watcher.take() {
+            watcher.stop();
+        }
         if let Some(relay) = self.relay.take() {
             relay.stop();
         }
@@ -238,9 +362,7 @@ fn relay_connection(client: TcpStream, target: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::producer::BaseRecord;
-    use std::time::Duration;
 
     fn produce_and_count(bootstrap: &str, topic: &str) -> (i64, i64) {
         let p: BaseProducer = ClientConfig::new()

@@ -1,5 +1,7 @@
 //! Kafka: the components squall reads and writes it with, and what they share.
 //!
+//! - [`admin`]: the topics squall creates for itself, on a real cluster and on the dev
+//!   broker (which has no CreateTopics API).
 //! - [`client`]: client configuration, reachability check, errors naming the brokers.
 //! - [`mock`]: an in-memory Kafka-protocol broker (librdkafka's mock cluster).
 //! - [`position`]: where consumption starts and ends (`earliest`, `offsets:0:100`,
@@ -14,6 +16,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+pub mod admin;
 pub mod client;
 pub mod mock;
 pub mod position;

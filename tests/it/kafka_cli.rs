@@ -212,3 +212,33 @@ fn kafka_commands_report_an_unreachable_broker_clearly() {
         out.stderr
     );
 }
+
+/// `squall kafka dev-broker` creates the topics squall asks for (the mock itself has no
+/// CreateTopics API), with the partition count asked for.
+#[test]
+fn dev_broker_creates_internal_topics_on_request() {
+    use squall::kafka::admin::{TopicSpec, ensure_topics, partition_count};
+    use std::collections::BTreeMap;
+
+    let broker = dev_broker(1);
+    let b = broker.addr.as_str();
+    let props = BTreeMap::new();
+    let t = Duration::from_secs(30);
+    let spec = [TopicSpec {
+        name: "app-counts-repartition".into(),
+        partitions: 12,
+    }];
+    assert_eq!(
+        partition_count(b, &props, "app-counts-repartition", t).unwrap(),
+        None
+    );
+    assert_eq!(
+        ensure_topics(b, &props, &spec, t).unwrap(),
+        ["app-counts-repartition"]
+    );
+    assert_eq!(
+        partition_count(b, &props, "app-counts-repartition", t).unwrap(),
+        Some(12)
+    );
+    assert!(ensure_topics(b, &props, &spec, t).unwrap().is_empty());
+}
