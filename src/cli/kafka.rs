@@ -327,6 +327,7 @@ fn replay(a: ReplayArgs, registry: &Registry) -> ExitCode {
             max_batch: None,
             state_dir: None,
             http: None,
+            instance_id: None,
         },
         registry,
     )

@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// port 0 picks a free port). Off unless given.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
+    /// Distributed topologies: this instance's id in its application (default:
+    /// hostname-pid). Instances with the same `config.application_id` share the work.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
 }
 
 /// Applies the mode flags to the file's config.
@@ -200,7 +204,37 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         quiet: args.quiet,
         http: args.http,
     };
-    run_topology(file.topology, file.config, &opts)
+    if !crate::distributed::rewrite::is_distributed(&file.topology) {
+        if args.instance_id.is_some() {
+            eprintln!(
+                "squall: warning: --instance-id is for topologies with a distributed input; `{}` has none",
+                file.topology.name()
+            );
+        }
+        return run_topology(file.topology, file.config, &opts);
+    }
+    let d = crate::distributed::rewrite::Distribution::of(
+        &file.topology,
+        &file.config,
+        args.instance_id.as_deref(),
+        args.brokers.as_deref(),
+    );
+    let (topology, instance) =
+        match crate::distributed::rewrite::prepare(&file.topology, &file.config, &d) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    eprintln!(
+        "squall: instance `{}` of application `{}` (brokers {})",
+        d.instance_id, d.application, d.brokers
+    );
+    instance.set_http(opts.http.map(|a| a.to_string()));
+    let code = run_topology(topology, file.config, &opts);
+    instance.leave();
+    code
 }
 
 /// How a run is watched and ended, whatever built its topology.

@@ -13,5 +13,6 @@ pub mod instance;
 pub mod names;
 pub mod partitioned;
 pub mod reader;
+pub mod rewrite;
 pub mod status;
 pub mod wire;

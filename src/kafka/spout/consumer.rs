@@ -860,6 +860,23 @@ impl ComponentConfig for KafkaSpoutConfig {
         "Kafka consumer: at-least-once, commits follow acks, replay from any offset or time";
 }
 
+impl KafkaSpoutConfig {
+    /// A spout whose life `hooks` take part in (distributed mode's readers).
+    pub fn build_with_hooks(&self, hooks: Arc<dyn SpoutHooks>) -> Result<SpoutFactory, BuildError> {
+        self.validate()?;
+        let retries = RetrySchedule::new(&self.retry, self.max_retries)
+            .map_err(|e| BuildError::Invalid(format!("retry: {e}")))?;
+        let cfg = self.clone();
+        let siblings = Arc::new(Siblings::default());
+        Ok(Arc::new(move || {
+            Box::new(
+                KafkaSpout::new(cfg.clone(), retries.clone(), siblings.clone())
+                    .with_hooks(hooks.clone()),
+            )
+        }))
+    }
+}
+
 impl SpoutConfig for KafkaSpoutConfig {
     fn build(&self) -> Result<SpoutFactory, BuildError> {
         self.validate()?;

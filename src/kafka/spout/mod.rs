@@ -21,5 +21,5 @@ pub mod retry;
 pub mod state;
 
 pub use config::{Guarantee, KafkaSpoutConfig};
-pub use consumer::KafkaSpout;
+pub use consumer::{HooksExtension, KafkaSpout};
 pub use record::{RecordFormat, ValueEncoding};
