@@ -11,7 +11,9 @@ use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::component::transactional::BatchInfo;
-use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
+use crate::component::{
+    Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext, snapshot,
+};
 use crate::data::columns::Columns;
 use crate::data::tuple::{Fields, Tuple, Value};
 use crate::state::TxMap;
@@ -50,6 +52,18 @@ pub struct CountBolt {
     state: Option<TxMap<u64>>,
     /// Micro-batch mode: this batch's counts, added to the state in `finish_batch`.
     batch: BatchCounts,
+}
+
+/// The state in a snapshot of `count` (see [`crate::component::snapshot`]): the running
+/// count of each key, `{"counts":{"key":n,...}}`.
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    counts: &'a HashMap<CompactString, u64>,
+}
+
+#[derive(Deserialize)]
+struct Restored {
+    counts: HashMap<CompactString, u64>,
 }
 
 impl CountBolt {
@@ -109,6 +123,30 @@ impl Bolt for CountBolt {
         Some(Ok(Columns::empty()))
     }
 
+    /// Event mode's running counts (micro-batch mode keeps them in the state store).
+    fn snapshot(&self) -> Option<Result<Vec<u8>, ComponentError>> {
+        if self.state.is_some() {
+            return None;
+        }
+        let state = Snapshot {
+            counts: &self.counts,
+        };
+        Some(snapshot::encode(
+            CountConfig::NAME,
+            &self.state_options(),
+            &state,
+        ))
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> ComponentResult {
+        if self.state.is_some() {
+            return Err("count: micro-batch mode restores from its state store".into());
+        }
+        let r: Restored = snapshot::decode(CountConfig::NAME, &self.state_options(), bytes)?;
+        self.counts = r.counts;
+        Ok(())
+    }
+
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
         let key = self.key(&input)?;
         if self.state.is_some() {
@@ -124,8 +162,50 @@ impl Bolt for CountBolt {
 
 #[cfg(test)]
 mod tests {
-    use crate::component::testkit::run_bolt;
+    use crate::component::registry::BoltConfig;
+    use crate::component::testkit::{BoltHarness, Step, assert_snapshot_resumes, run_bolt};
     use crate::data::tuple::{Fields, Value};
+
+    fn harness(field: Option<&str>) -> BoltHarness {
+        let cfg = super::CountConfig {
+            field: field.map(str::to_string),
+        };
+        let f = cfg.build().unwrap_or_else(|e| panic!("{e}"));
+        BoltHarness::new(f(), Fields::new(["word", "n"]))
+    }
+
+    #[test]
+    fn a_restored_count_carries_on_counting() {
+        let steps: Vec<Step> = ["a", "b", "a", "c", "a", "b"]
+            .into_iter()
+            .map(|w| Step::Execute(crate::values![w, 0]))
+            .chain([Step::Finish])
+            .collect();
+        assert_snapshot_resumes(&|| harness(None), &steps);
+    }
+
+    #[test]
+    fn a_snapshot_of_counts_by_another_field_is_refused() {
+        let mut h = harness(None);
+        h.execute(crate::values!["a", 1]).ok();
+        let bytes = h.snapshot().and_then(Result::ok).unwrap_or_default();
+        let e = harness(Some("n"))
+            .restore(&bytes)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("option `field` is (not set) in the snapshot and n in this bolt"),
+            "{e}"
+        );
+        assert!(harness(None).restore(&bytes).is_ok());
+        let e = harness(None)
+            .restore(&bytes[..bytes.len() / 2])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("corrupt or truncated"), "{e}");
+    }
 
     #[test]
     fn counts_per_key() {

@@ -10,3 +10,6 @@ pub mod rolling_count;
 pub mod tokenize;
 pub mod total_rank;
 pub mod window_mark;
+
+#[cfg(test)]
+mod snapshot_tests;

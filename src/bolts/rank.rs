@@ -19,7 +19,9 @@ use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::component::transactional::BatchInfo;
-use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
+use crate::component::{
+    Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext, snapshot,
+};
 use crate::data::tuple::{Fields, Tuple, Value};
 use crate::state::TxValue;
 use crate::window::rankings::Rankings;
@@ -76,6 +78,30 @@ pub struct RankBolt {
     upstream: usize,
     /// Micro-batch mode: the running ranking as transactional state.
     state: Option<TxValue<Rankings<CompactString>>>,
+}
+
+/// The state in a snapshot of `rank` (see [`crate::component::snapshot`]): the running
+/// ranking (`running`, `{"k":top,"items":[["key",count],...]}`) and whether it changed
+/// since it was last emitted (`changed`); the ranking of each window still being received
+/// (`windows`, a list of `[window, ranking]` pairs, a window being `{"Closed":end}` or
+/// `"Final"`), the punctuations counted per window (`marks`, `{"seen":[[window,n],...]}`)
+/// and the latest end given to the final window (`final_end`).
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    running: Option<&'a Rankings<CompactString>>,
+    changed: bool,
+    windows: Vec<(WindowId, &'a Rankings<CompactString>)>,
+    marks: &'a WindowMarks,
+    final_end: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Restored {
+    running: Option<Rankings<CompactString>>,
+    changed: bool,
+    windows: Vec<(WindowId, Rankings<CompactString>)>,
+    marks: WindowMarks,
+    final_end: Option<i64>,
 }
 
 impl RankBolt {
@@ -141,7 +167,7 @@ impl Bolt for RankBolt {
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
-        self.upstream = ctx.upstream_tasks().max(1);
+        self.upstream = ctx.expected_partials().max(1);
         if let Some(s) = ctx.state() {
             let state: TxValue<Rankings<CompactString>> = s.value("rankings")?;
             if let Some(r) = state.get() {
@@ -166,6 +192,52 @@ impl Bolt for RankBolt {
             s.put(batch.txid, r.clone());
         }
         self.emit_running(false, out)
+    }
+
+    /// Event mode's rankings and window marks (micro-batch mode keeps its running ranking
+    /// in the state store).
+    fn snapshot(&self) -> Option<Result<Vec<u8>, ComponentError>> {
+        if self.state.is_some() {
+            return None;
+        }
+        let state = Snapshot {
+            running: self.rankings.as_ref(),
+            changed: self.changed,
+            windows: self.windows.iter().map(|(w, r)| (*w, r)).collect(),
+            marks: &self.marks,
+            final_end: self.final_end,
+        };
+        Some(snapshot::encode(
+            RankConfig::NAME,
+            &self.state_options(),
+            &state,
+        ))
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> ComponentResult {
+        if self.state.is_some() {
+            return Err("rank: micro-batch mode restores from its state store".into());
+        }
+        let r: Restored = snapshot::decode(RankConfig::NAME, &self.state_options(), bytes)?;
+        let top = self.cfg.top;
+        let other_k = r
+            .running
+            .iter()
+            .chain(r.windows.iter().map(|(_, w)| w))
+            .find(|w| w.k() != top);
+        if let Some(w) = other_k {
+            return Err(format!(
+                "rank: cannot restore: corrupt snapshot: a ranking of {} keys, where top is {top}",
+                w.k()
+            )
+            .into());
+        }
+        self.rankings = r.running;
+        self.changed = r.changed;
+        self.windows = r.windows.into_iter().collect();
+        self.marks = r.marks;
+        self.final_end = r.final_end;
+        Ok(())
     }
 
     fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
@@ -229,5 +301,117 @@ impl Bolt for RankBolt {
             self.emit_running(true, out)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::testkit::{BoltHarness, Step, assert_snapshot_resumes};
+
+    fn harness(top: usize, input: &[&str], expected: usize) -> BoltHarness {
+        let f = RankConfig {
+            top,
+            ..Default::default()
+        }
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+        BoltHarness::with_expected_partials(f(), Fields::new(input.iter().copied()), expected)
+    }
+
+    const WINDOWED: &[&str] = &["key", "count", "window_end", "final"];
+
+    fn x(key: &str, count: i64, end: i64, fin: bool) -> Step {
+        Step::Execute(crate::values![key, count, end, fin])
+    }
+
+    fn mark(end: i64, fin: bool) -> Step {
+        Step::Execute(crate::values![Value::Null, 0, end, fin])
+    }
+
+    #[test]
+    fn a_restored_rank_completes_the_windows_it_was_receiving() {
+        let steps = [
+            x("a", 3, 10_000, false),
+            x("b", 2, 10_000, false),
+            x("c", 1, 10_000, false),
+            mark(10_000, false),
+            x("a", 1, 20_000, false),
+            mark(10_000, false),
+            x("c", 4, 20_000, false),
+            mark(20_000, false),
+            mark(20_000, false),
+            // Only one of two punctuations: still open at the end.
+            x("d", 2, 25_000, false),
+            mark(25_000, false),
+            x("a", 5, 30_000, true),
+            mark(30_000, true),
+            x("b", 1, 35_000, true),
+            Step::Finish,
+        ];
+        let out = assert_snapshot_resumes(&|| harness(2, WINDOWED, 2), &steps);
+        let tags: Vec<_> = out.iter().map(|v| (v[1].clone(), v[2].clone())).collect();
+        assert_eq!(
+            tags,
+            [
+                (Value::Int(10_000), Value::Bool(false)),
+                (Value::Int(20_000), Value::Bool(false)),
+                (Value::Int(25_000), Value::Bool(false)),
+                (Value::Int(35_000), Value::Bool(true)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_restored_rank_keeps_its_running_ranking_and_whether_it_changed() {
+        let x = |k: &str, c: i64| Step::Execute(crate::values![k, c]);
+        let steps = [
+            x("a", 3),
+            x("b", 1),
+            Step::Tick,
+            Step::Tick,
+            x("a", 0),
+            x("c", 2),
+            Step::Tick,
+            x("d", 1),
+            Step::Finish,
+        ];
+        let out = assert_snapshot_resumes(&|| harness(2, &["key", "count"], 1), &steps);
+        assert_eq!(out.len(), 3, "{out:?}");
+    }
+
+    #[test]
+    fn counts_punctuations_up_to_the_expected_partials() {
+        let mut h = harness(2, WINDOWED, 3);
+        for _ in 0..2 {
+            assert_eq!(
+                h.step(&mark(10_000, false)),
+                Vec::<crate::data::tuple::Values>::new()
+            );
+        }
+        assert_eq!(h.step(&mark(10_000, false)).len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_with_another_top_or_of_another_bolt_is_refused() {
+        let mut h = harness(2, WINDOWED, 2);
+        h.step(&x("a", 3, 10_000, false));
+        let bytes = h.snapshot().and_then(Result::ok).unwrap_or_default();
+        let refused = |mut h: BoltHarness| h.restore(&bytes).err().map(|e| e.to_string());
+        let e = refused(harness(3, WINDOWED, 2)).unwrap_or_default();
+        assert!(
+            e.contains("option `top` is 2 in the snapshot and 3 in this bolt"),
+            "{e}"
+        );
+        assert_eq!(refused(harness(2, WINDOWED, 2)), None);
+        let f = crate::bolts::count::CountConfig::default()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = BoltHarness::new(f(), Fields::new(["key"]))
+            .restore(&bytes)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("of a `rank` bolt, not of a `count` bolt"), "{e}");
     }
 }

@@ -15,7 +15,9 @@ use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::component::transactional::BatchInfo;
-use crate::component::{Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext};
+use crate::component::{
+    Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext, snapshot,
+};
 use crate::data::columns::Columns;
 use crate::data::tuple::{Fields, Tuple, Value};
 use crate::io::clock::{Clock, WallClock};
@@ -78,6 +80,21 @@ pub struct RollingCountBolt {
     state: Option<TxValue<SlidingWindowCounter<CompactString>>>,
     /// Micro-batch mode: this batch's counts.
     batch: BatchCounts,
+}
+
+/// The state in a snapshot of `rolling_count` (see [`crate::component::snapshot`]):
+/// `{"window":{...}}`, the sliding window as micro-batch mode stores it: its slots of
+/// counts per key, the open slot and the end of the open slot (`next_boundary_ms`, ms of
+/// the clock, a multiple of the slide), so that a bolt restoring it later moves it on at
+/// its next tick as if it had been running all along.
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    window: &'a SlidingWindowCounter<CompactString>,
+}
+
+#[derive(Deserialize)]
+struct Restored {
+    window: SlidingWindowCounter<CompactString>,
 }
 
 impl RollingCountBolt {
@@ -182,6 +199,51 @@ impl Bolt for RollingCountBolt {
         crate::state::options::pick(&self.cfg, &["field", "window", "slide"])
     }
 
+    /// Event mode's window (micro-batch mode keeps it in the state store). A bolt built
+    /// with a window its options reject (see `build`) has none and takes no snapshot.
+    fn snapshot(&self) -> Option<Result<Vec<u8>, ComponentError>> {
+        if self.state.is_some() {
+            return None;
+        }
+        let state = Snapshot {
+            window: self.window.as_ref()?,
+        };
+        Some(snapshot::encode(
+            RollingCountConfig::NAME,
+            &self.state_options(),
+            &state,
+        ))
+    }
+
+    /// The window restored keeps its slots' times: the next tick moves it to the clock's
+    /// time, dropping the counts that left the window meanwhile and emitting (once) the
+    /// window of the latest boundary crossed, as a late tick does.
+    fn restore(&mut self, bytes: &[u8]) -> ComponentResult {
+        if self.state.is_some() {
+            return Err("rolling_count: micro-batch mode restores from its state store".into());
+        }
+        let r: Restored = snapshot::decode(RollingCountConfig::NAME, &self.state_options(), bytes)?;
+        let w = r.window;
+        let (window, slide) = (self.cfg.window.as_millis() as u64, self.slide_ms());
+        if (w.window_ms(), w.slide_ms()) != (window, slide) {
+            return Err(format!(
+                "rolling_count: cannot restore: corrupt snapshot: its window is {} ms sliding by {} ms, its options say {window} ms by {slide} ms",
+                w.window_ms(),
+                w.slide_ms()
+            )
+            .into());
+        }
+        if !w.next_boundary_ms().is_multiple_of(slide) {
+            return Err(format!(
+                "rolling_count: cannot restore: corrupt snapshot: its next boundary ({} ms) is not a multiple of the slide ({slide} ms)",
+                w.next_boundary_ms()
+            )
+            .into());
+        }
+        self.window = Some(w);
+        Ok(())
+    }
+
     fn takes_columns(&self) -> bool {
         true
     }
@@ -253,7 +315,7 @@ impl Bolt for RollingCountBolt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::testkit::BoltHarness;
+    use crate::component::testkit::{BoltHarness, Step, assert_snapshot_resumes};
     use crate::io::clock::ManualClock;
 
     fn harness(clock: &ManualClock) -> BoltHarness {
@@ -380,6 +442,126 @@ mod tests {
             window(fin.to_vec()),
             (vec![("a".into(), 1), ("b".into(), 1)], Some(20_000))
         );
+    }
+
+    #[test]
+    fn a_restored_window_resumes_across_slides_late_ticks_and_the_final_flush() {
+        let clock = ManualClock::new(0);
+        let c = |ms| Step::Clock(clock.clone(), ms);
+        let x = |k: &str| Step::Execute(crate::values![k]);
+        let steps = [
+            c(1_000),
+            x("a"),
+            x("a"),
+            x("b"),
+            c(9_999),
+            Step::Tick,
+            x("c"),
+            c(10_000),
+            Step::Tick,
+            x("a"),
+            c(15_000),
+            Step::Tick,
+            x("d"),
+            c(20_001),
+            Step::Tick,
+            x("e"),
+            // Two slides late: 30 s and 40 s crossed, emitted once (for 40 s).
+            c(45_000),
+            x("e"),
+            Step::Tick,
+            // More than a window late: everything before 40 s has left.
+            c(75_000),
+            x("f"),
+            Step::Tick,
+            c(82_000),
+            x("g"),
+            Step::Finish,
+        ];
+        let out = assert_snapshot_resumes(&|| harness(&clock), &steps);
+        assert_eq!(
+            marks(&out),
+            [10_000, 20_000, 40_000, 70_000, 80_000]
+                .map(|e| (Some(e), Some(false)))
+                .into_iter()
+                .chain([(Some(90_000), Some(true))])
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_window_restored_later_drops_what_left_and_emits_the_latest_boundary_once() {
+        let clock = ManualClock::new(0);
+        let mut h = harness(&clock);
+        h.execute(crate::values!["old"]).ok();
+        clock.set(10_000);
+        assert_eq!(window(h.tick().unwrap_or_default()).1, Some(10_000));
+        h.execute(crate::values!["new"]).ok();
+        clock.set(12_000);
+        let bytes = h.snapshot().and_then(Result::ok).unwrap_or_default();
+        // Restored by a process made 30 s later: at 42 s the window is [10 s, 40 s).
+        clock.set(42_000);
+        let mut later = harness(&clock);
+        assert!(later.restore(&bytes).is_ok());
+        assert_eq!(
+            window(later.tick().unwrap_or_default()),
+            (vec![("new".into(), 1)], Some(40_000))
+        );
+        assert!(later.tick().unwrap_or_default().is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_of_another_window_or_a_corrupt_one_is_refused() {
+        let clock = ManualClock::new(0);
+        let mut h = harness(&clock);
+        h.execute(crate::values!["a"]).ok();
+        let bytes = h.snapshot().and_then(Result::ok).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        assert!(
+            text.starts_with(
+                r#"{"version":1,"bolt":"rolling_count","options":{"field":null,"slide":"10s","window":"30s"},"state":{"window":{"#
+            ),
+            "{text}"
+        );
+        let other = RollingCountConfig {
+            field: None,
+            window: Duration::from_secs(60),
+            slide: Duration::from_secs(10),
+        };
+        let e = BoltHarness::new(
+            Box::new(RollingCountBolt::with_clock(other, Arc::new(clock.clone()))),
+            Fields::new(["hashtag"]),
+        )
+        .restore(&bytes)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            e.contains("option `window` is 30s in the snapshot and 1m in this bolt"),
+            "{e}"
+        );
+        let refused = |text: String| {
+            harness(&clock)
+                .restore(text.as_bytes())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        // A window of 2 slots that holds together, where the options say 3.
+        let e = refused(
+            text.replace(r#""window_ms":30000"#, r#""window_ms":20000"#)
+                .replace(r#""slots":[{"a":1},{},{}]"#, r#""slots":[{"a":1},{}]"#),
+        );
+        assert!(
+            e.contains("its window is 20000 ms sliding by 10000 ms"),
+            "{e}"
+        );
+        let e = refused(text.replace(r#""window_ms":30000"#, r#""window_ms":20000"#));
+        assert!(e.contains("3 slots, where a 20000 ms window"), "{e}");
+        let e = refused(text.replace(r#""next_boundary_ms":10000"#, r#""next_boundary_ms":10001"#));
+        assert!(e.contains("not a multiple of the slide"), "{e}");
+        let e = refused(text.replace(r#""head":0"#, r#""head":7"#));
+        assert!(e.contains("open slot 7 of 3"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! table never mixes windows; the final window (`final` = true) carries the latest end its
 //! partials gave it. Running rankings: the latest partial of each task replaces
 //! its previous one, emitted every `emit_every` when changed.
+//!
+//! A partial is that of the task that sent it, or, when the input has a `__partition`
+//! field ([`PARTITION_FIELD`], distributed mode), that of the partition it names; a window
+//! is complete with [`TaskContext::expected_partials`] partials.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,11 +21,18 @@ use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::component::transactional::BatchInfo;
-use crate::component::{Bolt, ComponentResult, OutputDeclarer, TaskContext};
+use crate::component::{
+    Bolt, ComponentError, ComponentResult, OutputDeclarer, TaskContext, snapshot,
+};
 use crate::data::tuple::{Fields, Tuple, Value};
 use crate::metrics::Topk;
 use crate::state::TxValue;
 use crate::window::rankings::top_k_of;
+
+/// The input field naming the partition a partial ranking is of (distributed mode): when
+/// a tuple has it (an integer), its partial replaces the previous partial of that
+/// partition, whichever task sent it, rather than that of the task that sent it.
+pub const PARTITION_FIELD: &str = "__partition";
 
 /// Options of the `total_rank` bolt.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -71,10 +82,11 @@ impl BoltConfig for TotalRankConfig {
 
 pub struct TotalRankBolt {
     cfg: TotalRankConfig,
-    /// Running mode: the latest partial of each upstream task.
+    /// Running mode: the latest partial of each upstream task (or partition).
     partials: BTreeMap<u32, Ranking>,
     changed: bool,
-    /// Windowed mode: per window, the partial of each upstream task received so far.
+    /// Windowed mode: per window, the partial of each upstream task (or partition)
+    /// received so far.
     windows: BTreeMap<WindowId, BTreeMap<u32, Ranking>>,
     /// The latest end given to the final window so far.
     final_end: Option<i64>,
@@ -83,9 +95,50 @@ pub struct TotalRankBolt {
     state: Option<TxValue<BTreeMap<u32, Ranking>>>,
 }
 
+/// The state in a snapshot of `total_rank` (see [`crate::component::snapshot`]): the
+/// latest running partial of each task or partition (`partials`, `{"3":[["key",count],
+/// ...],...}`) and whether they changed since last emitted (`changed`); the partials of
+/// each window still being received (`windows`, a list of `[window, partials]` pairs, a
+/// window being `{"Closed":end}` or `"Final"`) and the latest end given to the final
+/// window (`final_end`).
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    partials: &'a BTreeMap<u32, Ranking>,
+    changed: bool,
+    windows: Vec<(WindowId, &'a BTreeMap<u32, Ranking>)>,
+    final_end: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Restored {
+    partials: BTreeMap<u32, Ranking>,
+    changed: bool,
+    windows: Vec<(WindowId, BTreeMap<u32, Ranking>)>,
+    final_end: Option<i64>,
+}
+
 impl TotalRankBolt {
+    /// How many partials make a window (or the first running total) complete.
     fn upstream(&self) -> usize {
-        self.ctx.as_ref().map_or(1, |c| c.upstream_tasks().max(1))
+        self.ctx
+            .as_ref()
+            .map_or(1, |c| c.expected_partials().max(1))
+    }
+
+    /// The options recorded in a snapshot: `top` (the partials do not depend on it, but a
+    /// total restored under another `top` would not continue the tables emitted so far).
+    fn snapshot_options(&self) -> crate::state::StateOptions {
+        crate::state::options::pick(&self.cfg, &["top"])
+    }
+
+    /// Whose partial `input` is: its partition's (see [`PARTITION_FIELD`]) or its task's.
+    fn partial_of(input: &Tuple) -> Result<u32, ComponentError> {
+        match input.get(PARTITION_FIELD) {
+            Some(Value::Int(p)) => u32::try_from(*p).map_err(|_| {
+                format!("total_rank: `{PARTITION_FIELD}` is {p}, not a partition number").into()
+            }),
+            _ => Ok(input.source_task()),
+        }
     }
 
     /// Emits the total of `partials`, of the window that ends at `window_end` (none:
@@ -162,22 +215,54 @@ impl Bolt for TotalRankBolt {
             )
             .into());
         };
+        let from = Self::partial_of(&input)?;
         match window_of(&input) {
             Some((w, end)) => {
                 if w == WindowId::Final {
                     self.final_end = Some(self.final_end.map_or(end, |e| e.max(end)));
                 }
                 let parts = self.windows.entry(w).or_default();
-                parts.insert(input.source_task(), r);
+                parts.insert(from, r);
                 if parts.len() >= self.upstream() {
                     self.emit_window(w, out)?;
                 }
             }
             None => {
-                self.partials.insert(input.source_task(), r);
+                self.partials.insert(from, r);
                 self.changed = true;
             }
         }
+        Ok(())
+    }
+
+    /// Event mode's partials (micro-batch mode keeps its running partials in the state
+    /// store).
+    fn snapshot(&self) -> Option<Result<Vec<u8>, ComponentError>> {
+        if self.state.is_some() {
+            return None;
+        }
+        let state = Snapshot {
+            partials: &self.partials,
+            changed: self.changed,
+            windows: self.windows.iter().map(|(w, p)| (*w, p)).collect(),
+            final_end: self.final_end,
+        };
+        Some(snapshot::encode(
+            TotalRankConfig::NAME,
+            &self.snapshot_options(),
+            &state,
+        ))
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> ComponentResult {
+        if self.state.is_some() {
+            return Err("total_rank: micro-batch mode restores from its state store".into());
+        }
+        let r: Restored = snapshot::decode(TotalRankConfig::NAME, &self.snapshot_options(), bytes)?;
+        self.partials = r.partials;
+        self.changed = r.changed;
+        self.windows = r.windows.into_iter().collect();
+        self.final_end = r.final_end;
         Ok(())
     }
 
@@ -213,7 +298,115 @@ impl Bolt for TotalRankBolt {
 mod tests {
     use super::*;
     use crate::bolts::rank::RankConfig;
-    use crate::component::testkit::BoltHarness;
+    use crate::component::testkit::{BoltHarness, Step, assert_snapshot_resumes};
+
+    fn harness(top: usize, input: &[&str], expected: usize) -> BoltHarness {
+        let f = TotalRankConfig {
+            top,
+            ..Default::default()
+        }
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+        BoltHarness::with_expected_partials(f(), Fields::new(input.iter().copied()), expected)
+    }
+
+    const WINDOWED: &[&str] = &["rankings", "window_end", "final", PARTITION_FIELD];
+
+    fn ranking(items: &[(&str, u64)]) -> Value {
+        let r: Ranking = items.iter().map(|(k, c)| ((*k).into(), *c)).collect();
+        to_value(&r)
+    }
+
+    /// The partial of `partition` for the window ending at `end`.
+    fn part(partition: i64, end: i64, fin: bool, items: &[(&str, u64)]) -> Step {
+        Step::Execute(crate::values![ranking(items), end, fin, partition])
+    }
+
+    #[test]
+    fn partials_are_keyed_by_partition_and_a_window_waits_for_the_expected_number() {
+        // Every partial comes from the same task (the harness's one upstream task).
+        let mut t = harness(2, WINDOWED, 3);
+        assert!(t.step(&part(0, 10_000, false, &[("a", 3)])).is_empty());
+        assert!(t.step(&part(1, 10_000, false, &[("b", 5)])).is_empty());
+        // A partition's partial again replaces its previous one.
+        assert!(t.step(&part(1, 10_000, false, &[("b", 6)])).is_empty());
+        let out = t.step(&part(2, 10_000, false, &[("c", 1), ("a", 1)]));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            from_value(&out[0][0]),
+            Some(vec![("b".into(), 6), ("a".into(), 3)])
+        );
+        assert_eq!(out[0][1], Value::Int(10_000));
+        let e = t
+            .execute(crate::values![ranking(&[]), 20_000, false, -1])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("`__partition` is -1"), "{e}");
+    }
+
+    #[test]
+    fn a_restored_total_rank_completes_the_windows_it_was_receiving() {
+        let steps = [
+            part(0, 10_000, false, &[("a", 3), ("b", 1)]),
+            part(1, 10_000, false, &[("c", 5)]),
+            part(0, 20_000, false, &[("a", 4)]),
+            part(2, 10_000, false, &[("d", 2)]),
+            part(1, 20_000, false, &[("c", 1)]),
+            part(2, 30_000, true, &[("d", 7)]),
+            part(2, 20_000, false, &[]),
+            part(0, 35_000, true, &[("a", 1)]),
+            Step::Finish,
+        ];
+        let out = assert_snapshot_resumes(&|| harness(2, WINDOWED, 3), &steps);
+        let tags: Vec<_> = out.iter().map(|v| (v[1].clone(), v[2].clone())).collect();
+        assert_eq!(
+            tags,
+            [
+                (Value::Int(10_000), Value::Bool(false)),
+                (Value::Int(20_000), Value::Bool(false)),
+                (Value::Int(35_000), Value::Bool(true)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_restored_total_rank_keeps_its_running_partials() {
+        let x = |p: i64, items: &[(&str, u64)]| Step::Execute(crate::values![ranking(items), p]);
+        let steps = [
+            x(0, &[("a", 3)]),
+            x(1, &[("b", 2)]),
+            Step::Tick,
+            x(2, &[("c", 9)]),
+            Step::Tick,
+            Step::Tick,
+            x(0, &[("a", 1)]),
+            Step::Tick,
+            x(1, &[("b", 4)]),
+            Step::Finish,
+        ];
+        let out =
+            assert_snapshot_resumes(&|| harness(2, &["rankings", PARTITION_FIELD], 3), &steps);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(
+            from_value(&out[2][0]),
+            Some(vec![("c".into(), 9), ("b".into(), 4)])
+        );
+    }
+
+    #[test]
+    fn a_snapshot_with_another_top_is_refused() {
+        let mut t = harness(2, WINDOWED, 3);
+        t.step(&part(0, 10_000, false, &[("a", 3)]));
+        let bytes = t.snapshot().and_then(Result::ok).unwrap_or_default();
+        let refused = |mut h: BoltHarness| h.restore(&bytes).err().map(|e| e.to_string());
+        let e = refused(harness(5, WINDOWED, 3)).unwrap_or_default();
+        assert!(
+            e.contains("option `top` is 2 in the snapshot and 5 in this bolt"),
+            "{e}"
+        );
+        assert_eq!(refused(harness(2, WINDOWED, 3)), None);
+    }
 
     #[test]
     fn rank_then_total_rank_gives_global_top_k() {

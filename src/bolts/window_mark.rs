@@ -18,7 +18,9 @@ pub const FINAL_FIELD: &str = "final";
 
 /// Which window a tuple belongs to: one that closed at a slide boundary, or the final
 /// flush. Closed windows come before the final one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum WindowId {
     /// The window that ended at this slide boundary (ms since the Unix epoch).
     Closed(i64),
@@ -53,9 +55,35 @@ pub fn is_punctuation(t: &Tuple) -> bool {
 }
 
 /// Counts the punctuations of each window until every upstream task has sent one.
-#[derive(Default)]
+/// Serialized (in a bolt's snapshot) as a list of `[window, punctuations]` pairs.
+#[derive(Default, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WindowMarks {
+    #[serde(with = "pairs")]
     seen: std::collections::BTreeMap<WindowId, usize>,
+}
+
+/// A map as a list of `[key, value]` pairs (for keys JSON cannot take as object keys, such
+/// as [`WindowId`]).
+pub(crate) mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map)
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 impl WindowMarks {
@@ -63,7 +91,7 @@ impl WindowMarks {
     /// is complete). Older windows are forgotten then.
     pub fn mark(&mut self, window: WindowId, expected: usize) -> bool {
         let n = self.seen.entry(window).or_insert(0);
-        *n += 1;
+        *n = n.saturating_add(1);
         if *n >= expected {
             self.seen = self.seen.split_off(&window);
             self.seen.remove(&window);

@@ -5,6 +5,7 @@
 
 pub mod collector;
 pub mod registry;
+pub mod snapshot;
 pub mod testkit;
 pub mod transactional;
 
@@ -106,6 +107,9 @@ pub struct TaskContext {
     pub(crate) worker: usize,
     pub(crate) component_tasks: Arc<BTreeMap<String, Vec<u32>>>,
     pub(crate) upstream_tasks: usize,
+    /// Distributed mode: how many partials (one per input partition) complete a window
+    /// for a merging bolt; `None`: one per upstream task.
+    pub(crate) expected_partials: Option<usize>,
     pub(crate) counters: CustomCounters,
     pub(crate) pulse: Option<Pulse>,
     pub(crate) topk: crate::metrics::TopkBoard,
@@ -210,6 +214,14 @@ impl TaskContext {
     /// How many tasks send to this task (over all its inputs).
     pub fn upstream_tasks(&self) -> usize {
         self.upstream_tasks
+    }
+
+    /// How many senders a merging bolt waits for before a window is complete (the
+    /// punctuations `rank` counts, the partials `total_rank` merges): the number the
+    /// runtime set (distributed mode: one per input partition, whichever process sends
+    /// it), else [`upstream_tasks`](Self::upstream_tasks).
+    pub fn expected_partials(&self) -> usize {
+        self.expected_partials.unwrap_or(self.upstream_tasks)
     }
 
     /// A named counter reported with this component's metrics (e.g. `oversized_lines`).
@@ -502,6 +514,20 @@ pub trait Bolt: Send + 'static {
     /// (e.g. how often a result is emitted). Empty (the default): nothing is checked.
     fn state_options(&self) -> crate::state::StateOptions {
         crate::state::StateOptions::new()
+    }
+
+    /// Distributed mode: the bolt's whole event-mode state as bytes, to write to a changelog
+    /// topic; `None` (the default): the bolt keeps no state worth restoring. See
+    /// [`snapshot`] for a versioned encoding that also records the options the state
+    /// depends on.
+    fn snapshot(&self) -> Option<Result<Vec<u8>, ComponentError>> {
+        None
+    }
+
+    /// Distributed mode: replaces the bolt's state with what `snapshot` returned (maybe in
+    /// another process running the same options). An error: the bytes are not such a snapshot.
+    fn restore(&mut self, _snapshot: &[u8]) -> ComponentResult {
+        Err(ComponentError::new("this bolt keeps no state to restore"))
     }
 }
 

@@ -34,9 +34,25 @@ impl BoltHarness {
     /// As [`new`](Self::new), the bolt told that every subscriber applies `filter` to
     /// its output ([`TaskContext::output_filter`], filter push-down).
     pub fn with_output_filter(
+        bolt: Box<dyn Bolt>,
+        input: Fields,
+        filter: Option<crate::component::InputFilter>,
+    ) -> Self {
+        Self::build(bolt, input, filter, None)
+    }
+
+    /// As [`new`](Self::new), the bolt told to wait for `expected` partials (or
+    /// punctuations) per window ([`TaskContext::expected_partials`]), as the runtime does
+    /// in distributed mode.
+    pub fn with_expected_partials(bolt: Box<dyn Bolt>, input: Fields, expected: usize) -> Self {
+        Self::build(bolt, input, None, Some(expected))
+    }
+
+    fn build(
         mut bolt: Box<dyn Bolt>,
         input: Fields,
         filter: Option<crate::component::InputFilter>,
+        expected_partials: Option<usize>,
     ) -> Self {
         let mut decl = OutputDeclarer::default();
         bolt.declare_outputs(&mut decl);
@@ -62,6 +78,7 @@ impl BoltHarness {
             worker: 0,
             component_tasks: Arc::new(BTreeMap::new()),
             upstream_tasks: 1,
+            expected_partials,
             counters: CustomCounters::default(),
             pulse: None,
             topk: TopkBoard::default(),
@@ -170,6 +187,96 @@ impl BoltHarness {
         self.run(|b, out| b.finish(out))?;
         Ok(self.drain())
     }
+
+    /// The bolt's [`Bolt::snapshot`].
+    pub fn snapshot(&self) -> Option<Result<Vec<u8>, crate::component::ComponentError>> {
+        self.bolt.snapshot()
+    }
+
+    /// The bolt's [`Bolt::restore`].
+    pub fn restore(&mut self, snapshot: &[u8]) -> ComponentResult {
+        self.bolt.restore(snapshot)
+    }
+
+    /// Runs one [`Step`]; returns what the bolt emitted. Panics (it is a test helper) if
+    /// the bolt fails.
+    pub fn step(&mut self, step: &Step) -> Vec<Values> {
+        let out = match step {
+            Step::Execute(v) => self.execute(v.clone()),
+            Step::Tick => self.tick(),
+            Step::Finish => self.finish(),
+            Step::Clock(clock, ms) => {
+                clock.set(*ms);
+                Ok(Vec::new())
+            }
+        };
+        out.unwrap_or_else(|e| panic!("{step:?} failed: {e}"))
+    }
+}
+
+/// One thing done to a bolt in [`assert_snapshot_resumes`].
+#[derive(Clone, Debug)]
+pub enum Step {
+    Execute(Values),
+    Tick,
+    Finish,
+    /// Sets a manual clock (the one the bolt reads) to this time.
+    Clock(crate::io::clock::ManualClock, u64),
+}
+
+/// Checks that a bolt's [`Bolt::snapshot`] holds everything its output depends on: for
+/// every cut of `steps`, a bolt run up to the cut, snapshot, and a fresh bolt (from
+/// `make`) restored from the snapshot and run on from there emit together exactly what one
+/// bolt emits run through all of `steps`. The fresh bolt is made after the clock steps
+/// that follow the cut (a process that takes over later). Clock steps should start
+/// `steps`, so that every run starts at the same time. Returns what the single bolt
+/// emitted. Panics (it is a test helper) on any difference or failure.
+pub fn assert_snapshot_resumes(make: &dyn Fn() -> BoltHarness, steps: &[Step]) -> Vec<Values> {
+    let clock_steps = |steps: &[Step]| {
+        let n = steps
+            .iter()
+            .take_while(|s| matches!(s, Step::Clock(..)))
+            .count();
+        for s in &steps[..n] {
+            if let Step::Clock(clock, ms) = s {
+                clock.set(*ms);
+            }
+        }
+        n
+    };
+    let run = |h: &mut BoltHarness, steps: &[Step], out: &mut Vec<Values>| {
+        for s in steps {
+            out.extend(h.step(s));
+        }
+    };
+    let start = clock_steps(steps);
+    let mut whole = Vec::new();
+    run(&mut make(), &steps[start..], &mut whole);
+    for cut in start..=steps.len() {
+        let mut out = Vec::new();
+        clock_steps(steps);
+        let mut first = make();
+        run(&mut first, &steps[start..cut], &mut out);
+        let bytes = match first.snapshot() {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => panic!("snapshot after {cut} steps failed: {e}"),
+            None => panic!("the bolt takes no snapshot"),
+        };
+        drop(first);
+        let later = cut + clock_steps(&steps[cut..]);
+        let mut second = make();
+        if let Err(e) = second.restore(&bytes) {
+            panic!("restoring the snapshot taken after {cut} steps failed: {e}");
+        }
+        run(&mut second, &steps[later..], &mut out);
+        assert_eq!(
+            whole,
+            out,
+            "a bolt restored from a snapshot taken after {cut} steps ({:?}) emits otherwise",
+            &steps[..cut]
+        );
+    }
+    whole
 }
 
 /// Builds the bolt from its config, executes `inputs` then `finish`, returns all output.

@@ -279,6 +279,7 @@ impl Plan {
             worker: self.worker_of.get(&task_id).copied().unwrap_or(0),
             component_tasks: self.task_ids.clone(),
             upstream_tasks: self.expected_ends.get(&task_id).copied().unwrap_or(0),
+            expected_partials: None,
             counters,
             pulse,
             topk: self.metrics.topk.clone(),

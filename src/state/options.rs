@@ -41,7 +41,7 @@ pub fn all_but<C: Serialize>(cfg: &C, except: &[&str]) -> StateOptions {
     all
 }
 
-fn shown(v: Option<&Json>) -> String {
+pub(crate) fn shown(v: Option<&Json>) -> String {
     match v {
         None | Some(Json::Null) => "(not set)".into(),
         Some(Json::String(s)) => s.clone(),

@@ -11,6 +11,9 @@ pub enum RankingsError {
     /// `k` must be at least 1.
     #[error("rankings size k must be at least 1")]
     ZeroK,
+    /// Stored rankings (restored state) do not hold together.
+    #[error("stored rankings are inconsistent: {0}")]
+    Corrupt(String),
 }
 
 /// Ranking order: count descending, then key ascending.
@@ -19,10 +22,62 @@ fn rank_cmp<K: Ord>(a: &(K, u64), b: &(K, u64)) -> Ordering {
 }
 
 /// The best `k` `(key, count)` pairs seen, in ranking order.
+///
+/// Stored rankings are checked when read back (restored state may be cut or edited): at
+/// most `k` items, in ranking order, each key once.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(
+    bound(
+        serialize = "K: serde::Serialize",
+        deserialize = "K: serde::Deserialize<'de> + Ord + Clone"
+    ),
+    try_from = "StoredRankings<K>"
+)]
 pub struct Rankings<K> {
     k: usize,
     items: Vec<(K, u64)>,
+}
+
+/// [`Rankings`] as stored, before they are checked.
+#[derive(serde::Deserialize)]
+struct StoredRankings<K> {
+    k: usize,
+    items: Vec<(K, u64)>,
+}
+
+impl<K: Ord + Clone> TryFrom<StoredRankings<K>> for Rankings<K> {
+    type Error = RankingsError;
+
+    fn try_from(s: StoredRankings<K>) -> Result<Self, RankingsError> {
+        if s.k == 0 {
+            return Err(RankingsError::ZeroK);
+        }
+        if s.items.len() > s.k {
+            return Err(RankingsError::Corrupt(format!(
+                "{} items, more than k = {}",
+                s.items.len(),
+                s.k
+            )));
+        }
+        if let Some(i) = s
+            .items
+            .windows(2)
+            .position(|w| rank_cmp(&w[0], &w[1]) != Ordering::Less)
+        {
+            return Err(RankingsError::Corrupt(format!(
+                "items {i} and {} are not in ranking order",
+                i + 1
+            )));
+        }
+        let keys: std::collections::BTreeSet<&K> = s.items.iter().map(|(k, _)| k).collect();
+        if keys.len() != s.items.len() {
+            return Err(RankingsError::Corrupt("a key is ranked twice".into()));
+        }
+        Ok(Rankings {
+            k: s.k,
+            items: s.items,
+        })
+    }
 }
 
 impl<K: Ord + Clone> Rankings<K> {
@@ -136,6 +191,35 @@ mod tests {
 
     fn keys(r: &Rankings<String>) -> Vec<(&str, u64)> {
         r.as_slice().iter().map(|(k, c)| (k.as_str(), *c)).collect()
+    }
+
+    #[test]
+    fn stored_rankings_round_trip_and_inconsistent_ones_are_refused() {
+        let mut rk = r(3);
+        rk.update("a".into(), 2);
+        rk.update("b".into(), 5);
+        let json = serde_json::to_string(&rk).unwrap_or_default();
+        assert_eq!(json, r#"{"k":3,"items":[["b",5],["a",2]]}"#);
+        let back: Result<Rankings<String>, _> = serde_json::from_str(&json);
+        assert_eq!(back.ok(), Some(rk));
+        for (bad, why) in [
+            (r#"{"k":0,"items":[]}"#, "at least 1"),
+            (r#"{"k":1,"items":[["b",5],["a",2]]}"#, "more than k = 1"),
+            (
+                r#"{"k":3,"items":[["a",2],["b",5]]}"#,
+                "not in ranking order",
+            ),
+            (
+                r#"{"k":3,"items":[["b",5],["a",2],["b",1]]}"#,
+                "ranked twice",
+            ),
+        ] {
+            let e = serde_json::from_str::<Rankings<String>>(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]
