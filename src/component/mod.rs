@@ -120,9 +120,6 @@ pub struct TaskContext {
     pub(crate) read_fields: Option<Arc<[String]>>,
     pub(crate) output_filter: Option<InputFilter>,
     pub(crate) extension: Option<Extension>,
-    /// Distributed mode: the partials a merge waits for per window (see
-    /// [`TaskContext::expected_partials`]).
-    pub(crate) expected_partials: Option<usize>,
 }
 
 /// A test a bolt applies to one string field of each input before doing anything else:
@@ -202,13 +199,6 @@ impl TaskContext {
     /// a `T`.
     pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
         self.extension.as_deref()?.downcast_ref::<T>()
-    }
-
-    /// How many partials a merge of windowed results (`total_rank`) waits for per window:
-    /// in distributed mode the partition count of the hop before; else the number of
-    /// upstream tasks.
-    pub fn expected_partials(&self) -> usize {
-        self.expected_partials.unwrap_or(self.upstream_tasks)
     }
 
     /// How many tasks send to this task (over all its inputs).
@@ -451,18 +441,6 @@ pub trait Bolt: Send + 'static {
 
     /// Called once when the task stops.
     fn cleanup(&mut self) {}
-
-    /// Distributed mode: the bolt's whole event-mode state as bytes, to write to a changelog
-    /// topic; `None` (the default): the bolt keeps no state worth restoring.
-    fn snapshot(&self) -> Option<Result<Vec<u8>, ComponentError>> {
-        None
-    }
-
-    /// Distributed mode: replaces the bolt's state with what `snapshot` returned (maybe in
-    /// another process running the same options). An error: the bytes are not such a snapshot.
-    fn restore(&mut self, _snapshot: &[u8]) -> ComponentResult {
-        Err(ComponentError::new("this bolt keeps no state to restore"))
-    }
 
     /// Micro-batch mode: this task's tuples of one batch. The default executes them one
     /// at a time; an error fails the whole batch (it is replayed).

@@ -88,7 +88,6 @@ impl BoltHarness {
             read_fields: None,
             output_filter: filter,
             extension: None,
-            expected_partials: None,
         };
         if let Err(e) = bolt.prepare(&ctx) {
             panic!("prepare failed: {e}");

@@ -289,7 +289,6 @@ impl Plan {
             read_fields: self.read_fields.get(comp).cloned(),
             output_filter: self.output_filters.get(comp).copied(),
             extension: self.extensions.get(comp).cloned(),
-            expected_partials: None,
         }
     }
 }
