@@ -367,28 +367,40 @@ fn create_topics(
     // `request_timeout`, so this wait is bounded.
     let results =
         futures::executor::block_on(admin.create_topics(new.iter(), &opts)).map_err(|e| {
-            let mut reason = e.to_string();
-            if matches!(
-                e.rdkafka_error_code(),
-                Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut)
-            ) {
-                reason.push_str(
-                    " (no answer to CreateTopics: a broker without that API, such as \
-                     librdkafka's mock cluster other than `squall kafka dev-broker`, never \
-                     answers)",
-                );
-            }
-            create_error(&topics[0].name, reason)
+            let code = match &e {
+                KafkaError::AdminOp(code) => Some(*code),
+                other => other.rdkafka_error_code(),
+            };
+            create_error(&topics[0].name, with_timeout_hint(e.to_string(), code))
         })?;
     let mut created = Vec::new();
     for r in results {
         match r {
             Ok(name) => created.push(name),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(create_error(&name, code.to_string())),
+            Err((name, code)) => {
+                return Err(create_error(
+                    &name,
+                    with_timeout_hint(code.to_string(), Some(code)),
+                ));
+            }
         }
     }
     Ok(created)
+}
+
+/// `reason`, plus what a timeout of CreateTopics usually means.
+fn with_timeout_hint(mut reason: String, code: Option<RDKafkaErrorCode>) -> String {
+    if matches!(
+        code,
+        Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut)
+    ) {
+        reason.push_str(
+            " (no answer to CreateTopics: a broker without that API, such as librdkafka's \
+             mock cluster other than `squall kafka dev-broker`, never answers)",
+        );
+    }
+    reason
 }
 
 /// Collects delivery failures of the requests to the dev broker.
@@ -590,10 +602,12 @@ mod tests {
     fn concurrent_callers_both_succeed() {
         let b = DevBroker::start(1).unwrap();
         let s = b.bootstrap_servers().to_string();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
         let callers: Vec<_> = (0..2)
             .map(|_| {
-                let s = s.clone();
+                let (s, start) = (s.clone(), start.clone());
                 std::thread::spawn(move || {
+                    start.wait();
                     ensure_topics(&s, &BTreeMap::new(), &[spec("shared", 12)], T)
                 })
             })
