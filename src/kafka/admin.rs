@@ -226,14 +226,14 @@ impl MetadataClient {
     /// Metadata of all topics (asking for one topic by name could create it).
     fn snapshot(&self, timeout: Duration) -> Result<Snapshot, AdminError> {
         use rdkafka::consumer::Consumer;
-        let md = self
-            .consumer
-            .fetch_metadata(None, timeout)
-            .map_err(|e| AdminError::Unreachable {
-                brokers: self.brokers.clone(),
-                timeout,
-                reason: e.to_string(),
-            })?;
+        let md =
+            self.consumer
+                .fetch_metadata(None, timeout)
+                .map_err(|e| AdminError::Unreachable {
+                    brokers: self.brokers.clone(),
+                    timeout,
+                    reason: e.to_string(),
+                })?;
         let mut topics = HashMap::new();
         for t in md.topics() {
             let partitions = t.partitions().len();
@@ -284,7 +284,10 @@ fn wanted_counts(topics: &[TopicSpec]) -> Result<BTreeMap<&str, i32>, AdminError
         {
             return Err(AdminError::BadSpec {
                 topic: t.name.clone(),
-                reason: format!("asked for with {other} and with {} partitions", t.partitions),
+                reason: format!(
+                    "asked for with {other} and with {} partitions",
+                    t.partitions
+                ),
             });
         }
     }
@@ -362,30 +365,42 @@ fn create_topics(
     };
     // The admin client polls on its own thread; librdkafka ends the request at
     // `request_timeout`, so this wait is bounded.
-    let results = futures::executor::block_on(admin.create_topics(new.iter(), &opts))
-        .map_err(|e| {
-            let mut reason = e.to_string();
-            if matches!(
-                e.rdkafka_error_code(),
-                Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut)
-            ) {
-                reason.push_str(
-                    " (no answer to CreateTopics: a broker without that API, such as \
-                     librdkafka's mock cluster other than `squall kafka dev-broker`, never \
-                     answers)",
-                );
-            }
-            create_error(&topics[0].name, reason)
+    let results =
+        futures::executor::block_on(admin.create_topics(new.iter(), &opts)).map_err(|e| {
+            let code = match &e {
+                KafkaError::AdminOp(code) => Some(*code),
+                other => other.rdkafka_error_code(),
+            };
+            create_error(&topics[0].name, with_timeout_hint(e.to_string(), code))
         })?;
     let mut created = Vec::new();
     for r in results {
         match r {
             Ok(name) => created.push(name),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(create_error(&name, code.to_string())),
+            Err((name, code)) => {
+                return Err(create_error(
+                    &name,
+                    with_timeout_hint(code.to_string(), Some(code)),
+                ));
+            }
         }
     }
     Ok(created)
+}
+
+/// `reason`, plus what a timeout of CreateTopics usually means.
+fn with_timeout_hint(mut reason: String, code: Option<RDKafkaErrorCode>) -> String {
+    if matches!(
+        code,
+        Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut)
+    ) {
+        reason.push_str(
+            " (no answer to CreateTopics: a broker without that API, such as librdkafka's \
+             mock cluster other than `squall kafka dev-broker`, never answers)",
+        );
+    }
+    reason
 }
 
 /// Collects delivery failures of the requests to the dev broker.
@@ -493,7 +508,10 @@ mod tests {
             .to_string();
         assert!(err.contains("with 2 and with 3"), "{err}");
         assert!(wanted_counts(&[spec("", 1)]).is_err());
-        assert_eq!(wanted_counts(&[spec("a", 2), spec("a", 2)]).unwrap().len(), 1);
+        assert_eq!(
+            wanted_counts(&[spec("a", 2), spec("a", 2)]).unwrap().len(),
+            1
+        );
     }
 
     #[test]
@@ -501,7 +519,10 @@ mod tests {
         let md = snapshot(&[
             ("ok", TopicState::Partitions(12)),
             ("four", TopicState::Partitions(4)),
-            ("denied", TopicState::Error("Broker: Topic authorization failed".into())),
+            (
+                "denied",
+                TopicState::Error("Broker: Topic authorization failed".into()),
+            ),
         ]);
         let specs = [spec("ok", 12), spec("new", 6)];
         let w = wanted_counts(&specs).unwrap();
@@ -517,7 +538,10 @@ mod tests {
         let specs = [spec("denied", 1)];
         let w = wanted_counts(&specs).unwrap();
         let err = plan(&md, &w, "b:1").unwrap_err().to_string();
-        assert!(err.contains("`denied`") && err.contains("authorization"), "{err}");
+        assert!(
+            err.contains("`denied`") && err.contains("authorization"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -544,7 +568,8 @@ mod tests {
     fn creates_a_missing_topic_once_on_the_dev_broker() {
         let b = DevBroker::start(1).unwrap();
         let s = b.bootstrap_servers();
-        let created: Vec<String> = ensure_topics(s, &no_props(), &[spec("app-c-repartition", 12)], T).unwrap();
+        let created: Vec<String> =
+            ensure_topics(s, &no_props(), &[spec("app-c-repartition", 12)], T).unwrap();
         assert_eq!(created, ["app-c-repartition"]);
         assert_eq!(
             partition_count(s, &no_props(), "app-c-repartition", T).unwrap(),
@@ -563,18 +588,26 @@ mod tests {
         let mut created = ensure_topics(s, &no_props(), &topics, T).unwrap();
         created.sort();
         assert_eq!(created, ["x-changelog", "x-repartition"]);
-        assert_eq!(partition_count(s, &no_props(), "x-changelog", T).unwrap(), Some(3));
-        assert_eq!(partition_count(s, &no_props(), "x-repartition", T).unwrap(), Some(1));
+        assert_eq!(
+            partition_count(s, &no_props(), "x-changelog", T).unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            partition_count(s, &no_props(), "x-repartition", T).unwrap(),
+            Some(1)
+        );
     }
 
     #[test]
     fn concurrent_callers_both_succeed() {
         let b = DevBroker::start(1).unwrap();
         let s = b.bootstrap_servers().to_string();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
         let callers: Vec<_> = (0..2)
             .map(|_| {
-                let s = s.clone();
+                let (s, start) = (s.clone(), start.clone());
                 std::thread::spawn(move || {
+                    start.wait();
                     ensure_topics(&s, &BTreeMap::new(), &[spec("shared", 12)], T)
                 })
             })
@@ -582,15 +615,18 @@ mod tests {
         for c in callers {
             c.join().unwrap().unwrap();
         }
-        assert_eq!(partition_count(&s, &no_props(), "shared", T).unwrap(), Some(12));
+        assert_eq!(
+            partition_count(&s, &no_props(), "shared", T).unwrap(),
+            Some(12)
+        );
     }
 
     #[test]
     fn a_topic_with_another_count_is_an_error() {
         let b = DevBroker::start(1).unwrap();
         b.create_topic("four", 4).unwrap();
-        let err = ensure_topics(b.bootstrap_servers(), &no_props(), &[spec("four", 12)], T)
-            .unwrap_err();
+        let err =
+            ensure_topics(b.bootstrap_servers(), &no_props(), &[spec("four", 12)], T).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -617,7 +653,10 @@ mod tests {
         assert_eq!(partition_count(s, &props, "absent", T).unwrap(), None);
         // ... and ensure_topics still creates it with the count asked for, not the mock's 4.
         ensure_topics(s, &props, &[spec("absent", 7)], T).unwrap();
-        assert_eq!(partition_count(s, &no_props(), "absent", T).unwrap(), Some(7));
+        assert_eq!(
+            partition_count(s, &no_props(), "absent", T).unwrap(),
+            Some(7)
+        );
     }
 
     #[test]
@@ -632,7 +671,11 @@ mod tests {
             Duration::from_secs(2),
         )
         .unwrap_err();
-        assert!(start.elapsed() < Duration::from_secs(6), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            start.elapsed()
+        );
         let msg = err.to_string();
         assert!(
             msg.contains("`t`")
@@ -640,7 +683,10 @@ mod tests {
                 && msg.contains("no answer to CreateTopics"),
             "{msg}"
         );
-        assert_eq!(partition_count(b.bootstrap_servers(), &no_props(), "t", T).unwrap(), None);
+        assert_eq!(
+            partition_count(b.bootstrap_servers(), &no_props(), "t", T).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -650,9 +696,14 @@ mod tests {
             .map(|a| a.port())
             .unwrap();
         let brokers = format!("127.0.0.1:{port}");
-        let err = ensure_topics(&brokers, &no_props(), &[spec("t", 1)], Duration::from_millis(500))
-            .unwrap_err()
-            .to_string();
+        let err = ensure_topics(
+            &brokers,
+            &no_props(),
+            &[spec("t", 1)],
+            Duration::from_millis(500),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains(&brokers) && err.contains("--brokers"), "{err}");
     }
 }

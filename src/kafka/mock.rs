@@ -183,8 +183,7 @@ fn create_mock_topic(
     let name = CString::new(topic).map_err(|_| DevBrokerError::TopicName(topic.into()))?;
     // SAFETY: the caller keeps the cluster live; `name` outlives the call. The call posts
     // an op to the cluster's thread and waits for its reply (thread-safe).
-    let err =
-        unsafe { rdsys::rd_kafka_mock_topic_create(cluster.0, name.as_ptr(), partitions, 1) };
+    let err = unsafe { rdsys::rd_kafka_mock_topic_create(cluster.0, name.as_ptr(), partitions, 1) };
     if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
         Ok(())
     } else {

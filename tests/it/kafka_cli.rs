@@ -24,17 +24,26 @@ impl Drop for Broker {
 }
 
 fn dev_broker(partitions: u32) -> Broker {
+    dev_broker_logging_to(partitions, None)
+}
+
+/// A dev broker whose info-level log goes to `log` (when given).
+fn dev_broker_logging_to(partitions: u32, log: Option<&std::path::Path>) -> Broker {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["kafka", "dev-broker", "--port", &port.to_string()])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_squall"));
+    cmd.args(["kafka", "dev-broker", "--port", &port.to_string()])
         .args(["--partitions", &partitions.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::piped());
+    match log {
+        Some(path) => cmd
+            .env("SQUALL_LOG", "info")
+            .stderr(std::fs::File::create(path).unwrap()),
+        None => cmd.stderr(Stdio::null()),
+    };
+    let mut child = cmd.spawn().unwrap();
     // It prints its address once it listens (read_line blocks until then, or EOF).
     let mut first = String::new();
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -220,7 +229,9 @@ fn dev_broker_creates_internal_topics_on_request() {
     use squall::kafka::admin::{TopicSpec, ensure_topics, partition_count};
     use std::collections::BTreeMap;
 
-    let broker = dev_broker(1);
+    let dir = TempDir::new("dev-broker-topics");
+    let log = dir.join("dev-broker.log");
+    let broker = dev_broker_logging_to(1, Some(&log));
     let b = broker.addr.as_str();
     let props = BTreeMap::new();
     let t = Duration::from_secs(30);
@@ -241,4 +252,9 @@ fn dev_broker_creates_internal_topics_on_request() {
         Some(12)
     );
     assert!(ensure_topics(b, &props, &spec, t).unwrap().is_empty());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("created topic `app-counts-repartition` with 12 partitions"),
+        "{logged}"
+    );
 }
