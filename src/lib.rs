@@ -36,6 +36,7 @@ pub mod cli;
 pub mod component;
 pub mod config;
 pub mod data;
+pub mod distributed;
 pub mod http;
 pub mod io;
 pub mod kafka;
