@@ -209,14 +209,14 @@ pub fn render(s: &ClusterStatus) -> String {
         .unwrap_or(8);
     let _ = writeln!(
         o,
-        "{:<id_w$}  {:<host_w$}  {:<9}  {:>8}  {:>5}  {:>11}  {:>9}",
+        "{:<id_w$}  {:<host_w$}  {:<9}  {:>10}  {:>5}  {:>11}  {:>9}",
         "instance", "host:pid", "state", "updated", "input", "repartition", "changelog"
     );
     for i in &s.instances {
         let n = |r: Role| i.partitions.get(r.as_str()).copied().unwrap_or(0);
         let _ = writeln!(
             o,
-            "{:<id_w$}  {:<host_w$}  {:<9}  {:>8}  {:>5}  {:>11}  {:>9}",
+            "{:<id_w$}  {:<host_w$}  {:<9}  {:>10}  {:>5}  {:>11}  {:>9}",
             i.instance_id,
             format!("{}:{}", i.host, i.pid),
             i.state,
@@ -401,7 +401,15 @@ mod tests {
         let rows: Vec<_> = s
             .partitions
             .iter()
-            .map(|p| (p.topic.as_str(), p.partition, p.holder.as_str(), p.end, p.lag))
+            .map(|p| {
+                (
+                    p.topic.as_str(),
+                    p.partition,
+                    p.holder.as_str(),
+                    p.end,
+                    p.lag,
+                )
+            })
             .collect();
         assert_eq!(
             rows,

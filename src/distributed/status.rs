@@ -206,12 +206,12 @@ impl StatusRecord {
 pub enum StatusError {
     #[error(transparent)]
     Client(#[from] KafkaClientError),
-    #[error("cannot create a Kafka {what} for the status topic `{topic}` on {brokers}: {source}")]
+    #[error("cannot create a Kafka {what} for the status topic `{topic}` on {brokers}: {reason}")]
     Create {
         what: &'static str,
         topic: String,
         brokers: String,
-        source: KafkaError,
+        reason: String,
     },
     #[error("cannot encode a status record: {0}")]
     Encode(#[from] serde_json::Error),
@@ -395,7 +395,7 @@ impl StatusPublisher {
                 what: "producer",
                 topic: topic.clone(),
                 brokers: brokers.to_string(),
-                source,
+                reason: source.to_string(),
             })?;
         check_reachable(producer.client(), brokers, None, CONNECT_TIMEOUT)?;
         Ok(StatusPublisher {
@@ -536,7 +536,7 @@ fn status_consumer(
                 what: "consumer",
                 topic: topic.to_string(),
                 brokers: brokers.to_string(),
-                source,
+                reason: source.to_string(),
             })?;
     let partitions = check_reachable(consumer.client(), brokers, Some(topic), timeout)?;
     let partitions = i32::try_from(partitions).unwrap_or(i32::MAX);
@@ -772,10 +772,9 @@ mod tests {
         assert_eq!(v["partitions"][0]["role"], "input");
         let back: StatusRecord = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
-        let done: StatusRecord = serde_json::from_str(
-            r#"{"kind":"done","topic":"t","partition":3,"by":"a","at_ms":5}"#,
-        )
-        .unwrap();
+        let done: StatusRecord =
+            serde_json::from_str(r#"{"kind":"done","topic":"t","partition":3,"by":"a","at_ms":5}"#)
+                .unwrap();
         assert_eq!(done.key(), "done:t:3");
         let left: StatusRecord =
             serde_json::from_str(r#"{"kind":"left","instance_id":"a","at_ms":5}"#).unwrap();
@@ -821,7 +820,11 @@ mod tests {
             .map(|s| s.instance_id.clone())
             .collect();
         assert_eq!(live, ["fresh"]);
-        assert!(is_stale(&v.instances["old"], 21_000, Duration::from_secs(10)));
+        assert!(is_stale(
+            &v.instances["old"],
+            21_000,
+            Duration::from_secs(10)
+        ));
         assert!(!is_stale(
             &v.instances["old"],
             11_000,
@@ -961,7 +964,10 @@ mod tests {
             late.publish(&InstanceStatus::new("fw", "late")).unwrap();
             late.mark_done("rep", 0, WAIT).unwrap();
             assert!(
-                f.wait_until(|v| v.instances.contains_key("late") && v.all_done("rep", 1), WAIT),
+                f.wait_until(
+                    |v| v.instances.contains_key("late") && v.all_done("rep", 1),
+                    WAIT
+                ),
                 "{:?}",
                 f.view()
             );
@@ -972,8 +978,7 @@ mod tests {
         #[test]
         fn a_missing_status_topic_and_unreachable_brokers_are_clear_errors() {
             let b = DevBroker::start(1).unwrap();
-            let err = read_view(b.bootstrap_servers(), &BTreeMap::new(), "nope", WAIT)
-                .unwrap_err();
+            let err = read_view(b.bootstrap_servers(), &BTreeMap::new(), "nope", WAIT).unwrap_err();
             assert!(
                 matches!(err, StatusError::Client(KafkaClientError::NoTopic { .. })),
                 "{err}"
@@ -991,7 +996,11 @@ mod tests {
             let err = read_view(&brokers, &BTreeMap::new(), "x", Duration::from_millis(500))
                 .unwrap_err()
                 .to_string();
-            assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                start.elapsed()
+            );
             assert!(err.contains(&brokers), "{err}");
         }
     }

@@ -65,13 +65,21 @@ fn status_shows_instances_and_the_lag_of_each_partition() {
     old.partitions = vec![part("shop-counts-repartition", 0, Role::Repartition, 0)];
     a.publish(&old).unwrap();
     let gone = StatusPublisher::new(&brokers, &BTreeMap::new(), "shop", "inst-gone").unwrap();
-    gone.publish(&InstanceStatus::new("shop", "inst-gone")).unwrap();
+    gone.publish(&InstanceStatus::new("shop", "inst-gone"))
+        .unwrap();
     gone.leave(T).unwrap();
     a.flush(T).unwrap();
     bb.flush(T).unwrap();
 
     let out = squall(
-        ["cluster", "status", "--brokers", &brokers, "--application", "shop"],
+        [
+            "cluster",
+            "status",
+            "--brokers",
+            &brokers,
+            "--application",
+            "shop",
+        ],
         T,
     );
     out.assert_success();
@@ -101,15 +109,40 @@ fn status_shows_instances_and_the_lag_of_each_partition() {
         [
             vec!["orders", "0", "input", "inst-a", "10", "30", "20"],
             vec!["orders", "1", "input", "inst-b", "5", "20", "15"],
-            vec!["shop-counts-repartition", "0", "repartition", "inst-old", "(stale)", "0", "0", "0"],
-            vec!["shop-counts-repartition", "1", "repartition", "inst-a", "12", "12", "0"],
+            vec![
+                "shop-counts-repartition",
+                "0",
+                "repartition",
+                "inst-old",
+                "(stale)",
+                "0",
+                "0",
+                "0"
+            ],
+            vec![
+                "shop-counts-repartition",
+                "1",
+                "repartition",
+                "inst-a",
+                "12",
+                "12",
+                "0"
+            ],
         ],
         "{text}"
     );
     assert!(text.contains("total lag: 35"), "{text}");
 
     let out = squall(
-        ["cluster", "status", "--brokers", &brokers, "--application", "shop", "--json"],
+        [
+            "cluster",
+            "status",
+            "--brokers",
+            &brokers,
+            "--application",
+            "shop",
+            "--json",
+        ],
         T,
     );
     out.assert_success();
@@ -121,7 +154,12 @@ fn status_shows_instances_and_the_lag_of_each_partition() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["instance_id"].as_str().unwrap(), i["state"].as_str().unwrap()))
+        .map(|i| {
+            (
+                i["instance_id"].as_str().unwrap(),
+                i["state"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         states,
@@ -161,25 +199,42 @@ fn an_application_without_status_records_exits_1() {
     let brokers = b.bootstrap_servers().to_string();
     // No status topic at all.
     let out = squall(
-        ["cluster", "status", "--brokers", &brokers, "--application", "ghost"],
+        [
+            "cluster",
+            "status",
+            "--brokers",
+            &brokers,
+            "--application",
+            "ghost",
+        ],
         T,
     );
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(
-        out.stderr.contains("no status records for application `ghost`"),
+        out.stderr
+            .contains("no status records for application `ghost`"),
         "{}",
         out.stderr
     );
     // A status topic without records.
     b.create_topic(&status_topic("empty"), 1).unwrap();
     let out = squall(
-        ["cluster", "status", "--brokers", &brokers, "--application", "empty", "--json"],
+        [
+            "cluster",
+            "status",
+            "--brokers",
+            &brokers,
+            "--application",
+            "empty",
+            "--json",
+        ],
         T,
     );
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(
-        out.stderr.contains("no status records for application `empty`"),
+        out.stderr
+            .contains("no status records for application `empty`"),
         "{}",
         out.stderr
     );
