@@ -2,6 +2,7 @@
 //! [`main_with`] from their own `main` (see `examples/custom_component.rs`).
 
 mod bench;
+pub mod cluster;
 pub mod kafka;
 mod report;
 mod resources;
@@ -58,6 +59,11 @@ enum Command {
     },
     /// A live per-component table of a run started with `--http` (q or Ctrl-C quits).
     Top(top::TopArgs),
+    /// A distributed application: its instances, their partitions and the lag.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +110,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Kafka { command } => kafka::main(command, &registry),
         Command::Twitter { command } => twitter::main(command),
         Command::Top(args) => top::run(args),
+        Command::Cluster { command } => cluster::main(command),
         Command::Tweets { command } => match command {
             TweetsCommand::Generate(a) => tweets::generate(a),
             TweetsCommand::Serve(a) => tweets::serve(a),

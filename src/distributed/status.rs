@@ -206,12 +206,12 @@ impl StatusRecord {
 pub enum StatusError {
     #[error(transparent)]
     Client(#[from] KafkaClientError),
-    #[error("cannot create a Kafka {what} for the status topic `{topic}` on {brokers}: {source}")]
+    #[error("cannot create a Kafka {what} for the status topic `{topic}` on {brokers}: {reason}")]
     Create {
         what: &'static str,
         topic: String,
         brokers: String,
-        source: KafkaError,
+        reason: String,
     },
     #[error("cannot encode a status record: {0}")]
     Encode(#[from] serde_json::Error),
@@ -395,7 +395,7 @@ impl StatusPublisher {
                 what: "producer",
                 topic: topic.clone(),
                 brokers: brokers.to_string(),
-                source,
+                reason: source.to_string(),
             })?;
         check_reachable(producer.client(), brokers, None, CONNECT_TIMEOUT)?;
         Ok(StatusPublisher {
@@ -536,7 +536,7 @@ fn status_consumer(
                 what: "consumer",
                 topic: topic.to_string(),
                 brokers: brokers.to_string(),
-                source,
+                reason: source.to_string(),
             })?;
     let partitions = check_reachable(consumer.client(), brokers, Some(topic), timeout)?;
     let partitions = i32::try_from(partitions).unwrap_or(i32::MAX);
@@ -571,17 +571,7 @@ pub fn read_view(
     let deadline = Instant::now() + timeout;
     let topic = status_topic(application);
     let (consumer, partitions) = status_consumer(brokers, properties, &topic, timeout, true)?;
-    // Where each partition ends now; the ones already empty need no reading.
-    let mut ends = BTreeMap::new();
-    for p in 0..partitions {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (low, high) = consumer
-            .fetch_watermarks(&topic, p, left)
-            .map_err(|e| read_error(&topic, brokers, &e))?;
-        if high > low {
-            ends.insert(p, high);
-        }
-    }
+    let mut ends = current_ends(&consumer, brokers, &topic, partitions, deadline)?;
     let mut view = StatusView::default();
     let bad_log = LogThrottle::default();
     while !ends.is_empty() {
@@ -616,6 +606,28 @@ pub fn read_view(
     Ok(view)
 }
 
+/// Where each partition of the status topic ends now (its high watermark), for the
+/// partitions that hold records (the empty ones need no reading).
+fn current_ends(
+    consumer: &BaseConsumer,
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    deadline: Instant,
+) -> Result<BTreeMap<i32, i64>, StatusError> {
+    let mut ends = BTreeMap::new();
+    for p in 0..partitions {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, left)
+            .map_err(|e| read_error(topic, brokers, &e))?;
+        if high > low {
+            ends.insert(p, high);
+        }
+    }
+    Ok(ends)
+}
+
 /// Consumer errors that no retry will fix.
 fn is_fatal(e: &KafkaError) -> bool {
     matches!(
@@ -633,6 +645,8 @@ fn is_fatal(e: &KafkaError) -> bool {
 struct Shared {
     view: Mutex<StatusView>,
     changed: Condvar,
+    /// Everything the topic held when the follower started has been read.
+    caught_up: AtomicBool,
 }
 
 impl Shared {
@@ -657,10 +671,14 @@ impl StatusFollower {
         application: &str,
     ) -> Result<StatusFollower, StatusError> {
         let topic = status_topic(application);
-        let (consumer, _) = status_consumer(brokers, properties, &topic, CONNECT_TIMEOUT, false)?;
+        let (consumer, partitions) =
+            status_consumer(brokers, properties, &topic, CONNECT_TIMEOUT, true)?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let ends = current_ends(&consumer, brokers, &topic, partitions, deadline)?;
         let shared = Arc::new(Shared {
             view: Mutex::new(StatusView::default()),
             changed: Condvar::new(),
+            caught_up: AtomicBool::new(ends.is_empty()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -668,7 +686,7 @@ impl StatusFollower {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("status-follower".into())
-                .spawn(move || follow(&consumer, &topic, &shared, &stop))
+                .spawn(move || follow(&consumer, &topic, ends, &shared, &stop))
                 .map_err(StatusError::Thread)?
         };
         Ok(StatusFollower {
@@ -681,6 +699,17 @@ impl StatusFollower {
     /// A copy of the current view.
     pub fn view(&self) -> StatusView {
         self.shared.lock().clone()
+    }
+
+    /// Whether everything the status topic held when the follower started has been
+    /// read (the view is at least as complete as [`read_view`]'s would have been then).
+    pub fn caught_up(&self) -> bool {
+        self.shared.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Waits until [`StatusFollower::caught_up`] (`true`), or `timeout` passed (`false`).
+    pub fn wait_caught_up(&self, timeout: Duration) -> bool {
+        self.wait_until(|_| self.caught_up(), timeout)
     }
 
     /// Waits until `pred` holds for the view (`true`), or `timeout` passed (`false`).
@@ -715,9 +744,33 @@ impl Drop for StatusFollower {
 }
 
 /// The follower thread: polls until told to stop.
-fn follow(consumer: &BaseConsumer, topic: &str, shared: &Shared, stop: &AtomicBool) {
+/// `ends`: where each partition ended when the follower started (until caught up).
+fn follow(
+    consumer: &BaseConsumer,
+    topic: &str,
+    mut ends: BTreeMap<i32, i64>,
+    shared: &Shared,
+    stop: &AtomicBool,
+) {
     let bad_log = LogThrottle::default();
     let error_log = LogThrottle::default();
+    // Marks a partition read to its starting end; the last one makes the view caught up.
+    let reached = |ends: &mut BTreeMap<i32, i64>, p: i32, next: Option<i64>| {
+        let at_end = match next {
+            None => true,
+            Some(n) => ends.get(&p).is_some_and(|e| n >= *e),
+        };
+        if ends.is_empty() || !at_end {
+            return;
+        }
+        ends.remove(&p);
+        if ends.is_empty() {
+            // Under the lock, so that no waiter misses the wake-up.
+            let _view = shared.lock();
+            shared.caught_up.store(true, Ordering::Release);
+            shared.changed.notify_all();
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
@@ -727,8 +780,9 @@ fn follow(consumer: &BaseConsumer, topic: &str, shared: &Shared, stop: &AtomicBo
                     warn_bad_record(&bad_log, topic, m.offset(), &reason);
                 }
                 shared.changed.notify_all();
+                reached(&mut ends, m.partition(), Some(m.offset() + 1));
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => reached(&mut ends, p, None),
             Some(Err(e)) => {
                 if let Some(n) = error_log.hit() {
                     tracing::warn!("status topic `{topic}`: {e}{n}");
@@ -956,10 +1010,23 @@ mod tests {
         #[test]
         fn the_follower_sees_records_published_after_it_started() {
             let b = broker("fw");
+            let empty =
+                StatusFollower::start(b.bootstrap_servers(), &BTreeMap::new(), "fw").unwrap();
+            assert!(
+                empty.caught_up(),
+                "an empty topic has nothing to catch up with"
+            );
+            drop(empty);
             let a = publisher(&b, "fw", "a");
             a.publish(&InstanceStatus::new("fw", "a")).unwrap();
+            a.flush(WAIT).unwrap();
             let f = StatusFollower::start(b.bootstrap_servers(), &BTreeMap::new(), "fw").unwrap();
-            assert!(f.wait_until(|v| v.instances.contains_key("a"), WAIT));
+            assert!(f.wait_caught_up(WAIT));
+            assert!(
+                f.view().instances.contains_key("a"),
+                "caught up: {:?}",
+                f.view()
+            );
             let late = publisher(&b, "fw", "late");
             late.publish(&InstanceStatus::new("fw", "late")).unwrap();
             late.mark_done("rep", 0, WAIT).unwrap();

@@ -19,6 +19,7 @@ mod backpressure;
 mod bench_cli;
 mod browser;
 mod cli;
+mod cluster_status;
 mod exactness;
 mod faults;
 mod groupings;
