@@ -426,7 +426,13 @@ impl KafkaSpout {
         if self.cfg.guarantee != Guarantee::AtLeastOnce {
             return;
         }
-        let due = self.last_commit.elapsed() >= self.cfg.commit_interval;
+        // Distributed mode: a partition that moves is read again from its last commit, so
+        // commits come often.
+        let interval = match &self.hooks {
+            Some(_) => self.cfg.commit_interval.min(Duration::from_millis(200)),
+            None => self.cfg.commit_interval,
+        };
+        let due = self.last_commit.elapsed() >= interval;
         let capped = lock(&self.state).any_capped()
             && self.last_commit.elapsed() >= Duration::from_millis(10);
         if !(force || due || capped) {
@@ -609,7 +615,9 @@ impl KafkaSpout {
         if new.is_empty() {
             return;
         }
-        self.maybe_commit(true);
+        // Not `force`: a commit refused during a rebalance is retried when due, not in
+        // a loop.
+        self.maybe_commit(false);
         let committed = lock(&self.state).commit_points().is_empty();
         for tp in new {
             if committed || self.cfg.guarantee != Guarantee::AtLeastOnce {
