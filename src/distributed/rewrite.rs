@@ -28,8 +28,8 @@ use crate::distributed::wire::encode_values;
 use crate::kafka::admin::{TopicSpec, ensure_topics, partition_count};
 use crate::kafka::sink::{EncodedRecord, Encoder, KafkaSinkConfig};
 use crate::kafka::spout::{HooksExtension, KafkaSpoutConfig};
-use crate::topology::{ComponentDef, ComponentKind, Grouping, Input, StreamRef, TopologyBuilder};
 use crate::topology::Topology;
+use crate::topology::{ComponentDef, ComponentKind, Grouping, Input, StreamRef, TopologyBuilder};
 
 /// How long creating or looking up topics may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,7 +38,9 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum DistributedError {
     #[error("{0}")]
     Topology(String),
-    #[error("distributed inputs run in event mode only (micro-batch mode across instances is not supported yet)")]
+    #[error(
+        "distributed inputs run in event mode only (micro-batch mode across instances is not supported yet)"
+    )]
     Mode,
     #[error("{0}")]
     Kafka(String),

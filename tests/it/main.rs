@@ -20,6 +20,7 @@ mod bench_cli;
 mod browser;
 mod cli;
 mod cluster_status;
+mod distributed;
 mod exactness;
 mod faults;
 mod groupings;

@@ -2,7 +2,7 @@
 //! in the consumer context (commit what is acked, forget what is revoked, resolve where
 //! new partitions start), and commits driven by acks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,8 @@ struct Counters {
     commit_errors: Arc<AtomicU64>,
     rebalances: Arc<AtomicU64>,
     consumer_errors: Arc<AtomicU64>,
+    /// A commit was refused because the group is rebalancing (cleared by the rebalance).
+    rebalancing: Arc<AtomicBool>,
     /// Second of the last commit-failure warning.
     last_commit_warning: Arc<AtomicU64>,
     /// Per-record warnings, rate-limited.
@@ -63,6 +65,7 @@ impl Counters {
             commit_errors: ctx.counter("commit_errors"),
             rebalances: ctx.counter("rebalances"),
             consumer_errors: ctx.counter("consumer_errors"),
+            rebalancing: Arc::default(),
             last_commit_warning: Arc::default(),
             bad_record_log: Arc::default(),
             emit_error_log: Arc::default(),
@@ -95,6 +98,7 @@ impl ConsumerContext for Context {
     ) {
         use rdkafka::types::RDKafkaRespErr as E;
         incr(&self.counters.rebalances);
+        self.counters.rebalancing.store(false, Ordering::SeqCst);
         let tps: Vec<TopicPartition> = tpl
             .elements()
             .iter()
@@ -212,10 +216,14 @@ fn commit_offsets<C: ConsumerContext>(
     }
     match c.commit(&tpl, CommitMode::Sync) {
         Ok(()) => {
+            counters.rebalancing.store(false, Ordering::SeqCst);
             incr(&counters.commits);
             true
         }
         Err(e) => {
+            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::RebalanceInProgress) {
+                counters.rebalancing.store(true, Ordering::SeqCst);
+            }
             // Logged at most once a second (a rebalance can refuse commits for a while).
             let n = counters.commit_errors.fetch_add(1, Ordering::Relaxed);
             let now = std::time::SystemTime::now()
@@ -278,6 +286,10 @@ pub struct KafkaSpout {
     /// Partitions whose end was reported to the hooks.
     ended: std::collections::BTreeSet<TopicPartition>,
     fatal: Option<crate::component::FatalHandle>,
+    /// Distributed mode: records fetched while the group rebalances, emitted once it
+    /// has (a partition that moves meanwhile is read again by its next holder from its
+    /// last commit: what is not emitted here is not counted twice).
+    deferred: Vec<u64>,
 }
 
 /// What distributed mode hands a Kafka spout's tasks (as their
@@ -338,6 +350,7 @@ impl KafkaSpout {
             hooks: None,
             ended: Default::default(),
             fatal: None,
+            deferred: Vec::new(),
         }
     }
 
@@ -633,6 +646,11 @@ impl KafkaSpout {
         let mut emitted = 0;
         let mut to_pause = Vec::new();
         let mut to_emit = Vec::new();
+        let hold = self.hooks.is_some()
+            && self
+                .counters
+                .as_ref()
+                .is_some_and(|c| c.rebalancing.load(Ordering::SeqCst));
         for _ in 0..POLL_BATCH {
             let Some(result) = c.poll(Duration::ZERO) else {
                 break;
@@ -654,6 +672,7 @@ impl KafkaSpout {
                     match what {
                         Fetched::Emit(id) => match untracked {
                             Some(r) => self.fetched.push(r),
+                            None if hold => self.deferred.push(id),
                             None => to_emit.push(id),
                         },
                         Fetched::Held | Fetched::Ended => to_pause.push(tp),
@@ -729,6 +748,19 @@ impl Spout for KafkaSpout {
                 incr(&c.retries);
             }
             self.emit_tracked(id, out);
+            return SpoutStatus::Emitted;
+        }
+        // Distributed mode: records held back while the group rebalanced.
+        let rebalancing = self
+            .counters
+            .as_ref()
+            .is_some_and(|c| c.rebalancing.load(Ordering::SeqCst));
+        if !rebalancing && !self.deferred.is_empty() {
+            let n = self.emit_control(out);
+            for id in std::mem::take(&mut self.deferred) {
+                self.emit_tracked(id, out);
+            }
+            let _ = n;
             return SpoutStatus::Emitted;
         }
         // Untracked records already fetched (and, at-most-once, committed).

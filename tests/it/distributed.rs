@@ -1,0 +1,406 @@
+//! One topology over several `squall` processes against one Kafka-protocol broker (the
+//! in-process mock cluster): `topologies/distributed-hashtags.toml` run as instances of one
+//! application. The hashtags cross processes through the repartition topic, each key's
+//! window counts live on the instance that holds its partition (and in the changelog), and
+//! the per-partition top-10s meet on the one instance that holds the merge's partition.
+//!
+//! The truth is computed here from the tweets produced (tweet `i` to partition `i % 6`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use squall::distributed::status::{StatusView, read_view};
+use squall::kafka::mock::DevBroker;
+
+use crate::support::cli::{Running, TempDir, read_report, record_ranking, root, top_k};
+
+const PARTITIONS: i32 = 6;
+const EXIT: Duration = Duration::from_secs(180);
+
+/// A broker with the input and output topics.
+fn broker() -> DevBroker {
+    let b = DevBroker::start(1).unwrap_or_else(|e| panic!("start the mock cluster: {e}"));
+    b.create_topic("tweets", PARTITIONS).unwrap();
+    b.create_topic("trending-hashtags", 1).unwrap();
+    b
+}
+
+/// Produces generated tweets `from..to` (tweet `i` to partition `i % PARTITIONS`); returns
+/// their hashtag counts.
+fn produce(b: &DevBroker, from: u64, to: u64) -> HashMap<String, u64> {
+    let g = squall::tweet::generator::TweetGenerator::new(Default::default()).unwrap();
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap_servers())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let mut counts = HashMap::new();
+    for i in from..to {
+        let t = g.tweet_at(i + 1);
+        squall::text::hashtags::for_each_hashtag(&t.text, |h| *counts.entry(h).or_insert(0) += 1);
+        let json = squall::tweet::wire::to_v2_json(&t);
+        let mut r = BaseRecord::<(), _>::to("tweets")
+            .partition((i % PARTITIONS as u64) as i32)
+            .payload(&json);
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    p.poll(Duration::from_millis(10));
+                    r = back;
+                }
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+    counts
+}
+
+/// The end offset of each input partition once tweets `0..n` are in.
+fn end_offsets(n: u64) -> String {
+    (0..PARTITIONS)
+        .map(|p| {
+            let count = (0..n).filter(|i| i % PARTITIONS as u64 == p as u64).count();
+            format!("{p}:{count}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The topology file for application `app`: the shipped one, with consumers that notice a
+/// vanished member within a second.
+fn topology(dir: &TempDir, app: &str, end: &str) -> std::path::PathBuf {
+    let src = std::fs::read_to_string(root().join("topologies/distributed-hashtags.toml")).unwrap();
+    let src = src
+        .replace(
+            "group = \"distributed-hashtags\"",
+            &format!(
+                "group = \"{app}\"\nend = \"{end}\"\nproperties = {{ \"session.timeout.ms\" = \"1000\", \"heartbeat.interval.ms\" = \"100\" }}"
+            ),
+        )
+        .replace("# application_id = \"distributed-hashtags\"", &format!("application_id = \"{app}\""))
+        .replace("# session_timeout = \"10s\"", "session_timeout = \"1s\"");
+    assert!(src.contains(&format!("application_id = \"{app}\"")));
+    dir.write(&format!("{app}.toml"), &src)
+}
+
+/// Starts instance `id` of the topology in `file`, its report going to `dir/<id>.json`.
+fn instance(b: &DevBroker, dir: &TempDir, file: &std::path::Path, id: &str) -> Running {
+    let report = dir.join(&format!("{id}.json"));
+    Running::start(
+        [
+            "topology",
+            "run",
+            file.to_str().unwrap(),
+            "--brokers",
+            b.bootstrap_servers(),
+            "--instance-id",
+            id,
+            "--quiet",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    )
+}
+
+fn view(b: &DevBroker, app: &str) -> StatusView {
+    read_view(
+        b.bootstrap_servers(),
+        &BTreeMap::new(),
+        app,
+        Duration::from_secs(10),
+    )
+    .unwrap_or_default()
+}
+
+/// Waits until `pred` holds for the application's status view.
+fn wait_view(b: &DevBroker, app: &str, what: &str, pred: impl Fn(&StatusView) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = view(b, app);
+        if pred(&v) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {v:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Instances holding partitions of `topic`, and how many each holds.
+fn holders(v: &StatusView, topic: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for s in v.instances.values() {
+        let n = s.partitions.iter().filter(|p| p.topic == topic).count();
+        if n > 0 && !v.left.contains(&s.instance_id) {
+            m.insert(s.instance_id.clone(), n);
+        }
+    }
+    m
+}
+
+/// Every ranking record of `trending-hashtags`, in order.
+fn rankings(b: &DevBroker) -> Vec<serde_json::Value> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap_servers())
+        .set("group.id", "read-back")
+        .create()
+        .unwrap();
+    let (_, high) = c
+        .fetch_watermarks("trending-hashtags", 0, Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("trending-hashtags", 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while (got.len() as i64) < high {
+        assert!(Instant::now() < deadline, "read {} of {high}", got.len());
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            got.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap());
+        }
+    }
+    got
+}
+
+/// The final ranking written (exactly one record is final).
+fn final_ranking(b: &DevBroker) -> Vec<(String, u64)> {
+    let records = rankings(b);
+    let finals: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["final"] == serde_json::Value::Bool(true))
+        .collect();
+    assert!(
+        !finals.is_empty(),
+        "no final ranking among {} records",
+        records.len()
+    );
+    record_ranking(finals[finals.len() - 1])
+}
+
+/// The final ranking of an at-least-once run: no tweet lost. Every count is at least the
+/// truth's, and a tag of the truth's top-10 is missing only if re-read tweets pushed
+/// others above it (its true count is at most the 10th count written).
+fn assert_nothing_lost(got: &[(String, u64)], truth: &HashMap<String, u64>) {
+    let want = top_k(truth, 10);
+    assert_eq!(got.len(), want.len(), "got {got:?}, truth {want:?}");
+    for (k, c) in got {
+        let t = truth.get(k).copied().unwrap_or(0);
+        assert!(
+            *c >= t,
+            "{k}: {c} < the truth {t}; got {got:?}, truth {want:?}"
+        );
+    }
+    let tenth = got.last().map_or(0, |(_, c)| *c);
+    for (k, c) in &want {
+        assert!(
+            got.iter().any(|(g, _)| g == k) || *c <= tenth,
+            "{k} (truth {c}) is missing; got {got:?}, truth {want:?}"
+        );
+    }
+}
+
+fn acked_by_source(dir: &TempDir, id: &str) -> u64 {
+    let r = read_report(&dir.join(&format!("{id}.json")));
+    r["spouts"]["source"]["acked"].as_u64().unwrap_or(0)
+}
+
+fn exit_ok(i: &mut Running, id: &str) {
+    let status = i.wait_exit(EXIT);
+    assert!(
+        status.success(),
+        "instance {id} exited with {status}\n{}",
+        crate::support::cli::tail(&i.stderr_text())
+    );
+}
+
+/// Three instances, 6 input partitions, the input produced once they all hold their
+/// share: each instance ends by itself once the whole input is counted, the final ranking
+/// is the exact truth, and every tweet was acked once over all instances.
+#[test]
+fn three_instances_give_the_exact_answer_and_end_by_themselves() {
+    let b = broker();
+    let dir = TempDir::new("distributed-exact");
+    let n = 6_000;
+    let app = "dist-exact";
+    let file = topology(&dir, app, &format!("offsets:{}", end_offsets(n)));
+    let mut is: Vec<(String, Running)> = ["a", "b", "c"]
+        .iter()
+        .map(|id| (id.to_string(), instance(&b, &dir, &file, id)))
+        .collect();
+    wait_view(&b, app, "three instances sharing the input", |v| {
+        let h = holders(v, "tweets");
+        h.len() == 3 && h.values().sum::<usize>() == PARTITIONS as usize
+    });
+    let truth = produce(&b, 0, n);
+    for (id, i) in &mut is {
+        exit_ok(i, id);
+    }
+    assert_eq!(final_ranking(&b), top_k(&truth, 10));
+    let acked: u64 = is.iter().map(|(id, _)| acked_by_source(&dir, id)).sum();
+    assert_eq!(acked, n, "tweets acked over the three instances");
+}
+
+/// SIGKILL of the instance that hosts the global merge, mid-run: the others take its
+/// input, repartition and merge partitions (restoring their state), the run ends by
+/// itself, and the final ranking has the truth's tags with counts at least the truth's
+/// (at-least-once may count a re-read tweet twice, never lose one).
+#[test]
+fn killing_the_merge_host_mid_run_loses_nothing() {
+    let b = broker();
+    let dir = TempDir::new("distributed-kill");
+    let n = 30_000;
+    let app = "dist-kill";
+    let truth = produce(&b, 0, n);
+    let file = topology(&dir, app, "latest");
+    let mut is: BTreeMap<String, Running> = ["a", "b", "c"]
+        .iter()
+        .map(|id| (id.to_string(), instance(&b, &dir, &file, id)))
+        .collect();
+    let merge = format!("{app}-total_rank-repartition");
+    wait_view(&b, app, "a merge host", |v| holders(v, &merge).len() == 1);
+    let host = holders(&view(&b, app), &merge)
+        .into_keys()
+        .next()
+        .unwrap_or_default();
+    let victim = is.get_mut(&host).unwrap();
+    victim.signal("-KILL");
+    let _ = victim.wait_exit(Duration::from_secs(10));
+    is.remove(&host);
+    for (id, i) in &mut is {
+        exit_ok(i, id);
+    }
+    assert_nothing_lost(&final_ranking(&b), &truth);
+}
+
+/// An instance killed and started again with the same id: its partitions' state comes
+/// back from the changelog (it does not read its repartition partitions from the start
+/// again), and the answer is complete.
+#[test]
+fn a_restarted_instance_restores_its_state_from_the_changelog() {
+    let b = broker();
+    let dir = TempDir::new("distributed-restore");
+    let n = 20_000;
+    let app = "dist-restore";
+    let truth = produce(&b, 0, n);
+    let file = topology(&dir, app, "latest");
+    let topic = format!("{app}-counts-repartition");
+    let mut a = instance(&b, &dir, &file, "a");
+    // Killed once part of the hashtags went through the repartition topic.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = view(&b, app);
+        let moved: i64 = v
+            .instances
+            .values()
+            .flat_map(|s| s.partitions.iter())
+            .filter(|p| p.topic == topic)
+            .map(|p| p.position.max(0))
+            .sum();
+        if moved > 2_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {v:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    a.signal("-KILL");
+    let _ = a.wait_exit(Duration::from_secs(10));
+    let written = repartition_records(&b, &topic);
+    let mut a = instance(&b, &dir, &file, "a");
+    exit_ok(&mut a, "a");
+    let r = read_report(&dir.join("a.json"));
+    let read_again = r["spouts"]["__counts-repartition-reader"]["emitted"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        read_again < written,
+        "the restarted instance read {read_again} repartition records; {written} were there before it started: its state did not come from the changelog"
+    );
+    assert_nothing_lost(&final_ranking(&b), &truth);
+}
+
+/// Records in all partitions of `topic` now.
+fn repartition_records(b: &DevBroker, topic: &str) -> u64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap_servers())
+        .create()
+        .unwrap();
+    (0..12)
+        .map(|p| {
+            c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_or(0, |(lo, hi)| (hi - lo) as u64)
+        })
+        .sum()
+}
+
+/// A fourth instance that joins mid-run takes partitions (and their state).
+#[test]
+fn an_instance_that_joins_mid_run_takes_partitions() {
+    let b = broker();
+    let dir = TempDir::new("distributed-join");
+    let n = 30_000;
+    let app = "dist-join";
+    let truth = produce(&b, 0, n);
+    let file = topology(&dir, app, "latest");
+    let mut is: Vec<(String, Running)> = ["a", "b", "c"]
+        .iter()
+        .map(|id| (id.to_string(), instance(&b, &dir, &file, id)))
+        .collect();
+    let topic = format!("{app}-counts-repartition");
+    wait_view(&b, app, "three instances counting", |v| {
+        holders(v, &topic).len() == 3
+    });
+    is.push(("d".into(), instance(&b, &dir, &file, "d")));
+    wait_view(&b, app, "the fourth instance holding partitions", |v| {
+        holders(v, &topic).contains_key("d")
+            || v.done.iter().filter(|(t, _)| t == &topic).count() == 12
+    });
+    for (id, i) in &mut is {
+        exit_ok(i, id);
+    }
+    assert_nothing_lost(&final_ranking(&b), &truth);
+    let d = read_report(&dir.join("d.json"));
+    let took = d["spouts"]["__counts-repartition-reader"]["emitted"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(took > 0, "the fourth instance counted nothing: {d}");
+}
+
+/// Micro-batch mode across instances is refused with the reason.
+#[test]
+fn microbatch_mode_across_instances_is_refused() {
+    let b = broker();
+    let dir = TempDir::new("distributed-mb");
+    let file = topology(&dir, "dist-mb", "latest");
+    let mut i = Running::start(
+        [
+            "topology",
+            "run",
+            file.to_str().unwrap(),
+            "--brokers",
+            b.bootstrap_servers(),
+            "--mode",
+            "microbatch",
+        ],
+        Stdio::null(),
+    );
+    let status = i.wait_exit(Duration::from_secs(60));
+    assert!(!status.success());
+    assert!(
+        i.stderr_text().contains("event mode only"),
+        "{}",
+        i.stderr_text()
+    );
+}
