@@ -197,12 +197,13 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         duration: args.duration,
         warmup: args.warmup.unwrap_or_default(),
         report: args.report,
         quiet: args.quiet,
         http: args.http,
+        instance: None,
     };
     if !crate::distributed::rewrite::is_distributed(&file.topology) {
         if args.instance_id.is_some() {
@@ -232,6 +233,9 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         d.instance_id, d.application, d.brokers
     );
     instance.set_http(opts.http.map(|a| a.to_string()));
+    opts.instance = Some(crate::http::InstanceSource(Arc::new(InstanceView(
+        instance.clone(),
+    ))));
     let code = run_topology(topology, file.config, &opts);
     instance.leave();
     code
@@ -248,6 +252,17 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Serve the web UI here while the topology runs.
     pub http: Option<SocketAddr>,
+    /// Distributed mode: this process's instance, shown by the web UI.
+    pub instance: Option<crate::http::InstanceSource>,
+}
+
+/// The instance as the web UI describes it.
+struct InstanceView(std::sync::Arc<crate::distributed::instance::Instance>);
+
+impl crate::http::DescribeInstance for InstanceView {
+    fn describe(&self) -> serde_json::Value {
+        self.0.describe()
+    }
 }
 
 /// Starts the web UI of `run` if asked (`--http`); prints where it listens.
@@ -313,7 +328,8 @@ pub fn run_topology(
         config.mode,
         config.workers
     );
-    let graph = crate::http::TopologyInfo::of(&topology);
+    let mut graph = crate::http::TopologyInfo::of(&topology);
+    graph.instance = args.instance.clone();
     let run = match LocalCluster::submit(topology, config) {
         Ok(r) => r,
         Err(e) => {

@@ -160,6 +160,22 @@ impl Instance {
         lock(&self.held).remove(&(topic.to_string(), partition));
     }
 
+    /// This instance for the web UI and `/api/topology`: application, id, partitions.
+    pub fn describe(&self) -> serde_json::Value {
+        let partitions: Vec<serde_json::Value> = self
+            .held()
+            .into_iter()
+            .map(|(topic, partition, role)| {
+                serde_json::json!({ "topic": topic, "partition": partition, "role": role })
+            })
+            .collect();
+        serde_json::json!({
+            "application": self.id.application,
+            "instance_id": self.id.instance_id,
+            "partitions": partitions,
+        })
+    }
+
     /// The partitions held here, by topic.
     pub fn held(&self) -> Vec<(String, i32, Role)> {
         lock(&self.held)

@@ -393,6 +393,7 @@ mod tests {
         TopologyInfo {
             name: "t".into(),
             components: Vec::new(),
+            instance: None,
         }
     }
 

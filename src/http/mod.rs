@@ -26,7 +26,7 @@ use crate::metrics::MetricsRegistry;
 pub use bad_requests::{BadRequests, bad_requests};
 pub use live::{ComponentMetrics, EdgeRate, LatencyPoint, MetricsBody, TaskMetrics, TopkBody};
 pub use prometheus::render as prometheus_text;
-pub use topology::{ComponentInfo, InputInfo, TopologyInfo};
+pub use topology::{ComponentInfo, DescribeInstance, InputInfo, InstanceSource, TopologyInfo};
 
 /// How often the sampler takes a snapshot (and SSE pushes one).
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);

@@ -57,7 +57,7 @@ async fn metrics_text(state: web::Data<State>) -> impl Responder {
 }
 
 async fn topology(state: web::Data<State>) -> impl Responder {
-    web::Json(state.graph.clone())
+    web::Json(state.graph.to_json())
 }
 
 async fn metrics(state: web::Data<State>) -> impl Responder {

@@ -10,6 +10,37 @@ use crate::topology::{Grouping, Topology};
 pub struct TopologyInfo {
     pub name: String,
     pub components: Vec<ComponentInfo>,
+    /// Distributed mode: this process's place in its application (`instance`: its
+    /// application, id and the partitions it holds now), asked at each request.
+    #[serde(skip)]
+    pub instance: Option<InstanceSource>,
+}
+
+/// Distributed mode: who this process is in its application, described at each request
+/// (the partitions it holds change).
+pub trait DescribeInstance: Send + Sync {
+    fn describe(&self) -> serde_json::Value;
+}
+
+/// A [`DescribeInstance`] shared with the server.
+#[derive(Clone)]
+pub struct InstanceSource(pub std::sync::Arc<dyn DescribeInstance>);
+
+impl std::fmt::Debug for InstanceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InstanceSource")
+    }
+}
+
+impl TopologyInfo {
+    /// The JSON of `GET /api/topology`: the graph, and the instance when there is one.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let (Some(i), Some(m)) = (&self.instance, v.as_object_mut()) {
+            m.insert("instance".into(), i.0.describe());
+        }
+        v
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -58,6 +89,7 @@ impl TopologyInfo {
                         .collect(),
                 })
                 .collect(),
+            instance: None,
         }
     }
 }

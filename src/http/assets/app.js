@@ -171,9 +171,27 @@ function onMetrics(m, withPoint = true) {
   if (chart) chart.setData(data);
 }
 
+// Distributed mode: this instance, its application and the partitions it holds.
+function renderInstance(inst) {
+  const el = $("#instance");
+  if (!inst) { el.hidden = true; return; }
+  el.hidden = false;
+  const byTopic = {};
+  for (const p of inst.partitions) (byTopic[`${p.topic} (${p.role})`] ||= []).push(p.partition);
+  const held = Object.entries(byTopic).map(([t, ps]) => `${t}: ${ps.sort((a, b) => a - b).join(", ")}`);
+  el.textContent = `instance ${inst.instance_id} of ${inst.application} · ` +
+    (held.length ? held.join(" · ") : "no partitions");
+}
+
 async function start() {
   graph = await (await fetch("/api/topology")).json();
   $("#name").textContent = graph.name;
+  renderInstance(graph.instance);
+  if (graph.instance) {
+    setInterval(async () => {
+      try { renderInstance((await (await fetch("/api/topology")).json()).instance); } catch (e) { /* next time */ }
+    }, 2000);
+  }
   document.title = `squall · ${graph.name}`;
   drawGraph(graph);
   makeChart(graph.components.filter((c) => c.kind === "spout").map((c) => c.name));
