@@ -317,3 +317,55 @@ fn is_queue_full(e: &rdkafka::error::KafkaError) -> bool {
         rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::mock::DevBroker;
+
+    fn snap(epoch: u64, offset: i64, state: &str) -> Snapshot {
+        Snapshot {
+            epoch,
+            offset,
+            ends: vec![EndMarker {
+                topic: "tweets".into(),
+                partition: offset as i32,
+                of: 6,
+            }],
+            state: state.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_highest_epoch_wins_over_a_late_snapshot_of_an_older_one() {
+        let b = DevBroker::start(1).unwrap();
+        b.create_topic("cl", 2).unwrap();
+        let props = BTreeMap::new();
+        let t = Duration::from_secs(10);
+        let none = restore(b.bootstrap_servers(), &props, "cl", 0, t).unwrap();
+        assert!(none.snapshot.is_none());
+        assert_eq!(none.next_epoch, 1);
+        let mut w = ChangelogWriter::new(b.bootstrap_servers(), &props, "cl").unwrap();
+        for s in [
+            snap(1, 5, "a"),
+            snap(1, 9, "b"),
+            snap(2, 9, "claim"),
+            snap(2, 12, "c"),
+            // The previous holder's last snapshot, written after the new holder's claim.
+            snap(1, 14, "late"),
+        ] {
+            w.send_and_wait(0, &s, t).unwrap();
+        }
+        let r = restore(b.bootstrap_servers(), &props, "cl", 0, t).unwrap();
+        assert_eq!(r.snapshot, Some(snap(2, 12, "c")));
+        assert_eq!(r.next_epoch, 3);
+        assert_eq!(r.records, 5);
+        // Partition 1 is another partition's state.
+        assert!(
+            restore(b.bootstrap_servers(), &props, "cl", 1, t)
+                .unwrap()
+                .snapshot
+                .is_none()
+        );
+    }
+}

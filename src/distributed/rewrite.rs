@@ -537,3 +537,173 @@ fn rewrite(
     b.build()
         .map_err(|e| DistributedError::Topology(format!("the distributed topology: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::file::load_str;
+
+    fn load(src: &str) -> Result<Topology, String> {
+        load_str(src, "t.toml", &[], &crate::builtin::registry())
+            .map(|f| f.topology)
+            .map_err(|e| e.to_string())
+    }
+
+    const HEAD: &str = r#"
+name = "t"
+[spouts.source]
+type = "generator"
+[bolts.hashtags]
+type = "hashtags"
+inputs = [{ from = "source" }]
+"#;
+
+    fn dist() -> Distribution {
+        Distribution {
+            application: "app".into(),
+            instance_id: "a".into(),
+            brokers: "127.0.0.1:1".into(),
+            properties: BTreeMap::new(),
+            partitions: 12,
+            session_timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn only_fields_and_global_inputs_can_be_distributed() {
+        let src = format!(
+            "{HEAD}[bolts.counts]\ntype = \"count\"\ninputs = [{{ from = \"hashtags\", grouping = \"shuffle\", distributed = true }}]\n"
+        );
+        let e = load(&src).err().unwrap_or_default();
+        assert!(e.contains("cannot be distributed"), "{e}");
+        let src = format!(
+            "{HEAD}[bolts.counts]\ntype = \"count\"\ninputs = [{{ from = \"hashtags\", grouping = \"fields\", fields = [\"hashtag\"], distributed = \"yes\" }}]\n"
+        );
+        let e = load(&src).err().unwrap_or_default();
+        assert!(e.contains("true or false"), "{e}");
+    }
+
+    #[test]
+    fn the_layout_finds_heads_owners_and_what_each_side_writes() {
+        let src = format!(
+            r#"{HEAD}
+[bolts.counts]
+type = "rolling_count"
+inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"], distributed = true }}]
+[bolts.rank]
+type = "rank"
+inputs = [{{ from = "counts", grouping = "fields", fields = ["key"] }}]
+[bolts.total]
+type = "total_rank"
+inputs = [{{ from = "rank", grouping = "global", distributed = true }}]
+[bolts.sink]
+type = "console"
+inputs = [{{ from = "total", grouping = "global" }}]
+"#
+        );
+        let t = load(&src).unwrap();
+        assert!(is_distributed(&t));
+        let l = Layout::of(&t, &dist()).unwrap();
+        assert_eq!(l.owner["hashtags"], None);
+        assert_eq!(l.owner["rank"], Some("counts".to_string()));
+        assert_eq!(l.owner["sink"], Some("total".to_string()));
+        assert_eq!(
+            l.written_by(&None),
+            vec![("app-counts-repartition".to_string(), 12)]
+        );
+        assert_eq!(
+            l.written_by(&Some("counts".into())),
+            vec![("app-total-repartition".to_string(), 1)]
+        );
+        let total = l.head("total").unwrap();
+        assert_eq!(l.upstream_of(total), vec!["app-counts-repartition"]);
+    }
+
+    #[test]
+    fn mixed_sides_and_all_groupings_behind_a_hop_are_refused() {
+        let src = format!(
+            r#"{HEAD}
+[bolts.counts]
+type = "count"
+inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"], distributed = true }}]
+[bolts.both]
+type = "console"
+inputs = [{{ from = "counts" }}, {{ from = "hashtags" }}]
+"#
+        );
+        let e = Layout::of(&load(&src).unwrap(), &dist())
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("both sides")),
+            "{e:?}"
+        );
+        let src = format!(
+            r#"{HEAD}
+[bolts.counts]
+type = "count"
+inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"], distributed = true }}]
+[bolts.every]
+type = "console"
+inputs = [{{ from = "counts", grouping = "all" }}]
+"#
+        );
+        let e = Layout::of(&load(&src).unwrap(), &dist())
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.as_deref().is_some_and(|e| e.contains("`all`")), "{e:?}");
+        let src = format!(
+            r#"{HEAD}
+[bolts.counts]
+type = "count"
+inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"], distributed = true }}, {{ from = "source" }}]
+"#
+        );
+        let e = Layout::of(&load(&src).unwrap(), &dist())
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("no other input")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_writer_sends_a_key_to_one_partition_and_renames_the_hidden_fields() {
+        let up = vec![
+            "rankings".to_string(),
+            "window_end".into(),
+            "final".into(),
+            IN_PARTITION.into(),
+        ];
+        assert_eq!(
+            wire_fields(&up),
+            vec!["rankings", "window_end", "final", ORIGIN_PARTITION]
+        );
+        let head = Head {
+            bolt: "counts".into(),
+            input: Input {
+                source: StreamRef::from("hashtags"),
+                grouping: Grouping::Fields(vec!["hashtag".into()]),
+                distributed: true,
+            },
+            topic: "t".into(),
+            partitions: 12,
+        };
+        let enc = writer_encoder(&head, &["hashtag".to_string()]).unwrap();
+        let t = |tag: &str| {
+            Tuple::new_detached(
+                "h",
+                DEFAULT_STREAM,
+                crate::data::tuple::Fields::new(["hashtag"]),
+                crate::values![tag],
+            )
+        };
+        let p = |tag: &str| enc(&t(tag)).unwrap().partition.unwrap();
+        assert_eq!(p("#rust"), p("#rust"));
+        assert!((0..12).contains(&p("#go")));
+        let spread: std::collections::BTreeSet<i32> =
+            (0..200).map(|i| p(&format!("#t{i}"))).collect();
+        assert_eq!(spread.len(), 12, "200 keys over 12 partitions: {spread:?}");
+    }
+}

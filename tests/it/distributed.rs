@@ -93,22 +93,31 @@ fn topology(dir: &TempDir, app: &str, end: &str) -> std::path::PathBuf {
 
 /// Starts instance `id` of the topology in `file`, its report going to `dir/<id>.json`.
 fn instance(b: &DevBroker, dir: &TempDir, file: &std::path::Path, id: &str) -> Running {
+    instance_with(b, dir, file, id, &[])
+}
+
+fn instance_with(
+    b: &DevBroker,
+    dir: &TempDir,
+    file: &std::path::Path,
+    id: &str,
+    extra: &[&str],
+) -> Running {
     let report = dir.join(&format!("{id}.json"));
-    Running::start(
-        [
-            "topology",
-            "run",
-            file.to_str().unwrap(),
-            "--brokers",
-            b.bootstrap_servers(),
-            "--instance-id",
-            id,
-            "--quiet",
-            "--report",
-            report.to_str().unwrap(),
-        ],
-        Stdio::null(),
-    )
+    let mut args = vec![
+        "topology",
+        "run",
+        file.to_str().unwrap(),
+        "--brokers",
+        b.bootstrap_servers(),
+        "--instance-id",
+        id,
+        "--quiet",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Running::start(args, Stdio::null())
 }
 
 fn view(b: &DevBroker, app: &str) -> StatusView {
@@ -238,12 +247,58 @@ fn three_instances_give_the_exact_answer_and_end_by_themselves() {
     let file = topology(&dir, app, &format!("offsets:{}", end_offsets(n)));
     let mut is: Vec<(String, Running)> = ["a", "b", "c"]
         .iter()
-        .map(|id| (id.to_string(), instance(&b, &dir, &file, id)))
+        .map(|id| {
+            let extra: &[&str] = if *id == "a" {
+                &["--http", "127.0.0.1:0"]
+            } else {
+                &[]
+            };
+            (id.to_string(), instance_with(&b, &dir, &file, id, extra))
+        })
         .collect();
     wait_view(&b, app, "three instances sharing the input", |v| {
         let h = holders(v, "tweets");
         h.len() == 3 && h.values().sum::<usize>() == PARTITIONS as usize
     });
+    // The dashboard's API says which instance this is and what it holds.
+    let a = &mut is[0].1;
+    let line = a
+        .stderr
+        .wait_for(Duration::from_secs(30), |l| {
+            l.contains("dashboard on http://")
+        })
+        .unwrap_or_else(|| panic!("no dashboard address:\n{}", a.stderr_text()));
+    let addr: std::net::SocketAddr = line
+        .rsplit("http://")
+        .next()
+        .and_then(|s| s.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("address in {line:?}"));
+    let topo = crate::support::http::get(addr, "/api/topology").json();
+    assert_eq!(topo["instance"]["instance_id"], "a", "{topo}");
+    assert_eq!(topo["instance"]["application"], app, "{topo}");
+    assert!(
+        topo["instance"]["partitions"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["topic"] == "tweets")),
+        "{topo}"
+    );
+    // `squall cluster status` lists the three instances.
+    let out = crate::support::cli::squall(
+        [
+            "cluster",
+            "status",
+            "--brokers",
+            b.bootstrap_servers(),
+            "--application",
+            app,
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    out.assert_success();
+    for id in ["a", "b", "c"] {
+        assert!(out.stdout.contains(&format!("\"{id}\"")), "{}", out.stdout);
+    }
     let truth = produce(&b, 0, n);
     for (id, i) in &mut is {
         exit_ok(i, id);
