@@ -459,3 +459,30 @@ fn microbatch_mode_across_instances_is_refused() {
         i.stderr_text()
     );
 }
+
+/// Without an end, instances run until stopped; Ctrl-C on one hands its partitions to the
+/// others (it leaves the groups, its state written), and it exits 0 with its report.
+#[test]
+fn ctrl_c_on_one_instance_hands_its_partitions_to_the_others() {
+    let b = broker();
+    let dir = TempDir::new("distributed-leave");
+    let app = "dist-leave";
+    produce(&b, 0, 5_000);
+    let file = topology(&dir, app, "latest");
+    let src = std::fs::read_to_string(&file).unwrap();
+    let file = dir.write("unbounded.toml", &src.replace("end = \"latest\"\n", ""));
+    let mut a = instance(&b, &dir, &file, "a");
+    let mut bi = instance(&b, &dir, &file, "b");
+    let topic = format!("{app}-counts-repartition");
+    wait_view(&b, app, "two instances sharing the counts", |v| {
+        holders(v, &topic).len() == 2
+    });
+    bi.signal("-INT");
+    exit_ok(&mut bi, "b");
+    assert!(dir.join("b.json").exists(), "b wrote no report");
+    wait_view(&b, app, "a holding every counts partition", |v| {
+        v.left.contains("b") && holders(v, &topic) == BTreeMap::from([("a".to_string(), 12)])
+    });
+    a.signal("-INT");
+    exit_ok(&mut a, "a");
+}
