@@ -281,7 +281,10 @@ impl SpoutHooks for InputHooks {
         }
     }
 
+    /// Asked once this spout's own partitions are done: the instance is finishing.
     fn may_finish(&self) -> bool {
+        self.instance
+            .set_state(crate::distributed::status::InstanceState::Finishing);
         self.instance.application_done()
     }
 
