@@ -41,8 +41,3 @@ pub const CONTROL_STREAM: &str = "__partition_control";
 /// The fields of [`CONTROL_STREAM`]: the event, the partition, the input offset it
 /// stands at, and what goes with it (see `partitioned::event`).
 pub const CONTROL_FIELDS: [&str; 4] = ["__event", IN_PARTITION, "__offset", "__data"];
-
-/// Whether a field is one distributed mode adds.
-pub fn is_hidden(field: &str) -> bool {
-    field == IN_PARTITION || field == IN_OFFSET
-}

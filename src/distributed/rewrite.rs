@@ -18,7 +18,7 @@ use crate::data::hash::hash_fields;
 use crate::data::tuple::{DEFAULT_STREAM, Tuple};
 use crate::distributed::instance::{Identity, Instance, Topics};
 use crate::distributed::names::{
-    CONTROL_STREAM, IN_PARTITION, ORIGIN_PARTITION, changelog_topic, is_hidden, reader_component,
+    CONTROL_STREAM, IN_PARTITION, ORIGIN_PARTITION, changelog_topic, reader_component,
     reader_group, repartition_topic, writer_component,
 };
 use crate::distributed::partitioned::{Changelog, PartitionedBolt, Wrapping};
@@ -533,7 +533,6 @@ fn rewrite(
             .map_err(|e| DistributedError::Topology(format!("{}: {e}", h.topic)))?;
         b.spout_factory(&reader_component(&h.bolt), factory, 1);
     }
-    let _ = is_hidden;
     b.build()
         .map_err(|e| DistributedError::Topology(format!("the distributed topology: {e}")))
 }

@@ -756,11 +756,10 @@ impl Spout for KafkaSpout {
             .as_ref()
             .is_some_and(|c| c.rebalancing.load(Ordering::SeqCst));
         if !rebalancing && !self.deferred.is_empty() {
-            let n = self.emit_control(out);
+            self.emit_control(out);
             for id in std::mem::take(&mut self.deferred) {
                 self.emit_tracked(id, out);
             }
-            let _ = n;
             return SpoutStatus::Emitted;
         }
         // Untracked records already fetched (and, at-most-once, committed).
