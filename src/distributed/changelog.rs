@@ -71,9 +71,6 @@ pub struct Restored {
     pub next_epoch: u64,
     /// Records read.
     pub records: u64,
-    /// The changelog partition's first offset was not 0 (older records were deleted by
-    /// retention): harmless, as every record is a whole snapshot.
-    pub trimmed: bool,
 }
 
 fn header<'a>(h: Option<&'a rdkafka::message::BorrowedHeaders>, name: &str) -> Option<&'a [u8]> {
@@ -84,8 +81,8 @@ fn header_i64(h: Option<&rdkafka::message::BorrowedHeaders>, name: &str) -> Opti
     std::str::from_utf8(header(h, name)?).ok()?.parse().ok()
 }
 
-/// Reads partition `partition` of `topic` to its current end and returns the snapshot
-/// that wins (highest epoch, then latest).
+/// Reads the last record of partition `partition` of `topic` (the state the partition's
+/// next holder starts from).
 pub fn restore(
     brokers: &str,
     properties: &BTreeMap<String, String>,
@@ -107,63 +104,53 @@ pub fn restore(
     let (low, high) = c
         .fetch_watermarks(topic, partition, timeout)
         .map_err(|e| err(format!("watermarks: {e}")))?;
-    let mut out = Restored {
-        trimmed: low > 0,
-        ..Default::default()
-    };
-    if high > low {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(low))
-            .map_err(|e| err(e.to_string()))?;
-        c.assign(&tpl).map_err(|e| err(e.to_string()))?;
-        let deadline = Instant::now() + timeout;
-        let mut next = low;
-        let mut best: Option<Snapshot> = None;
-        while next < high {
-            if Instant::now() > deadline {
-                return Err(err(format!(
-                    "read {} of {} records in {timeout:?}",
-                    next - low,
-                    high - low
-                )));
-            }
-            let Some(m) = c.poll(Duration::from_millis(100)) else {
-                continue;
-            };
-            let m = m.map_err(|e| err(e.to_string()))?;
-            next = m.offset() + 1;
-            out.records += 1;
-            let h = m.headers();
-            let (Some(epoch), Some(offset)) = (header_i64(h, EPOCH), header_i64(h, OFFSET)) else {
-                tracing::warn!(
-                    topic,
-                    partition,
-                    offset = m.offset(),
-                    "changelog: a record without squall's headers, skipped"
-                );
-                continue;
-            };
-            let epoch = epoch.max(0) as u64;
-            if best.as_ref().is_none_or(|b| epoch >= b.epoch) {
-                let ends = match header(h, ENDS) {
-                    None => Vec::new(),
-                    Some(j) => serde_json::from_slice(j)
-                        .map_err(|e| err(format!("offset {}: bad end markers: {e}", m.offset())))?,
-                };
-                best = Some(Snapshot {
-                    epoch,
-                    offset,
-                    ends,
-                    state: m.payload().unwrap_or_default().to_vec(),
-                });
-            }
-        }
-        out.next_epoch = best.as_ref().map_or(1, |b| b.epoch + 1);
-        out.snapshot = best;
-    } else {
-        out.next_epoch = 1;
+    if high <= low {
+        return Ok(Restored {
+            snapshot: None,
+            next_epoch: 1,
+            records: 0,
+        });
     }
-    Ok(out)
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(high - 1))
+        .map_err(|e| err(e.to_string()))?;
+    c.assign(&tpl).map_err(|e| err(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if Instant::now() > deadline {
+            return Err(err(format!(
+                "its last record (offset {}) not read within {timeout:?}",
+                high - 1
+            )));
+        }
+        let Some(m) = c.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.map_err(|e| err(e.to_string()))?;
+        let h = m.headers();
+        let (Some(epoch), Some(offset)) = (header_i64(h, EPOCH), header_i64(h, OFFSET)) else {
+            return Err(err(format!(
+                "offset {}: not a squall snapshot (no {EPOCH}/{OFFSET} headers)",
+                m.offset()
+            )));
+        };
+        let ends = match header(h, ENDS) {
+            None => Vec::new(),
+            Some(j) => serde_json::from_slice(j)
+                .map_err(|e| err(format!("offset {}: bad end markers: {e}", m.offset())))?,
+        };
+        let epoch = epoch.max(0) as u64;
+        return Ok(Restored {
+            snapshot: Some(Snapshot {
+                epoch,
+                offset,
+                ends,
+                state: m.payload().unwrap_or_default().to_vec(),
+            }),
+            next_epoch: epoch + 1,
+            records: 1,
+        });
+    }
 }
 
 /// (delivery id, outcome).
@@ -239,8 +226,10 @@ impl ChangelogWriter {
                 key: OFFSET,
                 value: Some(offset.as_bytes()),
             });
-        let mut record: BaseRecord<'_, (), [u8], Box<u64>> =
+        let key = partition.to_string();
+        let mut record: BaseRecord<'_, str, [u8], Box<u64>> =
             BaseRecord::with_opaque_to(&self.topic, Box::new(id))
+                .key(key.as_str())
                 .partition(partition)
                 .payload(s.state.as_slice())
                 .headers(headers);
@@ -337,7 +326,7 @@ mod tests {
     }
 
     #[test]
-    fn the_highest_epoch_wins_over_a_late_snapshot_of_an_older_one() {
+    fn the_last_snapshot_is_restored_and_only_it_is_read() {
         let b = DevBroker::start(1).unwrap();
         b.create_topic("cl", 2).unwrap();
         let props = BTreeMap::new();
@@ -346,20 +335,12 @@ mod tests {
         assert!(none.snapshot.is_none());
         assert_eq!(none.next_epoch, 1);
         let mut w = ChangelogWriter::new(b.bootstrap_servers(), &props, "cl").unwrap();
-        for s in [
-            snap(1, 5, "a"),
-            snap(1, 9, "b"),
-            snap(2, 9, "claim"),
-            snap(2, 12, "c"),
-            // The previous holder's last snapshot, written after the new holder's claim.
-            snap(1, 14, "late"),
-        ] {
+        for s in [snap(1, 5, "a"), snap(1, 9, "b"), snap(2, 12, "c")] {
             w.send_and_wait(0, &s, t).unwrap();
         }
         let r = restore(b.bootstrap_servers(), &props, "cl", 0, t).unwrap();
         assert_eq!(r.snapshot, Some(snap(2, 12, "c")));
-        assert_eq!(r.next_epoch, 3);
-        assert_eq!(r.records, 5);
+        assert_eq!((r.next_epoch, r.records), (3, 1));
         // Partition 1 is another partition's state.
         assert!(
             restore(b.bootstrap_servers(), &props, "cl", 1, t)

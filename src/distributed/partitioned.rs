@@ -320,25 +320,7 @@ impl PartitionedBolt {
                         .collect();
                     // Ended, and its end got through: nothing more to do for it.
                     part.ended = data.get(3).and_then(Value::as_bool).unwrap_or(false);
-                    // The claim: a snapshot under the new epoch before any input, so a
-                    // late snapshot of the previous holder never wins over this one's.
-                    let state = match part.bolt.snapshot() {
-                        None => Vec::new(),
-                        Some(s) => s?,
-                    };
-                    let snap = Snapshot {
-                        epoch,
-                        offset: applied,
-                        ends: part.ends.clone(),
-                        state,
-                    };
                     self.parts.insert(p, part);
-                    if let Some(w) = &mut self.writer {
-                        let others = w
-                            .send_and_wait(p as i32, &snap, FLUSH_TIMEOUT)
-                            .map_err(|e| e.to_string())?;
-                        self.settle(others, out);
-                    }
                 } else if !self.parts.contains_key(&p) {
                     let part = self.new_part(epoch, -1)?;
                     self.parts.insert(p, part);

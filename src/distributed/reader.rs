@@ -185,7 +185,14 @@ impl SpoutHooks for ReaderHooks {
                 let set = st.ends.entry(p).or_default();
                 set.insert((m.topic.clone(), m.partition, m.of));
                 let complete = self.complete(st.ends.get(&p));
-                let ev = if complete && !st.ending.contains_key(&p) {
+                // Ended and its end got through already (this holder restored a state
+                // from before it): nothing to end again.
+                let through = complete
+                    && !st.ending.contains_key(&p)
+                    && self.instance.is_done(&self.spec.topic, p);
+                let ev = if through {
+                    event::MARKED
+                } else if complete && !st.ending.contains_key(&p) {
                     st.ending.insert(p, r.offset);
                     event::ENDED
                 } else if complete {

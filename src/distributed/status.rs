@@ -517,7 +517,7 @@ fn status_consumer(
     topic: &str,
     timeout: Duration,
     eof: bool,
-) -> Result<(BaseConsumer, i32), StatusError> {
+) -> Result<(BaseConsumer<QuietEof>, i32), StatusError> {
     let mut props = BTreeMap::from([
         // Reading must not create the topic (a wrong application name would).
         ("allow.auto.create.topics".to_string(), "false".to_string()),
@@ -529,15 +529,14 @@ fn status_consumer(
     // to a consumer with a group id; this one never joins the group nor commits to it.
     props.insert("enable.partition.eof".to_string(), eof.to_string());
     props.insert("group.id".to_string(), format!("{topic}-reader"));
-    let consumer: BaseConsumer =
-        client_config(brokers, &props)
-            .create()
-            .map_err(|source| StatusError::Create {
-                what: "consumer",
-                topic: topic.to_string(),
-                brokers: brokers.to_string(),
-                reason: source.to_string(),
-            })?;
+    let consumer: BaseConsumer<QuietEof> = client_config(brokers, &props)
+        .create_with_context(QuietEof)
+        .map_err(|source| StatusError::Create {
+            what: "consumer",
+            topic: topic.to_string(),
+            brokers: brokers.to_string(),
+            reason: source.to_string(),
+        })?;
     let partitions = check_reachable(consumer.client(), brokers, Some(topic), timeout)?;
     let partitions = i32::try_from(partitions).unwrap_or(i32::MAX);
     let mut tpl = TopicPartitionList::new();
@@ -558,6 +557,20 @@ fn read_error(topic: &str, brokers: &str, e: &KafkaError) -> StatusError {
         reason: e.to_string(),
     }
 }
+
+/// A status reader's client context: the end of a partition is how a reader knows it has
+/// caught up, not an error to log.
+pub struct QuietEof;
+
+impl ClientContext for QuietEof {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietEof {}
 
 /// Reads the whole status topic of `application` once, from its beginning to its end
 /// as of now, within `timeout`. A missing topic is
@@ -609,7 +622,7 @@ pub fn read_view(
 /// Where each partition of the status topic ends now (its high watermark), for the
 /// partitions that hold records (the empty ones need no reading).
 fn current_ends(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<QuietEof>,
     brokers: &str,
     topic: &str,
     partitions: i32,
@@ -746,7 +759,7 @@ impl Drop for StatusFollower {
 /// The follower thread: polls until told to stop.
 /// `ends`: where each partition ended when the follower started (until caught up).
 fn follow(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<QuietEof>,
     topic: &str,
     mut ends: BTreeMap<i32, i64>,
     shared: &Shared,
