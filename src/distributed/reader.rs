@@ -223,13 +223,19 @@ impl SpoutHooks for ReaderHooks {
             self.spec.topic.clone(),
             self.spec.partitions,
         );
-        let _ = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("partition-done".into())
             .spawn(move || {
                 if let Err(e) = inst.partition_done(&topic, p, of) {
                     inst.set_fatal(e.to_string());
                 }
             });
+        if let Err(e) = spawned {
+            self.instance.set_fatal(format!(
+                "cannot report partition {p} of {} done: {e}",
+                self.spec.topic
+            ));
+        }
     }
 
     fn partition_ended(&self, _tp: &TopicPartition) {}
@@ -281,10 +287,20 @@ impl SpoutHooks for InputHooks {
 
     fn acked(&self, _r: &Record) {}
 
+    /// Off the spout's thread (partitions that end together are reported together).
     fn partition_ended(&self, tp: &TopicPartition) {
         let of = self.partitions.get(&*tp.topic).copied().unwrap_or(1);
-        if let Err(e) = self.instance.partition_done(&tp.topic, tp.partition, of) {
-            self.instance.set_fatal(e.to_string());
+        let (inst, topic, p) = (self.instance.clone(), tp.topic.to_string(), tp.partition);
+        let spawned = std::thread::Builder::new()
+            .name("partition-done".into())
+            .spawn(move || {
+                if let Err(e) = inst.partition_done(&topic, p, of) {
+                    inst.set_fatal(e.to_string());
+                }
+            });
+        if let Err(e) = spawned {
+            self.instance
+                .set_fatal(format!("cannot report partition {tp} done: {e}"));
         }
     }
 
