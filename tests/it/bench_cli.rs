@@ -142,7 +142,8 @@ fn bench_both_modes_write_json_markdown_and_chart() {
         // Measured after the warm-up: about the requested second, not the whole run.
         assert_eq!(field_f64(&r, "warmup_s"), 0.3, "{name}: {r}");
         let d = field_f64(&r, "duration_s");
-        assert!((0.8..1.3).contains(&d), "{name}: {r}");
+        // (Wide: on a starved machine the published metrics lag the clock.)
+        assert!((0.5..1.6).contains(&d), "{name}: {r}");
         assert!(field_u64(&r, "peak_rss_bytes") > 1024 * 1024, "{name}: {r}");
     }
 

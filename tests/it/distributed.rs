@@ -20,6 +20,14 @@ use squall::kafka::mock::DevBroker;
 use crate::support::cli::{Running, TempDir, read_report, record_ranking, root, top_k};
 
 const PARTITIONS: i32 = 6;
+
+/// These tests run several `squall` processes each: one at a time, so that together they
+/// do not starve the rest of the suite (whose tests have timing expectations).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
 const EXIT: Duration = Duration::from_secs(180);
 
 /// A broker with the input and output topics.
@@ -240,6 +248,7 @@ fn exit_ok(i: &mut Running, id: &str) {
 /// is the exact truth, and every tweet was acked once over all instances.
 #[test]
 fn three_instances_give_the_exact_answer_and_end_by_themselves() {
+    let _serial = one_at_a_time();
     let b = broker();
     let dir = TempDir::new("distributed-exact");
     let n = 6_000;
@@ -314,6 +323,7 @@ fn three_instances_give_the_exact_answer_and_end_by_themselves() {
 /// (at-least-once may count a re-read tweet twice, never lose one).
 #[test]
 fn killing_the_merge_host_mid_run_loses_nothing() {
+    let _serial = one_at_a_time();
     let b = broker();
     let dir = TempDir::new("distributed-kill");
     let n = 30_000;
@@ -345,6 +355,7 @@ fn killing_the_merge_host_mid_run_loses_nothing() {
 /// again), and the answer is complete.
 #[test]
 fn a_restarted_instance_restores_its_state_from_the_changelog() {
+    let _serial = one_at_a_time();
     let b = broker();
     let dir = TempDir::new("distributed-restore");
     let n = 20_000;
@@ -404,6 +415,7 @@ fn repartition_records(b: &DevBroker, topic: &str) -> u64 {
 /// its share of what follows; nothing is lost.
 #[test]
 fn an_instance_that_joins_mid_run_takes_partitions() {
+    let _serial = one_at_a_time();
     let b = broker();
     let dir = TempDir::new("distributed-join");
     let n = 24_000;
@@ -439,6 +451,7 @@ fn an_instance_that_joins_mid_run_takes_partitions() {
 /// Micro-batch mode across instances is refused with the reason.
 #[test]
 fn microbatch_mode_across_instances_is_refused() {
+    let _serial = one_at_a_time();
     let b = broker();
     let dir = TempDir::new("distributed-mb");
     let file = topology(&dir, "dist-mb", "latest");
@@ -467,6 +480,7 @@ fn microbatch_mode_across_instances_is_refused() {
 /// others (it leaves the groups, its state written), and it exits 0 with its report.
 #[test]
 fn ctrl_c_on_one_instance_hands_its_partitions_to_the_others() {
+    let _serial = one_at_a_time();
     let b = broker();
     let dir = TempDir::new("distributed-leave");
     let app = "dist-leave";

@@ -263,7 +263,16 @@ fn prometheus_metrics_parse_with_component_and_task_labels() {
                 .and_then(|l| l.rsplit(' ').next())
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0);
-            (acked > 0.0).then_some(r)
+            // Both source tasks have sampled a complete latency (one tree in 16 is).
+            let sampled: Vec<f64> = r
+                .body
+                .lines()
+                .filter(|l| {
+                    l.starts_with("squall_complete_latency_seconds_count{component=\"source\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .collect();
+            (acked > 0.0 && sampled.len() == 2 && sampled.iter().all(|c| *c > 0.0)).then_some(r)
         })
         .flatten()
     });
