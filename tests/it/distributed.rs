@@ -358,13 +358,14 @@ fn a_restarted_instance_restores_its_state_from_the_changelog() {
     let _serial = one_at_a_time();
     let b = broker();
     let dir = TempDir::new("distributed-restore");
-    let n = 20_000;
+    let n = 40_000;
     let app = "dist-restore";
     let truth = produce(&b, 0, n);
     let file = topology(&dir, app, "latest");
     let topic = format!("{app}-counts-repartition");
     let mut a = instance(&b, &dir, &file, "a");
-    // Killed once part of the hashtags went through the repartition topic.
+    // Killed once part of the hashtags went through the repartition topic (early: the
+    // run must not have computed its final ranking yet, see docs/scaling.md's limits).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v = view(&b, app);
@@ -375,7 +376,7 @@ fn a_restarted_instance_restores_its_state_from_the_changelog() {
             .filter(|p| p.topic == topic)
             .map(|p| p.position.max(0))
             .sum();
-        if moved > 2_000 {
+        if moved > 1_000 {
             break;
         }
         assert!(Instant::now() < deadline, "no progress: {v:?}");
@@ -383,16 +384,18 @@ fn a_restarted_instance_restores_its_state_from_the_changelog() {
     }
     a.signal("-KILL");
     let _ = a.wait_exit(Duration::from_secs(10));
-    let written = repartition_records(&b, &topic);
     let mut a = instance(&b, &dir, &file, "a");
     exit_ok(&mut a, "a");
+    // The killed instance had committed over 1 000 repartition records, so its snapshots
+    // covered at least as many: the restarted one resumed after them.
+    let total = repartition_records(&b, &topic);
     let r = read_report(&dir.join("a.json"));
     let read_again = r["spouts"]["__counts-repartition-reader"]["emitted"]
         .as_u64()
         .unwrap_or(0);
     assert!(
-        read_again < written,
-        "the restarted instance read {read_again} repartition records; {written} were there before it started: its state did not come from the changelog"
+        read_again + 1_000 <= total,
+        "the restarted instance read {read_again} of the {total} repartition records: its state did not come from the changelog"
     );
     assert_nothing_lost(&final_ranking(&b), &truth);
 }
