@@ -73,6 +73,8 @@ impl BoltConfig for TotalRankConfig {
                 changed: false,
                 windows: BTreeMap::new(),
                 final_end: None,
+                final_emitted: None,
+                owed_final: false,
                 ctx: None,
                 state: None,
             })
@@ -90,6 +92,11 @@ pub struct TotalRankBolt {
     windows: BTreeMap<WindowId, BTreeMap<u32, Ranking>>,
     /// The latest end given to the final window so far.
     final_end: Option<i64>,
+    /// The final window's partials and end, once emitted (kept in snapshots).
+    final_emitted: Option<(BTreeMap<u32, Ranking>, i64)>,
+    /// Restored from a snapshot taken after the final window was emitted: its delivery
+    /// is not known, so `finish` emits it again (at least once).
+    owed_final: bool,
     ctx: Option<TaskContext>,
     /// Micro-batch mode: the running partials as transactional state.
     state: Option<TxValue<BTreeMap<u32, Ranking>>>,
@@ -107,6 +114,7 @@ struct Snapshot<'a> {
     changed: bool,
     windows: Vec<(WindowId, &'a BTreeMap<u32, Ranking>)>,
     final_end: Option<i64>,
+    final_emitted: Option<&'a (BTreeMap<u32, Ranking>, i64)>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +123,8 @@ struct Restored {
     changed: bool,
     windows: Vec<(WindowId, BTreeMap<u32, Ranking>)>,
     final_end: Option<i64>,
+    #[serde(default)]
+    final_emitted: Option<(BTreeMap<u32, Ranking>, i64)>,
 }
 
 impl TotalRankBolt {
@@ -176,7 +186,12 @@ impl TotalRankBolt {
             WindowId::Closed(end) => (end, false),
             WindowId::Final => (self.final_end.unwrap_or_default(), true),
         };
-        self.emit(parts.values(), Some(end), is_final, out)
+        self.emit(parts.values(), Some(end), is_final, out)?;
+        if is_final {
+            self.final_emitted = Some((parts, end));
+            self.owed_final = false;
+        }
+        Ok(())
     }
 }
 
@@ -246,6 +261,7 @@ impl Bolt for TotalRankBolt {
             changed: self.changed,
             windows: self.windows.iter().map(|(w, p)| (*w, p)).collect(),
             final_end: self.final_end,
+            final_emitted: self.final_emitted.as_ref(),
         };
         Some(snapshot::encode(
             TotalRankConfig::NAME,
@@ -263,6 +279,8 @@ impl Bolt for TotalRankBolt {
         self.changed = r.changed;
         self.windows = r.windows.into_iter().collect();
         self.final_end = r.final_end;
+        self.owed_final = r.final_emitted.is_some();
+        self.final_emitted = r.final_emitted;
         Ok(())
     }
 
@@ -282,6 +300,14 @@ impl Bolt for TotalRankBolt {
     }
 
     fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
+        // A final emitted before this state was snapshotted, by a process that may have
+        // died before its record was delivered: emitted again.
+        if self.owed_final
+            && let Some((parts, end)) = &self.final_emitted
+        {
+            self.owed_final = false;
+            self.emit(parts.values(), Some(*end), true, out)?;
+        }
         // Windows still missing a partial (an upstream task stopped early): best effort.
         while let Some((&w, _)) = self.windows.iter().next() {
             self.emit_window(w, out)?;
@@ -368,6 +394,31 @@ mod tests {
                 (Value::Int(35_000), Value::Bool(true)),
             ]
         );
+    }
+
+    /// Restored from a snapshot taken after its final was emitted, `total_rank` emits the
+    /// final again when it finishes (the process that emitted it may have died before the
+    /// record was delivered); without a restore, never twice.
+    #[test]
+    fn a_final_emitted_before_the_snapshot_is_emitted_again_after_a_restore() {
+        let steps = [
+            part(0, 35_000, true, &[("a", 4)]),
+            part(1, 35_000, true, &[("b", 2)]),
+            part(2, 30_000, true, &[("c", 9)]),
+        ];
+        let mut first = harness(2, WINDOWED, 3);
+        let mut emitted = Vec::new();
+        for s in &steps {
+            emitted.extend(first.step(s));
+        }
+        assert_eq!(emitted.len(), 1, "{emitted:?}");
+        assert!(first.step(&Step::Finish).is_empty(), "no second final");
+        let bytes = first.snapshot().and_then(Result::ok).unwrap_or_default();
+        let mut second = harness(2, WINDOWED, 3);
+        second.restore(&bytes).unwrap();
+        let again = second.step(&Step::Finish);
+        assert_eq!(again, emitted, "the same final, again");
+        assert!(second.step(&Step::Finish).is_empty(), "once");
     }
 
     #[test]
