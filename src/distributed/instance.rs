@@ -223,6 +223,24 @@ impl Instance {
             .map_err(|e| merr("the status topic", e.to_string()))
     }
 
+    /// [`partition_done`](Self::partition_done) on a thread of its own (off a spout's
+    /// thread: a marker write and a confirmed status record); an error stops the run.
+    pub fn partition_done_in_background(self: &Arc<Self>, topic: &str, partition: i32, of: i32) {
+        let (inst, t) = (self.clone(), topic.to_string());
+        let spawned = std::thread::Builder::new()
+            .name("partition-done".into())
+            .spawn(move || {
+                if let Err(e) = inst.partition_done(&t, partition, of) {
+                    inst.set_fatal(e.to_string());
+                }
+            });
+        if let Err(e) = spawned {
+            self.set_fatal(format!(
+                "cannot report partition {partition} of {topic} done: {e}"
+            ));
+        }
+    }
+
     /// Some instance recorded this partition done.
     pub fn is_done(&self, topic: &str, partition: i32) -> bool {
         self.follower

@@ -217,25 +217,8 @@ impl SpoutHooks for ReaderHooks {
         if !ended {
             return;
         }
-        // Off the spout's thread: a marker write and a confirmed status record.
-        let (inst, topic, of) = (
-            self.instance.clone(),
-            self.spec.topic.clone(),
-            self.spec.partitions,
-        );
-        let spawned = std::thread::Builder::new()
-            .name("partition-done".into())
-            .spawn(move || {
-                if let Err(e) = inst.partition_done(&topic, p, of) {
-                    inst.set_fatal(e.to_string());
-                }
-            });
-        if let Err(e) = spawned {
-            self.instance.set_fatal(format!(
-                "cannot report partition {p} of {} done: {e}",
-                self.spec.topic
-            ));
-        }
+        self.instance
+            .partition_done_in_background(&self.spec.topic, p, self.spec.partitions);
     }
 
     fn partition_ended(&self, _tp: &TopicPartition) {}
@@ -290,18 +273,8 @@ impl SpoutHooks for InputHooks {
     /// Off the spout's thread (partitions that end together are reported together).
     fn partition_ended(&self, tp: &TopicPartition) {
         let of = self.partitions.get(&*tp.topic).copied().unwrap_or(1);
-        let (inst, topic, p) = (self.instance.clone(), tp.topic.to_string(), tp.partition);
-        let spawned = std::thread::Builder::new()
-            .name("partition-done".into())
-            .spawn(move || {
-                if let Err(e) = inst.partition_done(&topic, p, of) {
-                    inst.set_fatal(e.to_string());
-                }
-            });
-        if let Err(e) = spawned {
-            self.instance
-                .set_fatal(format!("cannot report partition {tp} done: {e}"));
-        }
+        self.instance
+            .partition_done_in_background(&tp.topic, tp.partition, of);
     }
 
     /// Asked once this spout's own partitions are done: the instance is finishing.

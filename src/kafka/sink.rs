@@ -98,6 +98,18 @@ impl ComponentConfig for KafkaSinkConfig {
 
 impl BoltConfig for KafkaSinkConfig {
     fn build(&self) -> Result<BoltFactory, BuildError> {
+        self.factory(None)
+    }
+}
+
+impl KafkaSinkConfig {
+    /// A sink whose records `encoder` makes (`key_field` is not used).
+    pub fn build_with_encoder(&self, encoder: Encoder) -> Result<BoltFactory, BuildError> {
+        self.factory(Some(encoder))
+    }
+
+    /// The options checked; a sink making its records with `encoder`, else as JSON.
+    fn factory(&self, encoder: Option<Encoder>) -> Result<BoltFactory, BuildError> {
         let bad = |m: &str| Err(BuildError::Invalid(m.into()));
         if self.topic.is_empty() {
             return bad("`topic` is required");
@@ -121,7 +133,7 @@ impl BoltConfig for KafkaSinkConfig {
                 conn: None,
                 pending: HashMap::new(),
                 next_id: 0,
-                encoder: None,
+                encoder: encoder.clone(),
             })
         }))
     }
@@ -138,23 +150,6 @@ pub struct EncodedRecord {
 /// Makes the record of a tuple, instead of the sink's JSON object (distributed mode's
 /// repartition writer). An error fails the input.
 pub type Encoder = Arc<dyn Fn(&Tuple) -> Result<EncodedRecord, String> + Send + Sync>;
-
-impl KafkaSinkConfig {
-    /// A sink whose records `encoder` makes (`key_field` is not used).
-    pub fn build_with_encoder(&self, encoder: Encoder) -> Result<BoltFactory, BuildError> {
-        self.build()?;
-        let cfg = self.clone();
-        Ok(Arc::new(move || {
-            Box::new(KafkaSink {
-                cfg: cfg.clone(),
-                conn: None,
-                pending: HashMap::new(),
-                next_id: 0,
-                encoder: Some(encoder.clone()),
-            })
-        }))
-    }
-}
 
 /// (delivery id, outcome) of one record.
 type Report = (usize, Result<(), KafkaError>);

@@ -902,33 +902,28 @@ impl ComponentConfig for KafkaSpoutConfig {
 impl KafkaSpoutConfig {
     /// A spout whose life `hooks` take part in (distributed mode's readers).
     pub fn build_with_hooks(&self, hooks: Arc<dyn SpoutHooks>) -> Result<SpoutFactory, BuildError> {
+        self.factory(Some(hooks))
+    }
+
+    /// The options checked; spouts with `hooks`, if any.
+    fn factory(&self, hooks: Option<Arc<dyn SpoutHooks>>) -> Result<SpoutFactory, BuildError> {
         self.validate()?;
         let retries = RetrySchedule::new(&self.retry, self.max_retries)
             .map_err(|e| BuildError::Invalid(format!("retry: {e}")))?;
         let cfg = self.clone();
         let siblings = Arc::new(Siblings::default());
         Ok(Arc::new(move || {
-            Box::new(
-                KafkaSpout::new(cfg.clone(), retries.clone(), siblings.clone())
-                    .with_hooks(hooks.clone()),
-            )
+            let spout = KafkaSpout::new(cfg.clone(), retries.clone(), siblings.clone());
+            Box::new(match &hooks {
+                Some(h) => spout.with_hooks(h.clone()),
+                None => spout,
+            })
         }))
     }
 }
 
 impl SpoutConfig for KafkaSpoutConfig {
     fn build(&self) -> Result<SpoutFactory, BuildError> {
-        self.validate()?;
-        let retries = RetrySchedule::new(&self.retry, self.max_retries)
-            .map_err(|e| BuildError::Invalid(format!("retry: {e}")))?;
-        let cfg = self.clone();
-        let siblings = Arc::new(Siblings::default());
-        Ok(Arc::new(move || {
-            Box::new(KafkaSpout::new(
-                cfg.clone(),
-                retries.clone(),
-                siblings.clone(),
-            ))
-        }))
+        self.factory(None)
     }
 }
