@@ -241,6 +241,45 @@ impl Instance {
         }
     }
 
+    /// This instance gives up input partition `partition` of `topic` with every record
+    /// before `offset` processed: recorded (and confirmed) in the status topic, so that
+    /// the next holder starts there whether or not the group took the commit.
+    pub fn hand_off(&self, topic: &str, partition: i32, offset: i64) {
+        match self.publisher.hand_off(topic, partition, offset, TIMEOUT) {
+            Ok(()) => tracing::info!(
+                topic,
+                partition,
+                offset,
+                "distributed: input partition handed off"
+            ),
+            // The next holder starts from the group's last commit: it may read again
+            // what was processed here (at-least-once), nothing is lost.
+            Err(e) => tracing::warn!(
+                topic,
+                partition,
+                offset,
+                "distributed: handoff not recorded ({e}); the next holder starts from the last commit"
+            ),
+        }
+    }
+
+    /// The furthest offset each input partition was handed off at, as the status topic
+    /// says once read to its current end (waits for that, up to a few seconds).
+    pub fn handoffs(&self) -> BTreeMap<(String, i32), i64> {
+        const SYNC: Duration = Duration::from_secs(5);
+        match self.publisher.ends(SYNC) {
+            Ok(ends) => {
+                if !self.follower.wait_read_to(&ends, SYNC) {
+                    tracing::warn!(
+                        "distributed: the status topic was not read to its end within {SYNC:?}; a handoff may be missed (the partition is then read from its last commit)"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("distributed: cannot read where the status topic ends: {e}"),
+        }
+        self.follower.view().handoffs
+    }
+
     /// Some instance recorded this partition done.
     pub fn is_done(&self, topic: &str, partition: i32) -> bool {
         self.follower

@@ -260,6 +260,20 @@ impl SpoutHooks for InputHooks {
         self.instance.release(&tp.topic, tp.partition);
     }
 
+    /// An input partition that moves is drained and handed off: its next holder reads
+    /// nothing this instance already processed (a rebalance counts nothing twice).
+    fn hands_off(&self) -> bool {
+        true
+    }
+
+    fn handed_off(&self, tp: &TopicPartition, offset: i64) {
+        self.instance.hand_off(&tp.topic, tp.partition, offset);
+    }
+
+    fn handoffs(&self) -> BTreeMap<(String, i32), i64> {
+        self.instance.handoffs()
+    }
+
     fn decode(&self, _r: &Record) -> Option<Decoded> {
         None
     }

@@ -5,7 +5,10 @@
 //! partition): which partitions it holds, in which role (input, repartition, changelog),
 //! how far it got in each, and whether it runs, finishes or stopped. The same topic
 //! carries "partition done" records, by which the instances learn that a bounded run is
-//! over everywhere, and "left" records, written by an instance that stops gracefully.
+//! over everywhere, "left" records, written by an instance that stops gracefully, and
+//! "handoff" records: how far an instance processed an input partition it gave up in a
+//! rebalance, so that the next holder starts there even where the group refused the
+//! commit (librdkafka's mock cluster refuses commits while a group rebalances).
 //! Kafka's group APIs would tell some of this, but not every broker (librdkafka's mock
 //! cluster among them) answers them, and they know nothing of roles or positions.
 //!
@@ -16,7 +19,7 @@
 //! warned about (rate-limited).
 //!
 //! Record keys: the instance id for `instance` and `left` records, `done:<topic>:<partition>`
-//! for `done` records, so that a compacted status topic keeps what readers need.
+//! for `done` records, `handoff:<topic>:<partition>` for `handoff` records, so that a compacted status topic keeps what readers need.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -186,6 +189,15 @@ pub enum StatusRecord {
     },
     /// The instance stopped gracefully and holds nothing any more.
     Left { instance_id: String, at_ms: u64 },
+    /// Instance `by` gave up partition `partition` of the input `topic` with every
+    /// record before `offset` processed (acked).
+    Handoff {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        by: String,
+        at_ms: u64,
+    },
 }
 
 impl StatusRecord {
@@ -197,6 +209,9 @@ impl StatusRecord {
             StatusRecord::Done {
                 topic, partition, ..
             } => format!("done:{topic}:{partition}"),
+            StatusRecord::Handoff {
+                topic, partition, ..
+            } => format!("handoff:{topic}:{partition}"),
         }
     }
 }
@@ -247,6 +262,8 @@ pub struct StatusView {
     pub left: BTreeSet<String>,
     /// The partitions reported done, as (topic, partition).
     pub done: BTreeSet<(String, i32)>,
+    /// Per input partition, the furthest offset an instance handed it over at.
+    pub handoffs: BTreeMap<(String, i32), i64>,
     /// Records that were not status records (skipped).
     pub bad_records: u64,
 }
@@ -266,6 +283,15 @@ impl StatusView {
             }
             StatusRecord::Left { instance_id, .. } => {
                 self.left.insert(instance_id);
+            }
+            StatusRecord::Handoff {
+                topic,
+                partition,
+                offset,
+                ..
+            } => {
+                let o = self.handoffs.entry((topic, partition)).or_insert(offset);
+                *o = (*o).max(offset);
             }
         }
     }
@@ -363,6 +389,7 @@ impl ProducerContext for Deliveries {
 /// A producer of one instance's records to its application's status topic.
 pub struct StatusPublisher {
     producer: ThreadedProducer<Deliveries>,
+    brokers: String,
     topic: String,
     instance_id: String,
 }
@@ -400,6 +427,7 @@ impl StatusPublisher {
         check_reachable(producer.client(), brokers, None, CONNECT_TIMEOUT)?;
         Ok(StatusPublisher {
             producer,
+            brokers: brokers.to_string(),
             topic,
             instance_id: instance_id.to_string(),
         })
@@ -480,6 +508,48 @@ impl StatusPublisher {
             at_ms: now_ms(),
         };
         self.send_confirmed(&record, timeout)
+    }
+
+    /// Reports that this instance gave up input partition `partition` of `topic` with
+    /// everything before `offset` processed, and waits up to `timeout` for the broker's
+    /// confirmation.
+    pub fn hand_off(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<(), StatusError> {
+        let record = StatusRecord::Handoff {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            by: self.instance_id.clone(),
+            at_ms: now_ms(),
+        };
+        self.send_confirmed(&record, timeout)
+    }
+
+    /// Where each partition of the status topic ends now (its high watermark).
+    pub fn ends(&self, timeout: Duration) -> Result<BTreeMap<i32, i64>, StatusError> {
+        let deadline = Instant::now() + timeout;
+        let err = |e: KafkaError| read_error(&self.topic, &self.brokers, &e);
+        let client = self.producer.client();
+        let md = client
+            .fetch_metadata(Some(&self.topic), timeout)
+            .map_err(err)?;
+        let partitions = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.topic)
+            .map_or(0, |t| t.partitions().len() as i32);
+        let mut ends = BTreeMap::new();
+        for p in 0..partitions {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (_, high) = client.fetch_watermarks(&self.topic, p, left).map_err(err)?;
+            ends.insert(p, high);
+        }
+        Ok(ends)
     }
 
     /// Reports that this instance left (holds nothing any more), and waits up to
@@ -659,6 +729,8 @@ fn is_fatal(e: &KafkaError) -> bool {
 /// The follower's view, shared with its thread.
 struct Shared {
     view: Mutex<StatusView>,
+    /// Per partition, the next offset to read (updated under `view`'s lock).
+    read: Mutex<BTreeMap<i32, i64>>,
     changed: Condvar,
     /// Everything the topic held when the follower started has been read.
     caught_up: AtomicBool,
@@ -692,6 +764,7 @@ impl StatusFollower {
         let ends = current_ends(&consumer, brokers, &topic, partitions, deadline)?;
         let shared = Arc::new(Shared {
             view: Mutex::new(StatusView::default()),
+            read: Mutex::new(BTreeMap::new()),
             changed: Condvar::new(),
             caught_up: AtomicBool::new(ends.is_empty()),
         });
@@ -725,6 +798,19 @@ impl StatusFollower {
     /// Waits until [`StatusFollower::caught_up`] (`true`), or `timeout` passed (`false`).
     pub fn wait_caught_up(&self, timeout: Duration) -> bool {
         self.wait_until(|_| self.caught_up(), timeout)
+    }
+
+    /// Waits until the view holds every record before `ends` (per partition: the next
+    /// offset; see [`StatusPublisher::ends`]) (`true`), or `timeout` passed (`false`).
+    pub fn wait_read_to(&self, ends: &BTreeMap<i32, i64>, timeout: Duration) -> bool {
+        self.wait_until(
+            |_| {
+                let read = self.shared.read.lock().unwrap_or_else(|p| p.into_inner());
+                ends.iter()
+                    .all(|(p, e)| *e <= 0 || read.get(p).is_some_and(|r| r >= e))
+            },
+            timeout,
+        )
     }
 
     /// Waits until `pred` holds for the view (`true`), or `timeout` passed (`false`).
@@ -790,7 +876,17 @@ fn follow(
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(m)) => {
-                let r = shared.lock().apply_payload(m.payload());
+                let r = {
+                    let mut view = shared.lock();
+                    let r = view.apply_payload(m.payload());
+                    shared
+                        .read
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(m.partition(), m.offset() + 1);
+                    drop(view);
+                    r
+                };
                 if let Err(reason) = r {
                     warn_bad_record(&bad_log, topic, m.offset(), &reason);
                 }
@@ -919,6 +1015,26 @@ mod tests {
         assert!(v.all_done("t", 3));
         assert!(v.all_done("t", 2));
         assert!(v.all_done("t", 0));
+    }
+
+    #[test]
+    fn the_furthest_handoff_of_a_partition_counts() {
+        let mut v = StatusView::default();
+        let handoff = |p, offset| StatusRecord::Handoff {
+            topic: "t".into(),
+            partition: p,
+            offset,
+            by: "a".into(),
+            at_ms: 0,
+        };
+        assert_eq!(handoff(3, 7).key(), "handoff:t:3");
+        v.apply(handoff(0, 100));
+        v.apply(handoff(0, 40));
+        v.apply(handoff(1, 5));
+        assert_eq!(v.handoffs.get(&("t".to_string(), 0)), Some(&100));
+        assert_eq!(v.handoffs.get(&("t".to_string(), 1)), Some(&5));
+        let json = serde_json::to_string(&handoff(2, 9)).unwrap();
+        assert!(json.contains(r#""kind":"handoff""#), "{json}");
     }
 
     #[test]

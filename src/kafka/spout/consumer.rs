@@ -24,7 +24,7 @@ use crate::kafka::spout::config::{Guarantee, KafkaSpoutConfig};
 use crate::kafka::spout::hooks::{Decoded, SpoutHooks};
 use crate::kafka::spout::record::{Record, Unusable, fields_of, to_values};
 use crate::kafka::spout::retry::RetrySchedule;
-use crate::kafka::spout::state::{Fetched, SpoutState};
+use crate::kafka::spout::state::{Fetched, Revoking, SpoutState};
 use crate::log_throttle::LogThrottle;
 use crate::sync::lock;
 
@@ -85,6 +85,11 @@ pub struct Context {
     guarantee: Guarantee,
     counters: Counters,
     hooks: Option<Arc<dyn SpoutHooks>>,
+    /// How long revoked partitions may drain before they are handed off.
+    drain_timeout: Duration,
+    /// The spout is closing: partitions revoked now (by the unsubscribe) are given up
+    /// at once, as nothing drains any more.
+    closing: Arc<AtomicBool>,
 }
 
 impl ClientContext for Context {}
@@ -109,8 +114,33 @@ impl ConsumerContext for Context {
                 tracing::info!(partitions = ?tps.iter().map(ToString::to_string).collect::<Vec<_>>(), "kafka: partitions assigned");
                 assign_partitions(c, &tps, &self.plan, &self.state, self.hooks.as_deref());
             }
+            E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
+                if self.guarantee == Guarantee::AtLeastOnce
+                    && !self.closing.load(Ordering::SeqCst)
+                    && self.hooks.as_ref().is_some_and(|h| h.hands_off()) =>
+            {
+                // Handed off once drained (`KafkaSpout::continue_revoke`): paused now,
+                // unassigned then; the group waits for that before it reassigns them.
+                tracing::info!(partitions = ?tps.iter().map(ToString::to_string).collect::<Vec<_>>(), "kafka: partitions revoked; draining them before the handoff");
+                if let Err(e) = c.pause(tpl) {
+                    tracing::warn!("kafka: pause of revoked partitions failed: {e}");
+                }
+                lock(&self.state).revoking = Some(Revoking {
+                    tps,
+                    deadline: Instant::now() + self.drain_timeout,
+                });
+            }
             E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!(partitions = ?tps.iter().map(ToString::to_string).collect::<Vec<_>>(), "kafka: partitions revoked");
+                // Closing after a handoff that already unassigned these: nothing is
+                // assigned any more (and the group may be gone).
+                let handed_off = self.closing.load(Ordering::SeqCst) && !tps.is_empty() && {
+                    let s = lock(&self.state);
+                    tps.iter().all(|tp| !s.parts.contains_key(tp))
+                };
+                if handed_off {
+                    return;
+                }
                 let commits: Vec<(TopicPartition, i64)> = {
                     let mut s = lock(&self.state);
                     tps.iter()
@@ -155,10 +185,20 @@ fn assign_partitions<C: ConsumerContext>(
     match resolve(c, tps, plan) {
         Ok(starts) => {
             // The hooks may do I/O (a changelog read): not under the state's lock.
+            let handoffs = match hooks {
+                Some(h) if !plan.ignore_committed => h.handoffs(),
+                _ => Default::default(),
+            };
             let starts: Vec<_> = starts
                 .into_iter()
                 .map(|(tp, mut start)| {
                     if let Some(o) = hooks.and_then(|h| h.assigned(&tp)) {
+                        start.offset = Some(o);
+                        start.scan = None;
+                    } else if let Some(&o) = handoffs.get(&(tp.topic.to_string(), tp.partition))
+                        && start.offset.is_none_or(|s| s < o)
+                    {
+                        tracing::info!(partition = %tp, offset = o, "kafka: starting where the previous holder handed the partition off");
                         start.offset = Some(o);
                         start.scan = None;
                     }
@@ -179,9 +219,17 @@ fn assign_partitions<C: ConsumerContext>(
             tracing::warn!(
                 "kafka: cannot resolve start offsets ({e}); using the group's committed offsets"
             );
+            let handoffs = match hooks {
+                Some(h) if !plan.ignore_committed => h.handoffs(),
+                _ => Default::default(),
+            };
             let starts: Vec<Option<i64>> = tps
                 .iter()
-                .map(|tp| hooks.and_then(|h| h.assigned(tp)))
+                .map(|tp| {
+                    hooks
+                        .and_then(|h| h.assigned(tp))
+                        .or_else(|| handoffs.get(&(tp.topic.to_string(), tp.partition)).copied())
+                })
                 .collect();
             let mut s = lock(state);
             s.assigned_once = true;
@@ -202,6 +250,16 @@ fn assign_partitions<C: ConsumerContext>(
     if let Err(e) = c.assign(&tpl) {
         tracing::error!("kafka: assign failed: {e}");
     }
+}
+
+/// How long revoked partitions may drain before their handoff: half the session timeout
+/// (the group waits about that long for its members to rejoin), within 100 ms..5 s.
+fn drain_timeout(cc: &rdkafka::ClientConfig) -> Duration {
+    let session = cc
+        .get("session.timeout.ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(10_000);
+    Duration::from_millis((session / 2).clamp(100, 5_000))
 }
 
 /// Commits `offsets` synchronously; returns whether it worked.
@@ -290,6 +348,8 @@ pub struct KafkaSpout {
     /// has (a partition that moves meanwhile is read again by its next holder from its
     /// last commit: what is not emitted here is not counted twice).
     deferred: Vec<u64>,
+    /// Shared with the consumer context: set when the spout closes.
+    closing: Arc<AtomicBool>,
 }
 
 /// What distributed mode hands a Kafka spout's tasks (as their
@@ -351,6 +411,7 @@ impl KafkaSpout {
             ended: Default::default(),
             fatal: None,
             deferred: Vec::new(),
+            closing: Arc::default(),
         }
     }
 
@@ -400,6 +461,8 @@ impl KafkaSpout {
             guarantee: cfg.guarantee,
             counters,
             hooks: self.hooks.clone(),
+            drain_timeout: drain_timeout(&cc),
+            closing: self.closing.clone(),
         };
         let consumer: BaseConsumer<Context> = cc.create_with_context(context).map_err(|e| {
             ComponentError::new(format!(
@@ -465,6 +528,67 @@ impl KafkaSpout {
                 s.committed(tp, *n);
             }
         }
+    }
+
+    /// Revoked partitions being handed off: once their records in flight are done (or
+    /// the drain timed out), commits them (a group that rebalances may refuse), hands
+    /// them off at their commit points, and unassigns them.
+    fn continue_revoke(&mut self) {
+        // Records held back during the rebalance were never emitted: not in flight.
+        let deferred = std::mem::take(&mut self.deferred);
+        let revoking = {
+            let mut s = lock(&self.state);
+            for id in deferred {
+                s.unemit(id);
+            }
+            let Some(r) = s.revoking.clone() else { return };
+            let busy: usize = r.tps.iter().map(|tp| s.in_flight(tp)).sum();
+            if busy > 0 && Instant::now() < r.deadline {
+                return;
+            }
+            if busy > 0 {
+                tracing::warn!(
+                    in_flight = busy,
+                    "kafka: revoked partitions not drained in time; their next holder reads those records again"
+                );
+            }
+            s.revoking = None;
+            r
+        };
+        let (Some(c), Some(counters)) = (&self.consumer, &self.counters) else {
+            return;
+        };
+        let commits: Vec<(TopicPartition, i64)> = {
+            let mut s = lock(&self.state);
+            revoking
+                .tps
+                .iter()
+                .filter_map(|tp| Some((tp.clone(), s.revoke(tp)?)))
+                .collect()
+        };
+        if !commits.is_empty() {
+            commit_offsets(c, &commits, counters);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for tp in &revoking.tps {
+            tpl.add_partition(&tp.topic, tp.partition);
+        }
+        if let Some(h) = &self.hooks {
+            for (tp, offset) in &commits {
+                h.handed_off(tp, *offset);
+            }
+            for tp in &revoking.tps {
+                h.revoked(tp);
+            }
+        }
+        if let Err(e) = c.resume(&tpl) {
+            tracing::warn!("kafka: resume of revoked partitions failed: {e}");
+        }
+        if let Err(e) = c.unassign() {
+            tracing::warn!("kafka: unassign failed: {e}");
+        }
+        // A new rebalance starts from a clean slate.
+        counters.rebalancing.store(false, Ordering::SeqCst);
     }
 
     /// Pauses or resumes partitions as the state says.
@@ -750,6 +874,11 @@ impl Spout for KafkaSpout {
             self.emit_tracked(id, out);
             return SpoutStatus::Emitted;
         }
+        // Partitions being handed off: nothing new is read or emitted meanwhile.
+        if lock(&self.state).revoking.is_some() {
+            self.continue_revoke();
+            return SpoutStatus::Idle;
+        }
         // Distributed mode: records held back while the group rebalanced.
         let rebalancing = self
             .counters
@@ -780,6 +909,14 @@ impl Spout for KafkaSpout {
         } else {
             0
         };
+        // The poll revoked partitions: they are handed off first (not finished with).
+        if lock(&self.state).revoking.is_some() {
+            return if emitted > 0 {
+                SpoutStatus::Emitted
+            } else {
+                SpoutStatus::Idle
+            };
+        }
         if !self.fetched.is_empty() {
             // At-most-once: nothing is emitted before the commit past it worked (else it
             // could be emitted again after a restart); the commit is retried next call.
@@ -878,6 +1015,12 @@ impl Spout for KafkaSpout {
 
     fn close(&mut self) {
         self.batch = None;
+        // A handoff under way ends now; the unsubscribe below revokes without draining.
+        self.closing.store(true, Ordering::SeqCst);
+        if let Some(r) = &mut lock(&self.state).revoking {
+            r.deadline = Instant::now();
+        }
+        self.continue_revoke();
         match self.cfg.guarantee {
             Guarantee::AtLeastOnce => self.maybe_commit(true),
             Guarantee::None => {

@@ -27,6 +27,21 @@ pub trait SpoutHooks: Send + Sync {
     fn assigned(&self, tp: &TopicPartition) -> Option<i64>;
     /// A partition was revoked.
     fn revoked(&self, tp: &TopicPartition);
+    /// Whether a revoked partition is handed off: the spout stops reading it, waits
+    /// (boundedly) until its records in flight are done, then calls
+    /// [`handed_off`](Self::handed_off) with how far it got, before it lets the group
+    /// give the partition to another member.
+    fn hands_off(&self) -> bool {
+        false
+    }
+    /// A revoked partition was handed off with every record before `offset` done.
+    fn handed_off(&self, _tp: &TopicPartition, _offset: i64) {}
+    /// Where partitions were handed off (their next holder starts no earlier), by
+    /// (topic, partition). Asked once per assignment, for the partitions that have no
+    /// start from [`assigned`](Self::assigned).
+    fn handoffs(&self) -> std::collections::BTreeMap<(String, i32), i64> {
+        Default::default()
+    }
     /// What a fetched record becomes (`None`: the spout's own format).
     fn decode(&self, record: &Record) -> Option<Decoded>;
     /// Untracked tuples to emit now, before any record fetched after them: (stream,

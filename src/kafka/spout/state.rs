@@ -75,6 +75,16 @@ pub struct SpoutState {
     pub assigned_once: bool,
     /// In-flight records dropped because their partition was revoked.
     pub dropped_on_revoke: u64,
+    /// Partitions revoked and being handed off (see [`Revoking`]).
+    pub revoking: Option<Revoking>,
+}
+
+/// Partitions the group revoked, still assigned (paused) until their records in flight
+/// are done or `deadline` passes; then they are handed off and unassigned.
+#[derive(Clone, Debug)]
+pub struct Revoking {
+    pub tps: Vec<TopicPartition>,
+    pub deadline: std::time::Instant,
 }
 
 impl SpoutState {
@@ -88,6 +98,7 @@ impl SpoutState {
             tracked,
             assigned_once: false,
             dropped_on_revoke: 0,
+            revoking: None,
         }
     }
 
@@ -203,6 +214,23 @@ impl SpoutState {
     pub fn record(&self, id: u64) -> Option<&Record> {
         let (tp, offset) = self.msgs.get(&id)?;
         self.parts.get(tp)?.records.get(offset).map(|(_, r)| r)
+    }
+
+    /// A record tracked but never emitted, forgotten without being done: the commit
+    /// stays before it (its partition is being handed off; the next holder reads it).
+    pub fn unemit(&mut self, id: u64) {
+        let Some((tp, offset)) = self.msgs.remove(&id) else {
+            return;
+        };
+        self.retries.acked(&RetryKey::new(tp.clone(), offset));
+        if let Some(p) = self.parts.get_mut(&tp) {
+            p.records.remove(&offset);
+        }
+    }
+
+    /// Records of `tp` emitted and not done (retries waiting included).
+    pub fn in_flight(&self, tp: &TopicPartition) -> usize {
+        self.parts.get(tp).map_or(0, |p| p.records.len())
     }
 
     /// A record that will not be emitted after all (bad data): done, so the commit moves
@@ -462,6 +490,26 @@ mod tests {
         let id = s.release_held();
         assert_eq!(offset_of(&s, id), Some(3));
         assert!(!s.any_capped());
+    }
+
+    #[test]
+    fn a_drained_partition_hands_off_before_its_unemitted_records() {
+        let mut s = state(100, None);
+        s.assign(tp(), start(0, None));
+        let a = emit(&mut s, 0);
+        let b = emit(&mut s, 1);
+        let held_back = emit(&mut s, 2);
+        assert_eq!(s.in_flight(&tp()), 3);
+        s.ack(a);
+        s.ack(b);
+        // Tracked but never emitted (held back during a rebalance): not in flight, and
+        // the commit point stays before it, so its next holder reads it.
+        s.unemit(held_back);
+        assert_eq!(s.in_flight(&tp()), 0);
+        assert_eq!(s.pending(), 0);
+        assert_eq!(s.revoke(&tp()), Some(2));
+        s.ack(held_back);
+        assert_eq!(s.dropped_on_revoke, 0);
     }
 
     #[test]
