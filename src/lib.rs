@@ -49,6 +49,7 @@ pub mod state;
 pub(crate) mod sync;
 pub(crate) mod task;
 pub mod text;
+pub mod time;
 pub mod topology;
 pub mod tweet;
 pub mod twitter;

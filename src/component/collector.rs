@@ -8,6 +8,7 @@ use crate::data::tuple::{Anchor, Anchors, Tuple, Value, Values};
 use crate::task::ledger::Tracker;
 use crate::task::ledger::{Ledger, Outcomes, root_id};
 use crate::task::outbox::{Outbox, Parent};
+use crate::task::source_time::SourceTime;
 
 /// A bolt's view of its output: emit (anchored or not), ack, fail.
 pub struct BoltCollector<'a> {
@@ -109,7 +110,14 @@ impl BoltCollector<'_> {
             .iter()
             .map(|t| (t.anchors.as_slice(), &t.ack_val))
             .collect();
-        self.outbox.emit(sid, values, &parents, None)?;
+        // The new tuple is as late as its latest anchor.
+        let outer = self.outbox.event_time;
+        if let Some(t) = anchors.iter().map(|t| t.event_time).max() {
+            self.outbox.event_time = t;
+        }
+        let r = self.outbox.emit(sid, values, &parents, None);
+        self.outbox.event_time = outer;
+        r?;
         self.outbox.flush_full();
         Ok(())
     }
@@ -184,9 +192,48 @@ pub struct SpoutCollector<'a> {
     pub(crate) tracker: &'a mut Tracker,
     pub(crate) slot: u32,
     pub(crate) timeout_ms: u64,
+    /// Event time (the spout's `event_time` option), if configured.
+    pub(crate) time: Option<&'a mut SourceTime>,
 }
 
 impl SpoutCollector<'_> {
+    /// Event time: the tuples emitted from now on come from source `key` (a Kafka
+    /// partition, a connection); the task's watermark is the minimum over its keys. A
+    /// spout that does not call this is one source.
+    pub fn set_source(&mut self, key: u64) {
+        if let Some(t) = &mut self.time {
+            t.set_key(key);
+        }
+    }
+
+    /// Event time: source `key` opened (a partition assigned, a connection accepted): it
+    /// holds the watermark back until it shows a message or goes idle.
+    pub fn open_source(&mut self, key: u64) {
+        if let Some(t) = &mut self.time {
+            t.open(key);
+        }
+    }
+
+    /// Event time: source `key` is gone; it no longer holds the watermark back.
+    pub fn close_source(&mut self, key: u64) {
+        if let Some(t) = &mut self.time {
+            t.close(key);
+        }
+    }
+
+    /// Event time: the timestamp of the record the next tuples come from (used when the
+    /// `event_time` field is `timestamp` and the tuples have no such field).
+    pub fn set_record_time(&mut self, ms: Option<i64>) {
+        if let Some(t) = &mut self.time {
+            t.set_record_time(ms);
+        }
+    }
+
+    /// Whether this spout assigns event time (its `event_time` option is set).
+    pub fn assigns_event_time(&self) -> bool {
+        self.time.is_some()
+    }
+
     /// Emits on the default stream. With a message id (and acking on) the tuple's tree is
     /// tracked and the spout is told `ack(id)` or `fail(id)`; without, it is fire and forget.
     pub fn emit(&mut self, values: impl Into<Values>, msg_id: Option<u64>) -> ComponentResult {
@@ -229,6 +276,22 @@ impl SpoutCollector<'_> {
     }
 
     fn emit_sid(
+        &mut self,
+        sid: usize,
+        values: Values,
+        msg_id: Option<u64>,
+        direct: Option<u32>,
+        due: Option<Instant>,
+    ) -> ComponentResult {
+        if let Some(t) = &mut self.time {
+            self.outbox.event_time = t.time_of(self.outbox, sid, &values);
+        }
+        let r = self.emit_timed(sid, values, msg_id, direct, due);
+        self.outbox.event_time = crate::data::tuple::NO_TIME;
+        r
+    }
+
+    fn emit_timed(
         &mut self,
         sid: usize,
         values: Values,

@@ -433,6 +433,14 @@ pub trait Bolt: Send + 'static {
         Ok(())
     }
 
+    /// The watermark of this task's input advanced to `watermark` (event time, ms since
+    /// the Unix epoch; `i64::MAX` once every input has ended): no more input with an
+    /// earlier event time is expected, except late tuples. Event-time windows fire here.
+    /// Emits are unanchored. Called only in topologies whose sources assign event time.
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut BoltCollector<'_>) -> ComponentResult {
+        Ok(())
+    }
+
     /// Every upstream task has finished (a bounded run is ending, or the topology is
     /// stopping): emit what is still held (e.g. the final window). Emits are unanchored.
     fn finish(&mut self, _out: &mut BoltCollector<'_>) -> ComponentResult {

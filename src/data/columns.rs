@@ -372,6 +372,7 @@ impl Columns {
                 source_task: self.source_task,
                 anchors: Anchors::new(),
                 ack_val: std::cell::Cell::new(0),
+                event_time: crate::data::tuple::NO_TIME,
             })
             .collect()
     }
@@ -594,6 +595,7 @@ mod tests {
             source_task: task,
             anchors: Anchors::new(),
             ack_val: std::cell::Cell::new(0),
+            event_time: crate::data::tuple::NO_TIME,
         };
         let mut ts: Vec<Tuple> = (0..3000).map(|i| tuple(&meta, 1, i)).collect();
         ts.extend((0..5).map(|i| tuple(&meta, 2, i)));

@@ -288,6 +288,9 @@ pub struct Anchor {
 
 pub(crate) type Anchors = SmallVec<[Anchor; 1]>;
 
+/// The event time of a tuple that has none (processing-time sources).
+pub const NO_TIME: i64 = i64::MIN;
+
 /// A tuple as a bolt receives it.
 pub struct Tuple {
     pub(crate) values: Values,
@@ -296,6 +299,9 @@ pub struct Tuple {
     pub(crate) anchors: Anchors,
     /// XOR of the edge ids of every tuple emitted anchored to this one (Storm's "ack val").
     pub(crate) ack_val: Cell<u64>,
+    /// When the message it comes from happened (ms since the Unix epoch), assigned at the
+    /// source and inherited by every tuple emitted anchored to it; [`NO_TIME`] if none.
+    pub(crate) event_time: i64,
 }
 
 impl Tuple {
@@ -308,7 +314,20 @@ impl Tuple {
             source_task: self.source_task,
             anchors: Anchors::new(),
             ack_val: Cell::new(0),
+            event_time: self.event_time,
         }
+    }
+
+    /// When the message this tuple comes from happened (ms since the Unix epoch), if its
+    /// source assigns event time.
+    pub fn event_time(&self) -> Option<i64> {
+        (self.event_time != NO_TIME).then_some(self.event_time)
+    }
+
+    /// This tuple with event time `ms` (tests of a bolt's logic).
+    pub fn with_event_time(mut self, ms: i64) -> Tuple {
+        self.event_time = ms;
+        self
     }
 
     /// A tuple that belongs to no tree, for tests of a bolt's logic.
@@ -328,6 +347,7 @@ impl Tuple {
             source_task: 0,
             anchors: Anchors::new(),
             ack_val: Cell::new(0),
+            event_time: NO_TIME,
         }
     }
 

@@ -440,6 +440,9 @@ fn rewrite(
         match &c.kind {
             ComponentKind::Spout(f) => {
                 b.spout_factory(&c.name, f.clone(), c.parallelism);
+                if let Some(cfg) = &c.event_time {
+                    b.set_event_time(&c.name, cfg.clone());
+                }
                 if let Some((_, log)) = layout.inputs.iter().find(|(n, _)| n == &c.name) {
                     let hooks = InputHooks {
                         instance: instance.clone(),

@@ -113,6 +113,8 @@ impl Stage {
             self.sample_countdown -= 1;
             None
         };
+        // What the bolt emits now inherits the input's event time.
+        self.outbox.event_time = t.event_time;
         let mut col = BoltCollector {
             outbox: &mut self.outbox,
             ledger: sh.ledger,
@@ -128,6 +130,7 @@ impl Stage {
         let bolt = &mut self.bolt;
         let res = catch_unwind(AssertUnwindSafe(|| bolt.execute(t, &mut col)));
         let (acked, failed) = (col.acked, col.failed);
+        self.outbox.event_time = crate::data::tuple::NO_TIME;
         if let Some(at) = timed {
             self.metrics
                 .local

@@ -9,7 +9,9 @@ pub(crate) mod ids;
 pub(crate) mod io_thread;
 pub(crate) mod ledger;
 pub(crate) mod outbox;
+pub(crate) mod source_time;
 pub(crate) mod transport;
+pub(crate) mod watermarks;
 
 /// The text of a caught panic's payload.
 pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

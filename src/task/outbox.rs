@@ -120,6 +120,11 @@ pub(crate) struct Outbox {
     pub(crate) acking: bool,
     /// Tuples emitted (not counting copies) since the metrics last took them.
     pub(crate) emitted: u64,
+    /// The event time of the tuples emitted now (that of the input being executed, or the
+    /// one the source assigned); `NO_TIME` outside.
+    pub(crate) event_time: i64,
+    /// The last watermark sent downstream (`Some(None)`: idle).
+    sent_watermark: Option<Option<i64>>,
 }
 
 impl Outbox {
@@ -152,7 +157,14 @@ impl Outbox {
             ids: IdGen::new(),
             acking,
             emitted: 0,
+            event_time: crate::data::tuple::NO_TIME,
+            sent_watermark: None,
         }
+    }
+
+    /// The fields of output stream `sid`.
+    pub(crate) fn stream_fields(&self, sid: usize) -> &crate::data::tuple::Fields {
+        &self.streams[sid].meta.fields
     }
 
     pub(crate) fn stream_id(&self, stream: Option<&str>) -> Result<usize, EmitError> {
@@ -243,6 +255,7 @@ impl Outbox {
                 source_task: self.task_id,
                 anchors,
                 ack_val: Cell::new(0),
+                event_time: self.event_time,
             };
             if ti == LOCAL {
                 self.local.push(tuple);
@@ -277,6 +290,7 @@ impl Outbox {
                 source_task: self.task_id,
                 anchors: Anchors::new(),
                 ack_val: Cell::new(0),
+                event_time: self.event_time,
             };
             if ti == LOCAL {
                 self.local.push(tuple);
@@ -373,8 +387,24 @@ impl Outbox {
         }
     }
 
-    /// Tells every downstream task that this task has finished.
+    /// Tells every downstream task this task's watermark (`None`: idle), after the tuples
+    /// emitted so far; nothing if it did not change.
+    pub(crate) fn send_watermark(&mut self, at: Option<i64>) {
+        if self.sent_watermark == Some(at) {
+            return;
+        }
+        self.sent_watermark = Some(at);
+        self.flush();
+        for ti in 0..self.targets.len() {
+            let from = self.task_id;
+            self.send(ti, Envelope::Watermark { from, at });
+        }
+    }
+
+    /// Tells every downstream task that this task has finished (its watermark goes to the
+    /// end of time).
     pub(crate) fn send_end(&mut self) {
+        self.send_watermark(Some(i64::MAX));
         self.flush();
         for ti in 0..self.targets.len() {
             self.send(ti, Envelope::End);

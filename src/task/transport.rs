@@ -18,6 +18,9 @@ use crate::task::alarm::Alarm;
 pub(crate) enum Envelope {
     /// A transport batch (1..=batch_size tuples).
     Tuples(Vec<Tuple>),
+    /// The sending task's watermark (event time): it will send no tuple with an earlier
+    /// event time, except late ones. `None`: the sender is idle (holds nothing back).
+    Watermark { from: u32, at: Option<i64> },
     /// The sending task has finished: it will send nothing more.
     End,
 }

@@ -26,6 +26,8 @@ pub struct ComponentDef {
     /// Something a layer above gives the component's tasks (see
     /// [`TaskContext::extension`](crate::component::TaskContext::extension)).
     pub extension: Option<crate::component::Extension>,
+    /// A spout's `event_time` option: where the time of its messages is.
+    pub event_time: Option<crate::time::event_time::EventTimeConfig>,
 }
 
 impl ComponentDef {
@@ -76,6 +78,7 @@ impl TopologyBuilder {
             inputs: Vec::new(),
             outputs,
             extension: None,
+            event_time: None,
         });
         self
     }
@@ -108,6 +111,7 @@ impl TopologyBuilder {
             inputs: Vec::new(),
             outputs,
             extension: None,
+            event_time: None,
         });
         let idx = self.components.len() - 1;
         BoltDeclarer {
@@ -120,6 +124,18 @@ impl TopologyBuilder {
     pub fn set_extension(&mut self, name: &str, ext: crate::component::Extension) -> &mut Self {
         if let Some(c) = self.components.iter_mut().find(|c| c.name == name) {
             c.extension = Some(ext);
+        }
+        self
+    }
+
+    /// Spout `name` assigns event time as `cfg` says (see docs/event-time.md).
+    pub fn set_event_time(
+        &mut self,
+        name: &str,
+        cfg: crate::time::event_time::EventTimeConfig,
+    ) -> &mut Self {
+        if let Some(c) = self.components.iter_mut().find(|c| c.name == name) {
+            c.event_time = Some(cfg);
         }
         self
     }
@@ -241,6 +257,20 @@ impl Topology {
         }
         if !components.iter().any(ComponentDef::is_spout) {
             return Err(TopologyError::NoSpouts);
+        }
+        for c in &components {
+            if let Some(et) = &c.event_time {
+                let fields = c.outputs.fields_of(crate::data::tuple::DEFAULT_STREAM);
+                let known = fields.is_some_and(|f| f.contains(&et.field));
+                if !known && et.field != crate::task::source_time::RECORD_TIMESTAMP {
+                    return Err(TopologyError::UnknownTimeField {
+                        spout: c.name.clone(),
+                        field: et.field.clone(),
+                        declared: fields
+                            .map_or_else(|| "no default stream".into(), |f| f.to_string()),
+                    });
+                }
+            }
         }
         let by_name: HashMap<&str, &ComponentDef> =
             components.iter().map(|c| (c.name.as_str(), c)).collect();

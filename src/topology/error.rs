@@ -63,4 +63,12 @@ pub enum TopologyError {
     Cycle(Vec<String>),
     #[error("the topology has no spout")]
     NoSpouts,
+    #[error(
+        "spout `{spout}` takes its event time from field `{field}`, which its tuples do not have (they have {declared}; `timestamp` means the record's own time where the spout has one)"
+    )]
+    UnknownTimeField {
+        spout: String,
+        field: String,
+        declared: String,
+    },
 }

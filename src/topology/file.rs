@@ -386,6 +386,26 @@ pub fn load_str_with(
                 if inputs.is_some() {
                     return Err(cx.err(Some(&section), &key("inputs"), "a spout has no inputs"));
                 }
+                let event_time = match options.remove("event_time") {
+                    None => None,
+                    Some(v) => {
+                        let cfg: crate::time::event_time::EventTimeConfig =
+                            v.try_into().map_err(|e: toml::de::Error| {
+                                cx.err(
+                                    Some(&section),
+                                    &key("event_time"),
+                                    format!(
+                                        "{} (expected {{ field = \"created_at\", lag = \"5s\", idle_timeout = \"10s\" }})",
+                                        e.message()
+                                    ),
+                                )
+                            })?;
+                        cfg.validate().map_err(|e| {
+                            cx.err(Some(&section), &key("event_time"), e.to_string())
+                        })?;
+                        Some(cfg)
+                    }
+                };
                 let factory = registry
                     .build_spout(&ty, toml::Value::Table(options))
                     .ok_or_else(|| {
@@ -400,6 +420,9 @@ pub fn load_str_with(
                     })?
                     .map_err(opt_err)?;
                 b.spout_factory(cname, factory, parallelism);
+                if let Some(cfg) = event_time {
+                    b.set_event_time(cname, cfg);
+                }
             } else {
                 let factory = registry
                     .build_bolt(&ty, toml::Value::Table(options))
@@ -472,6 +495,9 @@ fn topology_error(cx: &Ctx<'_>, e: TopologyError) -> FileError {
         ),
         TopologyError::DuplicateName(n) => (format!("bolts.{n}"), String::new()),
         TopologyError::NoSpouts => ("spouts".to_string(), String::new()),
+        TopologyError::UnknownTimeField { spout, .. } => {
+            (format!("spouts.{spout}"), "event_time.field".to_string())
+        }
     };
     let full_key = if key.is_empty() {
         section.clone()

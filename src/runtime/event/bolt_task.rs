@@ -13,6 +13,15 @@ use crate::task::control::RunControl;
 use crate::task::ledger::{Ledger, Outcomes};
 use crate::task::outbox::send_blocked;
 use crate::task::transport::{Envelope, SharedRx};
+use crate::task::watermarks::{Change, InputWatermarks};
+
+/// What `guarded` calls on a stage's bolt.
+#[derive(Clone, Copy)]
+enum Call {
+    Tick,
+    Finish,
+    Watermark(i64),
+}
 
 pub(crate) struct BoltSettings {
     pub(crate) flush_interval: Duration,
@@ -32,6 +41,8 @@ pub(crate) struct BoltTask {
     settings: BoltSettings,
     control: Arc<RunControl>,
     finished: bool,
+    /// The watermarks of the tasks that send here, and this task's.
+    watermarks: InputWatermarks,
 }
 
 impl BoltTask {
@@ -54,6 +65,7 @@ impl BoltTask {
             settings,
             control,
             finished: false,
+            watermarks: InputWatermarks::new(expected_ends),
         }
     }
 
@@ -168,16 +180,42 @@ impl BoltTask {
         }
     }
 
+    /// The task's watermark changed: every stage (in chain order) sees it, then it goes
+    /// downstream after what they emitted.
+    fn on_watermark(&mut self, change: Change, ctx: &mut Context<Self>) {
+        if self.finished {
+            return;
+        }
+        match change {
+            Change::Advanced(wm) => {
+                for i in 0..self.stages.len() {
+                    self.guarded(i, "watermark", Call::Watermark(wm));
+                }
+                for s in &mut self.stages {
+                    s.outbox.send_watermark(Some(wm));
+                }
+            }
+            Change::Idle => {
+                for s in &mut self.stages {
+                    s.outbox.send_watermark(None);
+                }
+            }
+        }
+        self.after_work(ctx);
+    }
+
     /// Runs `tick` or `finish` on stage `i` and feeds what it emitted down the chain.
-    fn guarded(&mut self, i: usize, what: &str, finish: bool) {
+    fn guarded(&mut self, i: usize, what: &str, call: Call) {
         let mut sh = Shared {
             ledger: self.ledger.as_deref(),
             outcomes: &mut self.outcomes,
             latency_sample: self.settings.latency_sample,
         };
         let control = self.control.clone();
-        self.stages[i].guarded(what, &mut sh, &control, |b, out| {
-            if finish { b.finish(out) } else { b.tick(out) }
+        self.stages[i].guarded(what, &mut sh, &control, |b, out| match call {
+            Call::Tick => b.tick(out),
+            Call::Finish => b.finish(out),
+            Call::Watermark(wm) => b.on_watermark(wm, out),
         });
         self.feed_next(i);
     }
@@ -186,7 +224,7 @@ impl BoltTask {
         if self.finished {
             return;
         }
-        self.guarded(i, "tick", false);
+        self.guarded(i, "tick", Call::Tick);
         self.after_work(ctx);
     }
 
@@ -198,7 +236,7 @@ impl BoltTask {
         self.finished = true;
         // Each stage finishes after everything before it has finished (and been fed on).
         for i in 0..self.stages.len() {
-            self.guarded(i, "finish", true);
+            self.guarded(i, "finish", Call::Finish);
         }
         self.deliver_outcomes();
         let mut blocked = Vec::new();
@@ -255,6 +293,11 @@ impl StreamHandler<Envelope> for BoltTask {
     fn handle(&mut self, env: Envelope, ctx: &mut Context<Self>) {
         match env {
             Envelope::Tuples(batch) => self.process(batch, ctx),
+            Envelope::Watermark { from, at } => {
+                if let Some(change) = self.watermarks.update(from, at) {
+                    self.on_watermark(change, ctx);
+                }
+            }
             Envelope::End => self.on_end(ctx),
         }
     }

@@ -192,6 +192,7 @@ impl Plan {
                             timeout_ms,
                             batch_size: config.batch_size,
                             flush_interval: config.flush_interval,
+                            event_time: c.event_time.clone(),
                         };
                         let factory = factory.clone();
                         let my_slot = slot;

@@ -15,6 +15,7 @@ use crate::task::control::RunControl;
 use crate::task::ledger::{AckMsg, Expiry, Ledger, Settled, Tracker};
 use crate::task::outbox::{Outbox, send_blocked};
 use crate::task::panic_message;
+use crate::task::source_time::SourceTime;
 use crate::task::transport::{Pulse, SharedRx};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub(crate) struct SpoutSettings {
     pub(crate) timeout_ms: u64,
     pub(crate) batch_size: usize,
     pub(crate) flush_interval: Duration,
+    /// The spout's `event_time` option.
+    pub(crate) event_time: Option<crate::time::event_time::EventTimeConfig>,
 }
 
 pub(crate) struct SpoutTask {
@@ -58,6 +61,8 @@ pub(crate) struct SpoutTask {
     waiting_for_acks: bool,
     /// The last round ended on `IdleUntil`: the spout is woken by time, not by acks.
     paced: bool,
+    /// Event time, if the spout assigns it.
+    time: Option<SourceTime>,
 }
 
 /// The shortest wait of a paced spout: a source due again sooner is polled at this
@@ -90,7 +95,12 @@ impl SpoutTask {
         control: Arc<RunControl>,
     ) -> Self {
         let spout = factory();
+        let time = settings
+            .event_time
+            .clone()
+            .map(|cfg| SourceTime::new(cfg, ctx.counter("no_event_time")));
         SpoutTask {
+            time,
             ctx,
             factory,
             spout,
@@ -138,6 +148,7 @@ impl SpoutTask {
                 tracker: &mut self.tracker,
                 slot: self.slot,
                 timeout_ms: self.settings.timeout_ms,
+                time: self.time.as_mut(),
             };
             let spout = &mut self.spout;
             match catch_unwind(AssertUnwindSafe(|| spout.next_tuple(&mut col))) {
@@ -161,6 +172,7 @@ impl SpoutTask {
             }
         }
         self.outbox.flush();
+        self.send_watermark(false);
         self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
         self.settle_immediate();
         self.metrics.local.busy_ns += started.elapsed().as_nanos() as u64;
@@ -202,6 +214,15 @@ impl SpoutTask {
                 }
             }
             SpoutStatus::Exhausted => self.check_done(ctx),
+        }
+    }
+
+    /// Tells this task's watermark downstream (when due, or at once with `force`); a
+    /// spout without event time is idle: it holds no event-time window back.
+    fn send_watermark(&mut self, force: bool) {
+        match &mut self.time {
+            Some(t) => t.send_watermark(&mut self.outbox, force),
+            None => self.outbox.send_watermark(None),
         }
     }
 
@@ -341,6 +362,9 @@ impl SpoutTask {
         }
         self.metrics.local.abandoned += abandoned;
         self.call(|s| s.close());
+        if let Some(t) = &mut self.time {
+            t.end();
+        }
         self.outbox.send_end();
         let blocked = self.outbox.take_blocked();
         ctx.wait(send_blocked(blocked).into_actor(self).map(|_, act, _| {
@@ -404,6 +428,13 @@ impl Actor for SpoutTask {
         }
         ctx.run_interval(Duration::from_millis(100), |act, ctx| {
             act.publish(false);
+            if act.state == State::Active && act.opened {
+                // Sources that went idle stop holding the watermark back.
+                act.send_watermark(false);
+                if act.outbox.is_blocked() {
+                    act.wait_for_space(ctx);
+                }
+            }
             if matches!(act.state, State::Draining { .. }) {
                 act.check_done(ctx);
             }

@@ -337,6 +337,7 @@ impl SpoutCell {
                 tracker: &mut tracker,
                 slot: 0,
                 timeout_ms: 0,
+                time: None,
             };
             let spout = &mut self.spout;
             catch_unwind(AssertUnwindSafe(|| f(spout.as_mut(), &mut col)))
