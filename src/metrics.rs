@@ -228,6 +228,21 @@ counters! {
         Tasks::All,
         1e9,
     );
+    /// Event time: inputs later than their windows' allowed lateness, sent to the bolt's
+    /// `late` stream (and acked).
+    late: Counter::count().per_task().in_report().prometheus(
+        "squall_late_tuples_total",
+        "Inputs later than their windows' allowed lateness (sent to the `late` stream).",
+        Tasks::Bolts,
+    );
+    /// Gauge: event time: how far the task's watermark is behind the wall clock, in
+    /// milliseconds (0 without event time, or once the input ended).
+    watermark_lag_ms: Counter::gauge().per_task().prometheus_scaled(
+        "squall_watermark_lag_seconds",
+        "How far the task's event-time watermark is behind the wall clock.",
+        Tasks::Bolts,
+        1e3,
+    );
     /// Gauge: tuple trees in flight (spouts).
     pending: Counter::gauge()
         .per_task()

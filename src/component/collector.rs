@@ -22,6 +22,8 @@ pub struct BoltCollector<'a> {
     pub(crate) failed: u64,
     /// Distributed mode: set by the per-partition wrapper around a call into a bolt.
     pub(crate) scope: Scope,
+    /// Inputs the bolt found later than its windows allow (counted as `late`).
+    pub(crate) late: u64,
 }
 
 /// Distributed mode: what the per-partition wrapper of a bolt sets around each call into
@@ -146,6 +148,12 @@ impl BoltCollector<'_> {
         self.outbox.broadcast(sid, values.into());
         self.outbox.flush_full();
         Ok(())
+    }
+
+    /// Event time: counts `n` inputs as late (later than the bolt's windows allow; the
+    /// `late` metric). The bolt sends them to its `late` stream itself.
+    pub fn count_late(&mut self, n: u64) {
+        self.late += n;
     }
 
     /// Acks an input (manual mode).

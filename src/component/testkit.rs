@@ -15,6 +15,23 @@ use crate::metrics::{CustomCounters, TopkBoard};
 use crate::task::outbox::{Outbox, Route, StreamOut, Target};
 use crate::task::transport::Envelope;
 
+/// A tuple a bolt under test emitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    pub stream: String,
+    pub values: Values,
+    pub event_time: Option<i64>,
+}
+
+/// A step of an event-time script ([`BoltHarness::run_events`]).
+#[derive(Debug, Clone)]
+pub enum EventStep {
+    /// A tuple with these values, at this event time.
+    At(Values, i64),
+    /// The input's watermark advances to this.
+    Watermark(i64),
+}
+
 /// One bolt task outside any topology: feed it tuples and ticks, read its output.
 pub struct BoltHarness {
     bolt: Box<dyn Bolt>,
@@ -119,6 +136,7 @@ impl BoltHarness {
             acked: 0,
             failed: 0,
             scope: Default::default(),
+            late: 0,
         };
         let r = f(self.bolt.as_mut(), &mut col);
         self.outbox.flush();
@@ -173,6 +191,67 @@ impl BoltHarness {
                 .execute_columns(&batch, &chunk)?
                 .map(|out| (0..out.rows()).map(|i| out.row(i)).collect()),
         )
+    }
+
+    /// Event time: executes one input tuple that happened at `event_ms` (as a source with
+    /// an `event_time` option would stamp it); returns everything emitted, with streams and
+    /// event times (what the bolt emits while executing it inherits its time).
+    pub fn execute_at(
+        &mut self,
+        values: impl Into<Values>,
+        event_ms: i64,
+    ) -> Result<Vec<Emitted>, crate::component::ComponentError> {
+        let t = Tuple::new_detached(
+            "upstream",
+            crate::data::tuple::DEFAULT_STREAM,
+            self.input.clone(),
+            values,
+        )
+        .with_event_time(event_ms);
+        self.outbox.event_time = event_ms;
+        let r = self.run(|b, out| b.execute(t, out));
+        self.outbox.event_time = crate::data::tuple::NO_TIME;
+        r?;
+        Ok(self.drain_emitted())
+    }
+
+    /// Event time: the input's watermark advances to `watermark` (`i64::MAX`: the input
+    /// ended); returns everything emitted, with streams.
+    pub fn watermark(
+        &mut self,
+        watermark: i64,
+    ) -> Result<Vec<Emitted>, crate::component::ComponentError> {
+        self.run(|b, out| b.on_watermark(watermark, out))?;
+        Ok(self.drain_emitted())
+    }
+
+    /// Runs a script of timestamped tuples and watermarks (as Beam's TestStream does) and
+    /// returns what each step emitted.
+    pub fn run_events(
+        &mut self,
+        steps: Vec<EventStep>,
+    ) -> Result<Vec<Vec<Emitted>>, crate::component::ComponentError> {
+        steps
+            .into_iter()
+            .map(|s| match s {
+                EventStep::At(values, at) => self.execute_at(values, at),
+                EventStep::Watermark(w) => self.watermark(w),
+            })
+            .collect()
+    }
+
+    fn drain_emitted(&mut self) -> Vec<Emitted> {
+        let mut out = Vec::new();
+        while let Ok(env) = self.rx.try_recv() {
+            if let Envelope::Tuples(ts) = env {
+                out.extend(ts.into_iter().map(|t| Emitted {
+                    stream: t.source_stream().to_string(),
+                    event_time: t.event_time(),
+                    values: t.into_values(),
+                }));
+            }
+        }
+        out
     }
 
     /// Delivers a tick tuple.

@@ -126,10 +126,11 @@ impl Stage {
             acked: 0,
             failed: 0,
             scope: Default::default(),
+            late: 0,
         };
         let bolt = &mut self.bolt;
         let res = catch_unwind(AssertUnwindSafe(|| bolt.execute(t, &mut col)));
-        let (acked, failed) = (col.acked, col.failed);
+        let (acked, failed, late) = (col.acked, col.failed, col.late);
         self.outbox.event_time = crate::data::tuple::NO_TIME;
         if let Some(at) = timed {
             self.metrics
@@ -142,6 +143,7 @@ impl Stage {
         m.executed += 1;
         m.acked += acked;
         m.failed += failed;
+        m.late += late;
         let outcome = match res {
             Ok(Ok(())) => Outcome::Ok,
             Ok(Err(e)) => Outcome::Failed(e.to_string()),
@@ -192,11 +194,13 @@ impl Stage {
             acked: 0,
             failed: 0,
             scope: Default::default(),
+            late: 0,
         };
         let bolt = &mut self.bolt;
         let res = catch_unwind(AssertUnwindSafe(|| f(bolt.as_mut(), &mut col)));
         self.metrics.local.acked += col.acked;
         self.metrics.local.failed += col.failed;
+        self.metrics.local.late += col.late;
         match res {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(task = %label, "{what} failed: {e}"),

@@ -252,6 +252,12 @@ fn assign_partitions<C: ConsumerContext>(
     }
 }
 
+/// A partition as a source of event time: its own key in the task's watermark.
+fn source_key(tp: &TopicPartition) -> u64 {
+    let h = xxhash_rust::xxh3::xxh3_64(tp.topic.as_bytes());
+    (h << 20) ^ u64::from(tp.partition as u32)
+}
+
 /// How long revoked partitions may drain before their handoff: half the session timeout
 /// (the group waits about that long for its members to rejoin), within 100 ms..5 s.
 fn drain_timeout(cc: &rdkafka::ClientConfig) -> Duration {
@@ -626,6 +632,13 @@ impl KafkaSpout {
 
     /// Emits a tracked record (first time or retry); bad records are done at once.
     fn emit_tracked(&mut self, id: u64, out: &mut SpoutCollector<'_>) {
+        if out.assigns_event_time() {
+            let s = lock(&self.state);
+            if let Some(r) = s.record(id) {
+                out.set_source(source_key(&r.tp));
+                out.set_record_time(r.timestamp);
+            }
+        }
         if let Some(h) = self.hooks.clone() {
             let decoded = {
                 let s = lock(&self.state);
@@ -700,6 +713,10 @@ impl KafkaSpout {
     }
 
     fn emit_untracked(&mut self, r: &Record, out: &mut SpoutCollector<'_>) {
+        if out.assigns_event_time() {
+            out.set_source(source_key(&r.tp));
+            out.set_record_time(r.timestamp);
+        }
         match to_values(r, self.cfg.format, self.cfg.value) {
             Ok((values, lossy)) => {
                 if lossy && let Some(c) = &self.counters {
@@ -864,6 +881,17 @@ impl Spout for KafkaSpout {
     }
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
+        // Event time: each partition is a source of the watermark.
+        let changes = std::mem::take(&mut lock(&self.state).source_changes);
+        if out.assigns_event_time() {
+            for (tp, open) in changes {
+                if open {
+                    out.open_source(source_key(&tp));
+                } else {
+                    out.close_source(source_key(&tp));
+                }
+            }
+        }
         // Retries first: they must always be able to re-enter.
         let now = self.now_ms();
         let due = lock(&self.state).due_retry(now);

@@ -77,6 +77,9 @@ pub struct SpoutState {
     pub dropped_on_revoke: u64,
     /// Partitions revoked and being handed off (see [`Revoking`]).
     pub revoking: Option<Revoking>,
+    /// Partitions assigned and revoked since the spout last looked (event time: each is
+    /// a source of the task's watermark).
+    pub source_changes: Vec<(TopicPartition, bool)>,
 }
 
 /// Partitions the group revoked, still assigned (paused) until their records in flight
@@ -99,6 +102,7 @@ impl SpoutState {
             assigned_once: false,
             dropped_on_revoke: 0,
             revoking: None,
+            source_changes: Vec::new(),
         }
     }
 
@@ -110,6 +114,7 @@ impl SpoutState {
             _ => false,
         };
         self.assigned_once = true;
+        self.source_changes.push((tp.clone(), true));
         self.parts.insert(
             tp,
             Partition {
@@ -128,6 +133,7 @@ impl SpoutState {
     /// its in-flight records (late acks and fails of them are ignored).
     pub fn revoke(&mut self, tp: &TopicPartition) -> Option<i64> {
         let p = self.parts.remove(tp)?;
+        self.source_changes.push((tp.clone(), false));
         self.retries.forget_partition(tp);
         for (id, _) in p.records.values() {
             self.msgs.remove(id);

@@ -180,6 +180,20 @@ impl BoltTask {
         }
     }
 
+    /// How far the task's watermark is behind the wall clock (0 without one, or once the
+    /// input ended).
+    fn watermark_lag_ms(&self) -> u64 {
+        match self.watermarks.current() {
+            Some(w) if w != i64::MAX => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                u64::try_from(now.saturating_sub(w)).unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+
     /// The task's watermark changed: every stage (in chain order) sees it, then it goes
     /// downstream after what they emitted.
     fn on_watermark(&mut self, change: Change, ctx: &mut Context<Self>) {
@@ -269,7 +283,9 @@ impl Actor for BoltTask {
             }
         }
         ctx.run_interval(Duration::from_millis(100), |act, _| {
+            let lag = act.watermark_lag_ms();
             for s in &mut act.stages {
+                s.metrics.local.watermark_lag_ms = lag;
                 s.metrics.try_publish();
             }
         });

@@ -24,6 +24,7 @@ fn batch_collector<'a>(outbox: &'a mut Outbox, outcomes: &'a mut Outcomes) -> Bo
         acked: 0,
         failed: 0,
         scope: Default::default(),
+        late: 0,
     }
 }
 
