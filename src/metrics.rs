@@ -407,6 +407,9 @@ pub type Ranking = Vec<(String, u64)>;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Topk {
     pub ranking: Ranking,
+    /// The start of its window (ms since the Unix epoch); none for a running ranking (or
+    /// a window whose start its input did not give).
+    pub window_start: Option<i64>,
     /// The end of its window (ms since the Unix epoch); none for a running ranking.
     pub window_end: Option<i64>,
     /// The flush at the end of the run (the final window).

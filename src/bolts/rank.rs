@@ -1,9 +1,10 @@
 //! `rank`: per-task top-k (intermediate rankings). Windowed input (`key, count,
-//! window_end, final` from `rolling_count`): emits the partial ranking of a window as soon
-//! as every upstream task has punctuated it; the final window (`final` = true, the flush at
-//! the end of a run) with the latest end its upstream tasks gave it. Running input (`key,
-//! count`, e.g. from `count`): emits its ranking every `emit_every` when it changed, and at
-//! the end of the input.
+//! window_start, window_end, final` from `rolling_count`): emits the partial ranking of a
+//! window, with the window's start and end, as soon as every upstream task has punctuated
+//! it; the final window (`final` = true, the flush at the end of a run) with the latest end
+//! its upstream tasks gave it and the start of that latest window. Running input (`key,
+//! count`, e.g. from `count`): emits its ranking (start and end null) every `emit_every`
+//! when it changed, and at the end of the input.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::key_field::key_text;
 use super::ranking_value::to_value;
-use super::window_mark::{FINAL_FIELD, WindowId, WindowMarks, is_punctuation, window_of};
+use super::window_mark::{
+    FINAL_FIELD, WindowId, WindowMarks, is_punctuation, window_of, window_start,
+};
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
@@ -73,8 +76,13 @@ pub struct RankBolt {
     /// Windowed mode: the ranking of each window still being received.
     windows: BTreeMap<WindowId, Rankings<CompactString>>,
     marks: WindowMarks,
+    /// The start of each window still being received (the final window's is
+    /// `final_start`); none for input without `window_start`.
+    starts: BTreeMap<WindowId, i64>,
     /// The latest end given to the final window so far.
     final_end: Option<i64>,
+    /// The start of the window that ends at `final_end`.
+    final_start: Option<i64>,
     upstream: usize,
     /// Micro-batch mode: the running ranking as transactional state.
     state: Option<TxValue<Rankings<CompactString>>>,
@@ -84,15 +92,20 @@ pub struct RankBolt {
 /// ranking (`running`, `{"k":top,"items":[["key",count],...]}`) and whether it changed
 /// since it was last emitted (`changed`); the ranking of each window still being received
 /// (`windows`, a list of `[window, ranking]` pairs, a window being `{"Closed":end}` or
-/// `"Final"`), the punctuations counted per window (`marks`, `{"seen":[[window,n],...]}`)
-/// and the latest end given to the final window (`final_end`).
+/// `"Final"`), the punctuations counted per window (`marks`, `{"seen":[[window,n],...]}`),
+/// the start of each of these windows (`starts`, a list of `[window, start]` pairs), the
+/// latest end given to the final window (`final_end`) and the start of that window
+/// (`final_start`). A snapshot without `starts` or `final_start` restores with unknown
+/// starts.
 #[derive(Serialize)]
 struct Snapshot<'a> {
     running: Option<&'a Rankings<CompactString>>,
     changed: bool,
     windows: Vec<(WindowId, &'a Rankings<CompactString>)>,
     marks: &'a WindowMarks,
+    starts: Vec<(WindowId, i64)>,
     final_end: Option<i64>,
+    final_start: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -101,7 +114,11 @@ struct Restored {
     changed: bool,
     windows: Vec<(WindowId, Rankings<CompactString>)>,
     marks: WindowMarks,
+    #[serde(default)]
+    starts: Vec<(WindowId, i64)>,
     final_end: Option<i64>,
+    #[serde(default)]
+    final_start: Option<i64>,
 }
 
 impl RankBolt {
@@ -113,7 +130,9 @@ impl RankBolt {
             changed: false,
             windows: BTreeMap::new(),
             marks: WindowMarks::default(),
+            starts: BTreeMap::new(),
             final_end: None,
+            final_start: None,
             upstream: 1,
             state: None,
         }
@@ -129,11 +148,16 @@ impl RankBolt {
             .unwrap_or_default();
         out.emit_unanchored(
             crate::data::tuple::DEFAULT_STREAM,
-            crate::values![to_value(&r), Value::Null, Value::Bool(is_final)],
+            crate::values![
+                to_value(&r),
+                Value::Null,
+                Value::Null,
+                Value::Bool(is_final)
+            ],
         )
     }
 
-    /// Emits the partial ranking of `window` (and forgets older windows).
+    /// Emits the partial ranking of `window` with its bounds (and forgets older windows).
     fn emit_window(&mut self, window: WindowId, out: &mut BoltCollector<'_>) -> ComponentResult {
         let r = self
             .windows
@@ -141,21 +165,40 @@ impl RankBolt {
             .map(|r| r.into_vec())
             .unwrap_or_default();
         self.windows = self.windows.split_off(&window);
-        let (end, is_final) = match window {
-            WindowId::Closed(end) => (end, false),
-            WindowId::Final => (self.final_end.unwrap_or_default(), true),
+        let start = self.starts.remove(&window);
+        self.starts = self.starts.split_off(&window);
+        let (start, end, is_final) = match window {
+            WindowId::Closed(end) => (start, end, false),
+            WindowId::Final => (self.final_start, self.final_end.unwrap_or_default(), true),
         };
         out.emit_unanchored(
             crate::data::tuple::DEFAULT_STREAM,
-            crate::values![to_value(&r), Value::Int(end), Value::Bool(is_final)],
+            crate::values![
+                to_value(&r),
+                start.map_or(Value::Null, Value::Int),
+                Value::Int(end),
+                Value::Bool(is_final)
+            ],
         )
     }
 
-    /// The window of a windowed tuple; notes the final window's latest end.
+    /// The window of a windowed tuple; notes its start, and the final window's latest end
+    /// (with the start of that latest window).
     fn window_of(&mut self, input: &Tuple) -> Option<WindowId> {
         let (id, end) = window_of(input)?;
-        if id == WindowId::Final {
-            self.final_end = Some(self.final_end.map_or(end, |e| e.max(end)));
+        let start = window_start(input);
+        match id {
+            WindowId::Final => {
+                if Some((end, start)) > self.final_end.map(|e| (e, self.final_start)) {
+                    self.final_end = Some(end);
+                    self.final_start = start;
+                }
+            }
+            WindowId::Closed(_) => {
+                if let Some(start) = start {
+                    self.starts.entry(id).or_insert(start);
+                }
+            }
         }
         Some(id)
     }
@@ -163,7 +206,12 @@ impl RankBolt {
 
 impl Bolt for RankBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(Fields::new(["rankings", "window_end", FINAL_FIELD]));
+        out.declare(Fields::new([
+            "rankings",
+            "window_start",
+            "window_end",
+            FINAL_FIELD,
+        ]));
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
@@ -205,7 +253,9 @@ impl Bolt for RankBolt {
             changed: self.changed,
             windows: self.windows.iter().map(|(w, r)| (*w, r)).collect(),
             marks: &self.marks,
+            starts: self.starts.iter().map(|(w, s)| (*w, *s)).collect(),
             final_end: self.final_end,
+            final_start: self.final_start,
         };
         Some(snapshot::encode(
             RankConfig::NAME,
@@ -236,7 +286,9 @@ impl Bolt for RankBolt {
         self.changed = r.changed;
         self.windows = r.windows.into_iter().collect();
         self.marks = r.marks;
+        self.starts = r.starts.into_iter().collect();
         self.final_end = r.final_end;
+        self.final_start = r.final_start;
         Ok(())
     }
 
@@ -319,14 +371,24 @@ mod tests {
         BoltHarness::with_expected_partials(f(), Fields::new(input.iter().copied()), expected)
     }
 
-    const WINDOWED: &[&str] = &["key", "count", "window_end", "final"];
+    const WINDOWED: &[&str] = &["key", "count", "window_start", "window_end", "final"];
+
+    /// The windows of these tests are 5 s long.
+    const WINDOW: i64 = 5_000;
 
     fn x(key: &str, count: i64, end: i64, fin: bool) -> Step {
-        Step::Execute(crate::values![key, count, end, fin])
+        Step::Execute(crate::values![key, count, end - WINDOW, end, fin])
     }
 
     fn mark(end: i64, fin: bool) -> Step {
-        Step::Execute(crate::values![Value::Null, 0, end, fin])
+        Step::Execute(crate::values![Value::Null, 0, end - WINDOW, end, fin])
+    }
+
+    /// `(window_start, window_end, final)` of each ranking emitted.
+    fn tags(out: &[crate::data::tuple::Values]) -> Vec<(Value, Value, Value)> {
+        out.iter()
+            .map(|v| (v[1].clone(), v[2].clone(), v[3].clone()))
+            .collect()
     }
 
     #[test]
@@ -350,14 +412,14 @@ mod tests {
             Step::Finish,
         ];
         let out = assert_snapshot_resumes(&|| harness(2, WINDOWED, 2), &steps);
-        let tags: Vec<_> = out.iter().map(|v| (v[1].clone(), v[2].clone())).collect();
+        // Each window with its start; the final one with the start of its latest end.
         assert_eq!(
-            tags,
+            tags(&out),
             [
-                (Value::Int(10_000), Value::Bool(false)),
-                (Value::Int(20_000), Value::Bool(false)),
-                (Value::Int(25_000), Value::Bool(false)),
-                (Value::Int(35_000), Value::Bool(true)),
+                (Value::Int(5_000), Value::Int(10_000), Value::Bool(false)),
+                (Value::Int(15_000), Value::Int(20_000), Value::Bool(false)),
+                (Value::Int(20_000), Value::Int(25_000), Value::Bool(false)),
+                (Value::Int(30_000), Value::Int(35_000), Value::Bool(true)),
             ]
         );
     }
@@ -378,6 +440,12 @@ mod tests {
         ];
         let out = assert_snapshot_resumes(&|| harness(2, &["key", "count"], 1), &steps);
         assert_eq!(out.len(), 3, "{out:?}");
+        assert!(
+            tags(&out)
+                .iter()
+                .all(|(s, e, _)| (s, e) == (&Value::Null, &Value::Null)),
+            "running rankings have no window: {out:?}"
+        );
     }
 
     #[test]

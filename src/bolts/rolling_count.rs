@@ -1,6 +1,6 @@
 //! `rolling_count`: counts per key over a sliding time window (length and slide), emitting
-//! `(key, count)` for every key of the window at each slide boundary, as Storm's
-//! RollingCountBolt. Keys that left the window are emitted once with count 0, so
+//! `(key, count, window_start, window_end, final)` for every key of the window at each
+//! slide boundary, as Storm's RollingCountBolt. Keys that left the window are emitted once with count 0, so
 //! downstream rankings drop them.
 
 use std::sync::Arc;
@@ -132,24 +132,35 @@ impl RollingCountBolt {
         })
     }
 
-    /// Emits the window's counts tagged with its end (and whether it is the final
-    /// window), then the punctuation that tells every downstream task this task is done
-    /// with the window.
+    /// The start of the window that ends at `end` (ms since the Unix epoch).
+    fn start_of(&self, end: u64) -> i64 {
+        (end as i64).saturating_sub(self.cfg.window.as_millis() as i64)
+    }
+
+    /// Emits the counts of the window `[window_start, window_end)` (ms since the Unix
+    /// epoch), each tagged with both bounds and whether it is the final window, then the
+    /// punctuation that tells every downstream task this task is done with the window.
     fn emit_window(
         &mut self,
         mut counts: Vec<(CompactString, u64)>,
+        window_start: i64,
         window_end: i64,
         is_final: bool,
         out: &mut BoltCollector<'_>,
     ) -> ComponentResult {
         counts.sort_unstable();
-        let (end, fin) = (Value::Int(window_end), Value::Bool(is_final));
+        let (start, end, fin) = (
+            Value::Int(window_start),
+            Value::Int(window_end),
+            Value::Bool(is_final),
+        );
         for (k, c) in counts {
             out.emit_unanchored(
                 crate::data::tuple::DEFAULT_STREAM,
                 crate::values![
                     Value::Str(k),
                     Value::Int(c as i64),
+                    start.clone(),
                     end.clone(),
                     fin.clone()
                 ],
@@ -157,14 +168,20 @@ impl RollingCountBolt {
         }
         out.emit_broadcast(
             crate::data::tuple::DEFAULT_STREAM,
-            crate::values![Value::Null, Value::Int(0), end, fin],
+            crate::values![Value::Null, Value::Int(0), start, end, fin],
         )
     }
 }
 
 impl Bolt for RollingCountBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(Fields::new(["key", "count", "window_end", FINAL_FIELD]));
+        out.declare(Fields::new([
+            "key",
+            "count",
+            "window_start",
+            "window_end",
+            FINAL_FIELD,
+        ]));
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
@@ -181,7 +198,8 @@ impl Bolt for RollingCountBolt {
             return Ok(());
         };
         if let Some(e) = w.advance(batch.time_ms) {
-            self.emit_window(e.counts, e.boundary_ms as i64, false, out)?;
+            let start = self.start_of(e.boundary_ms);
+            self.emit_window(e.counts, start, e.boundary_ms as i64, false, out)?;
         }
         let mut counts: Vec<(CompactString, u64)> = self.batch.drain().collect();
         counts.sort_unstable();
@@ -285,7 +303,8 @@ impl Bolt for RollingCountBolt {
         let Some(e) = self.window.as_mut().and_then(|w| w.advance(now)) else {
             return Ok(());
         };
-        self.emit_window(e.counts, e.boundary_ms as i64, false, out)
+        let start = self.start_of(e.boundary_ms);
+        self.emit_window(e.counts, start, e.boundary_ms as i64, false, out)
     }
 
     /// The final window (`final` = true): everything still in the window, including the
@@ -308,7 +327,8 @@ impl Bolt for RollingCountBolt {
                 (Vec::new(), now - now % self.slide_ms() + self.slide_ms())
             }
         };
-        self.emit_window(counts, end as i64, true, out)
+        let start = self.start_of(end);
+        self.emit_window(counts, start, end as i64, true, out)
     }
 }
 
@@ -336,9 +356,9 @@ mod tests {
         let mut closed = None;
         for t in v {
             match &t[0] {
-                Value::Null => closed = t[2].as_int(),
+                Value::Null => closed = t[3].as_int(),
                 k => {
-                    assert_eq!(t[2].as_int(), closed.or(t[2].as_int()));
+                    assert_eq!(t[3].as_int(), closed.or(t[3].as_int()));
                     counts.push((k.to_string(), t[1].as_int().unwrap_or(-1)));
                 }
             }
@@ -379,6 +399,87 @@ mod tests {
         );
     }
 
+    /// The `(window_start, window_end, final)` of each tuple of `emitted`, read by name
+    /// through the fields the bolt declares (as `rank` reads them), and whether it is a
+    /// punctuation.
+    fn bounds(
+        emitted: &[crate::data::tuple::Values],
+    ) -> Vec<(bool, Option<i64>, Option<i64>, bool)> {
+        let mut declared = OutputDeclarer::default();
+        harness_bolt(&ManualClock::new(0)).declare_outputs(&mut declared);
+        let fields = declared
+            .fields_of(crate::data::tuple::DEFAULT_STREAM)
+            .cloned()
+            .unwrap_or_else(|| panic!("no default stream declared"));
+        emitted
+            .iter()
+            .map(|v| {
+                let t = Tuple::new_detached(
+                    "counts",
+                    crate::data::tuple::DEFAULT_STREAM,
+                    fields.clone(),
+                    v.clone(),
+                );
+                (
+                    super::super::window_mark::is_punctuation(&t),
+                    super::super::window_mark::window_start(&t),
+                    super::super::window_mark::window_end(&t),
+                    super::super::window_mark::is_final(&t),
+                )
+            })
+            .collect()
+    }
+
+    fn harness_bolt(clock: &ManualClock) -> RollingCountBolt {
+        RollingCountBolt::with_clock(
+            RollingCountConfig {
+                field: None,
+                window: Duration::from_secs(30),
+                slide: Duration::from_secs(10),
+            },
+            Arc::new(clock.clone()),
+        )
+    }
+
+    /// Every tuple of a window, its punctuation included, carries the window's bounds:
+    /// `window_start` is `window_end` minus the window (30 s here), for the windows that
+    /// close at a slide boundary and for the final one.
+    #[test]
+    fn every_tuple_carries_its_window_start_and_end() {
+        let clock = ManualClock::new(100_000);
+        let mut h = harness(&clock);
+        h.execute(crate::values!["a"]).ok();
+        h.execute(crate::values!["b"]).ok();
+        clock.set(110_000);
+        let closed = h.tick().unwrap_or_default();
+        assert_eq!(
+            bounds(&closed),
+            vec![
+                (false, Some(80_000), Some(110_000), false),
+                (false, Some(80_000), Some(110_000), false),
+                (true, Some(80_000), Some(110_000), false),
+            ]
+        );
+        clock.set(125_000);
+        h.execute(crate::values!["c"]).ok();
+        // 120 s passed unticked: that window first, then the final one, ending at 130 s.
+        let out = h.finish().unwrap_or_default();
+        let marks: Vec<_> = bounds(&out).into_iter().filter(|b| b.0).collect();
+        assert_eq!(
+            marks,
+            vec![
+                (true, Some(90_000), Some(120_000), false),
+                (true, Some(100_000), Some(130_000), true),
+            ]
+        );
+        assert!(
+            bounds(&out)
+                .iter()
+                .all(|(_, s, e, _)| s.zip(*e).is_some_and(|(s, e)| e - s == 30_000)),
+            "{out:?}"
+        );
+    }
+
     #[test]
     fn boundaries_are_aligned_to_multiples_of_the_slide() {
         let clock = ManualClock::new(12_345);
@@ -397,7 +498,7 @@ mod tests {
     fn marks(v: &[crate::data::tuple::Values]) -> Vec<(Option<i64>, Option<bool>)> {
         v.iter()
             .filter(|t| t[0] == Value::Null)
-            .map(|t| (t[2].as_int(), t.get(3).and_then(Value::as_bool)))
+            .map(|t| (t[3].as_int(), t.get(4).and_then(Value::as_bool)))
             .collect()
     }
 
@@ -410,7 +511,7 @@ mod tests {
         let out = h.finish().unwrap_or_default();
         assert_eq!(marks(&out), vec![(Some(10_000), Some(true))]);
         assert!(
-            out.iter().all(|t| t[3] == Value::Bool(true)),
+            out.iter().all(|t| t[4] == Value::Bool(true)),
             "every tuple of the final window is marked: {out:?}"
         );
         assert_eq!(window(out), (vec![("a".into(), 1)], Some(10_000)));

@@ -68,18 +68,18 @@ fn kinds(clock: &ManualClock) -> Vec<Kind> {
                 let b = built(&|| RankConfig::default().build().map_err(|e| e.to_string()));
                 BoltHarness::with_expected_partials(
                     b,
-                    Fields::new(["key", "count", "window_end", "final"]),
+                    Fields::new(["key", "count", "window_start", "window_end", "final"]),
                     2,
                 )
             }),
             inputs: vec![
                 // Running (no window_end), windowed, punctuations, the final window.
-                crate::values!["a", 3, Value::Null, Value::Null],
-                crate::values!["b", 2, 10_000, false],
-                crate::values![Value::Null, 0, 10_000, false],
-                crate::values!["c", 1, 20_000, false],
-                crate::values!["c", 4, 30_000, true],
-                crate::values![Value::Null, 0, 30_000, true],
+                crate::values!["a", 3, Value::Null, Value::Null, Value::Null],
+                crate::values!["b", 2, 0, 10_000, false],
+                crate::values![Value::Null, 0, 0, 10_000, false],
+                crate::values!["c", 1, 10_000, 20_000, false],
+                crate::values!["c", 4, 20_000, 30_000, true],
+                crate::values![Value::Null, 0, 20_000, 30_000, true],
             ],
         },
         Kind {
@@ -91,16 +91,22 @@ fn kinds(clock: &ManualClock) -> Vec<Kind> {
                 });
                 BoltHarness::with_expected_partials(
                     b,
-                    Fields::new(["rankings", "window_end", "final", PARTITION_FIELD]),
+                    Fields::new([
+                        "rankings",
+                        "window_start",
+                        "window_end",
+                        "final",
+                        PARTITION_FIELD,
+                    ]),
                     3,
                 )
             }),
             inputs: vec![
-                crate::values![ranking("a", 3), Value::Null, Value::Null, 0],
-                crate::values![ranking("b", 2), 10_000, false, 1],
-                crate::values![ranking("c", 1), 10_000, false, 2],
-                crate::values![ranking("d", 5), 20_000, false, 0],
-                crate::values![ranking("e", 4), 30_000, true, 1],
+                crate::values![ranking("a", 3), Value::Null, Value::Null, Value::Null, 0],
+                crate::values![ranking("b", 2), 0, 10_000, false, 1],
+                crate::values![ranking("c", 1), 0, 10_000, false, 2],
+                crate::values![ranking("d", 5), 10_000, 20_000, false, 0],
+                crate::values![ranking("e", 4), 20_000, 30_000, true, 1],
             ],
         },
     ]

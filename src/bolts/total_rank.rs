@@ -1,9 +1,10 @@
 //! `total_rank`: merges the intermediate rankings of every `rank` task into the global
 //! top-k (keep it at parallelism 1, with a global grouping). Windowed rankings: the total of
 //! a window is emitted once every `rank` task has sent its partial of that window, so a
-//! table never mixes windows; the final window (`final` = true) carries the latest end its
-//! partials gave it. Running rankings: the latest partial of each task replaces
-//! its previous one, emitted every `emit_every` when changed.
+//! table never mixes windows, with the window's start and end; the final window (`final` =
+//! true) carries the latest end its partials gave it and the start of that latest window.
+//! Running rankings: the latest partial of each task replaces its previous one, emitted
+//! (start and end null) every `emit_every` when changed.
 //!
 //! A partial is that of the task that sent it, or, when the input has a `__partition`
 //! field ([`PARTITION_FIELD`], distributed mode), that of the partition it names; a window
@@ -16,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ranking_value::{Ranking, from_value, to_value};
-use super::window_mark::{FINAL_FIELD, WindowId, window_of};
+use super::window_mark::{FINAL_FIELD, WindowId, window_of, window_start};
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
@@ -72,8 +73,11 @@ impl BoltConfig for TotalRankConfig {
                 partials: BTreeMap::new(),
                 changed: false,
                 windows: BTreeMap::new(),
+                starts: BTreeMap::new(),
                 final_end: None,
+                final_start: None,
                 final_emitted: None,
+                final_emitted_start: None,
                 owed_final: false,
                 ctx: None,
                 state: None,
@@ -90,10 +94,17 @@ pub struct TotalRankBolt {
     /// Windowed mode: per window, the partial of each upstream task (or partition)
     /// received so far.
     windows: BTreeMap<WindowId, BTreeMap<u32, Ranking>>,
+    /// The start of each window still being received (the final window's is
+    /// `final_start`); none for partials without `window_start`.
+    starts: BTreeMap<WindowId, i64>,
     /// The latest end given to the final window so far.
     final_end: Option<i64>,
+    /// The start of the window that ends at `final_end`.
+    final_start: Option<i64>,
     /// The final window's partials and end, once emitted (kept in snapshots).
     final_emitted: Option<(BTreeMap<u32, Ranking>, i64)>,
+    /// The start of the final window emitted.
+    final_emitted_start: Option<i64>,
     /// Restored from a snapshot taken after the final window was emitted: its delivery
     /// is not known, so `finish` emits it again (at least once).
     owed_final: bool,
@@ -106,15 +117,21 @@ pub struct TotalRankBolt {
 /// latest running partial of each task or partition (`partials`, `{"3":[["key",count],
 /// ...],...}`) and whether they changed since last emitted (`changed`); the partials of
 /// each window still being received (`windows`, a list of `[window, partials]` pairs, a
-/// window being `{"Closed":end}` or `"Final"`) and the latest end given to the final
-/// window (`final_end`).
+/// window being `{"Closed":end}` or `"Final"`), the start of each of these windows
+/// (`starts`, a list of `[window, start]` pairs), the latest end given to the final window
+/// (`final_end`) and the start of that window (`final_start`); once the final window was
+/// emitted, its partials and end (`final_emitted`, `[partials, end]`) and its start
+/// (`final_emitted_start`). A snapshot without the starts restores with unknown starts.
 #[derive(Serialize)]
 struct Snapshot<'a> {
     partials: &'a BTreeMap<u32, Ranking>,
     changed: bool,
     windows: Vec<(WindowId, &'a BTreeMap<u32, Ranking>)>,
+    starts: Vec<(WindowId, i64)>,
     final_end: Option<i64>,
+    final_start: Option<i64>,
     final_emitted: Option<&'a (BTreeMap<u32, Ranking>, i64)>,
+    final_emitted_start: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -122,9 +139,23 @@ struct Restored {
     partials: BTreeMap<u32, Ranking>,
     changed: bool,
     windows: Vec<(WindowId, BTreeMap<u32, Ranking>)>,
+    #[serde(default)]
+    starts: Vec<(WindowId, i64)>,
     final_end: Option<i64>,
     #[serde(default)]
+    final_start: Option<i64>,
+    #[serde(default)]
     final_emitted: Option<(BTreeMap<u32, Ranking>, i64)>,
+    #[serde(default)]
+    final_emitted_start: Option<i64>,
+}
+
+/// The bounds of the window a ranking is of (ms since the Unix epoch): its start (none when
+/// the input did not give it) and its end.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Bounds {
+    start: Option<i64>,
+    end: i64,
 }
 
 impl TotalRankBolt {
@@ -151,19 +182,21 @@ impl TotalRankBolt {
         }
     }
 
-    /// Emits the total of `partials`, of the window that ends at `window_end` (none:
-    /// running rankings); `is_final`: the flush at the end of the run.
+    /// Emits the total of `partials`, of the window `window` (none: running rankings);
+    /// `is_final`: the flush at the end of the run.
     fn emit<'a>(
         &self,
         partials: impl Iterator<Item = &'a Ranking>,
-        window_end: Option<i64>,
+        window: Option<Bounds>,
         is_final: bool,
         out: &mut BoltCollector<'_>,
     ) -> ComponentResult {
         let total = top_k_of(partials.flatten().cloned(), self.cfg.top);
+        let (window_start, window_end) = (window.and_then(|w| w.start), window.map(|w| w.end));
         if let Some(ctx) = &self.ctx {
             ctx.report_topk_of(Topk {
                 ranking: total.iter().map(|(k, c)| (k.to_string(), *c)).collect(),
+                window_start,
                 window_end,
                 is_final,
             });
@@ -172,6 +205,7 @@ impl TotalRankBolt {
             crate::data::tuple::DEFAULT_STREAM,
             crate::values![
                 to_value(&total),
+                window_start.map_or(Value::Null, Value::Int),
                 window_end.map_or(Value::Null, Value::Int),
                 Value::Bool(is_final)
             ],
@@ -182,13 +216,22 @@ impl TotalRankBolt {
     fn emit_window(&mut self, window: WindowId, out: &mut BoltCollector<'_>) -> ComponentResult {
         let parts = self.windows.remove(&window).unwrap_or_default();
         self.windows = self.windows.split_off(&window);
-        let (end, is_final) = match window {
-            WindowId::Closed(end) => (end, false),
-            WindowId::Final => (self.final_end.unwrap_or_default(), true),
+        let start = self.starts.remove(&window);
+        self.starts = self.starts.split_off(&window);
+        let (bounds, is_final) = match window {
+            WindowId::Closed(end) => (Bounds { start, end }, false),
+            WindowId::Final => (
+                Bounds {
+                    start: self.final_start,
+                    end: self.final_end.unwrap_or_default(),
+                },
+                true,
+            ),
         };
-        self.emit(parts.values(), Some(end), is_final, out)?;
+        self.emit(parts.values(), Some(bounds), is_final, out)?;
         if is_final {
-            self.final_emitted = Some((parts, end));
+            self.final_emitted = Some((parts, bounds.end));
+            self.final_emitted_start = bounds.start;
             self.owed_final = false;
         }
         Ok(())
@@ -197,7 +240,12 @@ impl TotalRankBolt {
 
 impl Bolt for TotalRankBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
-        out.declare(Fields::new(["rankings", "window_end", FINAL_FIELD]));
+        out.declare(Fields::new([
+            "rankings",
+            "window_start",
+            "window_end",
+            FINAL_FIELD,
+        ]));
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
@@ -233,8 +281,20 @@ impl Bolt for TotalRankBolt {
         let from = Self::partial_of(&input)?;
         match window_of(&input) {
             Some((w, end)) => {
-                if w == WindowId::Final {
-                    self.final_end = Some(self.final_end.map_or(end, |e| e.max(end)));
+                let start = window_start(&input);
+                match w {
+                    // The latest end, with the start of that window.
+                    WindowId::Final => {
+                        if Some((end, start)) > self.final_end.map(|e| (e, self.final_start)) {
+                            self.final_end = Some(end);
+                            self.final_start = start;
+                        }
+                    }
+                    WindowId::Closed(_) => {
+                        if let Some(start) = start {
+                            self.starts.entry(w).or_insert(start);
+                        }
+                    }
                 }
                 let parts = self.windows.entry(w).or_default();
                 parts.insert(from, r);
@@ -260,8 +320,11 @@ impl Bolt for TotalRankBolt {
             partials: &self.partials,
             changed: self.changed,
             windows: self.windows.iter().map(|(w, p)| (*w, p)).collect(),
+            starts: self.starts.iter().map(|(w, s)| (*w, *s)).collect(),
             final_end: self.final_end,
+            final_start: self.final_start,
             final_emitted: self.final_emitted.as_ref(),
+            final_emitted_start: self.final_emitted_start,
         };
         Some(snapshot::encode(
             TotalRankConfig::NAME,
@@ -278,9 +341,12 @@ impl Bolt for TotalRankBolt {
         self.partials = r.partials;
         self.changed = r.changed;
         self.windows = r.windows.into_iter().collect();
+        self.starts = r.starts.into_iter().collect();
         self.final_end = r.final_end;
+        self.final_start = r.final_start;
         self.owed_final = r.final_emitted.is_some();
         self.final_emitted = r.final_emitted;
+        self.final_emitted_start = r.final_emitted_start;
         Ok(())
     }
 
@@ -306,7 +372,11 @@ impl Bolt for TotalRankBolt {
             && let Some((parts, end)) = &self.final_emitted
         {
             self.owed_final = false;
-            self.emit(parts.values(), Some(*end), true, out)?;
+            let bounds = Bounds {
+                start: self.final_emitted_start,
+                end: *end,
+            };
+            self.emit(parts.values(), Some(bounds), true, out)?;
         }
         // Windows still missing a partial (an upstream task stopped early): best effort.
         while let Some((&w, _)) = self.windows.iter().next() {
@@ -336,7 +406,23 @@ mod tests {
         BoltHarness::with_expected_partials(f(), Fields::new(input.iter().copied()), expected)
     }
 
-    const WINDOWED: &[&str] = &["rankings", "window_end", "final", PARTITION_FIELD];
+    const WINDOWED: &[&str] = &[
+        "rankings",
+        "window_start",
+        "window_end",
+        "final",
+        PARTITION_FIELD,
+    ];
+
+    /// The windows of these tests are 5 s long.
+    const WINDOW: i64 = 5_000;
+
+    /// `(window_start, window_end, final)` of each ranking emitted.
+    fn tags(out: &[crate::data::tuple::Values]) -> Vec<(Value, Value, Value)> {
+        out.iter()
+            .map(|v| (v[1].clone(), v[2].clone(), v[3].clone()))
+            .collect()
+    }
 
     fn ranking(items: &[(&str, u64)]) -> Value {
         let r: Ranking = items.iter().map(|(k, c)| ((*k).into(), *c)).collect();
@@ -345,7 +431,13 @@ mod tests {
 
     /// The partial of `partition` for the window ending at `end`.
     fn part(partition: i64, end: i64, fin: bool, items: &[(&str, u64)]) -> Step {
-        Step::Execute(crate::values![ranking(items), end, fin, partition])
+        Step::Execute(crate::values![
+            ranking(items),
+            end - WINDOW,
+            end,
+            fin,
+            partition
+        ])
     }
 
     #[test]
@@ -362,9 +454,12 @@ mod tests {
             from_value(&out[0][0]),
             Some(vec![("b".into(), 6), ("a".into(), 3)])
         );
-        assert_eq!(out[0][1], Value::Int(10_000));
+        assert_eq!(
+            tags(&out),
+            [(Value::Int(5_000), Value::Int(10_000), Value::Bool(false))]
+        );
         let e = t
-            .execute(crate::values![ranking(&[]), 20_000, false, -1])
+            .execute(crate::values![ranking(&[]), 15_000, 20_000, false, -1])
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -385,13 +480,13 @@ mod tests {
             Step::Finish,
         ];
         let out = assert_snapshot_resumes(&|| harness(2, WINDOWED, 3), &steps);
-        let tags: Vec<_> = out.iter().map(|v| (v[1].clone(), v[2].clone())).collect();
+        // The final window: the latest end among its partials, with that window's start.
         assert_eq!(
-            tags,
+            tags(&out),
             [
-                (Value::Int(10_000), Value::Bool(false)),
-                (Value::Int(20_000), Value::Bool(false)),
-                (Value::Int(35_000), Value::Bool(true)),
+                (Value::Int(5_000), Value::Int(10_000), Value::Bool(false)),
+                (Value::Int(15_000), Value::Int(20_000), Value::Bool(false)),
+                (Value::Int(30_000), Value::Int(35_000), Value::Bool(true)),
             ]
         );
     }
@@ -418,7 +513,33 @@ mod tests {
         second.restore(&bytes).unwrap();
         let again = second.step(&Step::Finish);
         assert_eq!(again, emitted, "the same final, again");
+        assert_eq!(
+            tags(&again),
+            [(Value::Int(30_000), Value::Int(35_000), Value::Bool(true))]
+        );
         assert!(second.step(&Step::Finish).is_empty(), "once");
+    }
+
+    /// Partials without `window_start` (of a bolt that does not give it) make rankings
+    /// with a null start; running rankings have neither start nor end.
+    #[test]
+    fn a_window_without_a_start_has_a_null_start() {
+        let mut t = harness(2, &["rankings", "window_end", "final"], 1);
+        let out = t.step(&Step::Execute(crate::values![
+            ranking(&[("a", 1)]),
+            10_000,
+            false
+        ]));
+        assert_eq!(
+            tags(&out),
+            [(Value::Null, Value::Int(10_000), Value::Bool(false))]
+        );
+        let mut t = harness(2, &["rankings"], 1);
+        t.step(&Step::Execute(crate::values![ranking(&[("a", 1)])]));
+        assert_eq!(
+            tags(&t.step(&Step::Finish)),
+            [(Value::Null, Value::Null, Value::Bool(true))]
+        );
     }
 
     #[test]
@@ -489,35 +610,42 @@ mod tests {
             .build()
             .ok()
             .unwrap_or_else(|| unreachable!());
-        let mut r = BoltHarness::new(rank(), Fields::new(["key", "count", "window_end", "final"]));
+        let mut r = BoltHarness::new(
+            rank(),
+            Fields::new(["key", "count", "window_start", "window_end", "final"]),
+        );
         let mut partials = Vec::new();
         for (key, count, end, fin) in [("a", 3, 10_000, false), ("a", 5, 20_000, true)] {
-            r.execute(crate::values![key, count, end, fin]).ok();
-            let mark = crate::values![Value::Null, 0, end, fin];
+            r.execute(crate::values![key, count, end - WINDOW, end, fin])
+                .ok();
+            let mark = crate::values![Value::Null, 0, end - WINDOW, end, fin];
             partials.extend(r.execute(mark).unwrap_or_default());
         }
         let total = TotalRankConfig::default()
             .build()
             .ok()
             .unwrap_or_else(|| unreachable!());
-        let mut t = BoltHarness::new(total(), Fields::new(["rankings", "window_end", "final"]));
+        let mut t = BoltHarness::new(
+            total(),
+            Fields::new(["rankings", "window_start", "window_end", "final"]),
+        );
         let mut out = Vec::new();
         for p in partials {
             out.extend(t.execute(p).unwrap_or_default());
         }
         out.extend(t.finish().unwrap_or_default());
-        let tags: Vec<_> = out.iter().map(|v| (v[1].clone(), v[2].clone())).collect();
         assert_eq!(
-            tags,
+            tags(&out),
             [
-                (Value::Int(10_000), Value::Bool(false)),
-                (Value::Int(20_000), Value::Bool(true))
+                (Value::Int(5_000), Value::Int(10_000), Value::Bool(false)),
+                (Value::Int(15_000), Value::Int(20_000), Value::Bool(true))
             ]
         );
         assert_eq!(
             t.context().topk.latest(),
             Some(Topk {
                 ranking: vec![("a".into(), 5)],
+                window_start: Some(15_000),
                 window_end: Some(20_000),
                 is_final: true,
             })

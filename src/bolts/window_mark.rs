@@ -1,14 +1,16 @@
 //! Window ends and punctuation between the windowed bolts.
 //!
-//! `rolling_count` tags every `(key, count)` with the end of its window (`window_end`, ms
-//! since the Unix epoch) and, after each window, broadcasts a punctuation tuple — key
-//! `null` — to every downstream task: "this task has sent all of window W". A `rank` task
+//! `rolling_count` tags every `(key, count)` with the bounds of its window (`window_start`
+//! and `window_end`, ms since the Unix epoch: the window is `[window_start, window_end)`)
+//! and, after each window, broadcasts a punctuation tuple — key `null`, the same bounds —
+//! to every downstream task: "this task has sent all of window W". A `rank` task
 //! emits its partial ranking of W once every upstream task has punctuated W, and
 //! `total_rank` merges the partials of W once every `rank` task has sent one; so every
 //! table is the top-k of exactly one window. The flush at the end of a run is the final
 //! window: its tuples carry `final = true` and the real end of the slide the run ended in
 //! (tasks may end in different slides: the final window is one window whatever its ends,
-//! and its tables carry the latest of them).
+//! and its tables carry the latest of them, with the start of that latest window). The
+//! rankings carry the bounds of their window on to the sinks.
 
 use crate::data::tuple::{Tuple, Value};
 
@@ -31,6 +33,11 @@ pub enum WindowId {
 /// The `window_end` field of a tuple, if it has one.
 pub fn window_end(t: &Tuple) -> Option<i64> {
     t.get("window_end").and_then(Value::as_int)
+}
+
+/// The `window_start` field of a tuple, if it has one.
+pub fn window_start(t: &Tuple) -> Option<i64> {
+    t.get("window_start").and_then(Value::as_int)
 }
 
 /// The tuple belongs to the final window.

@@ -51,6 +51,9 @@ pub struct Report {
     pub bolts: BTreeMap<String, BoltReport>,
     /// The last ranking the total_rank bolt produced, if any.
     pub topk: Vec<(String, u64)>,
+    /// The start of the window `topk` covers (ms since the Unix epoch); null for a running
+    /// ranking (or none).
+    pub topk_window_start: Option<i64>,
     /// The end of the window `topk` covers (ms since the Unix epoch); null for a running
     /// ranking (or none).
     pub topk_window_end: Option<i64>,
@@ -130,6 +133,7 @@ impl Report {
             },
             spouts,
             bolts,
+            topk_window_start: topk.as_ref().and_then(|t| t.window_start),
             topk_window_end: topk.as_ref().and_then(|t| t.window_end),
             topk_final: topk.as_ref().is_some_and(|t| t.is_final),
             topk: topk.map(|t| t.ranking).unwrap_or_default(),

@@ -674,13 +674,20 @@ inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"], distr
     fn the_writer_sends_a_key_to_one_partition_and_renames_the_hidden_fields() {
         let up = vec![
             "rankings".to_string(),
+            "window_start".into(),
             "window_end".into(),
             "final".into(),
             IN_PARTITION.into(),
         ];
         assert_eq!(
             wire_fields(&up),
-            vec!["rankings", "window_end", "final", ORIGIN_PARTITION]
+            vec![
+                "rankings",
+                "window_start",
+                "window_end",
+                "final",
+                ORIGIN_PARTITION
+            ]
         );
         let head = Head {
             bolt: "counts".into(),

@@ -1,6 +1,6 @@
 //! `console`: prints the current top-k as a table (like Spark's `pprint`) each time a
-//! ranking arrives, headed by the end of its window (marked "(final)" for the flush at the
-//! end of a run); other tuples are printed one per line.
+//! ranking arrives, headed by its window, start – end (marked "(final)" for the flush at
+//! the end of a run); other tuples are printed one per line.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::bolts::ranking_value::from_value;
-use crate::bolts::window_mark::{is_final, window_end};
+use crate::bolts::window_mark::{is_final, window_end, window_start};
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
@@ -58,6 +58,19 @@ fn time_label(window_end_ms: Option<i64>) -> String {
         .unwrap_or_else(|_| at.to_string())
 }
 
+/// The `Time:` of a ranking of the window `[start, end)`: `START – END`, both to the
+/// second; only the end (see [`time_label`]) when the start is not known or not a time.
+fn window_label(window_start_ms: Option<i64>, window_end_ms: Option<i64>) -> String {
+    let end = time_label(window_end_ms);
+    match window_start_ms
+        .filter(|ms| *ms >= 0 && window_end_ms.is_some())
+        .and_then(|ms| rfc3339(ms, Precision::Seconds).ok())
+    {
+        Some(start) => format!("{start} – {end}"),
+        None => end,
+    }
+}
+
 pub struct ConsoleSink {
     cfg: ConsoleConfig,
 }
@@ -86,7 +99,7 @@ impl Bolt for ConsoleSink {
         }
         let text = match input.get("rankings").and_then(from_value) {
             Some(r) => {
-                let at = time_label(window_end(&input));
+                let at = window_label(window_start(&input), window_end(&input));
                 let at = if is_final(&input) {
                     format!("{at} (final)")
                 } else {
@@ -126,5 +139,23 @@ mod tests {
             assert_eq!(now.len(), 20, "{now}");
             assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
         }
+    }
+
+    #[test]
+    fn the_window_is_shown_from_its_start_to_its_end() {
+        use super::window_label;
+        assert_eq!(
+            window_label(Some(1_795_255_140_000), Some(1_795_255_200_000)),
+            "2026-11-21T09:59:00Z – 2026-11-21T10:00:00Z"
+        );
+        // Without a (usable) start: the end alone.
+        for start in [None, Some(-1), Some(i64::MAX)] {
+            assert_eq!(
+                window_label(start, Some(1_795_255_200_000)),
+                "2026-11-21T10:00:00Z"
+            );
+        }
+        // A running ranking (no window): now, alone.
+        assert_eq!(window_label(Some(0), None).len(), 20);
     }
 }

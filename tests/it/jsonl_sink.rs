@@ -151,10 +151,12 @@ inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"] }}]
 }
 
 /// The rankings of a bounded windowed run, written by the jsonl sink and in the report:
-/// each carries the real end of its window, and only the last is final (its end the
-/// slide the run ended in, never i64::MAX) — in event and in micro-batch mode.
+/// each carries its window, the real end and the start a window before it, and only the
+/// last is final (its end the slide the run ended in, never i64::MAX) — in event and in
+/// micro-batch mode.
 #[test]
-fn rankings_carry_real_window_ends_and_only_the_last_is_final() {
+fn rankings_carry_their_real_windows_and_only_the_last_is_final() {
+    const WINDOW_MS: i64 = 3_600_000;
     const SLIDE_MS: i64 = 250;
     const N: u64 = 6000;
     let truth = top_k(&generator_hashtag_counts(42, N), 10);
@@ -179,7 +181,7 @@ inputs = [{{ from = "source" }}]
 [bolts.counts]
 type = "rolling_count"
 parallelism = 2
-window = "1h"
+window = "{WINDOW_MS}ms"
 slide = "{SLIDE_MS}ms"
 inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"] }}]
 
@@ -226,10 +228,11 @@ inputs = [{{ from = "total_rank", grouping = "global" }}]
             records.len() >= 2,
             "{mode}: windows closed during the run: {text}"
         );
-        let last = check_rankings(&records, SLIDE_MS, started..ended);
+        let last = check_rankings(&records, WINDOW_MS, SLIDE_MS, started..ended);
         assert_eq!(record_ranking(last), truth, "{mode}: the final ranking");
         let r = read_report(&report);
         assert_eq!(report_topk(&r), truth, "{mode}: {r}");
+        assert_eq!(r["topk_window_start"], last["window_start"], "{mode}: {r}");
         assert_eq!(r["topk_window_end"], last["window_end"], "{mode}: {r}");
         assert_eq!(r["topk_final"], serde_json::json!(true), "{mode}: {r}");
     }

@@ -549,8 +549,8 @@ fn read_topic(b: &DevBroker, topic: &str) -> Vec<serde_json::Value> {
 }
 
 /// `kafka replay --brokers` reaches the topology's Kafka sink too (it names no brokers):
-/// the rankings are read from and written to that broker, each with the real end of its
-/// window, the last one final.
+/// the rankings are read from and written to that broker, each with its real window
+/// (start and end), the last one final.
 #[test]
 fn replay_brokers_reach_the_rankings_sink_and_the_last_ranking_is_final() {
     let b = DevBroker::start(1).unwrap();
@@ -586,13 +586,94 @@ fn replay_brokers_reach_the_rankings_sink_and_the_last_ranking_is_final() {
     .assert_success();
     let ended = now_ms();
     let records = read_topic(&b, "trending-hashtags");
-    let last = check_rankings(&records, 200, started..ended);
+    let last = check_rankings(&records, 3_600_000, 200, started..ended);
     let want = top_k(&hashtag_counts(&texts), 10);
     assert_eq!(record_ranking(last), want);
     let r = read_report(&report);
     assert_eq!(report_topk(&r), want);
+    assert_eq!(r["topk_window_start"], last["window_start"], "{r}");
     assert_eq!(r["topk_window_end"], last["window_end"], "{r}");
     assert_eq!(r["topk_final"], serde_json::json!(true), "{r}");
+}
+
+/// The `kafka` sink writes each ranking as `{"rankings": [[tag, count], ...],
+/// "window_start": ..., "window_end": ..., "final": ...}`, the window `[start, end)` it is
+/// the top-k of — in event and in micro-batch mode.
+#[test]
+fn kafka_ranking_records_carry_their_window_in_both_modes() {
+    const WINDOW_MS: i64 = 2_000;
+    const SLIDE_MS: i64 = 250;
+    const N: u64 = 4000;
+    let b = DevBroker::start(1).unwrap();
+    let brokers = b.bootstrap_servers().to_string();
+    for mode in ["event", "microbatch"] {
+        let topic = format!("rankings-{mode}");
+        b.create_topic(&topic, 1).unwrap();
+        let dir = TempDir::new("kafka-rankings");
+        // 1 s of tweets: several slides close before the end.
+        let toml = format!(
+            r#"name = "kafka-rankings"
+
+[spouts.source]
+type = "generator"
+seed = 3
+rate = 4000
+limit = {N}
+
+[bolts.hashtags]
+type = "hashtags"
+inputs = [{{ from = "source" }}]
+
+[bolts.counts]
+type = "rolling_count"
+parallelism = 2
+window = "{WINDOW_MS}ms"
+slide = "{SLIDE_MS}ms"
+inputs = [{{ from = "hashtags", grouping = "fields", fields = ["hashtag"] }}]
+
+[bolts.rank]
+type = "rank"
+parallelism = 2
+inputs = [{{ from = "counts", grouping = "fields", fields = ["key"] }}]
+
+[bolts.total_rank]
+type = "total_rank"
+inputs = [{{ from = "rank", grouping = "global" }}]
+
+[bolts.sink]
+type = "kafka"
+topic = "{topic}"
+inputs = [{{ from = "total_rank", grouping = "global" }}]
+"#
+        );
+        let file = dir.write("t.toml", &toml);
+        let report = dir.join("r.json");
+        let started = now_ms();
+        squall(
+            [
+                "topology",
+                "run",
+                &file.display().to_string(),
+                "--mode",
+                mode,
+                "--brokers",
+                &brokers,
+                "--report",
+                &report.display().to_string(),
+                "--quiet",
+            ],
+            Duration::from_secs(60),
+        )
+        .assert_success();
+        let ended = now_ms();
+        let records = read_topic(&b, &topic);
+        assert!(records.len() >= 2, "{mode}: {records:?}");
+        let last = check_rankings(&records, WINDOW_MS, SLIDE_MS, started..ended);
+        let r = read_report(&report);
+        assert_eq!(record_ranking(last), report_topk(&r), "{mode}: {r}");
+        assert_eq!(r["topk_window_start"], last["window_start"], "{mode}: {r}");
+        assert_eq!(r["topk_window_end"], last["window_end"], "{mode}: {r}");
+    }
 }
 
 /// `topology run --brokers` does not override a Kafka component that names its own

@@ -262,13 +262,15 @@ pub fn record_ranking(record: &serde_json::Value) -> Vec<(String, u64)> {
     report_topk(&report)
 }
 
-/// Checks the ranking records (`{"rankings", "window_end", "final"}`, in the order written)
-/// of a run that took place within `run` (ms since the Unix epoch), with `slide_ms`
-/// slides: every window end is a real slide boundary of the run (the final one at most a
-/// slide after it ended), the ends increase, and only the last record is final. Returns
-/// the last record.
+/// Checks the ranking records (`{"rankings", "window_start", "window_end", "final"}`, in
+/// the order written) of a run that took place within `run` (ms since the Unix epoch),
+/// with windows of `window_ms` sliding by `slide_ms`: each record has exactly these
+/// fields, every window end is a real slide boundary of the run (the final one at most a
+/// slide after it ended) and its start a window before it, the ends increase, and only
+/// the last record is final. Returns the last record.
 pub fn check_rankings(
     records: &[serde_json::Value],
+    window_ms: i64,
     slide_ms: i64,
     run: std::ops::Range<i64>,
 ) -> &serde_json::Value {
@@ -278,14 +280,31 @@ pub fn check_rankings(
     let mut previous = i64::MIN;
     for (i, r) in records.iter().enumerate() {
         let is_last = i + 1 == records.len();
+        let fields: Vec<&str> = r
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut want = vec!["final", "rankings", "window_end", "window_start"];
+        want.sort_unstable();
+        let mut got = fields.clone();
+        got.sort_unstable();
+        assert_eq!(got, want, "record {i}: its fields: {r}");
         let end = r["window_end"]
             .as_i64()
             .unwrap_or_else(|| panic!("record {i} has no integer window_end: {r}"));
+        let start = r["window_start"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("record {i} has no integer window_start: {r}"));
         let fin = r["final"]
             .as_bool()
             .unwrap_or_else(|| panic!("record {i} has no boolean `final`: {r}"));
         assert_eq!(fin, is_last, "record {i} of {}: {r}", records.len());
         assert_eq!(end % slide_ms, 0, "record {i}: not a slide boundary: {r}");
+        assert_eq!(
+            start,
+            end - window_ms,
+            "record {i}: the window does not start a window ({window_ms} ms) before its end: {r}"
+        );
         let latest = if is_last { run.end + slide_ms } else { run.end };
         assert!(
             (run.start..=latest).contains(&end),
