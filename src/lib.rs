@@ -23,7 +23,8 @@
 //! ```
 
 // The layers, from the ground up (a module imports only from the layers below it):
-// data, io, text, window, state, metrics, config, sync, log_throttle — plain building blocks;
+// data, io, text, time, window, state, metrics, config, sync, log_throttle — plain building
+// blocks;
 // task — what a running task talks to (outbox, transport, tree ledger, run control);
 // component — the API a user implements (Spout, Bolt, TransactionalSpout, TaskContext,
 //   collectors, the registry type, the test kit);
@@ -49,6 +50,7 @@ pub mod state;
 pub(crate) mod sync;
 pub(crate) mod task;
 pub mod text;
+pub mod time;
 pub mod topology;
 pub mod tweet;
 pub mod twitter;
