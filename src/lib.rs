@@ -23,7 +23,8 @@
 //! ```
 
 // The layers, from the ground up (a module imports only from the layers below it):
-// data, io, text, window, state, metrics, config, sync, log_throttle — plain building blocks;
+// data, io, text, time, window, state, metrics, config, sync, log_throttle — plain building
+// blocks;
 // task — what a running task talks to (outbox, transport, tree ledger, run control);
 // component — the API a user implements (Spout, Bolt, TransactionalSpout, TaskContext,
 //   collectors, the registry type, the test kit);

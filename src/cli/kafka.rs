@@ -14,7 +14,9 @@ use crate::component::registry::Registry;
 use crate::kafka::client::{DEFAULT_BROKERS, check_reachable, client_config};
 use crate::kafka::mock::DevBroker;
 use crate::kafka::position::{EndPosition, StartPosition};
-use crate::tweet::generator::{GeneratorConfig, TweetGenerator};
+use crate::tweet::generator::{
+    EventClock, EventStart, GeneratorConfig, TweetGenerator, wall_clock_ms,
+};
 use crate::tweet::wire::to_v2_json;
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +62,20 @@ pub struct ProduceArgs {
     /// Number of the first tweet (to continue a previous run's sequence).
     #[arg(long, default_value_t = 1)]
     pub first: u64,
+    /// Event-time mode: the `created_at` of tweet 1, `now` (when the command starts) or an
+    /// RFC 3339 time (as the generator spout's `event_start`). Default: the generator's
+    /// fixed times (2024-01-01T00:00:00Z plus n ms).
+    #[arg(long, value_name = "now|RFC3339")]
+    pub event_start: Option<String>,
+    /// Event-time mode: time between consecutive tweets (default: 1/rate, else 1ms).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub event_interval: Option<Duration>,
+    /// Event-time mode: every tweet's time is this much in the past.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub skew: Duration,
+    /// Event-time mode: each tweet's time moved back by a pseudo-random amount below this.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub disorder: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -144,11 +160,33 @@ fn dev_broker(a: DevBrokerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn produce(a: ProduceArgs) -> anyhow::Result<()> {
-    let g = TweetGenerator::new(GeneratorConfig {
+/// The generator `produce-tweets` draws from, its `now` being `now_ms`.
+fn produce_generator(a: &ProduceArgs, now_ms: i64) -> anyhow::Result<TweetGenerator> {
+    let event_start = a
+        .event_start
+        .clone()
+        .map(EventStart::try_from)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
+    let cfg = GeneratorConfig {
         seed: a.seed,
+        event_start,
+        event_interval: a.event_interval,
+        skew: a.skew,
+        disorder: a.disorder,
         ..GeneratorConfig::default()
+    };
+    let mut g = TweetGenerator::new(cfg.clone()).map_err(|e| {
+        // The options are flags here.
+        let msg = e.to_string().replace("event_start", "--event-start");
+        anyhow::anyhow!(msg.replace('_', "-"))
     })?;
+    g.set_event_clock(EventClock::of(&cfg, now_ms, a.rate as f64));
+    Ok(g)
+}
+
+fn produce(a: ProduceArgs) -> anyhow::Result<()> {
+    let g = produce_generator(&a, wall_clock_ms())?;
     let mut cc = client_config(&a.brokers, &Default::default());
     cc.set("enable.idempotence", "true").set("linger.ms", "5");
     let p: BaseProducer = cc.create()?;
@@ -342,6 +380,60 @@ mod tests {
     struct T {
         #[command(flatten)]
         a: ReplayArgs,
+    }
+
+    #[derive(Parser)]
+    struct P {
+        #[command(flatten)]
+        a: ProduceArgs,
+    }
+
+    fn produce_args(args: &[&str]) -> ProduceArgs {
+        let base = ["x", "--topic", "t", "--count", "10"];
+        P::try_parse_from(base.iter().chain(args).copied())
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .a
+    }
+
+    fn created_at(g: &TweetGenerator, n: u64) -> String {
+        g.tweet_at(n).created_at.unwrap_or_default()
+    }
+
+    #[test]
+    fn produce_tweets_has_the_generators_event_time_mode() {
+        let plain = produce_generator(&produce_args(&[]), 0).unwrap();
+        assert_eq!(created_at(&plain, 1), "2024-01-01T00:00:00.001Z");
+        let a = produce_args(&[
+            "--event-start",
+            "2026-01-01T00:00:00Z",
+            "--event-interval",
+            "1s",
+            "--skew",
+            "1m",
+        ]);
+        let g = produce_generator(&a, 0).unwrap();
+        assert_eq!(created_at(&g, 1), "2025-12-31T23:59:00.000Z");
+        assert_eq!(created_at(&g, 3), "2025-12-31T23:59:02.000Z");
+        // `now` is the given time; the interval defaults to 1/rate.
+        let a = produce_args(&["--event-start", "now", "--rate", "100"]);
+        let g = produce_generator(&a, 1_767_225_600_000).unwrap();
+        assert_eq!(created_at(&g, 2), "2026-01-01T00:00:00.010Z");
+        let disordered = produce_args(&["--event-start", "now", "--disorder", "1s"]);
+        let g = produce_generator(&disordered, 1_767_225_600_000).unwrap();
+        let times: Vec<String> = (1..=100).map(|n| created_at(&g, n)).collect();
+        assert!(times.windows(2).any(|w| w[1] < w[0]), "{times:?}");
+        // Errors name the flags.
+        let err = |args: &[&str]| {
+            produce_generator(&produce_args(args), 0)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let e = err(&["--skew", "5s"]);
+        assert!(e.contains("`skew`") && e.contains("--event-start"), "{e}");
+        let e = err(&["--event-start", "soon"]);
+        assert!(e.contains("--event-start") && e.contains("RFC 3339"), "{e}");
+        assert!(P::try_parse_from(["x", "--topic", "t", "--count", "1", "--skew", "x"]).is_err());
     }
 
     fn sets(args: &[&str]) -> Vec<String> {

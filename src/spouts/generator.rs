@@ -1,7 +1,7 @@
 //! `generator`: deterministic synthetic tweets, the embedded default source.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -16,10 +16,12 @@ use crate::component::{
 };
 use crate::data::columns::{CHUNK_ROWS, ColumnChunks};
 use crate::tweet::fields::{TweetColumns, TweetProjection, generated_values, tweet_fields};
-use crate::tweet::generator::{GeneratorConfig, TweetGenerator, generator_options};
+use crate::tweet::generator::{
+    EventClock, EventStart, GeneratorConfig, TweetGenerator, generator_options, wall_clock_ms,
+};
 
 macro_rules! spout_config {
-    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty = $default:expr,)*) => {
+    ($($(#[$meta:meta])* $field:ident: $ty:ty = $default:expr,)*) => {
         /// Options of the `generator` spout: its own, then the tweet generator's.
         #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
         #[serde(default, deny_unknown_fields)]
@@ -28,7 +30,7 @@ macro_rules! spout_config {
             pub limit: u64,
             /// Tweets per second over all tasks (0: as fast as possible).
             pub rate: f64,
-            $($(#[doc = $doc])* pub $field: $ty,)*
+            $($(#[$meta])* pub $field: $ty,)*
         }
 
         impl GeneratorSpoutConfig {
@@ -70,16 +72,25 @@ impl SpoutConfig for GeneratorSpoutConfig {
             )));
         }
         let cfg = self.clone();
+        // `event_start = "now"`: the first task to open takes the time, the others share it.
+        let start = Arc::new(OnceLock::new());
         Ok(std::sync::Arc::new(move || {
-            Box::new(GeneratorSpout::new(cfg.clone()))
+            Box::new(GeneratorSpout::sharing_start(cfg.clone(), start.clone()))
         }))
     }
 }
 
 /// Task `i` of `p` emits sequence numbers `i+1, i+1+p, ...` up to `limit`; the message id
 /// is the sequence number, so a failed tweet is regenerated exactly.
+///
+/// In the event-time mode (`event_start`), a micro-batch's metadata also records the
+/// clock its tweets were stamped with (the time `"now"` stood for, the interval), so a
+/// batch replayed by a later run, and the batches after it, have the same times.
 pub struct GeneratorSpout {
     cfg: GeneratorSpoutConfig,
+    /// The time `event_start = "now"` stands for, taken by the first task of the spout
+    /// that opens.
+    start: Arc<OnceLock<i64>>,
     generator: Option<Arc<TweetGenerator>>,
     next_seq: u64,
     step: u64,
@@ -91,8 +102,15 @@ pub struct GeneratorSpout {
 
 impl GeneratorSpout {
     pub fn new(cfg: GeneratorSpoutConfig) -> Self {
+        Self::sharing_start(cfg, Arc::new(OnceLock::new()))
+    }
+
+    /// A task whose `event_start = "now"` is the time in `start`, set by the first task
+    /// that opens (the tasks of one spout share it, so they agree on the times).
+    pub fn sharing_start(cfg: GeneratorSpoutConfig, start: Arc<OnceLock<i64>>) -> Self {
         GeneratorSpout {
             cfg,
+            start,
             generator: None,
             next_seq: 1,
             step: 1,
@@ -137,13 +155,26 @@ impl GeneratorSpout {
 struct SeqRange {
     from: u64,
     n: u64,
+    /// The event-time mode's clock the batch was stamped with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clock: Option<EventClock>,
 }
 
 impl GeneratorSpout {
+    /// Stamps tweets with `clock` from now on, if it is one (a recorded batch's).
+    fn adopt_clock(&mut self, clock: Option<EventClock>) {
+        let Some(clock) = clock else { return };
+        if let Some(g) = &mut self.generator
+            && g.event_clock() != Some(&clock)
+        {
+            Arc::make_mut(g).set_event_clock(Some(clock));
+        }
+    }
+
     /// The batch after `prev`: its first sequence number, its size (at most `max`, and
     /// only what is due when paced) and how many sequence numbers were left.
     fn next_range(
-        &self,
+        &mut self,
         prev: Option<&serde_json::Value>,
         max: usize,
     ) -> Result<(u64, u64, u64), ComponentError> {
@@ -151,6 +182,8 @@ impl GeneratorSpout {
             Some(p) => {
                 let r: SeqRange = serde_json::from_value(p.clone())
                     .map_err(|e| format!("generator batch metadata {p}: {e}"))?;
+                // The stream goes on with the times it had (a resumed run).
+                self.adopt_clock(r.clock);
                 r.from + r.n * self.step
             }
             None => self.next_seq,
@@ -173,7 +206,11 @@ impl GeneratorSpout {
         if let Some(p) = &mut self.pacer {
             p.sent(n);
         }
-        let meta = serde_json::to_value(SeqRange { from, n })
+        let clock = self
+            .generator
+            .as_ref()
+            .and_then(|g| g.event_clock().copied());
+        let meta = serde_json::to_value(SeqRange { from, n, clock })
             .map_err(|e| format!("generator batch metadata: {e}"))?;
         Ok(BatchCut {
             meta,
@@ -245,6 +282,7 @@ impl TransactionalSpout for GeneratorSpout {
     ) -> ComponentResult {
         let r: SeqRange = serde_json::from_value(meta.clone())
             .map_err(|e| format!("generator batch metadata {meta}: {e}"))?;
+        self.adopt_clock(r.clock);
         for k in 0..r.n {
             let seq = r.from + k * self.step;
             if !self.emit_due(seq, None, out) {
@@ -275,7 +313,10 @@ impl TransactionalSpout for GeneratorSpout {
     ) -> Option<Result<ColumnChunks, ComponentError>> {
         let res = serde_json::from_value::<SeqRange>(meta.clone())
             .map_err(|e| ComponentError::from(format!("generator batch metadata {meta}: {e}")))
-            .and_then(|r| self.chunks(r.from, r.n, |_| None));
+            .and_then(|r| {
+                self.adopt_clock(r.clock);
+                self.chunks(r.from, r.n, |_| None)
+            });
         Some(res)
     }
 }
@@ -286,7 +327,13 @@ impl Spout for GeneratorSpout {
     }
 
     fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
-        let g = TweetGenerator::new(self.cfg.tweets()).map_err(|e| e.to_string())?;
+        let tweets = self.cfg.tweets();
+        let mut g = TweetGenerator::new(tweets.clone()).map_err(|e| e.to_string())?;
+        let now = match tweets.event_start {
+            Some(EventStart::Now) => *self.start.get_or_init(wall_clock_ms),
+            _ => 0,
+        };
+        g.set_event_clock(EventClock::of(&tweets, now, self.cfg.rate));
         self.generator = Some(Arc::new(g));
         self.next_seq = ctx.task_index() as u64 + 1;
         self.step = ctx.parallelism() as u64;
@@ -385,7 +432,8 @@ mod tests {
             Some(
                 "unknown field `limt`, expected one of `limit`, `rate`, `seed`, `vocabulary`, \
                  `hashtags`, `zipf_s`, `hashtag_zipf_s`, `min_words`, `max_words`, \
-                 `max_hashtags_per_tweet`, `lang`"
+                 `max_hashtags_per_tweet`, `lang`, `event_start`, `event_interval`, `skew`, \
+                 `disorder`"
             )
         );
         let c = GeneratorSpoutConfig::from_tweets(

@@ -4,7 +4,7 @@ use compact_str::CompactString;
 
 use crate::data::columns::{Column, Columns, ColumnsError, StrColumn, StrListColumn};
 use crate::data::tuple::{Fields, Value, Values};
-use crate::tweet::generator::{EPOCH_MS, TweetGenerator, push_rfc3339, push_u64};
+use crate::tweet::generator::{TweetGenerator, push_u64};
 use crate::tweet::wire::Tweet;
 
 /// `id, text, author, created_at, lang, hashtags, author_id` (author: the username;
@@ -132,7 +132,7 @@ pub fn generated_values(g: &TweetGenerator, seq: u64, keep: TweetProjection) -> 
         },
         if keep.created_at() {
             let mut at = String::new();
-            push_rfc3339(&mut at, EPOCH_MS.wrapping_add(seq));
+            g.push_created_at(&mut at, seq);
             Value::from(at)
         } else {
             null()
@@ -238,8 +238,7 @@ impl TweetColumns {
             self.author_id.push(user);
         }
         if keep.created_at() {
-            self.created_at
-                .push_with(|s| push_rfc3339(s, EPOCH_MS.wrapping_add(seq)));
+            self.created_at.push_with(|s| g.push_created_at(s, seq));
         }
         match (&mut self.lang, g.lang()) {
             (Column::Str(c), Some(l)) => c.push(l),
@@ -269,7 +268,45 @@ impl TweetColumns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tweet::generator::GeneratorConfig;
+    use crate::tweet::generator::{EventClock, GeneratorConfig};
+
+    #[test]
+    fn every_path_writes_the_event_clocks_created_at() {
+        let mut g =
+            TweetGenerator::new(GeneratorConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        let clock = EventClock {
+            first_ms: 1_767_225_600_000,
+            interval_ns: 250_000,
+            skew_ms: 30_000,
+            disorder_ms: 5_000,
+            seed: 1,
+        };
+        g.set_event_clock(Some(clock));
+        for keep in [
+            TweetProjection::ALL,
+            TweetProjection::of(Some(&["created_at".to_owned()])),
+        ] {
+            let mut c = TweetColumns::with_capacity(4, &g, keep);
+            for seq in 1..=100 {
+                c.push(&g, seq);
+            }
+            let cols = c
+                .finish()
+                .and_then(|c| c.for_test("gen", tweet_fields()))
+                .unwrap_or_else(|e| panic!("{e}"));
+            for (i, seq) in (1..=100).enumerate() {
+                let mut want = String::new();
+                crate::tweet::generator::push_rfc3339_clamped(&mut want, clock.created_at_ms(seq));
+                let want = Value::from(want);
+                assert_eq!(
+                    g.tweet_at(seq).created_at.map(Value::from).as_ref(),
+                    Some(&want)
+                );
+                assert_eq!(generated_values(&g, seq, keep)[3], want, "{seq}");
+                assert_eq!(cols.row(i)[3], want, "{seq}");
+            }
+        }
+    }
 
     #[test]
     fn columns_hold_the_same_values_as_tuples() {

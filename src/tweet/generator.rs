@@ -10,6 +10,8 @@
 //! pseudo-words built from syllables; sampling uses Walker/Vose alias tables
 //! (one random draw and one table lookup per word).
 
+use std::time::Duration;
+
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
@@ -30,7 +32,7 @@ pub const USERS: u64 = 1_000;
 /// `created_at` of sequence number 0: 2024-01-01T00:00:00.000Z, in Unix ms.
 pub const EPOCH_MS: u64 = 1_704_067_200_000;
 
-/// Calls `$then! { $(#[doc] name: type = default,)* }` with the tweet generator's options,
+/// Calls `$then! { $(#[attribute])* name: type = default,)* }` with the tweet generator's options,
 /// declared once here: [`GeneratorConfig`] is made of them, and the `generator` spout's
 /// options have them after its own.
 macro_rules! generator_options {
@@ -52,18 +54,34 @@ macro_rules! generator_options {
             max_hashtags_per_tweet: usize = 3,
             /// `lang` of every tweet (empty: none).
             lang: String = "en".to_owned(),
+            /// Event-time mode: the `created_at` of tweet 1, `"now"` (when the spout opens,
+            /// the same for all its tasks) or an RFC 3339 time. Absent: tweet `n` is
+            /// written at 2024-01-01T00:00:00Z plus `n` ms.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            event_start: Option<$crate::tweet::generator::EventStart> = None,
+            /// Event-time mode: the time between consecutive tweets' `created_at`
+            /// (absent: 1/`rate` when paced, else 1 ms).
+            #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+            event_interval: Option<::std::time::Duration> = None,
+            /// Event-time mode: every tweet's `created_at` is this much in the past.
+            #[serde(with = "humantime_serde", skip_serializing_if = "::std::time::Duration::is_zero")]
+            skew: ::std::time::Duration = ::std::time::Duration::ZERO,
+            /// Event-time mode: each tweet's `created_at` is moved back by a pseudo-random
+            /// amount in [0, `disorder`), the same for the same tweet (milliseconds).
+            #[serde(with = "humantime_serde", skip_serializing_if = "::std::time::Duration::is_zero")]
+            disorder: ::std::time::Duration = ::std::time::Duration::ZERO,
         }
     };
 }
 pub(crate) use generator_options;
 
 macro_rules! generator_config {
-    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty = $default:expr,)*) => {
+    ($($(#[$meta:meta])* $field:ident: $ty:ty = $default:expr,)*) => {
         /// Configuration of a [`TweetGenerator`].
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(deny_unknown_fields, default)]
         pub struct GeneratorConfig {
-            $($(#[doc = $doc])* pub $field: $ty,)*
+            $($(#[$meta])* pub $field: $ty,)*
         }
 
         impl Default for GeneratorConfig {
@@ -96,6 +114,12 @@ pub enum GenError {
         "the word table ({bytes} bytes) is too large for the sampler (4 GiB, 65 535 bytes a word)"
     )]
     WordTableTooLarge { bytes: usize },
+    #[error(
+        "`{field}` is an option of the event-time mode: set `event_start` too (\"now\" or an RFC 3339 time)"
+    )]
+    EventOptionWithoutStart { field: &'static str },
+    #[error("`{field}` = {value} is too long")]
+    EventDurationTooLong { field: &'static str, value: String },
 }
 
 impl GeneratorConfig {
@@ -132,8 +156,131 @@ impl GeneratorConfig {
                 value: self.max_hashtags_per_tweet,
             });
         }
+        let durations = [
+            ("event_interval", self.event_interval),
+            ("skew", Some(self.skew).filter(|d| !d.is_zero())),
+            ("disorder", Some(self.disorder).filter(|d| !d.is_zero())),
+        ];
+        for (field, d) in durations {
+            let Some(d) = d else { continue };
+            if self.event_start.is_none() {
+                return Err(GenError::EventOptionWithoutStart { field });
+            }
+            if d > MAX_EVENT_DURATION {
+                return Err(GenError::EventDurationTooLong {
+                    field,
+                    value: humantime::format_duration(d).to_string(),
+                });
+            }
+        }
         Ok(())
     }
+}
+
+/// Longest accepted `event_interval`, `skew` and `disorder`: 100 years (365-day).
+pub const MAX_EVENT_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// The `event_start` option: the `created_at` of tweet 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum EventStart {
+    /// When the spout opens (shared by all its tasks).
+    Now,
+    /// This time, in epoch milliseconds.
+    At(i64),
+}
+
+impl TryFrom<String> for EventStart {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("now") {
+            return Ok(EventStart::Now);
+        }
+        dates::parse_rfc3339_ms(&s)
+            .map(EventStart::At)
+            .map_err(|e| format!("event_start {s:?}: \"now\" or an RFC 3339 time, {e}"))
+    }
+}
+
+impl From<EventStart> for String {
+    fn from(s: EventStart) -> String {
+        match s {
+            EventStart::Now => "now".into(),
+            EventStart::At(ms) => {
+                dates::rfc3339(ms, dates::Precision::Millis).unwrap_or_else(|_| ms.to_string())
+            }
+        }
+    }
+}
+
+/// How the event-time mode stamps tweets, its `"now"` and default interval resolved:
+/// tweet `n` is written at `first_ms + (n − 1) × interval − skew − jitter(n)`, with
+/// `jitter(n)` a pseudo-random function of `(seed, n)` in `[0, disorder)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventClock {
+    /// The time of tweet 1 before skew and disorder (epoch ms).
+    pub first_ms: i64,
+    /// Between consecutive tweets, in nanoseconds.
+    pub interval_ns: u64,
+    pub skew_ms: i64,
+    pub disorder_ms: u64,
+    pub seed: u64,
+}
+
+impl EventClock {
+    /// The clock of `cfg`'s event-time mode (`None`: no `event_start`, the default times),
+    /// with `"now"` being `now_ms` and the default interval 1/`rate` (`rate` tweets per
+    /// second, 0: unpaced, 1 ms). `cfg` is assumed valid ([`GeneratorConfig::validate`]).
+    pub fn of(cfg: &GeneratorConfig, now_ms: i64, rate: f64) -> Option<EventClock> {
+        let first_ms = match cfg.event_start? {
+            EventStart::Now => now_ms,
+            EventStart::At(ms) => ms,
+        };
+        let interval_ns = match cfg.event_interval {
+            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            None if rate > 0.0 && rate.is_finite() => ((1e9 / rate).round() as u64).max(1),
+            None => 1_000_000,
+        };
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Some(EventClock {
+            first_ms,
+            interval_ns,
+            skew_ms: ms(cfg.skew),
+            disorder_ms: ms(cfg.disorder).unsigned_abs(),
+            seed: cfg.seed,
+        })
+    }
+
+    /// The time of tweet `n` before skew and disorder.
+    pub fn base_ms(&self, n: u64) -> i64 {
+        let steps = i128::from(n) - 1;
+        let offset = (steps * i128::from(self.interval_ns)).div_euclid(1_000_000);
+        clamp_i64(i128::from(self.first_ms) + offset)
+    }
+
+    /// How far tweet `n` is moved back by disorder: in `[0, disorder)`.
+    pub fn jitter_ms(&self, n: u64) -> u64 {
+        if self.disorder_ms == 0 {
+            return 0;
+        }
+        let h = mix64(self.seed ^ mix64(n.wrapping_mul(GOLDEN) ^ DISORDER_SALT));
+        ((u128::from(h) * u128::from(self.disorder_ms)) >> 64) as u64
+    }
+
+    /// The `created_at` of tweet `n` (epoch ms).
+    pub fn created_at_ms(&self, n: u64) -> i64 {
+        clamp_i64(
+            i128::from(self.base_ms(n)) - i128::from(self.skew_ms) - i128::from(self.jitter_ms(n)),
+        )
+    }
+}
+
+/// Keeps the disorder's draws apart from the tweet's own random stream.
+const DISORDER_SALT: u64 = 0xD15_0DE2_7153_0DE2;
+
+fn clamp_i64(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
 // ---------------------------------------------------------------------------
@@ -409,9 +556,22 @@ pub fn rfc3339_from_unix_ms(ms: u64) -> String {
 
 /// Appends the RFC 3339 form of `ms` (see [`rfc3339_from_unix_ms`]).
 pub fn push_rfc3339(out: &mut String, ms: u64) {
-    let ms = i64::try_from(ms).map_or(dates::MAX_RFC3339_MS, |ms| ms.min(dates::MAX_RFC3339_MS));
-    // In range (0 ..= the maximum) by construction: nothing to report.
+    push_rfc3339_clamped(out, i64::try_from(ms).unwrap_or(i64::MAX));
+}
+
+/// Appends the RFC 3339 form of `ms` (epoch ms, negative before 1970), held within the
+/// years 0000 to 9999 (what RFC 3339 can write).
+pub fn push_rfc3339_clamped(out: &mut String, ms: i64) {
+    let ms = ms.clamp(dates::MIN_RFC3339_MS, dates::MAX_RFC3339_MS);
+    // In range by construction: nothing to report.
     let _ = dates::push_rfc3339_millis(out, ms);
+}
+
+/// The system clock in epoch ms (0 if it is before 1970).
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 // ---------------------------------------------------------------------------
@@ -428,6 +588,8 @@ pub struct TweetGenerator {
     /// Upper bound of a tweet's text length, for one exact allocation.
     text_capacity: usize,
     lang: Option<String>,
+    /// The event-time mode's clock (`None`: the default times).
+    clock: Option<EventClock>,
     next_seq: u64,
 }
 
@@ -456,9 +618,36 @@ impl TweetGenerator {
             words,
             tags,
             text_capacity,
+            clock: EventClock::of(&cfg, wall_clock_ms(), 0.0),
             next_seq: start_seq,
             cfg,
         })
+    }
+
+    /// The event-time mode's clock (`None`: the default times). [`new`](Self::new) takes
+    /// `"now"` as the time of its call and 1 ms as the default interval; a spout sets
+    /// its own (shared by its tasks, and its rate's interval).
+    pub fn event_clock(&self) -> Option<&EventClock> {
+        self.clock.as_ref()
+    }
+
+    /// Sets the event-time clock (see [`event_clock`](Self::event_clock)).
+    pub fn set_event_clock(&mut self, clock: Option<EventClock>) {
+        self.clock = clock;
+    }
+
+    /// The `created_at` of tweet `n` in epoch ms: 2024-01-01T00:00:00Z plus `n` ms (then
+    /// held at 9999-12-31T23:59:59.999Z), or the event-time clock's.
+    pub fn created_at_ms(&self, n: u64) -> i64 {
+        match &self.clock {
+            Some(c) => c.created_at_ms(n),
+            None => i64::try_from(EPOCH_MS.wrapping_add(n)).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Appends the `created_at` of tweet `n` as RFC 3339 (see [`created_at_ms`](Self::created_at_ms)).
+    pub fn push_created_at(&self, out: &mut String, n: u64) {
+        push_rfc3339_clamped(out, self.created_at_ms(n));
     }
 
     pub fn config(&self) -> &GeneratorConfig {
@@ -514,7 +703,11 @@ impl TweetGenerator {
             text,
             author_id: Some(author_id),
             author: Some(author),
-            created_at: Some(rfc3339_from_unix_ms(EPOCH_MS.wrapping_add(n))),
+            created_at: Some({
+                let mut at = String::with_capacity(24);
+                self.push_created_at(&mut at, n);
+                at
+            }),
             lang: self.lang.clone(),
             hashtags,
             rule_tags: Vec::new(),
@@ -966,6 +1159,248 @@ mod tests {
             xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
             16_513_973_103_193_702_979
         );
+    }
+
+    fn event_config(toml_text: &str) -> GeneratorConfig {
+        toml::from_str(toml_text).unwrap_or_else(|e| panic!("{toml_text}: {e}"))
+    }
+
+    #[test]
+    fn event_time_options_parse_and_validate() {
+        let c = event_config(
+            "event_start = \"2026-01-01T01:00:00+01:00\"\nevent_interval = \"10ms\"\nskew = \"1m\"\ndisorder = \"2s\"",
+        );
+        assert_eq!(c.event_start, Some(EventStart::At(1_767_225_600_000)));
+        assert_eq!(c.event_interval, Some(Duration::from_millis(10)));
+        assert_eq!(
+            (c.skew, c.disorder),
+            (Duration::from_secs(60), Duration::from_secs(2))
+        );
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(
+            event_config("event_start = \"now\"").event_start,
+            Some(EventStart::Now)
+        );
+        assert_eq!(
+            event_config("event_start = \"NOW\"").event_start,
+            Some(EventStart::Now)
+        );
+        let bad = toml::from_str::<GeneratorConfig>("event_start = \"yesterday\"")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(bad.contains("\"now\" or an RFC 3339 time"), "{bad}");
+        assert!(toml::from_str::<GeneratorConfig>("skew = \"soon\"").is_err());
+        // The event-time options need the mode.
+        let without = event_config("disorder = \"1s\"");
+        assert_eq!(
+            without.validate(),
+            Err(GenError::EventOptionWithoutStart { field: "disorder" })
+        );
+        assert!(TweetGenerator::new(without).is_err());
+        let too_long = GeneratorConfig {
+            event_start: Some(EventStart::Now),
+            skew: MAX_EVENT_DURATION + Duration::from_secs(1),
+            ..GeneratorConfig::default()
+        };
+        assert!(matches!(
+            too_long.validate(),
+            Err(GenError::EventDurationTooLong { field: "skew", .. })
+        ));
+        // Written back as given (state options, `topology show`).
+        let back: GeneratorConfig =
+            serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(
+            serde_json::to_value(&c).unwrap()["event_start"],
+            "2026-01-01T00:00:00.000Z"
+        );
+    }
+
+    /// A run's stored state options are the serialized config: without the event-time
+    /// mode it must serialize as before the mode existed (no new keys).
+    #[test]
+    fn the_default_config_serializes_as_before_event_time() {
+        let keys: HashSet<String> = match serde_json::to_value(GeneratorConfig::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            other => panic!("{other:?}"),
+        };
+        let before = [
+            "seed",
+            "vocabulary",
+            "hashtags",
+            "zipf_s",
+            "hashtag_zipf_s",
+            "min_words",
+            "max_words",
+            "max_hashtags_per_tweet",
+            "lang",
+        ];
+        assert_eq!(keys, before.iter().map(|k| k.to_string()).collect());
+        assert_eq!(generator().event_clock(), None);
+    }
+
+    fn clock(interval_ns: u64, skew_ms: i64, disorder_ms: u64) -> EventClock {
+        EventClock {
+            first_ms: 1_767_225_600_000,
+            interval_ns,
+            skew_ms,
+            disorder_ms,
+            seed: 42,
+        }
+    }
+
+    #[test]
+    fn the_clock_of_the_options() {
+        let cfg = GeneratorConfig {
+            event_start: Some(EventStart::Now),
+            skew: Duration::from_secs(5),
+            disorder: Duration::from_millis(250),
+            ..GeneratorConfig::default()
+        };
+        let c = EventClock::of(&cfg, 1_000_000, 0.0).unwrap();
+        assert_eq!(
+            c,
+            EventClock {
+                first_ms: 1_000_000,
+                interval_ns: 1_000_000,
+                skew_ms: 5_000,
+                disorder_ms: 250,
+                seed: 42
+            }
+        );
+        // Paced: 1/rate.
+        assert_eq!(
+            EventClock::of(&cfg, 0, 10_000.0).unwrap().interval_ns,
+            100_000
+        );
+        assert_eq!(
+            EventClock::of(&cfg, 0, 3.0).unwrap().interval_ns,
+            333_333_333
+        );
+        // An explicit interval wins over the rate.
+        let fixed = GeneratorConfig {
+            event_interval: Some(Duration::from_millis(20)),
+            event_start: Some(EventStart::At(7)),
+            ..cfg
+        };
+        let c = EventClock::of(&fixed, 1_000_000, 10_000.0).unwrap();
+        assert_eq!((c.first_ms, c.interval_ns), (7, 20_000_000));
+        assert_eq!(EventClock::of(&GeneratorConfig::default(), 5, 1.0), None);
+        // A sub-millisecond interval: several tweets share a millisecond, in order.
+        let c = clock(100_000, 0, 0);
+        let times: Vec<i64> = (1..=25).map(|n| c.created_at_ms(n)).collect();
+        assert_eq!(times[0], c.first_ms);
+        assert_eq!(times[9], c.first_ms);
+        assert_eq!(times[10], c.first_ms + 1);
+        assert_eq!(times[24], c.first_ms + 2);
+    }
+
+    #[test]
+    fn event_times_are_in_order_without_disorder_and_shuffled_within_it_with() {
+        let ordered = clock(1_000_000, 60_000, 0);
+        let times: Vec<i64> = (1..=1_000).map(|n| ordered.created_at_ms(n)).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(times[0], ordered.first_ms - 60_000);
+        let shuffled = clock(1_000_000, 60_000, 500);
+        let times: Vec<i64> = (1..=10_000).map(|n| shuffled.created_at_ms(n)).collect();
+        let out_of_order = times.windows(2).filter(|w| w[1] < w[0]).count();
+        assert!(out_of_order > 1_000, "{out_of_order} out of order");
+        let jitters: Vec<u64> = (1..=10_000).map(|n| shuffled.jitter_ms(n)).collect();
+        assert!(jitters.iter().any(|&j| j < 10) && jitters.iter().any(|&j| j > 490));
+        // Another seed, other jitters.
+        let other = EventClock {
+            seed: 43,
+            ..shuffled
+        };
+        let same = (1..=1_000)
+            .filter(|&n| other.jitter_ms(n) == shuffled.jitter_ms(n))
+            .count();
+        assert!(same < 20, "{same}");
+    }
+
+    #[test]
+    fn the_generator_stamps_tweets_with_its_clock() {
+        let cfg = GeneratorConfig {
+            event_start: Some(EventStart::At(1_767_225_600_000)),
+            skew: Duration::from_secs(60),
+            ..GeneratorConfig::default()
+        };
+        let mut g = TweetGenerator::new(cfg).unwrap();
+        assert_eq!(
+            g.next_tweet().created_at.as_deref(),
+            Some("2025-12-31T23:59:00.000Z")
+        );
+        assert_eq!(
+            g.next_tweet().created_at.as_deref(),
+            Some("2025-12-31T23:59:00.001Z")
+        );
+        // Only `created_at` differs from the default stream.
+        let plain = generator().tweet_at(77);
+        let event = g.tweet_at(77);
+        assert_eq!(
+            Tweet {
+                created_at: None,
+                ..plain
+            },
+            Tweet {
+                created_at: None,
+                ..event
+            }
+        );
+        // Times outside what RFC 3339 writes are held at its ends.
+        g.set_event_clock(Some(EventClock {
+            first_ms: i64::MIN,
+            ..clock(1, 0, 0)
+        }));
+        assert_eq!(
+            g.tweet_at(1).created_at.as_deref(),
+            Some("0000-01-01T00:00:00.000Z")
+        );
+        g.set_event_clock(Some(EventClock {
+            first_ms: i64::MAX,
+            ..clock(1, 0, 0)
+        }));
+        assert_eq!(
+            g.tweet_at(5).created_at.as_deref(),
+            Some("9999-12-31T23:59:59.999Z")
+        );
+        // "now" in `new` is the time of the call.
+        let before = wall_clock_ms();
+        let now = TweetGenerator::new(GeneratorConfig {
+            event_start: Some(EventStart::Now),
+            ..GeneratorConfig::default()
+        })
+        .unwrap();
+        let first = now.created_at_ms(1);
+        assert!(
+            (before..=wall_clock_ms()).contains(&first),
+            "{before} {first}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn event_times_are_deterministic_and_within_skew_and_disorder(
+            first_ms in -1_000_000_000_000i64..10_000_000_000_000,
+            interval_ns in 0u64..10_000_000_000,
+            skew_ms in 0i64..1_000_000_000,
+            disorder_ms in 0u64..10_000_000,
+            seed: u64,
+            n in 1u64..u64::MAX,
+        ) {
+            let c = EventClock { first_ms, interval_ns, skew_ms, disorder_ms, seed };
+            let at = c.created_at_ms(n);
+            proptest::prop_assert_eq!(at, c.created_at_ms(n));
+            let base = c.base_ms(n);
+            if base < i64::MAX {
+                proptest::prop_assert!(at <= base - skew_ms);
+                proptest::prop_assert!(disorder_ms == 0 || at > base - skew_ms - disorder_ms as i64);
+                proptest::prop_assert!(disorder_ms > 0 || at == base - skew_ms);
+            }
+            // Base times never go backwards.
+            proptest::prop_assert!(c.base_ms(n.saturating_add(1)) >= base);
+        }
     }
 
     /// `cargo test --release --lib -- --ignored --nocapture generator_speed`

@@ -23,6 +23,7 @@ mod cluster_status;
 mod distributed;
 mod exactness;
 mod faults;
+mod generator_event_time;
 mod groupings;
 mod http;
 mod jsonl_sink;
