@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::key_field::key_text;
 use super::ranking_value::to_value;
+use super::rolling_count::{KEEP_UNTIL_FIELD, UPDATE_FIELD};
 use super::window_mark::{
     FINAL_FIELD, WindowId, WindowMarks, is_punctuation, window_of, window_start,
 };
@@ -86,6 +87,11 @@ pub struct RankBolt {
     upstream: usize,
     /// Micro-batch mode: the running ranking as transactional state.
     state: Option<TxValue<Rankings<CompactString>>>,
+    /// Event time: until when each window still being received may be updated.
+    keep: BTreeMap<WindowId, i64>,
+    /// Event time: windows emitted that late tuples may still update, by end: (start,
+    /// ranking, until when).
+    fired: BTreeMap<i64, (Option<i64>, Rankings<CompactString>, i64)>,
 }
 
 /// The state in a snapshot of `rank` (see [`crate::component::snapshot`]): the running
@@ -135,6 +141,8 @@ impl RankBolt {
             final_start: None,
             upstream: 1,
             state: None,
+            keep: BTreeMap::new(),
+            fired: BTreeMap::new(),
         }
     }
 
@@ -152,34 +160,70 @@ impl RankBolt {
                 to_value(&r),
                 Value::Null,
                 Value::Null,
-                Value::Bool(is_final)
+                Value::Bool(is_final),
+                Value::Bool(false),
+                Value::Null
             ],
         )
     }
 
     /// Emits the partial ranking of `window` with its bounds (and forgets older windows).
     fn emit_window(&mut self, window: WindowId, out: &mut BoltCollector<'_>) -> ComponentResult {
-        let r = self
-            .windows
-            .remove(&window)
-            .map(|r| r.into_vec())
+        let ranking = self.windows.remove(&window);
+        let r = ranking
+            .as_ref()
+            .map(|r| r.as_slice().to_vec())
             .unwrap_or_default();
         self.windows = self.windows.split_off(&window);
         let start = self.starts.remove(&window);
         self.starts = self.starts.split_off(&window);
+        let keep = self.keep.remove(&window);
+        self.keep = self.keep.split_off(&window);
         let (start, end, is_final) = match window {
             WindowId::Closed(end) => (start, end, false),
             WindowId::Final => (self.final_start, self.final_end.unwrap_or_default(), true),
         };
+        // Event time: kept while late tuples may still update it.
+        if let (Some(k), Some(ranking)) = (keep, ranking)
+            && k > end
+        {
+            self.fired.insert(end, (start, ranking, k));
+        }
         out.emit_unanchored(
             crate::data::tuple::DEFAULT_STREAM,
             crate::values![
                 to_value(&r),
                 start.map_or(Value::Null, Value::Int),
                 Value::Int(end),
-                Value::Bool(is_final)
+                Value::Bool(is_final),
+                Value::Bool(false),
+                keep.map_or(Value::Null, Value::Int)
             ],
         )
+    }
+
+    /// Event time: a late tuple updated the count of `key` in the window that ended at
+    /// `end`, already emitted: emits that window's ranking again, marked `update`.
+    fn update_fired(
+        &mut self,
+        end: i64,
+        key: CompactString,
+        count: u64,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        let Some((start, ranking, keep)) = self.fired.get_mut(&end) else {
+            return Ok(());
+        };
+        ranking.update(key, count);
+        let values = crate::values![
+            to_value(ranking.as_slice()),
+            start.map_or(Value::Null, Value::Int),
+            Value::Int(end),
+            Value::Bool(false),
+            Value::Bool(true),
+            Value::Int(*keep)
+        ];
+        out.emit_unanchored(crate::data::tuple::DEFAULT_STREAM, values)
     }
 
     /// The window of a windowed tuple; notes its start, and the final window's latest end
@@ -211,7 +255,26 @@ impl Bolt for RankBolt {
             "window_start",
             "window_end",
             FINAL_FIELD,
+            UPDATE_FIELD,
+            KEEP_UNTIL_FIELD,
         ]));
+    }
+
+    /// Event time: the windows the watermark passed are complete (every upstream task sent
+    /// its counts before passing the watermark on): their rankings are emitted in order.
+    /// Windows that late tuples can no longer update are forgotten.
+    fn on_watermark(&mut self, watermark: i64, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let due: Vec<WindowId> = self
+            .windows
+            .keys()
+            .copied()
+            .filter(|w| matches!(w, WindowId::Closed(end) if *end <= watermark))
+            .collect();
+        for w in due {
+            self.emit_window(w, out)?;
+        }
+        self.fired.retain(|_, (_, _, keep)| *keep > watermark);
+        Ok(())
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
@@ -309,6 +372,16 @@ impl Bolt for RankBolt {
         };
         let key = key_text(k);
         if let Some(w) = self.window_of(&input) {
+            if let (WindowId::Closed(end), Some(true)) =
+                (w, input.get(UPDATE_FIELD).and_then(Value::as_bool))
+                && !self.windows.contains_key(&w)
+                && self.fired.contains_key(&end)
+            {
+                return self.update_fired(end, key, c.max(0) as u64, out);
+            }
+            if let Some(k) = input.get(KEEP_UNTIL_FIELD).and_then(Value::as_int) {
+                self.keep.entry(w).or_insert(k);
+            }
             if c > 0 {
                 let top = self.cfg.top;
                 let r = self.windows.entry(w).or_insert_with(|| {

@@ -22,6 +22,7 @@ use crate::data::columns::Columns;
 use crate::data::tuple::{Fields, Tuple, Value};
 use crate::io::clock::{Clock, WallClock};
 use crate::state::TxValue;
+use crate::window::event_windows::EventWindows;
 use crate::window::sliding::SlidingWindowCounter;
 
 /// Options of the `rolling_count` bolt.
@@ -35,6 +36,22 @@ pub struct RollingCountConfig {
     pub window: Duration,
     #[serde(with = "humantime_serde")]
     pub slide: Duration,
+    /// Which clock windows follow: `processing` (when squall sees a tuple) or `event`
+    /// (when its message happened, as its source's `event_time` option says).
+    pub time: TimeKind,
+    /// Event time: how long after a window fired a late tuple still updates it (the
+    /// window is emitted again, marked `update`); later tuples go to the `late` stream.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+}
+
+/// The clock of `rolling_count`'s windows.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeKind {
+    #[default]
+    Processing,
+    Event,
 }
 
 impl Default for RollingCountConfig {
@@ -43,9 +60,18 @@ impl Default for RollingCountConfig {
             field: None,
             window: Duration::from_secs(60),
             slide: Duration::from_secs(10),
+            time: TimeKind::Processing,
+            allowed_lateness: Duration::ZERO,
         }
     }
 }
+
+/// The stream of tuples later than `allowed_lateness` (event time).
+pub const LATE_STREAM: &str = "late";
+/// The field that is true on a window emitted again for a late tuple (event time).
+pub const UPDATE_FIELD: &str = "update";
+/// Until when (ms since the Unix epoch) a window may still be updated (event time).
+pub const KEEP_UNTIL_FIELD: &str = "keep_until";
 
 impl ComponentConfig for RollingCountConfig {
     const NAME: &'static str = "rolling_count";
@@ -61,6 +87,11 @@ impl BoltConfig for RollingCountConfig {
         );
         SlidingWindowCounter::<CompactString>::new(w, s, 0)
             .map_err(|e| BuildError::Invalid(format!("window {w} ms / slide {s} ms: {e}")))?;
+        if self.time == TimeKind::Processing && !self.allowed_lateness.is_zero() {
+            return Err(BuildError::Invalid(
+                "allowed_lateness applies to time = \"event\" only".into(),
+            ));
+        }
         let cfg = self.clone();
         Ok(Arc::new(move || {
             Box::new(RollingCountBolt::with_clock(
@@ -80,6 +111,12 @@ pub struct RollingCountBolt {
     state: Option<TxValue<SlidingWindowCounter<CompactString>>>,
     /// Micro-batch mode: this batch's counts.
     batch: BatchCounts,
+    /// Event time: the windows by event time.
+    events: Option<EventWindows<CompactString>>,
+}
+
+fn ew_window_ms(cfg: &RollingCountConfig) -> i64 {
+    i64::try_from(cfg.window.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The state in a snapshot of `rolling_count` (see [`crate::component::snapshot`]):
@@ -105,13 +142,90 @@ impl RollingCountBolt {
         let now = clock.now_ms();
         let window =
             SlidingWindowCounter::new(cfg.window.as_millis() as u64, slide, now - now % slide).ok();
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let (window, events) = match cfg.time {
+            TimeKind::Processing => (window, None),
+            TimeKind::Event => (
+                None,
+                EventWindows::new(ms(cfg.window), ms(cfg.slide), ms(cfg.allowed_lateness)).ok(),
+            ),
+        };
         RollingCountBolt {
             cfg,
             clock,
             window,
             state: None,
             batch: BatchCounts::default(),
+            events,
         }
+    }
+
+    /// Event time: a window that fired (or was updated), each count tagged with the
+    /// window's bounds, `update`, and until when it may still be updated. No
+    /// punctuation: downstream windows fire on the watermark that follows.
+    fn emit_event_window(
+        &mut self,
+        counts: Vec<(CompactString, u64)>,
+        (start, end, keep_until): (i64, i64, i64),
+        update: bool,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        for (k, c) in counts {
+            let values = crate::values![
+                Value::Str(k),
+                Value::Int(c as i64),
+                Value::Int(start),
+                Value::Int(end),
+                Value::Bool(false),
+                Value::Bool(update),
+                Value::Int(keep_until)
+            ];
+            if update {
+                // Anchored to the late input that caused it.
+                out.emit(values)?;
+            } else {
+                out.emit_unanchored(crate::data::tuple::DEFAULT_STREAM, values)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Event time: counts one input, updating fired windows within lateness; a later
+    /// input goes to the `late` stream (acked with it) and is counted as late.
+    fn execute_event(
+        &mut self,
+        key: CompactString,
+        input: &Tuple,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
+        let Some(ew) = &mut self.events else {
+            return Ok(());
+        };
+        let Some(t) = input.event_time() else {
+            out.count_late(1);
+            return out.emit_to(LATE_STREAM, crate::values![Value::Str(key), Value::Null]);
+        };
+        let p = ew.add(key.clone(), t, 1);
+        if p.is_late() {
+            out.count_late(1);
+            return out.emit_to(LATE_STREAM, crate::values![Value::Str(key), Value::Int(t)]);
+        }
+        let window = ew_window_ms(&self.cfg);
+        let lateness = i64::try_from(self.cfg.allowed_lateness.as_millis()).unwrap_or(i64::MAX);
+        let updates: Vec<(i64, u64)> = p
+            .updates
+            .iter()
+            .map(|&e| (e, ew.count_in(&key, e)))
+            .collect();
+        for (e, c) in updates {
+            self.emit_event_window(
+                vec![(key.clone(), c)],
+                (e - window, e, e.saturating_add(lateness)),
+                true,
+                out,
+            )?;
+        }
+        Ok(())
     }
 
     fn slide_ms(&self) -> u64 {
@@ -175,6 +289,19 @@ impl RollingCountBolt {
 
 impl Bolt for RollingCountBolt {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
+        if self.cfg.time == TimeKind::Event {
+            out.declare(Fields::new([
+                "key",
+                "count",
+                "window_start",
+                "window_end",
+                FINAL_FIELD,
+                UPDATE_FIELD,
+                KEEP_UNTIL_FIELD,
+            ]));
+            out.declare_stream(LATE_STREAM, Fields::new(["key", "event_time"]));
+            return;
+        }
         out.declare(Fields::new([
             "key",
             "count",
@@ -186,7 +313,24 @@ impl Bolt for RollingCountBolt {
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
         if let Some(s) = ctx.state() {
+            if self.cfg.time == TimeKind::Event {
+                return Err(
+                    "rolling_count: time = \"event\" runs in event mode only (not --mode microbatch)"
+                        .into(),
+                );
+            }
             self.state = Some(s.value("window")?);
+        }
+        Ok(())
+    }
+
+    /// Event time: the windows the watermark passed fire.
+    fn on_watermark(&mut self, watermark: i64, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let Some(ew) = &mut self.events else {
+            return Ok(());
+        };
+        for f in ew.advance(watermark) {
+            self.emit_event_window(f.counts, (f.start, f.end, f.keep_until), false, out)?;
         }
         Ok(())
     }
@@ -276,11 +420,14 @@ impl Bolt for RollingCountBolt {
         Some(Ok(Columns::empty()))
     }
 
-    fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
         let Some(k) = key_of(&input, self.cfg.field.as_deref()) else {
             return Err(format!("rolling_count: no key field in {}", input.fields()).into());
         };
         let key = key_text(k);
+        if self.events.is_some() {
+            return self.execute_event(key, &input, out);
+        }
         if self.state.is_some() {
             // Micro-batch mode: the batch's counts, added in `finish_batch`.
             *self.batch.entry(key).or_insert(0) += 1;
@@ -299,6 +446,9 @@ impl Bolt for RollingCountBolt {
     }
 
     fn tick(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
+        if self.events.is_some() {
+            return Ok(());
+        }
         let now = self.clock.now_ms();
         let Some(e) = self.window.as_mut().and_then(|w| w.advance(now)) else {
             return Ok(());
@@ -312,6 +462,10 @@ impl Bolt for RollingCountBolt {
     /// last tuple). Event mode first emits the windows whose boundaries passed since the
     /// last tick; micro-batch mode's final pass did so in `finish_batch`.
     fn finish(&mut self, out: &mut BoltCollector<'_>) -> ComponentResult {
+        if self.events.is_some() {
+            // Every window that holds a count fires (the end of time already did).
+            return self.on_watermark(i64::MAX, out);
+        }
         let held = |w: &SlidingWindowCounter<CompactString>| (w.snapshot(), w.next_boundary_ms());
         let window = match &self.state {
             Some(s) => s.get().map(|w| held(&w)),
@@ -343,11 +497,140 @@ mod tests {
             field: None,
             window: Duration::from_secs(30),
             slide: Duration::from_secs(10),
+            ..Default::default()
         };
         BoltHarness::new(
             Box::new(RollingCountBolt::with_clock(cfg, Arc::new(clock.clone()))),
             Fields::new(["hashtag"]),
         )
+    }
+
+    /// Event time: 30 s windows sliding by 10 s, late tuples update up to `lateness`.
+    fn event_harness(lateness: Duration) -> BoltHarness {
+        let cfg = RollingCountConfig {
+            window: Duration::from_secs(30),
+            slide: Duration::from_secs(10),
+            time: TimeKind::Event,
+            allowed_lateness: lateness,
+            ..Default::default()
+        };
+        BoltHarness::new(
+            Box::new(RollingCountBolt::with_clock(cfg, Arc::new(WallClock))),
+            Fields::new(["hashtag"]),
+        )
+    }
+
+    /// (stream, key, count, start, end, update) of what a step emitted.
+    type Pane = (String, String, i64, i64, i64, bool);
+
+    fn panes(out: Vec<crate::component::testkit::Emitted>) -> Vec<Pane> {
+        out.into_iter()
+            .map(|e| {
+                let v = &e.values;
+                let int = |i: usize| v.get(i).and_then(Value::as_int).unwrap_or(-1);
+                (
+                    e.stream.clone(),
+                    v.first().map(|k| k.to_string()).unwrap_or_default(),
+                    int(1),
+                    int(2),
+                    int(3),
+                    v.get(5).and_then(Value::as_bool).unwrap_or(false),
+                )
+            })
+            .collect()
+    }
+
+    fn pane(key: &str, count: i64, end_s: i64, update: bool) -> Pane {
+        let d = crate::data::tuple::DEFAULT_STREAM.to_string();
+        (
+            d,
+            key.into(),
+            count,
+            (end_s - 30) * 1000,
+            end_s * 1000,
+            update,
+        )
+    }
+
+    #[test]
+    fn event_windows_fire_on_the_watermark_in_order_and_out_of_order() {
+        use crate::component::testkit::EventStep::{At, Watermark};
+        let mut h = event_harness(Duration::ZERO);
+        let steps = vec![
+            At(crate::values!["a"], 12_000),
+            At(crate::values!["b"], 5_000), // out of order, before the watermark passed it
+            Watermark(9_999),
+            Watermark(10_000),
+            At(crate::values!["a"], 21_000),
+            Watermark(30_000),
+        ];
+        let out: Vec<Vec<Pane>> = h
+            .run_events(steps)
+            .unwrap()
+            .into_iter()
+            .map(panes)
+            .collect();
+        assert!(out[0].is_empty() && out[1].is_empty() && out[2].is_empty());
+        assert_eq!(out[3], vec![pane("b", 1, 10, false)]);
+        assert_eq!(
+            out[5],
+            vec![
+                pane("a", 1, 20, false),
+                pane("b", 1, 20, false),
+                pane("a", 2, 30, false),
+                pane("b", 1, 30, false),
+            ]
+        );
+        // The end of the input fires every window that holds a count.
+        let end = panes(h.watermark(i64::MAX).unwrap());
+        assert_eq!(end, vec![pane("a", 2, 40, false), pane("a", 1, 50, false)]);
+    }
+
+    #[test]
+    fn late_tuples_update_within_lateness_and_go_to_the_late_stream_after() {
+        let mut h = event_harness(Duration::from_secs(5));
+        h.execute_at(crate::values!["a"], 3_000).unwrap();
+        assert_eq!(
+            panes(h.watermark(10_000).unwrap()),
+            vec![pane("a", 1, 10, false)]
+        );
+        // Late, within lateness: the window is emitted again for its key, marked update.
+        let out = panes(h.execute_at(crate::values!["a"], 4_000).unwrap());
+        assert_eq!(out, vec![pane("a", 2, 10, true)]);
+        // Beyond: every window of this tuple fired more than 5 s ago.
+        h.watermark(40_000).unwrap();
+        let out = h.execute_at(crate::values!["a"], 1_000).unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].stream, LATE_STREAM);
+        assert_eq!(
+            out[0].values.as_slice(),
+            &[Value::from("a"), Value::Int(1_000)]
+        );
+        assert_eq!(
+            out[0].event_time,
+            Some(1_000),
+            "late tuples keep their time"
+        );
+    }
+
+    #[test]
+    fn a_tuple_without_event_time_is_late() {
+        let mut h = event_harness(Duration::ZERO);
+        let out = h.execute(crate::values!["a"]).unwrap();
+        assert_eq!(out, vec![crate::values!["a", Value::Null]]);
+    }
+
+    #[test]
+    fn event_time_options_are_checked() {
+        let c = RollingCountConfig {
+            allowed_lateness: Duration::from_secs(1),
+            ..Default::default()
+        };
+        assert!(c.build().is_err(), "lateness needs time = event");
+        let c: RollingCountConfig =
+            toml::from_str("time = \"event\"\nallowed_lateness = \"5s\"").unwrap();
+        assert_eq!(c.time, TimeKind::Event);
+        assert!(c.build().is_ok());
     }
 
     /// The counts of one emission, and the window its punctuation closed.
@@ -436,6 +719,7 @@ mod tests {
                 field: None,
                 window: Duration::from_secs(30),
                 slide: Duration::from_secs(10),
+                ..Default::default()
             },
             Arc::new(clock.clone()),
         )
@@ -628,6 +912,7 @@ mod tests {
             field: None,
             window: Duration::from_secs(60),
             slide: Duration::from_secs(10),
+            ..Default::default()
         };
         let e = BoltHarness::new(
             Box::new(RollingCountBolt::with_clock(other, Arc::new(clock.clone()))),
@@ -671,6 +956,7 @@ mod tests {
             field: None,
             window: Duration::from_secs(25),
             slide: Duration::from_secs(10),
+            ..Default::default()
         };
         assert!(cfg.build().is_err());
     }

@@ -53,6 +53,7 @@ fn kinds(clock: &ManualClock) -> Vec<Kind> {
                     field: None,
                     window: Duration::from_secs(30),
                     slide: Duration::from_secs(10),
+                    ..Default::default()
                 };
                 let b = RollingCountBolt::with_clock(cfg, Arc::new(clock.clone()));
                 BoltHarness::new(Box::new(b), Fields::new(["word"]))

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ranking_value::{Ranking, from_value, to_value};
+use super::rolling_count::{KEEP_UNTIL_FIELD, UPDATE_FIELD};
 use super::window_mark::{FINAL_FIELD, WindowId, window_of, window_start};
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
@@ -81,6 +82,8 @@ impl BoltConfig for TotalRankConfig {
                 owed_final: false,
                 ctx: None,
                 state: None,
+                keep: BTreeMap::new(),
+                fired: BTreeMap::new(),
             })
         }))
     }
@@ -111,6 +114,11 @@ pub struct TotalRankBolt {
     ctx: Option<TaskContext>,
     /// Micro-batch mode: the running partials as transactional state.
     state: Option<TxValue<BTreeMap<u32, Ranking>>>,
+    /// Event time: until when each window still being received may be updated.
+    keep: BTreeMap<WindowId, i64>,
+    /// Event time: windows emitted that late tuples may still update, by end: (start,
+    /// partials, until when).
+    fired: BTreeMap<i64, (Option<i64>, BTreeMap<u32, Ranking>, i64)>,
 }
 
 /// The state in a snapshot of `total_rank` (see [`crate::component::snapshot`]): the
@@ -191,6 +199,19 @@ impl TotalRankBolt {
         is_final: bool,
         out: &mut BoltCollector<'_>,
     ) -> ComponentResult {
+        self.emit_marked(partials, window, is_final, false, out)
+    }
+
+    /// [`emit`](Self::emit); `update`: the table of a window emitted before, again, with
+    /// a late tuple (event time).
+    fn emit_marked<'a>(
+        &self,
+        partials: impl Iterator<Item = &'a Ranking>,
+        window: Option<Bounds>,
+        is_final: bool,
+        update: bool,
+        out: &mut BoltCollector<'_>,
+    ) -> ComponentResult {
         let total = top_k_of(partials.flatten().cloned(), self.cfg.top);
         let (window_start, window_end) = (window.and_then(|w| w.start), window.map(|w| w.end));
         if let Some(ctx) = &self.ctx {
@@ -207,7 +228,8 @@ impl TotalRankBolt {
                 to_value(&total),
                 window_start.map_or(Value::Null, Value::Int),
                 window_end.map_or(Value::Null, Value::Int),
-                Value::Bool(is_final)
+                Value::Bool(is_final),
+                Value::Bool(update)
             ],
         )
     }
@@ -229,6 +251,14 @@ impl TotalRankBolt {
             ),
         };
         self.emit(parts.values(), Some(bounds), is_final, out)?;
+        let keep = self.keep.remove(&window);
+        self.keep = self.keep.split_off(&window);
+        if let Some(k) = keep
+            && k > bounds.end
+        {
+            self.fired
+                .insert(bounds.end, (bounds.start, parts.clone(), k));
+        }
         if is_final {
             self.final_emitted = Some((parts, bounds.end));
             self.final_emitted_start = bounds.start;
@@ -245,7 +275,44 @@ impl Bolt for TotalRankBolt {
             "window_start",
             "window_end",
             FINAL_FIELD,
+            UPDATE_FIELD,
         ]));
+    }
+
+    /// Event time: the windows the watermark passed are complete (every upstream task sent
+    /// its partial before passing the watermark on): their tables are emitted in order. At
+    /// the end of the input (`i64::MAX`) the last is the final table, unless the input had
+    /// a final window of its own (processing time). Windows that late tuples can no longer
+    /// update are forgotten.
+    fn on_watermark(&mut self, watermark: i64, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let due: Vec<WindowId> = self
+            .windows
+            .keys()
+            .copied()
+            .filter(|w| matches!(w, WindowId::Closed(end) if *end <= watermark))
+            .collect();
+        let n = due.len();
+        for (i, w) in due.into_iter().enumerate() {
+            let last = watermark == i64::MAX && i + 1 == n && self.final_end.is_none();
+            if last && let WindowId::Closed(end) = w {
+                // The last window of the run is its final one.
+                let parts = self.windows.remove(&w).unwrap_or_default();
+                let start = self.starts.remove(&w);
+                self.windows.clear();
+                self.starts.clear();
+                let bounds = Bounds { start, end };
+                self.emit(parts.values(), Some(bounds), true, out)?;
+                self.final_emitted = Some((parts, end));
+                self.final_emitted_start = start;
+                self.final_end = Some(end);
+                self.final_start = start;
+                self.owed_final = false;
+            } else {
+                self.emit_window(w, out)?;
+            }
+        }
+        self.fired.retain(|_, (_, _, keep)| *keep > watermark);
+        Ok(())
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
@@ -280,7 +347,26 @@ impl Bolt for TotalRankBolt {
         };
         let from = Self::partial_of(&input)?;
         match window_of(&input) {
+            Some((WindowId::Closed(end), _))
+                if input.get(UPDATE_FIELD).and_then(Value::as_bool) == Some(true)
+                    && !self.windows.contains_key(&WindowId::Closed(end))
+                    && self.fired.contains_key(&end) =>
+            {
+                // Event time: a late tuple changed a window emitted before.
+                let Some((start, parts, _)) = self.fired.get_mut(&end) else {
+                    return Ok(());
+                };
+                parts.insert(from, r);
+                let bounds = Bounds { start: *start, end };
+                let parts = parts.clone();
+                self.emit_marked(parts.values(), Some(bounds), false, true, out)?;
+            }
             Some((w, end)) => {
+                // Event time: the window completes on the watermark, not on a count.
+                let by_event_time = input.get(KEEP_UNTIL_FIELD).and_then(Value::as_int);
+                if let Some(k) = by_event_time {
+                    self.keep.entry(w).or_insert(k);
+                }
                 let start = window_start(&input);
                 match w {
                     // The latest end, with the start of that window.
@@ -298,7 +384,7 @@ impl Bolt for TotalRankBolt {
                 }
                 let parts = self.windows.entry(w).or_default();
                 parts.insert(from, r);
-                if parts.len() >= self.upstream() {
+                if by_event_time.is_none() && parts.len() >= self.upstream() {
                     self.emit_window(w, out)?;
                 }
             }

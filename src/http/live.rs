@@ -440,6 +440,8 @@ mod tests {
             abandoned: 6,
             restarts: 7,
             busy_ns: 8,
+            late: 10,
+            watermark_lag_ms: 11,
             pending: 9,
         };
         let task = TaskMetrics {
@@ -451,14 +453,14 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&task).ok().as_deref(),
             Some(
-                r#"{"task":0,"emitted":1,"executed":2,"acked":3,"failed":4,"restarts":7,"pending":9,"capacity":0.5,"busy_s":1.0}"#
+                r#"{"task":0,"emitted":1,"executed":2,"acked":3,"failed":4,"restarts":7,"late":10,"watermark_lag_ms":11,"pending":9,"capacity":0.5,"busy_s":1.0}"#
             )
         );
         let shown = |view| serde_json::to_string(&Shown::new(counts, view)).ok();
         assert_eq!(
             shown(View::Component).as_deref(),
             Some(
-                r#"{"emitted":1,"executed":2,"acked":3,"failed":4,"timed_out":5,"abandoned":6,"restarts":7,"pending":9}"#
+                r#"{"emitted":1,"executed":2,"acked":3,"failed":4,"timed_out":5,"abandoned":6,"restarts":7,"late":10,"watermark_lag_ms":11,"pending":9}"#
             )
         );
         let rates = Counts {

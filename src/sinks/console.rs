@@ -13,7 +13,7 @@ use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
 use crate::component::{Bolt, ComponentResult};
-use crate::data::tuple::Tuple;
+use crate::data::tuple::{Tuple, Value};
 use crate::io::clock::{Clock, WallClock};
 use crate::io::time::{Precision, rfc3339};
 
@@ -104,6 +104,11 @@ impl Bolt for ConsoleSink {
                     format!("{at} (final)")
                 } else {
                     at
+                };
+                // Event time: a window shown before, again with late tuples.
+                let at = match input.get("update").and_then(Value::as_bool) {
+                    Some(true) => format!("{at} (update)"),
+                    _ => at,
                 };
                 render_table(&self.cfg.title, &at, &r)
             }

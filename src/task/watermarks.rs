@@ -96,10 +96,11 @@ mod tests {
             Some(Change::Advanced(10)),
             "back, not below"
         );
-        assert_eq!(w.update(1, Some(i64::MAX)), None);
         assert_eq!(
-            w.update(2, Some(i64::MAX)),
-            Some(Change::Advanced(i64::MAX))
+            w.update(1, Some(i64::MAX)),
+            Some(Change::Advanced(i64::MAX)),
+            "the other sender is idle"
         );
+        assert_eq!(w.update(2, Some(i64::MAX)), None);
     }
 }

@@ -19,6 +19,10 @@ impl Topology {
             .get(stream)?
             .clone();
         let mut read: BTreeSet<String> = BTreeSet::new();
+        // A source reads its own event time from its tuples.
+        if let Some(et) = &self.component(component)?.event_time {
+            read.insert(et.field.clone());
+        }
         for (c, input) in self.subscriptions(component, stream) {
             let ComponentKind::Bolt(factory) = &c.kind else {
                 continue;
@@ -84,6 +88,24 @@ mod tests {
         assert_eq!(
             read,
             Some(["text", "author", "hashtags"].map(String::from).to_vec())
+        );
+    }
+
+    #[test]
+    fn a_source_reads_its_event_time_field() {
+        let t = {
+            let mut b = TopologyBuilder::new("t");
+            b.spout_factory("source", generator(), 1);
+            b.set_event_time(
+                "source",
+                crate::time::event_time::EventTimeConfig::new("created_at"),
+            );
+            b.bolt_factory("tokenize", tokenize(), 1).shuffle("source");
+            b.build().unwrap()
+        };
+        assert_eq!(
+            t.read_fields("source", DEFAULT_STREAM),
+            Some(vec!["text".to_string(), "created_at".to_string()])
         );
     }
 

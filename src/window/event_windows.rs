@@ -249,7 +249,10 @@ mod tests {
         let ends: Vec<(i64, Vec<(&str, u64)>)> = f.into_iter().map(|f| (f.end, f.counts)).collect();
         assert_eq!(
             ends,
-            vec![(30, vec![("a", 1), ("b", 1)]), (40, vec![("a", 1), ("b", 1)])]
+            vec![
+                (30, vec![("a", 1), ("b", 1)]),
+                (40, vec![("a", 1), ("b", 1)])
+            ]
         );
         let f = ew.advance(i64::MAX);
         let ends: Vec<i64> = f.iter().map(|f| f.end).collect();

@@ -1,5 +1,5 @@
 //! Sliding-window counts and top-k rankings (Storm's RollingTopWords building blocks).
 
-pub mod rankings;
 pub mod event_windows;
+pub mod rankings;
 pub mod sliding;

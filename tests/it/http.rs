@@ -31,6 +31,8 @@ const COMPONENT_FIELDS: &[&str] = &[
     "timed_out",
     "abandoned",
     "restarts",
+    "late",
+    "watermark_lag_ms",
     "pending",
     "emitted_per_s",
     "executed_per_s",
@@ -43,7 +45,17 @@ const COMPONENT_FIELDS: &[&str] = &[
     "per_task",
 ];
 const TASK_FIELDS: &[&str] = &[
-    "task", "emitted", "executed", "acked", "failed", "restarts", "pending", "capacity", "busy_s",
+    "task",
+    "emitted",
+    "executed",
+    "acked",
+    "failed",
+    "restarts",
+    "late",
+    "watermark_lag_ms",
+    "pending",
+    "capacity",
+    "busy_s",
 ];
 const PERCENTILE_FIELDS: &[&str] = &["p50", "p90", "p99", "p999", "max"];
 const EDGE_FIELDS: &[&str] = &["from", "to", "stream", "grouping", "tuples_per_s"];
@@ -140,7 +152,7 @@ fn every_endpoint_serves_the_documented_fields_of_a_live_run() {
         }
         // Per-component values are the sums of the per-task ones.
         for f in [
-            "emitted", "executed", "acked", "failed", "restarts", "pending",
+            "emitted", "executed", "acked", "failed", "restarts", "late", "pending",
         ] {
             let sum: u64 = tasks.iter().filter_map(|t| t[f].as_u64()).sum();
             assert_eq!(c[f].as_u64(), Some(sum), "{f} of {}", c["name"]);

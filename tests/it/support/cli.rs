@@ -284,7 +284,7 @@ pub fn check_rankings(
             .as_object()
             .map(|o| o.keys().map(String::as_str).collect())
             .unwrap_or_default();
-        let mut want = vec!["final", "rankings", "window_end", "window_start"];
+        let mut want = vec!["final", "rankings", "update", "window_end", "window_start"];
         want.sort_unstable();
         let mut got = fields.clone();
         got.sort_unstable();
