@@ -89,6 +89,10 @@ impl BoltConfig for TotalRankConfig {
     }
 }
 
+/// Event time: a window emitted that late tuples may still update: its start, its
+/// partials, and until when it may be updated.
+type FiredWindow = (Option<i64>, BTreeMap<u32, Ranking>, i64);
+
 pub struct TotalRankBolt {
     cfg: TotalRankConfig,
     /// Running mode: the latest partial of each upstream task (or partition).
@@ -118,7 +122,7 @@ pub struct TotalRankBolt {
     keep: BTreeMap<WindowId, i64>,
     /// Event time: windows emitted that late tuples may still update, by end: (start,
     /// partials, until when).
-    fired: BTreeMap<i64, (Option<i64>, BTreeMap<u32, Ranking>, i64)>,
+    fired: BTreeMap<i64, FiredWindow>,
 }
 
 /// The state in a snapshot of `total_rank` (see [`crate::component::snapshot`]): the

@@ -42,6 +42,10 @@ pub enum DistributedError {
         "distributed inputs run in event mode only (micro-batch mode across instances is not supported yet)"
     )]
     Mode,
+    #[error(
+        "spout `{0}` assigns event time, which distributed inputs do not carry across processes yet (see docs/event-time.md)"
+    )]
+    EventTime(String),
     #[error("{0}")]
     Kafka(String),
 }
@@ -263,6 +267,9 @@ pub fn prepare(
 ) -> Result<(Topology, Arc<Instance>), DistributedError> {
     if config.mode != crate::config::Mode::Event {
         return Err(DistributedError::Mode);
+    }
+    if let Some(c) = t.components().iter().find(|c| c.event_time.is_some()) {
+        return Err(DistributedError::EventTime(c.name.clone()));
     }
     let layout = Layout::of(t, d)?;
     let kafka = |e: &dyn std::fmt::Display| DistributedError::Kafka(e.to_string());

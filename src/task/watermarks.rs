@@ -42,7 +42,11 @@ impl InputWatermarks {
         if self.from.len() < self.senders {
             return None;
         }
-        let min = self.from.values().flatten().min().copied();
+        let mut min = self.from.values().flatten().min().copied();
+        // The end of time needs every sender's end: an idle one may still send.
+        if min == Some(i64::MAX) && self.from.values().any(Option::is_none) {
+            min = Some(self.current.filter(|_| !self.idle)?);
+        }
         match min {
             None => {
                 if self.idle {
@@ -85,6 +89,18 @@ mod tests {
     }
 
     #[test]
+    fn only_idle_senders_leave_it_unknown_until_they_all_end() {
+        let mut w = InputWatermarks::new(2);
+        assert_eq!(w.update(1, None), None);
+        assert_eq!(w.update(2, None), Some(Change::Idle));
+        assert_eq!(w.update(1, Some(i64::MAX)), None, "sender 2 may still send");
+        assert_eq!(
+            w.update(2, Some(i64::MAX)),
+            Some(Change::Advanced(i64::MAX))
+        );
+    }
+
+    #[test]
     fn idle_senders_do_not_hold_it_back() {
         let mut w = InputWatermarks::new(2);
         w.update(1, None);
@@ -98,9 +114,12 @@ mod tests {
         );
         assert_eq!(
             w.update(1, Some(i64::MAX)),
-            Some(Change::Advanced(i64::MAX)),
-            "the other sender is idle"
+            None,
+            "the end of time waits for the idle sender's end"
         );
-        assert_eq!(w.update(2, Some(i64::MAX)), None);
+        assert_eq!(
+            w.update(2, Some(i64::MAX)),
+            Some(Change::Advanced(i64::MAX))
+        );
     }
 }

@@ -21,6 +21,8 @@ mod browser;
 mod cli;
 mod cluster_status;
 mod distributed;
+mod event_time;
+mod event_time_kafka;
 mod exactness;
 mod faults;
 mod generator_event_time;

@@ -1,0 +1,258 @@
+//! Event time from Kafka: the watermark is the minimum over the partitions, so a partition
+//! far behind holds the windows back (none of its tweets is late) and an idle one does not
+//! stall them; a replay of the same offsets writes the same rankings as the live run,
+//! window by window.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use squall::kafka::mock::DevBroker;
+use squall::tweet::generator::{TweetGenerator, rfc3339_from_unix_ms};
+
+use crate::support::cli::{Running, TempDir, read_report, record_ranking, squall, top_k};
+
+const PARTITIONS: i32 = 6;
+const WINDOW_MS: i64 = 4_000;
+const SLIDE_MS: i64 = 2_000;
+/// 2026-01-01T00:00:00Z.
+const START_MS: i64 = 1_767_225_600_000;
+
+/// Produces tweets `1..=n` to `topic`, tweet `i` written at START + i ms, to partition
+/// `i % 6` (or the next one if that is `empty`); those of partition 5 are written
+/// `behind` ms earlier. Returns, per window end, the hashtag counts of the window.
+fn produce(
+    b: &DevBroker,
+    topic: &str,
+    n: u64,
+    behind: i64,
+    empty: Option<i32>,
+) -> BTreeMap<i64, HashMap<String, u64>> {
+    produce_range(b.bootstrap_servers(), topic, 1..n + 1, behind, empty)
+}
+
+fn produce_range(
+    brokers: &str,
+    topic: &str,
+    tweets: std::ops::Range<u64>,
+    behind: i64,
+    empty: Option<i32>,
+) -> BTreeMap<i64, HashMap<String, u64>> {
+    let g = TweetGenerator::new(Default::default()).unwrap();
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let mut windows: BTreeMap<i64, HashMap<String, u64>> = BTreeMap::new();
+    for i in tweets {
+        let mut partition = (i % PARTITIONS as u64) as i32;
+        if Some(partition) == empty {
+            partition = (partition + 1) % PARTITIONS;
+        }
+        let mut at = START_MS + i as i64;
+        if partition == PARTITIONS - 1 {
+            at -= behind;
+        }
+        let mut t = g.tweet_at(i);
+        t.created_at = Some(rfc3339_from_unix_ms(at as u64));
+        let slot = at.div_euclid(SLIDE_MS) * SLIDE_MS;
+        let mut end = slot + SLIDE_MS;
+        while end <= slot + WINDOW_MS {
+            let w = windows.entry(end).or_default();
+            squall::text::hashtags::for_each_hashtag(&t.text, |h| {
+                *w.entry(h.to_string()).or_insert(0) += 1
+            });
+            end += SLIDE_MS;
+        }
+        let json = squall::tweet::wire::to_v2_json(&t);
+        let mut r = BaseRecord::<(), _>::to(topic)
+            .partition(partition)
+            .payload(&json);
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    p.poll(Duration::from_millis(10));
+                    r = back;
+                }
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+    windows
+}
+
+/// Every record of partition 0 of `topic` now.
+fn read_all(b: &DevBroker, topic: &str) -> Vec<serde_json::Value> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap_servers())
+        .set("group.id", "read-back")
+        .create()
+        .unwrap();
+    let (_, high) = c
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while (got.len() as i64) < high {
+        assert!(Instant::now() < deadline, "read {} of {high}", got.len());
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            got.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap());
+        }
+    }
+    got
+}
+
+/// `--set`s that make `kafka-hashtags.toml` count by event time into `out`.
+fn event_time_sets(group: &str, out: &str, idle: &str) -> Vec<String> {
+    [
+        format!("spouts.source.group={group}"),
+        "spouts.source.event_time.field=created_at".to_string(),
+        "spouts.source.event_time.lag=100ms".to_string(),
+        format!("spouts.source.event_time.idle_timeout={idle}"),
+        "bolts.counts.time=event".to_string(),
+        format!("bolts.counts.window={WINDOW_MS}ms"),
+        format!("bolts.counts.slide={SLIDE_MS}ms"),
+        "bolts.sink.quiet=true".to_string(),
+        format!("bolts.rankings_out.topic={out}"),
+    ]
+    .into_iter()
+    .flat_map(|s| ["--set".to_string(), s])
+    .collect()
+}
+
+/// Six partitions, the last 20 s behind the others (more than a window): the watermark
+/// waits for it, so no tweet is late and every window is exact; `kafka replay` of the same
+/// offsets writes exactly the rankings the live run wrote.
+#[test]
+fn a_partition_behind_holds_the_windows_and_a_replay_gives_the_live_answer() {
+    let b = DevBroker::start(1).unwrap();
+    b.create_topic("tweets", PARTITIONS).unwrap();
+    b.create_topic("live", 1).unwrap();
+    b.create_topic("replayed", 1).unwrap();
+    let truth = produce(&b, "tweets", 12_000, 20_000, None);
+    let brokers = b.bootstrap_servers().to_string();
+    let dir = TempDir::new("event-time-kafka");
+    let report = dir.join("live.json");
+    let mut args: Vec<String> = [
+        "topology",
+        "run",
+        "topologies/kafka-hashtags.toml",
+        "--brokers",
+        &brokers,
+        "--set",
+        "spouts.source.end=latest",
+        "--quiet",
+        "--report",
+        &report.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(event_time_sets("live", "live", "10s"));
+    squall(&args, Duration::from_secs(120)).assert_success();
+    let live = read_all(&b, "live");
+    assert_eq!(live.len(), truth.len(), "one table per window: {live:?}");
+    for (r, (end, counts)) in live.iter().zip(&truth) {
+        assert_eq!(r["window_end"].as_i64(), Some(*end), "{r}");
+        assert_eq!(record_ranking(r), top_k(counts, 10), "window ending {end}");
+        assert_eq!(r["update"], serde_json::json!(false), "{r}");
+    }
+    let r = read_report(&report);
+    assert_eq!(
+        r["counters"]["counts"].get("late"),
+        None,
+        "nothing late: {r}"
+    );
+
+    let mut args: Vec<String> = [
+        "kafka",
+        "replay",
+        "topologies/kafka-hashtags.toml",
+        "--brokers",
+        &brokers,
+        "--topic",
+        "tweets",
+        "--from-beginning",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(event_time_sets("replay", "replayed", "10s"));
+    squall(&args, Duration::from_secs(120)).assert_success();
+    let replayed = read_all(&b, "replayed");
+    assert_eq!(replayed, live, "the replay's rankings, window by window");
+}
+
+/// An unbounded run where one partition never gets a tweet while the others keep getting
+/// them: once it has been idle for `idle_timeout`, it no longer holds the watermark back,
+/// and windows fire while the run goes on.
+#[test]
+fn an_idle_partition_does_not_stall_the_windows() {
+    let b = DevBroker::start(1).unwrap();
+    b.create_topic("tweets", PARTITIONS).unwrap();
+    b.create_topic("idle-out", 1).unwrap();
+    let brokers = b.bootstrap_servers().to_string();
+    // A live feed: 100 tweets (100 ms of event time) every 50 ms, none to partition 2.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feed = {
+        let (stop, brokers) = (stop.clone(), brokers.clone());
+        std::thread::spawn(move || {
+            let mut next = 1;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                produce_range(&brokers, "tweets", next..next + 100, 0, Some(2));
+                next += 100;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let mut args: Vec<String> = [
+        "topology",
+        "run",
+        "topologies/kafka-hashtags.toml",
+        "--brokers",
+        &brokers,
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(event_time_sets("idle", "idle-out", "1s"));
+    let mut run = Running::start(&args, Stdio::null());
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap_servers())
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let fired = loop {
+        let (_, high) = c
+            .fetch_watermarks("idle-out", 0, Duration::from_secs(10))
+            .unwrap();
+        if high > 0 || Instant::now() >= deadline {
+            break high > 0;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = feed.join();
+    run.signal("-INT");
+    let status = run.wait_exit(Duration::from_secs(60));
+    assert!(
+        fired,
+        "no window fired while partition 2 was idle:\n{}",
+        run.stderr_text()
+    );
+    assert!(status.success(), "{}", run.stderr_text());
+}
