@@ -86,7 +86,7 @@ impl<K: Hash + Eq + Clone + Ord> EventWindows<K> {
     }
 
     fn slot_of(&self, t: i64) -> i64 {
-        t.div_euclid(self.slide) * self.slide
+        t.div_euclid(self.slide).saturating_mul(self.slide)
     }
 
     /// Counts `n` of `key` at event time `t`.
@@ -107,7 +107,10 @@ impl<K: Hash + Eq + Clone + Ord> EventWindows<K> {
                     if self.watermark < e.saturating_add(self.lateness) {
                         p.updates.push(e);
                     }
-                    e += self.slide;
+                    match e.checked_add(self.slide) {
+                        Some(next) => e = next,
+                        None => break,
+                    }
                 }
             }
         }
@@ -120,7 +123,7 @@ impl<K: Hash + Eq + Clone + Ord> EventWindows<K> {
     /// The count of `key` in the window ending at `end`.
     pub fn count_in(&self, key: &K, end: i64) -> u64 {
         self.slots
-            .range(end - self.window..end)
+            .range(end.saturating_sub(self.window)..end)
             .filter_map(|(_, c)| c.get(key))
             .sum()
     }
@@ -162,7 +165,7 @@ impl<K: Hash + Eq + Clone + Ord> EventWindows<K> {
             Some(self.slot_of(wm))
         };
         let mut e = match (self.fired_to, self.first_end) {
-            (Some(f), _) => f + self.slide,
+            (Some(f), _) => f.saturating_add(self.slide),
             (None, Some(first)) => first,
             (None, None) => passed.unwrap_or(i64::MAX),
         };
@@ -171,7 +174,7 @@ impl<K: Hash + Eq + Clone + Ord> EventWindows<K> {
             _ => i64::MIN,
         };
         while e <= limit {
-            let start = e - self.window;
+            let start = e.saturating_sub(self.window);
             if self.slots.range(start..e).next().is_some() {
                 fired.push(Fired {
                     start,
@@ -179,12 +182,18 @@ impl<K: Hash + Eq + Clone + Ord> EventWindows<K> {
                     counts: self.counts(e),
                     keep_until: e.saturating_add(self.lateness),
                 });
-                e += self.slide;
+                match e.checked_add(self.slide) {
+                    Some(next) => e = next,
+                    None => break,
+                }
                 continue;
             }
             // Nothing until the next slot: the next window holding it ends after it.
             match self.slots.range(e..).next() {
-                Some((&s, _)) => e = s + self.slide,
+                Some((&s, _)) => match s.checked_add(self.slide) {
+                    Some(next) if next > e => e = next,
+                    _ => break,
+                },
                 None => break,
             }
         }
@@ -297,6 +306,18 @@ mod tests {
         }
         let f = ew.advance(i64::MAX);
         assert_eq!(f.len(), 2);
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let mut ew = w(30, 10, 5);
+        ew.add("a", i64::MIN + 3, 1);
+        ew.add("b", i64::MAX - 3, 1);
+        ew.advance(0);
+        ew.advance(i64::MAX);
+        let p = ew.add("c", i64::MIN, 1);
+        assert!(p.is_late(), "{p:?}");
+        assert_eq!(ew.count_in(&"a", i64::MIN), 0);
     }
 
     #[test]
