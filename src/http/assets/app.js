@@ -82,6 +82,13 @@ function us(v) {
   return v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} µs`;
 }
 
+// Event time: the largest watermark lag among the component's tasks ("–" without one).
+function watermarkLag(c) {
+  const lags = (c.per_task || []).map((t) => t.watermark_lag_ms || 0);
+  const worst = lags.length ? Math.max(...lags) : 0;
+  return worst > 0 ? `${(worst / 1000).toFixed(1)} s` : "–";
+}
+
 function renderTable(m) {
   const rows = m.components.map((c) => {
     const tr = document.createElement("tr");
@@ -91,6 +98,7 @@ function renderTable(m) {
       c.kind === "bolt" ? fmt.format(c.executed) : "–", fmt.format(c.acked), fmt.format(c.failed),
       c.kind === "bolt" ? us(c.execute_latency_us.p99) : "–",
       `${(c.capacity * 100).toFixed(1)}%`, c.restarts, c.kind === "spout" ? fmt.format(c.pending) : "–",
+      c.kind === "bolt" ? fmt.format(c.late || 0) : "–", watermarkLag(c),
     ];
     cells.forEach((v, i) => {
       const td = document.createElement("td");
