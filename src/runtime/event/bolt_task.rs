@@ -205,8 +205,12 @@ impl BoltTask {
                 for i in 0..self.stages.len() {
                     self.guarded(i, "watermark", Call::Watermark(wm));
                 }
-                for s in &mut self.stages {
-                    s.outbox.send_watermark(Some(wm));
+                // The end of time goes on with the end of this task (after what its bolts
+                // emit when they finish), not before.
+                if wm != i64::MAX {
+                    for s in &mut self.stages {
+                        s.outbox.send_watermark(Some(wm));
+                    }
                 }
             }
             Change::Idle => {
