@@ -17,7 +17,7 @@ use super::key_field::key_text;
 use super::ranking_value::to_value;
 use super::rolling_count::{KEEP_UNTIL_FIELD, UPDATE_FIELD};
 use super::window_mark::{
-    FINAL_FIELD, WindowId, WindowMarks, is_punctuation, window_of, window_start,
+    FINAL_FIELD, WindowId, WindowMarks, is_punctuation, passed_by, window_of, window_start,
 };
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
@@ -264,12 +264,7 @@ impl Bolt for RankBolt {
     /// its counts before passing the watermark on): their rankings are emitted in order.
     /// Windows that late tuples can no longer update are forgotten.
     fn on_watermark(&mut self, watermark: i64, out: &mut BoltCollector<'_>) -> ComponentResult {
-        let due: Vec<WindowId> = self
-            .windows
-            .keys()
-            .copied()
-            .filter(|w| matches!(w, WindowId::Closed(end) if *end <= watermark))
-            .collect();
+        let due = passed_by(self.windows.keys().copied(), watermark);
         for w in due {
             self.emit_window(w, out)?;
         }

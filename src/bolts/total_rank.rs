@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ranking_value::{Ranking, from_value, to_value};
 use super::rolling_count::{KEEP_UNTIL_FIELD, UPDATE_FIELD};
-use super::window_mark::{FINAL_FIELD, WindowId, window_of, window_start};
+use super::window_mark::{FINAL_FIELD, WindowId, passed_by, window_of, window_start};
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
@@ -289,12 +289,7 @@ impl Bolt for TotalRankBolt {
     /// a final window of its own (processing time). Windows that late tuples can no longer
     /// update are forgotten.
     fn on_watermark(&mut self, watermark: i64, out: &mut BoltCollector<'_>) -> ComponentResult {
-        let due: Vec<WindowId> = self
-            .windows
-            .keys()
-            .copied()
-            .filter(|w| matches!(w, WindowId::Closed(end) if *end <= watermark))
-            .collect();
+        let due = passed_by(self.windows.keys().copied(), watermark);
         let n = due.len();
         for (i, w) in due.into_iter().enumerate() {
             let last = watermark == i64::MAX && i + 1 == n && self.final_end.is_none();

@@ -56,6 +56,14 @@ pub fn window_of(t: &Tuple) -> Option<(WindowId, i64)> {
     Some((id, end))
 }
 
+/// Event time: the closed windows among `windows` that a watermark at `watermark` has
+/// passed (their end is at or before it), in order.
+pub fn passed_by(windows: impl Iterator<Item = WindowId>, watermark: i64) -> Vec<WindowId> {
+    windows
+        .filter(|w| matches!(w, WindowId::Closed(end) if *end <= watermark))
+        .collect()
+}
+
 /// A punctuation tuple: its key is null.
 pub fn is_punctuation(t: &Tuple) -> bool {
     matches!(t.value(0), Some(Value::Null))

@@ -7,14 +7,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use squall::kafka::mock::DevBroker;
 use squall::tweet::generator::{TweetGenerator, rfc3339_from_unix_ms};
 
 use crate::support::cli::{Running, TempDir, read_report, record_ranking, squall, top_k};
+use crate::support::read_topic;
 
 const PARTITIONS: i32 = 6;
 const WINDOW_MS: i64 = 4_000;
@@ -90,30 +90,9 @@ fn produce_range(
     windows
 }
 
-/// Every record of partition 0 of `topic` now.
-fn read_all(b: &DevBroker, topic: &str) -> Vec<serde_json::Value> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b.bootstrap_servers())
-        .set("group.id", "read-back")
-        .create()
-        .unwrap();
-    let (_, high) = c
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut got = Vec::new();
-    while (got.len() as i64) < high {
-        assert!(Instant::now() < deadline, "read {} of {high}", got.len());
-        if let Some(m) = c.poll(Duration::from_millis(100)) {
-            let m = m.unwrap();
-            got.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap());
-        }
-    }
-    got
+/// The arguments `args`, then `sets`.
+fn squall_args(args: &[&str], sets: Vec<String>) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).chain(sets).collect()
 }
 
 /// `--set`s that make `kafka-hashtags.toml` count by event time into `out`.
@@ -147,24 +126,23 @@ fn a_partition_behind_holds_the_windows_and_a_replay_gives_the_live_answer() {
     let brokers = b.bootstrap_servers().to_string();
     let dir = TempDir::new("event-time-kafka");
     let report = dir.join("live.json");
-    let mut args: Vec<String> = [
-        "topology",
-        "run",
-        "topologies/kafka-hashtags.toml",
-        "--brokers",
-        &brokers,
-        "--set",
-        "spouts.source.end=latest",
-        "--quiet",
-        "--report",
-        &report.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(event_time_sets("live", "live", "10s"));
+    let args = squall_args(
+        &[
+            "topology",
+            "run",
+            "topologies/kafka-hashtags.toml",
+            "--brokers",
+            &brokers,
+            "--set",
+            "spouts.source.end=latest",
+            "--quiet",
+            "--report",
+            &report.display().to_string(),
+        ],
+        event_time_sets("live", "live", "10s"),
+    );
     squall(&args, Duration::from_secs(120)).assert_success();
-    let live = read_all(&b, "live");
+    let live = read_topic(&b, "live");
     assert_eq!(live.len(), truth.len(), "one table per window: {live:?}");
     for (r, (end, counts)) in live.iter().zip(&truth) {
         assert_eq!(r["window_end"].as_i64(), Some(*end), "{r}");
@@ -178,23 +156,22 @@ fn a_partition_behind_holds_the_windows_and_a_replay_gives_the_live_answer() {
         "nothing late: {r}"
     );
 
-    let mut args: Vec<String> = [
-        "kafka",
-        "replay",
-        "topologies/kafka-hashtags.toml",
-        "--brokers",
-        &brokers,
-        "--topic",
-        "tweets",
-        "--from-beginning",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(event_time_sets("replay", "replayed", "10s"));
+    let args = squall_args(
+        &[
+            "kafka",
+            "replay",
+            "topologies/kafka-hashtags.toml",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "tweets",
+            "--from-beginning",
+            "--quiet",
+        ],
+        event_time_sets("replay", "replayed", "10s"),
+    );
     squall(&args, Duration::from_secs(120)).assert_success();
-    let replayed = read_all(&b, "replayed");
+    let replayed = read_topic(&b, "replayed");
     assert_eq!(replayed, live, "the replay's rankings, window by window");
 }
 
@@ -208,44 +185,42 @@ fn a_replay_of_a_time_range_gives_the_live_rankings_of_the_windows_inside_it() {
     b.create_topic("range", 1).unwrap();
     produce(&b, "tweets", 12_000, 0, None);
     let brokers = b.bootstrap_servers().to_string();
-    let mut args: Vec<String> = [
-        "topology",
-        "run",
-        "topologies/kafka-hashtags.toml",
-        "--brokers",
-        &brokers,
-        "--set",
-        "spouts.source.end=latest",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(event_time_sets("live", "live", "10s"));
+    let args = squall_args(
+        &[
+            "topology",
+            "run",
+            "topologies/kafka-hashtags.toml",
+            "--brokers",
+            &brokers,
+            "--set",
+            "spouts.source.end=latest",
+            "--quiet",
+        ],
+        event_time_sets("live", "live", "10s"),
+    );
     squall(&args, Duration::from_secs(120)).assert_success();
-    let live = read_all(&b, "live");
+    let live = read_topic(&b, "live");
     // Tweets written from 3 s to 10.5 s after the start (not on window bounds).
     let (from, to) = (START_MS + 3_000, START_MS + 10_500);
-    let mut args: Vec<String> = [
-        "kafka",
-        "replay",
-        "topologies/kafka-hashtags.toml",
-        "--brokers",
-        &brokers,
-        "--topic",
-        "tweets",
-        "--from-timestamp",
-        &from.to_string(),
-        "--to-timestamp",
-        &to.to_string(),
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(event_time_sets("range", "range", "10s"));
+    let args = squall_args(
+        &[
+            "kafka",
+            "replay",
+            "topologies/kafka-hashtags.toml",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "tweets",
+            "--from-timestamp",
+            &from.to_string(),
+            "--to-timestamp",
+            &to.to_string(),
+            "--quiet",
+        ],
+        event_time_sets("range", "range", "10s"),
+    );
     squall(&args, Duration::from_secs(120)).assert_success();
-    let replayed = read_all(&b, "range");
+    let replayed = read_topic(&b, "range");
     let inside = |r: &serde_json::Value| {
         let (s, e) = (r["window_start"].as_i64(), r["window_end"].as_i64());
         s.is_some_and(|s| s >= from) && e.is_some_and(|e| e <= to)
@@ -279,18 +254,17 @@ fn an_idle_partition_does_not_stall_the_windows() {
             }
         })
     };
-    let mut args: Vec<String> = [
-        "topology",
-        "run",
-        "topologies/kafka-hashtags.toml",
-        "--brokers",
-        &brokers,
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(event_time_sets("idle", "idle-out", "1s"));
+    let args = squall_args(
+        &[
+            "topology",
+            "run",
+            "topologies/kafka-hashtags.toml",
+            "--brokers",
+            &brokers,
+            "--quiet",
+        ],
+        event_time_sets("idle", "idle-out", "1s"),
+    );
     let mut run = Running::start(&args, Stdio::null());
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap_servers())

@@ -7,10 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use squall::cli::kafka::offset_rows;
 use squall::component::registry::SpoutConfig;
 use squall::kafka::mock::DevBroker;
@@ -26,6 +24,7 @@ use crate::support::cli::{
     TempDir, check_rankings, now_ms, read_report, record_ranking, report_topk, squall, top_k,
     topology,
 };
+use crate::support::read_topic;
 
 /// Produces `n` records to `partition`, values `p<partition>-<i>`, timestamps from `ts0`
 /// one second apart (when given).
@@ -516,36 +515,6 @@ fn explicit_partitions_and_a_topic_pattern() {
     let bolt = OffsetsBolt::new(0);
     start(&cfg, &bolt).join().unwrap();
     assert_eq!(bolt.ok().len(), 150);
-}
-
-/// Every record of `topic` partition 0 (up to its log end now), as JSON, in order.
-fn read_topic(b: &DevBroker, topic: &str) -> Vec<serde_json::Value> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b.bootstrap_servers())
-        .set("group.id", "read-back")
-        .create()
-        .unwrap();
-    let (_, high) = c
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut got = Vec::new();
-    while (got.len() as i64) < high {
-        assert!(
-            Instant::now() < deadline,
-            "read {} of the {high} records of `{topic}`",
-            got.len()
-        );
-        if let Some(m) = c.poll(Duration::from_millis(100)) {
-            let m = m.unwrap();
-            got.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap());
-        }
-    }
-    got
 }
 
 /// `kafka replay --brokers` reaches the topology's Kafka sink too (it names no brokers):

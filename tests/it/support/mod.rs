@@ -479,3 +479,35 @@ pub fn quiet_injected_panics() {
         }));
     });
 }
+
+/// Every record of partition 0 of `topic` now, as JSON.
+pub fn read_topic(b: &squall::kafka::mock::DevBroker, topic: &str) -> Vec<serde_json::Value> {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::message::Message;
+    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap_servers())
+        .set("group.id", "read-back")
+        .create()
+        .unwrap();
+    let (_, high) = c
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while (got.len() as i64) < high {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of the {high} records of `{topic}`",
+            got.len()
+        );
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            got.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap());
+        }
+    }
+    got
+}
