@@ -2,6 +2,7 @@
 
 pub mod chaos;
 pub mod count;
+mod fired_windows;
 pub mod hashtags;
 pub mod key_field;
 pub mod rank;

@@ -19,6 +19,7 @@ use super::rolling_count::{KEEP_UNTIL_FIELD, UPDATE_FIELD};
 use super::window_mark::{
     FINAL_FIELD, WindowId, WindowMarks, is_punctuation, passed_by, window_of, window_start,
 };
+use crate::bolts::fired_windows::FiredWindows;
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
@@ -89,9 +90,8 @@ pub struct RankBolt {
     state: Option<TxValue<Rankings<CompactString>>>,
     /// Event time: until when each window still being received may be updated.
     keep: BTreeMap<WindowId, i64>,
-    /// Event time: windows emitted that late tuples may still update, by end: (start,
-    /// ranking, until when).
-    fired: BTreeMap<i64, (Option<i64>, Rankings<CompactString>, i64)>,
+    /// Event time: windows emitted that late tuples may still update.
+    fired: FiredWindows<Rankings<CompactString>>,
 }
 
 /// The state in a snapshot of `rank` (see [`crate::component::snapshot`]): the running
@@ -142,7 +142,7 @@ impl RankBolt {
             upstream: 1,
             state: None,
             keep: BTreeMap::new(),
-            fired: BTreeMap::new(),
+            fired: FiredWindows::default(),
         }
     }
 
@@ -211,7 +211,7 @@ impl RankBolt {
         count: u64,
         out: &mut BoltCollector<'_>,
     ) -> ComponentResult {
-        let Some((start, ranking, keep)) = self.fired.get_mut(&end) else {
+        let Some((start, ranking, keep)) = self.fired.get_mut(end) else {
             return Ok(());
         };
         ranking.update(key, count);
@@ -268,12 +268,13 @@ impl Bolt for RankBolt {
         for w in due {
             self.emit_window(w, out)?;
         }
-        self.fired.retain(|_, (_, _, keep)| *keep > watermark);
+        self.fired.expire(watermark);
         Ok(())
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
         self.upstream = ctx.expected_partials().max(1);
+        self.fired.prepare(ctx.state())?;
         if let Some(s) = ctx.state() {
             let state: TxValue<Rankings<CompactString>> = s.value("rankings")?;
             if let Some(r) = state.get() {
@@ -291,6 +292,7 @@ impl Bolt for RankBolt {
 
     /// Micro-batch mode: a changed running ranking is stored and emitted once per batch.
     fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
+        self.fired.store(batch.txid);
         if !self.changed {
             return Ok(());
         }
@@ -370,7 +372,7 @@ impl Bolt for RankBolt {
             if let (WindowId::Closed(end), Some(true)) =
                 (w, input.get(UPDATE_FIELD).and_then(Value::as_bool))
                 && !self.windows.contains_key(&w)
-                && self.fired.contains_key(&end)
+                && self.fired.contains(end)
             {
                 return self.update_fired(end, key, c.max(0) as u64, out);
             }

@@ -113,6 +113,9 @@ pub struct RollingCountBolt {
     batch: BatchCounts,
     /// Event time: the windows by event time.
     events: Option<EventWindows<CompactString>>,
+    /// Event time in micro-batch mode: the windows as transactional state, stored at
+    /// the end of each batch (counts per window until no late tuple can update it).
+    events_state: Option<TxValue<EventWindows<CompactString>>>,
 }
 
 fn ew_window_ms(cfg: &RollingCountConfig) -> i64 {
@@ -157,6 +160,7 @@ impl RollingCountBolt {
             state: None,
             batch: BatchCounts::default(),
             events,
+            events_state: None,
         }
     }
 
@@ -314,10 +318,12 @@ impl Bolt for RollingCountBolt {
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
         if let Some(s) = ctx.state() {
             if self.cfg.time == TimeKind::Event {
-                return Err(
-                    "rolling_count: time = \"event\" runs in event mode only (not --mode microbatch)"
-                        .into(),
-                );
+                let state: TxValue<EventWindows<CompactString>> = s.value("events")?;
+                if let Some(ew) = state.get() {
+                    self.events = Some(ew);
+                }
+                self.events_state = Some(state);
+                return Ok(());
             }
             self.state = Some(s.value("window")?);
         }
@@ -337,7 +343,13 @@ impl Bolt for RollingCountBolt {
 
     /// Micro-batch mode: moves the window to the batch's time (emitting the windows that
     /// closed), then adds the batch's counts.
+    /// Event time: the windows are stored as they are after the batch's tuples and its
+    /// watermark (the runtime gave both before this).
     fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
+        if let (Some(s), Some(ew)) = (&self.events_state, &self.events) {
+            s.put(batch.txid, ew.clone());
+            return Ok(());
+        }
         let Some(mut w) = self.batch_window(batch.time_ms) else {
             return Ok(());
         };
@@ -358,7 +370,15 @@ impl Bolt for RollingCountBolt {
 
     /// The stored window is cut into slots of `slide` over `window`, counting `field`.
     fn state_options(&self) -> crate::state::StateOptions {
-        crate::state::options::pick(&self.cfg, &["field", "window", "slide"])
+        match self.cfg.time {
+            TimeKind::Processing => {
+                crate::state::options::pick(&self.cfg, &["field", "window", "slide"])
+            }
+            TimeKind::Event => crate::state::options::pick(
+                &self.cfg,
+                &["field", "window", "slide", "time", "allowed_lateness"],
+            ),
+        }
     }
 
     /// Event mode's window (micro-batch mode keeps it in the state store). A bolt built
@@ -406,8 +426,9 @@ impl Bolt for RollingCountBolt {
         Ok(())
     }
 
+    /// Columns carry no event time: event time takes tuples.
     fn takes_columns(&self) -> bool {
-        true
+        self.events.is_none()
     }
 
     fn execute_columns(
@@ -584,6 +605,111 @@ mod tests {
         // The end of the input fires every window that holds a count.
         let end = panes(h.watermark(i64::MAX).unwrap());
         assert_eq!(end, vec![pane("a", 2, 40, false), pane("a", 1, 50, false)]);
+    }
+
+    /// Event time in micro-batch mode: the same bolt, its windows in the state store.
+    fn batch_harness(lateness: Duration) -> crate::component::testkit::BatchHarness {
+        let cfg = RollingCountConfig {
+            window: Duration::from_secs(30),
+            slide: Duration::from_secs(10),
+            time: TimeKind::Event,
+            allowed_lateness: lateness,
+            ..Default::default()
+        };
+        crate::component::testkit::BatchHarness::new(
+            move || {
+                Box::new(RollingCountBolt::with_clock(
+                    cfg.clone(),
+                    Arc::new(WallClock),
+                ))
+            },
+            Fields::new(["hashtag"]),
+        )
+    }
+
+    /// In order, out of order before the watermark, late within lateness (an update),
+    /// later than that (to `late`), then the end of the input.
+    fn script() -> Vec<crate::component::testkit::EventStep> {
+        use crate::component::testkit::EventStep::{At, Watermark};
+        vec![
+            At(crate::values!["a"], 12_000),
+            At(crate::values!["b"], 5_000),
+            Watermark(10_000),
+            At(crate::values!["a"], 21_000),
+            At(crate::values!["b"], 9_000), // late, within lateness: updates 10 s
+            Watermark(20_000),
+            At(crate::values!["c"], 25_000),
+            Watermark(40_000),
+            At(crate::values!["b"], 5_000), // every window of it fired > 5 s ago: late
+            Watermark(41_000),
+        ]
+    }
+
+    #[test]
+    fn the_same_script_fires_the_same_panes_in_both_modes() {
+        let mut event = event_harness(Duration::from_secs(5));
+        let mut batch = batch_harness(Duration::from_secs(5));
+        let one: Vec<Vec<Pane>> = event
+            .run_events(script())
+            .unwrap()
+            .into_iter()
+            .map(panes)
+            .collect();
+        let other: Vec<Vec<Pane>> = batch
+            .run_events(script())
+            .unwrap()
+            .into_iter()
+            .map(panes)
+            .collect();
+        assert_eq!(one, other);
+        assert_eq!(one[2], vec![pane("b", 1, 10, false)]);
+        assert_eq!(one[4], vec![pane("b", 2, 10, true)]);
+        assert_eq!(one[8].len(), 1);
+        assert_eq!(one[8][0].0, LATE_STREAM);
+        assert_eq!(
+            panes(event.watermark(i64::MAX).unwrap()),
+            panes(batch.finish().unwrap())
+        );
+    }
+
+    /// A failed batch's writes are dropped and the bolt made again from the committed
+    /// windows: the replay fires what the failed attempt fired, and so does a restarted
+    /// process; the run goes on as if nothing had failed.
+    #[test]
+    fn a_failed_or_restarted_batch_fires_the_same_panes_again() {
+        let batches: Vec<(Vec<(crate::data::tuple::Values, i64)>, i64)> = vec![
+            (
+                vec![(crate::values!["a"], 3_000), (crate::values!["b"], 12_000)],
+                10_000,
+            ),
+            (
+                vec![(crate::values!["a"], 8_000), (crate::values!["a"], 14_000)],
+                20_000,
+            ),
+            (vec![(crate::values!["c"], 21_000)], 40_000),
+        ];
+        let mut clean = batch_harness(Duration::from_secs(5));
+        let want: Vec<_> = batches
+            .iter()
+            .map(|(t, w)| clean.run_batch(t.clone(), *w).unwrap())
+            .collect();
+        let mut h = batch_harness(Duration::from_secs(5));
+        let mut got = Vec::new();
+        for (i, (t, w)) in batches.iter().enumerate() {
+            if i == 1 {
+                let failed = h.fail_batch(t.clone(), *w).unwrap();
+                assert_eq!(failed, want[i], "the failed attempt");
+                h.restart().unwrap();
+            }
+            got.push(h.run_batch(t.clone(), *w).unwrap());
+        }
+        assert_eq!(got, want);
+        assert_eq!(
+            want[1].0[0].len(),
+            1,
+            "an update of the fired window: {want:?}"
+        );
+        assert_eq!(clean.finish().unwrap(), h.finish().unwrap());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::ranking_value::{Ranking, from_value, to_value};
 use super::rolling_count::{KEEP_UNTIL_FIELD, UPDATE_FIELD};
 use super::window_mark::{FINAL_FIELD, WindowId, passed_by, window_of, window_start};
+use crate::bolts::fired_windows::FiredWindows;
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
 use crate::component::registry::{BoltConfig, BuildError, ComponentConfig};
@@ -83,15 +84,11 @@ impl BoltConfig for TotalRankConfig {
                 ctx: None,
                 state: None,
                 keep: BTreeMap::new(),
-                fired: BTreeMap::new(),
+                fired: FiredWindows::default(),
             })
         }))
     }
 }
-
-/// Event time: a window emitted that late tuples may still update: its start, its
-/// partials, and until when it may be updated.
-type FiredWindow = (Option<i64>, BTreeMap<u32, Ranking>, i64);
 
 pub struct TotalRankBolt {
     cfg: TotalRankConfig,
@@ -122,7 +119,7 @@ pub struct TotalRankBolt {
     keep: BTreeMap<WindowId, i64>,
     /// Event time: windows emitted that late tuples may still update, by end: (start,
     /// partials, until when).
-    fired: BTreeMap<i64, FiredWindow>,
+    fired: FiredWindows<BTreeMap<u32, Ranking>>,
 }
 
 /// The state in a snapshot of `total_rank` (see [`crate::component::snapshot`]): the
@@ -310,12 +307,13 @@ impl Bolt for TotalRankBolt {
                 self.emit_window(w, out)?;
             }
         }
-        self.fired.retain(|_, (_, _, keep)| *keep > watermark);
+        self.fired.expire(watermark);
         Ok(())
     }
 
     fn prepare(&mut self, ctx: &TaskContext) -> ComponentResult {
         self.ctx = Some(ctx.clone());
+        self.fired.prepare(ctx.state())?;
         if let Some(s) = ctx.state() {
             let state: TxValue<BTreeMap<u32, Ranking>> = s.value("partials")?;
             self.partials = state.get().unwrap_or_default();
@@ -327,6 +325,7 @@ impl Bolt for TotalRankBolt {
     /// Micro-batch mode: changed partials are stored, and the total emitted, once per
     /// batch.
     fn finish_batch(&mut self, batch: &BatchInfo, out: &mut BoltCollector<'_>) -> ComponentResult {
+        self.fired.store(batch.txid);
         if !self.changed {
             return Ok(());
         }
@@ -349,10 +348,10 @@ impl Bolt for TotalRankBolt {
             Some((WindowId::Closed(end), _))
                 if input.get(UPDATE_FIELD).and_then(Value::as_bool) == Some(true)
                     && !self.windows.contains_key(&WindowId::Closed(end))
-                    && self.fired.contains_key(&end) =>
+                    && self.fired.contains(end) =>
             {
                 // Event time: a late tuple changed a window emitted before.
-                let Some((start, parts, _)) = self.fired.get_mut(&end) else {
+                let Some((start, parts, _)) = self.fired.get_mut(end) else {
                     return Ok(());
                 };
                 parts.insert(from, r);

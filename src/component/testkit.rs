@@ -15,6 +15,9 @@ use crate::metrics::{CustomCounters, TopkBoard};
 use crate::task::outbox::{Outbox, Route, StreamOut, Target};
 use crate::task::transport::Envelope;
 
+mod batch;
+pub use batch::BatchHarness;
+
 /// A tuple a bolt under test emitted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Emitted {
@@ -55,22 +58,36 @@ impl BoltHarness {
         input: Fields,
         filter: Option<crate::component::InputFilter>,
     ) -> Self {
-        Self::build(bolt, input, filter, None)
+        Self::build(bolt, input, filter, None, None)
     }
 
     /// As [`new`](Self::new), the bolt told to wait for `expected` partials (or
     /// punctuations) per window ([`TaskContext::expected_partials`]), as the runtime does
     /// in distributed mode.
     pub fn with_expected_partials(bolt: Box<dyn Bolt>, input: Fields, expected: usize) -> Self {
-        Self::build(bolt, input, None, Some(expected))
+        Self::build(bolt, input, None, Some(expected), None)
     }
 
     fn build(
+        bolt: Box<dyn Bolt>,
+        input: Fields,
+        filter: Option<crate::component::InputFilter>,
+        expected_partials: Option<usize>,
+        state: Option<Arc<crate::state::TaskState>>,
+    ) -> Self {
+        match Self::try_build(bolt, input, filter, expected_partials, state) {
+            Ok(h) => h,
+            Err(e) => panic!("prepare failed: {e}"),
+        }
+    }
+
+    fn try_build(
         mut bolt: Box<dyn Bolt>,
         input: Fields,
         filter: Option<crate::component::InputFilter>,
         expected_partials: Option<usize>,
-    ) -> Self {
+        state: Option<Arc<crate::state::TaskState>>,
+    ) -> Result<Self, crate::component::ComponentError> {
         let mut decl = OutputDeclarer::default();
         bolt.declare_outputs(&mut decl);
         let (tx, rx) = mpsc::channel(1 << 20);
@@ -100,22 +117,20 @@ impl BoltHarness {
             pulse: None,
             topk: TopkBoard::default(),
             control: None,
-            state: None,
+            state,
             io: None,
             read_fields: None,
             output_filter: filter,
             extension: None,
         };
-        if let Err(e) = bolt.prepare(&ctx) {
-            panic!("prepare failed: {e}");
-        }
-        BoltHarness {
+        bolt.prepare(&ctx)?;
+        Ok(BoltHarness {
             bolt,
             outbox,
             rx,
             input,
             ctx,
-        }
+        })
     }
 
     /// The context given to the bolt (its counters, its top-k board).
@@ -185,6 +200,7 @@ impl BoltHarness {
             txid: 1,
             time_ms: 0,
             replay: false,
+            watermark: None,
         };
         Some(
             self.bolt

@@ -18,6 +18,12 @@ pub struct BatchInfo {
     /// This attempt re-emits a batch that was emitted before (after a failure or a
     /// restart).
     pub replay: bool,
+    /// Event time: the watermark at the batch's cut (ms since the Unix epoch; `i64::MAX`
+    /// once every source ended): the minimum over the spout tasks that assign event time
+    /// of the largest time each has seen minus its `lag`, never lower than an earlier
+    /// batch's. Recorded with the batch, so a replay carries the same. `None` when no
+    /// spout assigns event time.
+    pub watermark: Option<i64>,
 }
 
 /// What a transactional spout cut.

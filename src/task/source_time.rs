@@ -117,6 +117,12 @@ impl SourceTime {
         }
     }
 
+    /// The task's watermark now.
+    pub(crate) fn status(&mut self) -> WatermarkStatus {
+        let now = self.now_ms();
+        self.tracker.current(now)
+    }
+
     /// Tells the task's watermark downstream when due (at most every
     /// [`WATERMARK_EVERY_MS`]; at once when `force`).
     pub(crate) fn send_watermark(&mut self, outbox: &mut Outbox, force: bool) {

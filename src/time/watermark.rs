@@ -166,6 +166,19 @@ impl WatermarkTracker {
     }
 }
 
+/// How far `watermark` is behind the wall clock, in ms (0 for none: `i64::MIN`, or for
+/// the end of time, `i64::MAX`).
+pub fn lag_behind_now(watermark: Option<i64>) -> u64 {
+    use crate::io::clock::{Clock, WallClock};
+    match watermark {
+        Some(w) if w != i64::MAX && w != i64::MIN => {
+            let now = i64::try_from(WallClock.now_ms()).unwrap_or(i64::MAX);
+            u64::try_from(now.saturating_sub(w)).unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

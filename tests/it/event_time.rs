@@ -112,20 +112,17 @@ fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn run(dir: &TempDir, file: &std::path::Path) -> serde_json::Value {
+/// Runs `file` in `mode` (`event` or `microbatch`, whose batches hold at most 500
+/// tweets per spout task: about half a second of event time each); returns the report.
+fn run(dir: &TempDir, file: &std::path::Path, mode: &str) -> serde_json::Value {
     let report = dir.join("r.json");
-    squall(
-        [
-            "topology",
-            "run",
-            &file.display().to_string(),
-            "--report",
-            &report.display().to_string(),
-            "--quiet",
-        ],
-        Duration::from_secs(120),
-    )
-    .assert_success();
+    let (file, report_arg) = (file.display().to_string(), report.display().to_string());
+    let mut args = vec!["topology", "run", &file, "--mode", mode];
+    if mode == "microbatch" {
+        args.extend(["--max-batch", "500"]);
+    }
+    args.extend(["--report", &report_arg, "--quiet"]);
+    squall(args, Duration::from_secs(120)).assert_success();
     read_report(&report)
 }
 
@@ -134,9 +131,19 @@ fn run(dir: &TempDir, file: &std::path::Path) -> serde_json::Value {
 /// (on the watermark), and the last is final.
 #[test]
 fn every_event_time_window_is_the_top_10_of_the_tweets_written_in_it() {
+    exact_windows("event");
+}
+
+/// The same in micro-batch mode: each batch carries the watermark at its cut.
+#[test]
+fn microbatch_event_time_windows_are_the_top_10_of_the_tweets_written_in_them() {
+    exact_windows("microbatch");
+}
+
+fn exact_windows(mode: &str) {
     let dir = TempDir::new("event-time");
     let file = topology(&dir, DISORDER, DISORDER, "");
-    let report = run(&dir, &file);
+    let report = run(&dir, &file, mode);
     let truth = truth();
     let got = records(&dir.join("rankings.jsonl"));
     assert_eq!(
@@ -172,9 +179,18 @@ fn every_event_time_window_is_the_top_10_of_the_tweets_written_in_it() {
 /// go to the `late` stream, each counted and acked.
 #[test]
 fn late_tweets_update_their_windows_or_go_to_the_late_stream() {
+    late_tweets("event");
+}
+
+#[test]
+fn microbatch_late_tweets_update_their_windows_or_go_to_the_late_stream() {
+    late_tweets("microbatch");
+}
+
+fn late_tweets(mode: &str) {
     let dir = TempDir::new("event-time-late");
     let file = topology(&dir, "20s", "0ms", "allowed_lateness = \"3s\"");
-    let report = run(&dir, &file);
+    let report = run(&dir, &file, mode);
     let got = records(&dir.join("rankings.jsonl"));
     let updates = got.iter().filter(|r| r["update"] == true).count();
     assert!(updates > 0, "no window was updated: {}", got.len());

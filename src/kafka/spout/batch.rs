@@ -21,7 +21,7 @@ use crate::kafka::TopicPartition;
 use crate::kafka::client::{check_reachable, client_config};
 use crate::kafka::spout::assign::{Plan, resolve};
 use crate::kafka::spout::config::KafkaSpoutConfig;
-use crate::kafka::spout::record::{Record, Unusable, to_values};
+use crate::kafka::spout::record::{Record, Unusable, source_key, to_values};
 use crate::kafka::spout::state::EndBound;
 use crate::log_throttle::LogThrottle;
 
@@ -43,6 +43,14 @@ pub struct Ranges {
 
 fn err(msg: impl std::fmt::Display) -> ComponentError {
     ComponentError::new(format!("kafka spout (micro-batch): {msg}"))
+}
+
+/// Where the batch after `prev` starts in partition `tp` (`start` for its first batch).
+fn prev_to(prev: &Ranges, tp: &TopicPartition, start: i64) -> i64 {
+    prev.ranges
+        .iter()
+        .find(|r| r.topic == *tp.topic && r.partition == tp.partition)
+        .map_or(start, |r| r.to)
 }
 
 /// How long a replay waits for the records of its ranges before the batch fails.
@@ -195,6 +203,9 @@ impl BatchReader {
     }
 
     fn emit(&self, r: &Record, out: &mut SpoutCollector<'_>) -> ComponentResult {
+        // Event time: each partition is a source of its own.
+        out.set_source(source_key(&r.tp));
+        out.set_record_time(r.timestamp);
         match to_values(r, self.cfg.format, self.cfg.value) {
             Ok((values, lossy)) => {
                 if lossy {
@@ -228,12 +239,14 @@ impl BatchReader {
         let mut from = BTreeMap::new();
         let mut ends = BTreeMap::new();
         for (tp, start, end) in &self.parts {
-            let o = prev
-                .ranges
-                .iter()
-                .find(|r| r.topic == *tp.topic && r.partition == tp.partition)
-                .map_or(*start, |r| r.to);
-            from.insert(tp.clone(), o);
+            // Event time: every partition of the task holds its watermark back until it
+            // shows a record, goes idle or ends (opening one already open does nothing).
+            if end.is_none_or(|e| prev_to(&prev, tp, *start) < e) {
+                out.open_source(source_key(tp));
+            } else {
+                out.close_source(source_key(tp));
+            }
+            from.insert(tp.clone(), prev_to(&prev, tp, *start));
             ends.insert(tp.clone(), *end);
         }
         let open: Vec<&TopicPartition> = from

@@ -22,7 +22,7 @@ use crate::kafka::spout::assign::{Plan, resolve};
 use crate::kafka::spout::batch::BatchReader;
 use crate::kafka::spout::config::{Guarantee, KafkaSpoutConfig};
 use crate::kafka::spout::hooks::{Decoded, SpoutHooks};
-use crate::kafka::spout::record::{Record, Unusable, fields_of, to_values};
+use crate::kafka::spout::record::{Record, Unusable, fields_of, source_key, to_values};
 use crate::kafka::spout::retry::RetrySchedule;
 use crate::kafka::spout::state::{Fetched, Revoking, SpoutState};
 use crate::log_throttle::LogThrottle;
@@ -250,12 +250,6 @@ fn assign_partitions<C: ConsumerContext>(
     if let Err(e) = c.assign(&tpl) {
         tracing::error!("kafka: assign failed: {e}");
     }
-}
-
-/// A partition as a source of event time: its own key in the task's watermark.
-fn source_key(tp: &TopicPartition) -> u64 {
-    let h = xxhash_rust::xxh3::xxh3_64(tp.topic.as_bytes());
-    (h << 20) ^ u64::from(tp.partition as u32)
 }
 
 /// How long revoked partitions may drain before their handoff: half the session timeout

@@ -122,6 +122,12 @@ pub fn to_values(
     }
 }
 
+/// A partition as a source of event time: its own key in the task's watermark.
+pub(crate) fn source_key(tp: &TopicPartition) -> u64 {
+    let h = xxhash_rust::xxh3::xxh3_64(tp.topic.as_bytes());
+    (h << 20) ^ u64::from(tp.partition as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,15 +183,7 @@ impl BoltTask {
     /// How far the task's watermark is behind the wall clock (0 without one, or once the
     /// input ended).
     fn watermark_lag_ms(&self) -> u64 {
-        match self.watermarks.current() {
-            Some(w) if w != i64::MAX => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                u64::try_from(now.saturating_sub(w)).unwrap_or(0)
-            }
-            _ => 0,
-        }
+        crate::time::watermark::lag_behind_now(self.watermarks.current())
     }
 
     /// The task's watermark changed: every stage (in chain order) sees it, then it goes

@@ -4,10 +4,11 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
+use crate::component::Bolt;
 use crate::component::ComponentResult;
 use crate::component::collector::BoltCollector;
 use crate::data::columns::Columns;
-use crate::data::tuple::Tuple;
+use crate::data::tuple::{NO_TIME, Tuple};
 use crate::runtime::stage::{Outcome, Stage};
 use crate::task::delivery::Delivery;
 use crate::task::ledger::Outcomes;
@@ -45,8 +46,13 @@ pub(crate) fn run_batch(
         mut tuples,
         mut columns,
     } = input;
+    // Event time: the batch's watermark; tuples carry their times, which columns do not.
+    let watermark = info.watermark;
     // Tuples reaching a bolt with a columnar path take it too.
-    if !tuples.is_empty() && stages.first().is_some_and(|s| s.bolt.takes_columns()) {
+    if watermark.is_none()
+        && !tuples.is_empty()
+        && stages.first().is_some_and(|s| s.bolt.takes_columns())
+    {
         columns.extend(crate::data::columns::from_tuples(std::mem::take(
             &mut tuples,
         )));
@@ -72,9 +78,10 @@ pub(crate) fn run_batch(
             let mut col = batch_collector(&mut next.outbox, &mut outcomes);
             // Drained, not taken: the buffer keeps its capacity for the next tuple.
             for u in head.outbox.local.drain(..) {
-                next.bolt.execute(u, &mut col)?;
+                execute(next.bolt.as_mut(), u, &mut col)?;
             }
             *failed += col.failed;
+            next.metrics.local.late += col.late;
             Ok(())
         };
         for chunk in columns {
@@ -94,36 +101,36 @@ pub(crate) fn run_batch(
         }
         if rest.is_empty() {
             let mut col = batch_collector(&mut head.outbox, &mut oc);
-            if !tuples.is_empty() {
+            if watermark.is_some() {
+                // Event time: each tuple's emits inherit its time.
+                for t in tuples {
+                    execute(head.bolt.as_mut(), t, &mut col)?;
+                }
+            } else if !tuples.is_empty() {
                 head.bolt.execute_batch(info, tuples, &mut col)?;
             }
-            head.bolt.finish_batch(info, &mut col)?;
-            if last {
-                head.bolt.finish(&mut col)?;
-            }
+            end_batch(head.bolt.as_mut(), info, last, &mut col)?;
             failed_inputs += col.failed;
+            head.metrics.local.late += col.late;
             return Ok(());
         }
         for t in tuples {
             let mut col = batch_collector(&mut head.outbox, &mut oc);
-            head.bolt.execute(t, &mut col)?;
+            execute(head.bolt.as_mut(), t, &mut col)?;
             failed_inputs += col.failed;
+            head.metrics.local.late += col.late;
             feed(head, rest, &mut fed, &mut failed_inputs)?;
         }
         let mut col = batch_collector(&mut head.outbox, &mut oc);
-        head.bolt.finish_batch(info, &mut col)?;
-        if last {
-            head.bolt.finish(&mut col)?;
-        }
+        end_batch(head.bolt.as_mut(), info, last, &mut col)?;
         failed_inputs += col.failed;
+        head.metrics.local.late += col.late;
         feed(head, rest, &mut fed, &mut failed_inputs)?;
         for s in rest.iter_mut() {
             let mut col = batch_collector(&mut s.outbox, &mut oc);
-            s.bolt.finish_batch(info, &mut col)?;
-            if last {
-                s.bolt.finish(&mut col)?;
-            }
+            end_batch(s.bolt.as_mut(), info, last, &mut col)?;
             failed_inputs += col.failed;
+            s.metrics.local.late += col.late;
         }
         Ok(())
     }));
@@ -133,8 +140,10 @@ pub(crate) fn run_batch(
     for s in stages.iter_mut() {
         s.metrics.local.busy_ns += elapsed;
     }
+    let lag = crate::time::watermark::lag_behind_now(watermark);
     for (s, k) in stages.iter_mut().zip(&fed) {
         let m = &mut s.metrics.local;
+        m.watermark_lag_ms = lag;
         m.executed += k;
         if *k > 0 {
             m.execute_ns.record_n((elapsed / k).max(1), *k).ok();
@@ -160,6 +169,36 @@ pub(crate) fn run_batch(
         }
     }
     outcome
+}
+
+/// Executes one tuple; what the bolt emits meanwhile inherits the tuple's event time.
+fn execute(bolt: &mut dyn Bolt, t: Tuple, col: &mut BoltCollector<'_>) -> ComponentResult {
+    col.outbox.event_time = t.event_time;
+    let r = bolt.execute(t, col);
+    col.outbox.event_time = NO_TIME;
+    r
+}
+
+/// The end of a task's share of a batch: event time's windows the batch's watermark
+/// passed fire (`on_watermark`), then `finish_batch` (stateful bolts store their state);
+/// on the last pass, the end of time (`i64::MAX`) fires every window left, then `finish`.
+fn end_batch(
+    bolt: &mut dyn Bolt,
+    info: &crate::component::transactional::BatchInfo,
+    last: bool,
+    col: &mut BoltCollector<'_>,
+) -> ComponentResult {
+    if let Some(w) = info.watermark.filter(|w| *w != NO_TIME) {
+        bolt.on_watermark(w, col)?;
+    }
+    bolt.finish_batch(info, col)?;
+    if last {
+        if info.watermark.is_some() {
+            bolt.on_watermark(i64::MAX, col)?;
+        }
+        bolt.finish(col)?;
+    }
+    Ok(())
 }
 
 /// Runs one chunk of rows through `stage`'s columnar path and emits what it returns on

@@ -22,6 +22,9 @@ use crate::task::delivery::Delivery;
 use crate::task::ledger::Tracker;
 use crate::task::outbox::Outbox;
 use crate::task::panic_message;
+use crate::task::source_time::SourceTime;
+use crate::time::event_time::EventTimeConfig;
+use crate::time::watermark::WatermarkStatus;
 
 /// Output of one task for one batch: (target task id, tuples and column chunks).
 pub(super) type Routed = Vec<(u32, Delivery)>;
@@ -61,6 +64,21 @@ pub(super) struct SpoutCell {
     pub(super) transactional: bool,
     /// `component/index`: the key of this task's metadata in batch records.
     pub(super) key: String,
+    /// Event time (the spout's `event_time` option): the time of each message and the
+    /// task's watermark.
+    time: Option<SourceTime>,
+}
+
+/// A spout task's event-time watermark after a cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TaskWatermark {
+    /// The spout assigns no event time.
+    Untimed,
+    /// Every source of the task has been idle for its `idle_timeout`: it holds nothing
+    /// back.
+    Idle,
+    /// Ms since the Unix epoch (`i64::MIN`: nothing seen yet; `i64::MAX`: ended).
+    At(i64),
 }
 
 /// How long a cut waits before polling again a spout that had nothing (`Idle`).
@@ -81,7 +99,9 @@ impl SpoutCell {
         factory: SpoutFactory,
         outbox: Outbox,
         metrics: TaskMetrics,
+        event_time: Option<EventTimeConfig>,
     ) -> Self {
+        let time = event_time.map(|cfg| SourceTime::new(cfg, ctx.counter("no_event_time")));
         let mut spout = factory();
         let transactional = spout.transactional().is_some();
         let key = format!("{}/{}", ctx.component(), ctx.task_index());
@@ -97,6 +117,21 @@ impl SpoutCell {
             full: false,
             transactional,
             key,
+            time,
+        }
+    }
+
+    /// Event time: the task's watermark after its last cut (`i64::MAX` once exhausted).
+    pub(super) fn watermark(&mut self) -> TaskWatermark {
+        let Some(t) = &mut self.time else {
+            return TaskWatermark::Untimed;
+        };
+        if self.exhausted {
+            t.end();
+        }
+        match t.status() {
+            WatermarkStatus::Active(w) => TaskWatermark::At(w),
+            WatermarkStatus::Idle => TaskWatermark::Idle,
         }
     }
 
@@ -146,8 +181,11 @@ impl SpoutCell {
                 return Ok((again, None));
             }
             if let Some(meta) = h.meta.clone() {
+                // Columns carry no event time: a spout that assigns it emits tuples.
+                let timed = self.time.is_some();
                 let replayed = match self.guarded(|s| {
                     s.transactional()
+                        .filter(|_| !timed)
                         .and_then(|ts| ts.replay_columns(info, &meta))
                 })? {
                     Some(chunks) => self.emit_chunks(chunks)?,
@@ -167,8 +205,10 @@ impl SpoutCell {
         if self.transactional {
             let prev = self.last_meta.clone();
             let mut cut = None;
+            let timed = self.time.is_some();
             let columnar = self.guarded(|s| {
                 s.transactional()
+                    .filter(|_| !timed)
                     .and_then(|ts| ts.emit_columns(info, prev.as_ref(), max))
             })?;
             let cut_out = match columnar {
@@ -337,7 +377,7 @@ impl SpoutCell {
                 tracker: &mut tracker,
                 slot: 0,
                 timeout_ms: 0,
-                time: None,
+                time: self.time.as_mut(),
             };
             let spout = &mut self.spout;
             catch_unwind(AssertUnwindSafe(|| f(spout.as_mut(), &mut col)))

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::cells::{BoltCell, Routed};
+use super::cells::{BoltCell, Routed, TaskWatermark};
 use super::coordinator::{Coordinator, Job};
 use super::spout_slot::SpoutSlot;
 use crate::component::transactional::BatchInfo;
@@ -26,6 +26,9 @@ pub(super) struct Record {
     pub(super) time_ms: u64,
     /// `component/index` → the transactional spout task's metadata.
     pub(super) spouts: BTreeMap<String, Json>,
+    /// Event time: the batch's watermark (see [`BatchInfo::watermark`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) watermark: Option<i64>,
 }
 
 /// Batch times are wall-clock ms, so windows line up with event mode's.
@@ -49,6 +52,28 @@ pub(super) struct Run {
     pub(super) interval: Duration,
     pub(super) committed: Vec<Arc<AtomicU64>>,
     pub(super) replayed: Vec<Arc<AtomicU64>>,
+    /// Event time: the watermark of the last batch cut (`None`: no spout assigns event
+    /// time). Batches are cut in txid order, so each new one starts from its
+    /// predecessor's.
+    pub(super) watermark: Mutex<Option<i64>>,
+}
+
+/// A batch's watermark from its spout tasks' after the cut: the minimum over the tasks that
+/// are not idle, never below `prev` (all idle: `prev`). `None` when no task assigns event
+/// time.
+pub(super) fn batch_watermark(prev: Option<i64>, tasks: &[TaskWatermark]) -> Option<i64> {
+    if tasks.iter().all(|t| *t == TaskWatermark::Untimed) {
+        return None;
+    }
+    let min = tasks
+        .iter()
+        .filter_map(|t| match t {
+            TaskWatermark::At(w) => Some(*w),
+            _ => None,
+        })
+        .min();
+    let floor = prev.unwrap_or(i64::MIN);
+    Some(min.map_or(floor, |m| m.max(floor)))
 }
 
 impl Run {
@@ -101,12 +126,16 @@ impl Run {
     }
 
     fn run_batch(&self, txid: u64, replay: bool) {
-        let recorded = lock(&self.records).get(&txid).map(|r| r.time_ms);
-        let info = BatchInfo {
+        let recorded = lock(&self.records)
+            .get(&txid)
+            .map(|r| (r.time_ms, r.watermark));
+        let mut info = BatchInfo {
             txid,
-            time_ms: recorded.unwrap_or_else(now_ms),
+            time_ms: recorded.map_or_else(now_ms, |r| r.0),
             replay: replay && recorded.is_some(),
+            watermark: recorded.and_then(|r| r.1),
         };
+        let mut marks = Vec::with_capacity(self.spouts.len());
         let mut inputs: Vec<Delivery> =
             (0..self.bolts.len()).map(|_| Delivery::default()).collect();
         let mut metas = BTreeMap::new();
@@ -122,7 +151,15 @@ impl Run {
             c.publish();
             exhausted &= c.exhausted;
             full |= c.full;
+            marks.push(c.watermark());
             let key = c.key.clone();
+            if recorded.is_none() && i + 1 == self.spouts.len() {
+                // Still this batch's turn at the last spout task: no later batch has
+                // taken the watermark on yet.
+                let mut last = lock(&self.watermark);
+                info.watermark = batch_watermark(*last, &marks);
+                *last = info.watermark;
+            }
             drop(c);
             match res {
                 Ok((routed, meta)) => {
@@ -145,6 +182,7 @@ impl Run {
             let rec = Record {
                 time_ms: info.time_ms,
                 spouts: metas,
+                watermark: info.watermark,
             };
             let stored = serde_json::to_vec(&rec)
                 .map_err(|e| e.to_string())
@@ -211,6 +249,7 @@ impl Run {
             txid,
             time_ms: now_ms(),
             replay: false,
+            watermark: *lock(&self.watermark),
         };
         let mut inputs: Vec<Delivery> =
             (0..self.bolts.len()).map(|_| Delivery::default()).collect();

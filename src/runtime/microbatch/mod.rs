@@ -151,6 +151,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
                 factory.clone(),
                 outbox,
                 TaskMetrics::new(cm.tasks[ti].clone()),
+                c.event_time.clone(),
             );
             let pending = records
                 .iter()
@@ -218,6 +219,8 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
     }
     plan.inbox_tx.clear();
     let cut_until = records.keys().next_back().map_or(committed + 1, |t| t + 1);
+    // Event time: a new batch's watermark starts from the last recorded one.
+    let watermark = records.values().filter_map(|r| r.watermark).max();
     let cells = spouts.len() + bolts.len();
     let run = Arc::new(Run {
         coord: Coordinator::new(
@@ -238,6 +241,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
         interval: config.batch_interval,
         committed: committed_counters,
         replayed: replayed_counters,
+        watermark: Mutex::new(watermark),
     });
     let drivers = config.batches_in_flight;
     let name = topology.name().to_string();
