@@ -2,18 +2,23 @@
 # Event time against processing time on the main job (docs/benchmarks.md, "Event time"):
 #  1. throughput and p99 complete latency: N generated tweets (default 1,000,000) as fast as
 #     possible, trending-hashtags.toml against trending-hashtags-event-time.toml (same
-#     generator, seed and windows), RUNS times alternated (default 3);
+#     generator, seed and windows), in each of MODES (default "event microbatch"), RUNS
+#     times alternated (default 3);
 #  2. how long after a window's end its ranking is written: the event-time job paced at
-#     RATE tweets/s (default 10,000; tweets written "now", no skew or disorder, lag 0), the
-#     rankings written by a jsonl sink that is polled every 5 ms for SECS seconds (default 40).
+#     RATE tweets/s (default 10,000; tweets written "now", no skew or disorder, lag 0) in
+#     LAT_MODE (default event), the rankings written by a jsonl sink that is polled every
+#     5 ms for SECS seconds (default 40).
 #
 #   bash benches/event-time.sh [N] [RUNS] [RATE] [SECS]
+#   MODES=microbatch LAT_MODE=microbatch bash benches/event-time.sh 3000000 3 10000 40
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 RUNS=${2:-3}
 RATE=${3:-10000}
 SECS=${4:-40}
+MODES=${MODES:-event microbatch}
+LAT_MODE=${LAT_MODE:-event}
 OUT=${OUT:-target/event-time-bench}
 mkdir -p "$OUT"
 cargo build --release --quiet
@@ -21,21 +26,23 @@ BIN=target/release/squall
 
 field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$1" "$2"; }
 
-echo "| run | windows | tweets/s | complete p99 ms | late |"
-echo "| --- | --- | ---: | ---: | ---: |"
+echo "| run | mode | windows | tweets/s | complete p99 ms | late |"
+echo "| --- | --- | --- | ---: | ---: | ---: |"
 for run in $(seq 1 "$RUNS"); do
-  for kind in processing event; do
-    file=topologies/trending-hashtags.toml
-    extra=()
-    if [ "$kind" = event ]; then
-      file=topologies/trending-hashtags-event-time.toml
-      extra=(--set spouts.source.event_interval=1ms)
-    fi
-    $BIN topology run "$file" --set spouts.source.rate=0 --set "spouts.source.limit=$N" \
-      --set bolts.sink.quiet=true "${extra[@]}" --quiet --report "$OUT/$kind-$run.json" \
-      >/dev/null 2>"$OUT/$kind-$run.log"
-    r="$OUT/$kind-$run.json"
-    echo "| $run | $kind | $(field "$r" 'round(r["throughput_tps"])') | $(field "$r" 'round(r["spouts"]["source"]["complete_latency_us"]["p99"]/1000, 2)') | $(field "$r" 'r.get("counters",{}).get("counts",{}).get("late",0)') |"
+  for mode in $MODES; do
+    for kind in processing event; do
+      file=topologies/trending-hashtags.toml
+      extra=()
+      if [ "$kind" = event ]; then
+        file=topologies/trending-hashtags-event-time.toml
+        extra=(--set spouts.source.event_interval=1ms)
+      fi
+      r="$OUT/$mode-$kind-$run.json"
+      $BIN topology run "$file" --mode "$mode" --set spouts.source.rate=0 \
+        --set "spouts.source.limit=$N" --set bolts.sink.quiet=true "${extra[@]}" --quiet \
+        --report "$r" >/dev/null 2>"$OUT/$mode-$kind-$run.log"
+      echo "| $run | $mode | $kind | $(field "$r" 'round(r["throughput_tps"])') | $(field "$r" 'round(r["spouts"]["source"]["complete_latency_us"]["p99"]/1000, 2)') | $(field "$r" 'r.get("counters",{}).get("counts",{}).get("late",0)') |"
+    done
   done
 done
 
@@ -77,7 +84,7 @@ type = "jsonl"
 path = "$rankings"
 inputs = [{ from = "total_rank", grouping = "global" }]
 EOF
-$BIN topology run "$OUT/latency.toml" --duration "${SECS}s" --quiet >/dev/null 2>"$OUT/latency.log" &
+$BIN topology run "$OUT/latency.toml" --mode "$LAT_MODE" --duration "${SECS}s" --quiet >/dev/null 2>"$OUT/latency.log" &
 job=$!
 python3 - "$rankings" "$SECS" "$RATE" <<'EOF'
 import json, os, sys, time

@@ -437,6 +437,8 @@ pub trait Bolt: Send + 'static {
     /// the Unix epoch; `i64::MAX` once every input has ended): no more input with an
     /// earlier event time is expected, except late tuples. Event-time windows fire here.
     /// Emits are unanchored. Called only in topologies whose sources assign event time.
+    /// In micro-batch mode it is called with the batch's watermark after the batch's
+    /// tuples and before `finish_batch` (so state written there includes what fired).
     fn on_watermark(&mut self, _watermark: i64, _out: &mut BoltCollector<'_>) -> ComponentResult {
         Ok(())
     }

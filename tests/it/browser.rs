@@ -106,17 +106,24 @@ async fn the_dashboard_shows_the_known_top_hashtag() {
     let expected = top(5_000);
     assert_eq!(expected, top(50_000), "the top hashtag is stable");
 
+    // The main job by event time, its tweets up to 25 s out of order (more than the 20 s
+    // window) with a lag of 1 s and no allowed lateness: some are late, and the table
+    // shows it.
     let served = serve_topology(
-        "topologies/trending-hashtags.toml",
+        "topologies/trending-hashtags-event-time.toml",
         &[
             "--set",
             "spouts.source.seed=42",
             "--set",
             "spouts.source.rate=2000",
             "--set",
+            "spouts.source.disorder=25s",
+            "--set",
             "bolts.counts.window=20s",
             "--set",
             "bolts.counts.slide=2s",
+            "--set",
+            "bolts.counts.allowed_lateness=0s",
             "--duration",
             "180s",
         ],
@@ -205,6 +212,30 @@ async fn the_dashboard_shows_the_known_top_hashtag() {
         rate.ends_with("/s") && !rate.starts_with('–'),
         "edge label {rate:?}"
     );
+    // Event time: the late tweets of the counts, and how far its watermark is behind.
+    let header = texts(&client, "#components thead th").await;
+    assert_eq!(
+        header[12..],
+        ["late".to_string(), "watermark lag".to_string()],
+        "{header:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let cells = texts(&client, "#components tbody tr[data-component='counts'] td").await;
+        let late: u64 = cells[12]
+            .replace([',', '\u{a0}', ' '], "")
+            .parse()
+            .unwrap_or(0);
+        let lag = &cells[13];
+        if late > 0 && lag.ends_with(" s") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the counts' late tweets and watermark lag are not shown: {cells:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let status = texts(&client, "#conn").await;
     assert_eq!(status, ["live"]);
     // Let the latency chart draw a few points, then take the picture.
