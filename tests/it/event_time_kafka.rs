@@ -238,6 +238,17 @@ fn a_replay_of_a_time_range_gives_the_live_rankings_of_the_windows_inside_it() {
 /// and windows fire while the run goes on.
 #[test]
 fn an_idle_partition_does_not_stall_the_windows() {
+    idle_partition("event");
+}
+
+/// The same in micro-batch mode: the batches' watermark stops waiting for the idle
+/// partition.
+#[test]
+fn microbatch_an_idle_partition_does_not_stall_the_windows() {
+    idle_partition("microbatch");
+}
+
+fn idle_partition(mode: &str) {
     let b = DevBroker::start(1).unwrap();
     b.create_topic("tweets", PARTITIONS).unwrap();
     b.create_topic("idle-out", 1).unwrap();
@@ -262,6 +273,8 @@ fn an_idle_partition_does_not_stall_the_windows() {
             "topologies/kafka-hashtags.toml",
             "--brokers",
             &brokers,
+            "--mode",
+            mode,
             "--quiet",
         ],
         event_time_sets("idle", "idle-out", "1s"),
