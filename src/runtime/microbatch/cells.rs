@@ -337,6 +337,7 @@ impl SpoutCell {
                 tracker: &mut tracker,
                 slot: 0,
                 timeout_ms: 0,
+                max_pending: usize::MAX,
                 time: None,
             };
             let spout = &mut self.spout;
