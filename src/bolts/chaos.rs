@@ -214,3 +214,62 @@ impl Bolt for ChaosBolt {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::testkit::BoltHarness;
+    use crate::data::tuple::{Fields, Value};
+
+    fn timed(h: &mut BoltHarness) -> Duration {
+        let t = Instant::now();
+        let r = h.execute(vec![Value::from("x")]);
+        assert!(r.is_ok(), "{r:?}");
+        t.elapsed()
+    }
+
+    #[test]
+    fn a_stall_blocks_once_per_task_and_not_again_after_a_restart() {
+        let stall = Duration::from_millis(200);
+        let cfg = ChaosConfig {
+            stall_for: stall,
+            ..Default::default()
+        };
+        let factory = cfg.build().unwrap_or_else(|e| panic!("{e}"));
+        let mut h = BoltHarness::new(factory(), Fields::new(["k"]));
+        assert!(timed(&mut h) >= stall, "the first input stalls");
+        assert!(timed(&mut h) < stall, "only once");
+        // A fresh instance of the same task (a restart) does not stall again.
+        let mut again = BoltHarness::new(factory(), Fields::new(["k"]));
+        assert!(timed(&mut again) < stall);
+    }
+
+    #[test]
+    fn no_stall_before_stall_after_nor_without_stall_for() {
+        let cfg = ChaosConfig {
+            stall_for: Duration::from_secs(60),
+            stall_after: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let mut h = BoltHarness::new(
+            cfg.build().unwrap_or_else(|e| panic!("{e}"))(),
+            Fields::new(["k"]),
+        );
+        assert!(timed(&mut h) < Duration::from_secs(1));
+        let mut plain = BoltHarness::new(
+            ChaosConfig::default()
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"))(),
+            Fields::new(["k"]),
+        );
+        assert!(timed(&mut plain) < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn stall_options_parse_from_toml() {
+        let c: ChaosConfig = toml::from_str("stall_for = \"30s\"\nstall_after = \"1500ms\"")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.stall_for, Duration::from_secs(30));
+        assert_eq!(c.stall_after, Duration::from_millis(1500));
+    }
+}
