@@ -200,6 +200,8 @@ pub struct SpoutCollector<'a> {
     pub(crate) tracker: &'a mut Tracker,
     pub(crate) slot: u32,
     pub(crate) timeout_ms: u64,
+    /// `max_spout_pending`: the most trees this task may have in flight.
+    pub(crate) max_pending: usize,
     /// Event time (the spout's `event_time` option), if configured.
     pub(crate) time: Option<&'a mut SourceTime>,
 }
@@ -358,5 +360,16 @@ impl SpoutCollector<'_> {
     /// In-flight tuple trees of this task.
     pub fn pending(&self) -> usize {
         self.tracker.pending.len()
+    }
+
+    /// How many more tuple trees this task may start now: `max_spout_pending` less the
+    /// trees in flight (`usize::MAX` where trees are not tracked: acking off, micro-batch
+    /// mode). The runtime stops calling `next_tuple` at the limit; a spout that emits
+    /// several tuples in one call emits at most this many to stay within it.
+    pub fn room(&self) -> usize {
+        if self.tracker.origins.is_some() || self.ledger.is_none() {
+            return usize::MAX;
+        }
+        self.max_pending.saturating_sub(self.tracker.pending.len())
     }
 }

@@ -362,6 +362,12 @@ impl Spout for GeneratorSpout {
             },
             None => 1,
         };
+        // A paced task that fell behind catches up several tweets a call, but never past
+        // `max_spout_pending` trees in flight.
+        let due = due.min(u64::try_from(out.room()).unwrap_or(u64::MAX));
+        if due == 0 {
+            return SpoutStatus::Idle;
+        }
         let mut n = 0;
         while n < due && (self.cfg.limit == 0 || self.next_seq <= self.cfg.limit) {
             let seq = self.next_seq;

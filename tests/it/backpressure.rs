@@ -133,3 +133,53 @@ fn bursty_spout_loses_no_outcomes() {
     log.assert_each_acked_once(N);
     assert_component(&summary.metrics, "spout", Expect::clean_spout(N));
 }
+
+/// A paced generator that falls behind (its sink is slow) catches up several tweets per
+/// `next_tuple` call, but never past `max_spout_pending`: it emits at most
+/// `SpoutCollector::room()` at a time. (It used to emit up to 64 due tweets per call
+/// whatever the room: 490 trees in flight for a limit of 2 × 200 behind a stuck sink.)
+#[test]
+fn a_paced_generator_catching_up_stays_within_max_spout_pending() {
+    use squall::component::registry::SpoutConfig;
+    use squall::spouts::generator::GeneratorSpoutConfig;
+
+    const N: u64 = 2_000;
+    const LIMIT: usize = 10;
+    let source = GeneratorSpoutConfig {
+        limit: N,
+        rate: 100_000.0,
+        seed: 3,
+        ..Default::default()
+    };
+    let sink = RecordingBolt::sink().with_delay(Duration::from_micros(300));
+    let mut b = TopologyBuilder::new("paced");
+    b.spout_factory(
+        "source",
+        source.build().unwrap_or_else(|e| panic!("{e}")),
+        1,
+    );
+    b.bolt("sink", sink.clone(), 1).shuffle("source");
+    let cfg = Config {
+        max_spout_pending: LIMIT,
+        message_timeout: Duration::from_secs(30),
+        ..test_config()
+    };
+    let running = LocalCluster::submit(b.build().unwrap(), cfg).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut max_pending = 0;
+    while !running.wait_finished(Duration::from_millis(5)) {
+        assert!(Instant::now() < deadline, "did not finish");
+        let m = running.metrics();
+        max_pending = max_pending.max(m.component("source").unwrap().pending);
+    }
+    let summary = running.join().unwrap();
+    assert_component(&summary.metrics, "source", Expect::clean_spout(N));
+    assert!(
+        max_pending <= LIMIT as u64,
+        "{max_pending} trees in flight, max_spout_pending {LIMIT}"
+    );
+    assert!(
+        max_pending >= LIMIT as u64 / 2,
+        "the limit was never reached"
+    );
+}

@@ -148,6 +148,7 @@ impl SpoutTask {
                 tracker: &mut self.tracker,
                 slot: self.slot,
                 timeout_ms: self.settings.timeout_ms,
+                max_pending: self.settings.max_pending,
                 time: self.time.as_mut(),
             };
             let spout = &mut self.spout;

@@ -377,6 +377,7 @@ impl SpoutCell {
                 tracker: &mut tracker,
                 slot: 0,
                 timeout_ms: 0,
+                max_pending: usize::MAX,
                 time: self.time.as_mut(),
             };
             let spout = &mut self.spout;

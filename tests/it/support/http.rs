@@ -178,6 +178,21 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     split(&raw)
 }
 
+/// `GET path`, or `None` if the server cannot be reached or the answer cannot be read
+/// (for samplers that run until the process exits).
+pub fn try_get(addr: SocketAddr, path: &str) -> Option<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    Some(split(&raw))
+}
+
 /// Reads `path` as an event stream until `done(text so far)` or `timeout`.
 pub fn stream_until(
     addr: SocketAddr,

@@ -1,12 +1,13 @@
 //! Shared helpers of the integration tests: a counting spout that records what its
 //! spout tuples became (acked / failed) and replays failures, a recording bolt, metric
 //! assertions, and a runner with a hard deadline. The submodules hold the helpers of the
-//! tests that run the real binary ([`cli`]), of the web UI tests ([`http`]) and the mock
-//! X API ([`twitter_mock`]).
+//! tests that run the real binary ([`cli`]), of the web UI tests ([`http`]), the sampler
+//! of a running process ([`sampler`]) and the mock X API ([`twitter_mock`]).
 #![allow(dead_code)]
 
 pub mod cli;
 pub mod http;
+pub mod sampler;
 pub mod twitter_mock;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
