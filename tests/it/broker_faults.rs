@@ -311,6 +311,9 @@ pub fn count_errors(counts: &BTreeMap<String, u64>, truth: &BTreeMap<String, u64
 const RECORDS_PER_PHASE: u64 = 800;
 const OUT: &str = "out";
 
+/// Offsets committed at one moment, and the positions written to the file just after.
+type Sample = (BTreeMap<i32, i64>, BTreeSet<(i32, i64)>);
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Mode {
     Event,
@@ -320,15 +323,14 @@ enum Mode {
 fn topology(bootstrap: &str, mode: Mode, jsonl: &Path) -> String {
     let counts = match mode {
         // The state of micro-batch mode: exact counts per key.
-        Mode::Microbatch => format!(
-            r#"
+        Mode::Microbatch => r#"
 [bolts.counts]
 type = "count"
 parallelism = 2
 field = "key"
-inputs = [{{ from = "source", grouping = "fields", fields = ["key"] }}]
+inputs = [{ from = "source", grouping = "fields", fields = ["key"] }]
 "#
-        ),
+        .to_string(),
         // Event mode: every record in a file (acked once flushed).
         Mode::Event => format!(
             r#"
@@ -408,7 +410,7 @@ fn broker_faults(mode: Mode) {
     produce(&bootstrap, "in", 0..RECORDS_PER_PHASE);
     let mut child = Squall::start("faults", &dir, &args);
     // Commits sampled while the job runs, with what was processed right after each.
-    let mut samples: Vec<(BTreeMap<i32, i64>, BTreeSet<(i32, i64)>)> = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
     let mut wait_all_committed = |child: &mut Squall, n: u64, phase: &str| {
         let want = all_positions(n);
         let ends: BTreeMap<i32, i64> = (0..PARTITIONS)
