@@ -3,7 +3,8 @@
 # SIGKILLed at random moments CYCLES times in a row, new records before each start, then a
 # last run to the log end; micro-batch counts exact, event mode every record at least once,
 # commits never ahead of what was processed) with more cycles and records, one mode after
-# the other. The seed of each loop is printed; SEED=N replays one.
+# the other; then the broker-fault tests with every broker down for 20 s (DOWN_SECS). The
+# seed of each loop is printed; SEED=N replays one.
 #
 #   bash benches/crash-loop.sh [CYCLES] [RECORDS_PER_CYCLE] [MAX_DELAY_MS]
 # The mock cluster keeps ~100k records per partition (4 partitions): CYCLES × RECORDS
@@ -22,6 +23,9 @@ start=$(date +%s)
 status=0
 cargo test --profile test-release --test it -- crash_loops:: --nocapture --test-threads 1 \
   >"$OUT/test.log" 2>&1 || status=$?
-grep -E "crash loop|test result|panicked" "$OUT/test.log" || true
+# The broker-fault tests with every broker down for DOWN_SECS (default 20) instead of 5.
+SQUALL_BROKER_DOWN_SECS=${DOWN_SECS:-20} cargo test --profile test-release --test it -- \
+  broker_faults:: --nocapture --test-threads 1 >>"$OUT/test.log" 2>&1 || status=$?
+grep -E "crash loop|broker faults|test result|panicked" "$OUT/test.log" || true
 echo "total: $(( $(date +%s) - start )) s (log: $OUT/test.log)"
 exit $status

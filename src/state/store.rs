@@ -662,6 +662,47 @@ mod tests {
         Ok(())
     }
 
+    /// A store written before values carried checksums is read as it was written.
+    #[test]
+    fn a_store_without_value_checksums_still_reads() -> Result<(), StateError> {
+        let dir = tempfile::tempdir().map_err(|source| StateError::Dir {
+            path: "tmp".into(),
+            source,
+        })?;
+        let file = dir.path().join(FILE);
+        {
+            let db = Database::create(&file).map_err(|e| classify("old", e.into()))?;
+            let old = Store {
+                db,
+                path: "old".into(),
+                checksums: false,
+            };
+            let w = old.db.begin_write().map_err(|e| old.err(e))?;
+            {
+                w.open_table(META).map_err(|e| old.err(e))?;
+                w.open_table(BATCHES).map_err(|e| old.err(e))?;
+                w.open_table(STATE).map_err(|e| old.err(e))?;
+            }
+            w.commit().map_err(|e| old.err(e))?;
+            old.put_batch(1, b"{}")?;
+            old.commit(1, &[("c/0/n/a".into(), 1, b"3".to_vec())])?;
+        }
+        let s = Store::open(dir.path())?;
+        assert!(!s.checksums);
+        assert_eq!(s.committed_txid()?, 1);
+        assert_eq!(
+            s.load_prefix("c/0/n/")?,
+            vec![("a".into(), 1, b"3".to_vec())]
+        );
+        s.put_batch(2, b"{}")?;
+        s.commit(2, &[("c/0/n/a".into(), 2, b"4".to_vec())])?;
+        drop(s);
+        let s = Store::open(dir.path())?;
+        assert_eq!(s.committed_txid()?, 2);
+        assert_eq!(s.batches_from(0)?, vec![(2, b"{}".to_vec())]);
+        Ok(())
+    }
+
     #[test]
     fn changed_options_are_refused_once_the_store_holds_a_batch() -> Result<(), StateError> {
         use crate::state::options::TopologyOptions;

@@ -434,9 +434,14 @@ fn broker_faults(mode: Mode) {
     };
     wait_all_committed(&mut child, RECORDS_PER_PHASE, "start");
 
-    // 1. Every broker down for 5 s.
+    // 1. Every broker down for 5 s (`SQUALL_BROKER_DOWN_SECS`: benches/crash-loop.sh
+    // takes them down for 20 s).
+    let down = std::env::var("SQUALL_BROKER_DOWN_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     broker.broker_down(-1);
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(down));
     broker.broker_up(-1);
     produce(&bootstrap, "in", RECORDS_PER_PHASE..2 * RECORDS_PER_PHASE);
     wait_all_committed(
@@ -562,7 +567,7 @@ fn broker_faults(mode: Mode) {
         }
     }
     eprintln!(
-        "broker faults ({mode:?}): {total} records, brokers down 5 s, 6 commit and 6 produce errors, 5 leader changes; {} commit samples checked",
+        "broker faults ({mode:?}): {total} records, brokers down {down} s, 6 commit and 6 produce errors, 5 leader changes; {} commit samples checked",
         samples.len()
     );
 }
