@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
+pub use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use rdkafka_sys as rdsys;
 
@@ -41,6 +42,18 @@ pub enum DevBrokerError {
     },
     #[error("bad topic name `{0}`")]
     TopicName(String),
+    #[error("cannot make broker {broker} the leader of `{topic}` partition {partition}: {source}")]
+    Leader {
+        topic: String,
+        partition: i32,
+        broker: i32,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("mock broker {broker}: {source}")]
+    Broker {
+        broker: i32,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("cannot start the dev broker's topic-request watcher: {0}")]
     Watcher(String),
 }
@@ -170,6 +183,102 @@ impl DevBroker {
         // SAFETY: live cluster.
         unsafe {
             rdsys::rd_kafka_mock_broker_set_up(self.cluster.0, id);
+        }
+    }
+
+    /// Makes the next `errors.len()` requests of type `api` (to any broker of the
+    /// cluster, from any client) fail with these errors, one each, in order.
+    /// `RDKafkaRespErr::RD_KAFKA_RESP_ERR__TRANSPORT` closes the connection instead.
+    pub fn push_request_errors(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) {
+        // SAFETY: live cluster; the array is copied by the call.
+        unsafe {
+            rdsys::rd_kafka_mock_push_request_errors_array(
+                self.cluster.0,
+                api as i16,
+                errors.len(),
+                errors.as_ptr(),
+            )
+        }
+    }
+
+    /// Makes the next `errors.len()` requests of type `api` that broker `broker`
+    /// receives fail with these errors, in order, each answered after its delay (a slow
+    /// broker). Unlike [`DevBroker::push_request_errors`], requests to other brokers are
+    /// not affected: a test can aim errors at one client's partition leader.
+    pub fn push_broker_request_errors(
+        &self,
+        broker: i32,
+        api: RDKafkaApiKey,
+        errors: &[(RDKafkaRespErr, Duration)],
+    ) -> Result<(), DevBrokerError> {
+        for (e, rtt) in errors {
+            let rtt_ms = i32::try_from(rtt.as_millis()).unwrap_or(i32::MAX);
+            // SAFETY: live cluster; the variadic arguments are `cnt` pairs of
+            // (rd_kafka_resp_err_t, int), as the C function reads them.
+            let err = unsafe {
+                rdsys::rd_kafka_mock_broker_push_request_error_rtts(
+                    self.cluster.0,
+                    broker,
+                    api as i16,
+                    1,
+                    *e as std::ffi::c_int,
+                    rtt_ms as std::ffi::c_int,
+                )
+            };
+            if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+                return Err(DevBrokerError::Broker {
+                    broker,
+                    source: rdkafka::error::KafkaError::MockCluster(err.into()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// How many errors pushed for broker `broker`'s requests of type `api` are still
+    /// waiting for a request.
+    pub fn broker_request_errors_left(&self, broker: i32, api: RDKafkaApiKey) -> usize {
+        let mut n: usize = 0;
+        // SAFETY: live cluster; `n` outlives the call.
+        unsafe {
+            rdsys::rd_kafka_mock_broker_error_stack_cnt(self.cluster.0, broker, api as i16, &mut n);
+        }
+        n
+    }
+
+    /// Drops the errors still queued for requests of type `api`.
+    pub fn clear_request_errors(&self, api: RDKafkaApiKey) {
+        // SAFETY: live cluster.
+        unsafe { rdsys::rd_kafka_mock_clear_request_errors(self.cluster.0, api as i16) }
+    }
+
+    /// Makes broker `broker` the leader of `topic`'s `partition` (a leader change:
+    /// clients talking to the old leader get `NOT_LEADER_FOR_PARTITION` and move).
+    pub fn set_partition_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        broker: i32,
+    ) -> Result<(), DevBrokerError> {
+        let name = CString::new(topic).map_err(|_| DevBrokerError::TopicName(topic.into()))?;
+        // SAFETY: live cluster; `name` outlives the call (it waits for the cluster thread).
+        let err = unsafe {
+            rdsys::rd_kafka_mock_partition_set_leader(
+                self.cluster.0,
+                name.as_ptr(),
+                partition,
+                broker,
+            )
+        };
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+            Ok(())
+        } else {
+            Err(DevBrokerError::Leader {
+                topic: topic.into(),
+                partition,
+                broker,
+                source: rdkafka::error::KafkaError::MockCluster(err.into()),
+            })
         }
     }
 }

@@ -51,6 +51,16 @@ pub enum StateError {
     )]
     Damaged { path: String, detail: String },
     #[error(
+        "state store {path}: cannot write, no space left ({detail}). Free space in {dir} \
+         (or raise the file-size limit or quota there), then run again: the next run \
+         resumes after the last committed batch"
+    )]
+    NoSpace {
+        path: String,
+        dir: String,
+        detail: String,
+    },
+    #[error(
         "state store {path} was written with other options: {changes}. The stored state \
          only fits the options it was written with: run with those to resume, or start \
          afresh with a new (or emptied) --state-dir"
@@ -74,11 +84,8 @@ fn create(dir: &Path, path: &Path) -> Result<(), StateError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
         _ => {}
     }
-    let db = Database::create(&tmp).map_err(|e| StateError::Store {
-        path: shown.clone(),
-        source: Box::new(e.into()),
-    })?;
-    drop(Store::init(db, shown.clone())?);
+    let db = Database::create(&tmp).map_err(|e| classify(&shown, e.into()))?;
+    drop(Store::init(db, shown.clone(), true)?);
     std::fs::rename(&tmp, path).map_err(io)?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -89,7 +96,8 @@ fn create(dir: &Path, path: &Path) -> Result<(), StateError> {
 /// another process or a full disk).
 fn is_damage(e: &redb::Error) -> bool {
     match e {
-        redb::Error::Corrupted(_) => true,
+        // A file format version squall never wrote: the header was overwritten.
+        redb::Error::Corrupted(_) | redb::Error::UpgradeRequired(_) => true,
         redb::Error::Io(io) => matches!(
             io.kind(),
             std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
@@ -98,12 +106,84 @@ fn is_damage(e: &redb::Error) -> bool {
     }
 }
 
+/// Whether `e` says the file system is full, or the file reached a size limit or quota.
+fn is_no_space(e: &redb::Error) -> bool {
+    match e {
+        redb::Error::Io(io) => matches!(
+            io.raw_os_error(),
+            Some(libc::ENOSPC | libc::EFBIG | libc::EDQUOT)
+        ),
+        _ => false,
+    }
+}
+
+/// The error for a failure of the store at `path`: damage and a full disk are told apart
+/// from the rest, as they need the user to act.
+fn classify(path: &str, e: redb::Error) -> StateError {
+    if is_damage(&e) {
+        StateError::Damaged {
+            path: path.to_string(),
+            detail: e.to_string(),
+        }
+    } else if is_no_space(&e) {
+        let dir = Path::new(path)
+            .parent()
+            .map_or_else(|| ".".to_string(), |d| d.display().to_string());
+        StateError::NoSpace {
+            path: path.to_string(),
+            dir: if dir.is_empty() { ".".into() } else { dir },
+            detail: e.to_string(),
+        }
+    } else {
+        StateError::Store {
+            path: path.to_string(),
+            source: Box::new(e),
+        }
+    }
+}
+
+/// The meta key whose presence says every stored value carries a checksum (every store
+/// made since; older stores are read without one).
+const CHECKSUMS: &str = "checksums";
+
+/// The checksum of a value stored under `key` (which names its table).
+fn checksum(key: &[u8], value: &[u8]) -> [u8; 8] {
+    let mut buf = Vec::with_capacity(key.len() + value.len() + 8);
+    buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    buf.extend_from_slice(key);
+    buf.extend_from_slice(value);
+    xxhash_rust::xxh3::xxh3_64(&buf).to_le_bytes()
+}
+
+/// `value` followed by its checksum: redb checks its own structures, not the bytes of a
+/// value, so a flipped bit in a count would otherwise read back as another count.
+fn seal(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 8);
+    out.extend_from_slice(value);
+    out.extend_from_slice(&checksum(key, value));
+    out
+}
+
+fn meta_key(key: &str) -> Vec<u8> {
+    [b"meta/".as_slice(), key.as_bytes()].concat()
+}
+
+fn batch_key(txid: u64) -> Vec<u8> {
+    [b"batch/".as_slice(), &txid.to_be_bytes()].concat()
+}
+
+fn state_key(key: &str, txid: u64) -> Vec<u8> {
+    [b"state/".as_slice(), key.as_bytes(), &txid.to_be_bytes()].concat()
+}
+
 /// One value write of a commit: full key, txid, encoded value.
 pub type Write = (String, u64, Vec<u8>);
 
 pub struct Store {
     db: Database,
     path: String,
+    /// Values carry a checksum ([`seal`]).
+    checksums: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -142,26 +222,36 @@ impl Store {
                 });
             }
         }
-        // Damage (a cut or overwritten file) is told apart from other failures (a
-        // store open in another process, a full disk).
-        let classify = |e: StateError| match e {
-            StateError::Store { source, .. } if is_damage(&source) => damaged(source.to_string()),
-            e => e,
-        };
-        let db = Database::open(&path).map_err(|e| {
-            classify(StateError::Store {
-                path: shown.clone(),
-                source: Box::new(e.into()),
-            })
-        })?;
-        let s = Store::init(db, shown.clone()).map_err(classify)?;
-        // A cut file may still open (redb reads pages lazily): read what a run needs now.
-        s.committed_txid()
-            .and_then(|_| s.meta("layout"))
-            .and_then(|_| s.meta("options"))
-            .and_then(|_| s.batches_from(0))
-            .map_err(classify)?;
-        Ok(s)
+        // Damage (a cut or overwritten file) and a full disk are told apart from other
+        // failures (a store open in another process) by `classify`.
+        // redb verifies its pages' checksums in `check_integrity`, not on reads (which
+        // trust the pages: a damaged one can even panic), so the whole file is checked
+        // here. A commit that does not verify is rolled back to the one before (every
+        // commit is durable, so that is a consistent state); a file that cannot be
+        // repaired is damage.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut db = Database::open(&path).map_err(|e| classify(&shown, e.into()))?;
+            match db.check_integrity() {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    "state store {shown}: a commit that did not verify was rolled back (the \
+                     file was damaged); the run resumes from the last sound commit"
+                ),
+                Err(e) => return Err(classify(&shown, e.into())),
+            }
+            let s = Store::init(db, shown.clone(), false)?;
+            // Read what a run needs now: the meta values and the batch records.
+            s.committed_txid()
+                .and_then(|_| s.meta("layout"))
+                .and_then(|_| s.meta("options"))
+                .and_then(|_| s.batches_from(0))?;
+            Ok(s)
+        }));
+        opened.unwrap_or_else(|_| {
+            Err(damaged(
+                "its structure does not hold together (reading it failed)".into(),
+            ))
+        })
     }
 
     /// A store kept in memory: nothing survives the process.
@@ -172,7 +262,7 @@ impl Store {
                 path: "(memory)".into(),
                 source: Box::new(e.into()),
             })?;
-        Store::init(db, "(memory)".into())
+        Store::init(db, "(memory)".into(), true)
     }
 
     /// The path shown in errors and at start.
@@ -181,39 +271,86 @@ impl Store {
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StateError {
-        StateError::Store {
-            path: self.path.clone(),
-            source: Box::new(e.into()),
-        }
+        classify(&self.path, e.into())
     }
 
-    fn init(db: Database, path: String) -> Result<Store, StateError> {
-        let s = Store { db, path };
+    /// Opens the tables of `db`; a `fresh` store is marked as checksumming its values.
+    fn init(db: Database, path: String, fresh: bool) -> Result<Store, StateError> {
+        let mut s = Store {
+            db,
+            path,
+            checksums: fresh,
+        };
         let w = s.db.begin_write().map_err(|e| s.err(e))?;
         {
-            w.open_table(META).map_err(|e| s.err(e))?;
+            let mut m = w.open_table(META).map_err(|e| s.err(e))?;
+            if fresh {
+                m.insert(CHECKSUMS, seal(&meta_key(CHECKSUMS), b"xxh3").as_slice())
+                    .map_err(|e| s.err(e))?;
+            }
             w.open_table(BATCHES).map_err(|e| s.err(e))?;
             w.open_table(STATE).map_err(|e| s.err(e))?;
         }
         w.commit().map_err(|e| s.err(e))?;
+        if !fresh {
+            let r = s.db.begin_read().map_err(|e| s.err(e))?;
+            let t = r.open_table(META).map_err(|e| s.err(e))?;
+            s.checksums = t.get(CHECKSUMS).map_err(|e| s.err(e))?.is_some();
+            drop(t);
+            s.meta(CHECKSUMS)?;
+        }
         Ok(s)
+    }
+
+    /// `stored` without its checksum, once checked against `key`.
+    fn unseal(&self, key: &[u8], stored: &[u8]) -> Result<Vec<u8>, StateError> {
+        if !self.checksums {
+            return Ok(stored.to_vec());
+        }
+        let damaged = || StateError::Damaged {
+            path: self.path.clone(),
+            detail: format!(
+                "the value stored under `{}` does not match its checksum",
+                String::from_utf8_lossy(key).escape_debug()
+            ),
+        };
+        let split = stored.len().checked_sub(8).ok_or_else(damaged)?;
+        let (value, sum) = stored.split_at(split);
+        if sum != checksum(key, value) {
+            return Err(damaged());
+        }
+        Ok(value.to_vec())
+    }
+
+    /// `value` as stored under `key`: with its checksum if the store keeps them.
+    fn sealed(&self, key: &[u8], value: &[u8]) -> Vec<u8> {
+        if self.checksums {
+            seal(key, value)
+        } else {
+            value.to_vec()
+        }
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         let r = self.db.begin_read().map_err(|e| self.err(e))?;
         let t = r.open_table(META).map_err(|e| self.err(e))?;
-        Ok(t.get(key)
-            .map_err(|e| self.err(e))?
-            .map(|v| v.value().to_vec()))
+        let stored = t.get(key).map_err(|e| self.err(e))?;
+        stored
+            .map(|v| self.unseal(&meta_key(key), v.value()))
+            .transpose()
     }
 
     /// The last committed txid (0: none yet).
     pub fn committed_txid(&self) -> Result<u64, StateError> {
-        Ok(self
-            .meta("committed_txid")?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0))
+        match self.meta("committed_txid")? {
+            None => Ok(0),
+            Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StateError::Damaged {
+                    path: self.path.clone(),
+                    detail: format!("the committed txid is {} bytes long, not 8", v.len()),
+                }),
+        }
     }
 
     /// Checks that the state was written by the same layout (components and parallelism),
@@ -234,8 +371,8 @@ impl Store {
                 let w = self.db.begin_write().map_err(|e| self.err(e))?;
                 {
                     let mut t = w.open_table(META).map_err(|e| self.err(e))?;
-                    t.insert("layout", layout.as_bytes())
-                        .map_err(|e| self.err(e))?;
+                    let v = self.sealed(&meta_key("layout"), layout.as_bytes());
+                    t.insert("layout", v.as_slice()).map_err(|e| self.err(e))?;
                 }
                 w.commit().map_err(|e| self.err(e))
             }
@@ -276,8 +413,8 @@ impl Store {
         let w = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut t = w.open_table(META).map_err(|e| self.err(e))?;
-            t.insert("options", bytes.as_slice())
-                .map_err(|e| self.err(e))?;
+            let v = self.sealed(&meta_key("options"), &bytes);
+            t.insert("options", v.as_slice()).map_err(|e| self.err(e))?;
         }
         w.commit().map_err(|e| self.err(e))
     }
@@ -293,7 +430,8 @@ impl Store {
                 break;
             };
             let (txid, bytes) = v.value();
-            out.push((rest.to_string(), txid, bytes.to_vec()));
+            let value = self.unseal(&state_key(k.value(), txid), bytes)?;
+            out.push((rest.to_string(), txid, value));
         }
         Ok(out)
     }
@@ -303,7 +441,8 @@ impl Store {
         let w = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut t = w.open_table(BATCHES).map_err(|e| self.err(e))?;
-            t.insert(txid, record).map_err(|e| self.err(e))?;
+            let v = self.sealed(&batch_key(txid), record);
+            t.insert(txid, v.as_slice()).map_err(|e| self.err(e))?;
         }
         w.commit().map_err(|e| self.err(e))
     }
@@ -315,7 +454,8 @@ impl Store {
         let mut out = Vec::new();
         for item in t.range(from..).map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            out.push((k.value(), v.value().to_vec()));
+            let txid = k.value();
+            out.push((txid, self.unseal(&batch_key(txid), v.value())?));
         }
         Ok(out)
     }
@@ -335,11 +475,13 @@ impl Store {
         {
             let mut t = w.open_table(STATE).map_err(|e| self.err(e))?;
             for (k, tx, v) in writes {
+                let v = self.sealed(&state_key(k, *tx), v);
                 t.insert(k.as_str(), (*tx, v.as_slice()))
                     .map_err(|e| self.err(e))?;
             }
             let mut m = w.open_table(META).map_err(|e| self.err(e))?;
-            m.insert("committed_txid", txid.to_be_bytes().as_slice())
+            let v = self.sealed(&meta_key("committed_txid"), &txid.to_be_bytes());
+            m.insert("committed_txid", v.as_slice())
                 .map_err(|e| self.err(e))?;
             let mut b = w.open_table(BATCHES).map_err(|e| self.err(e))?;
             b.retain_in(..txid, |_, _| false).map_err(|e| self.err(e))?;
@@ -425,6 +567,139 @@ mod tests {
             source,
         })?;
         assert_eq!(Store::open(dir.path())?.committed_txid()?, 20);
+        Ok(())
+    }
+
+    /// Everything a run reads from a store: its committed txid, batch records and values.
+    type Contents = (u64, Vec<(u64, Vec<u8>)>, Vec<Write>);
+
+    fn read_all(dir: &Path) -> Result<Contents, StateError> {
+        let s = Store::open(dir)?;
+        Ok((s.committed_txid()?, s.batches_from(0)?, s.load_prefix("")?))
+    }
+
+    /// A bit flipped or the file cut anywhere: opening and reading the store either gives
+    /// back exactly what was committed (the damage hit unused space) or fails with an
+    /// error that says what to do — never a panic, never other data.
+    #[test]
+    fn flipped_bits_and_cuts_anywhere_are_an_error_or_harmless_never_a_panic()
+    -> Result<(), StateError> {
+        let dir = tempfile::tempdir().map_err(|source| StateError::Dir {
+            path: "tmp".into(),
+            source,
+        })?;
+        {
+            let s = Store::open(dir.path())?;
+            s.check_layout("count:2")?;
+            for t in 1..=30u64 {
+                s.put_batch(t, format!("{{\"batch\":{t}}}").as_bytes())?;
+                let writes = (0..20)
+                    .map(|k| {
+                        (
+                            format!("c/{}/n/k{k}", k % 2),
+                            t,
+                            format!("{}", t * k).into_bytes(),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                s.commit(t, &writes)?;
+            }
+        }
+        let truth = read_all(dir.path())?;
+        let file = dir.path().join(FILE);
+        let io = |source| StateError::Dir {
+            path: "test file".into(),
+            source,
+        };
+        let bytes = std::fs::read(&file).map_err(io)?;
+        let len = bytes.len();
+        // Every region of the file: the header, then evenly spread positions.
+        let mut positions: Vec<usize> = vec![0, 1, 7, 8, 9, 16, 31, 32, 33, 64, 100, 128, 255];
+        positions.extend((0..96).map(|i| i * len / 96 + (i * 37) % 61));
+        positions.retain(|p| *p < len);
+        let (mut harmless, mut refused) = (0, 0);
+        let mut wrong = Vec::new();
+        let mut check = |what: String, damaged: &[u8]| -> Result<(), StateError> {
+            std::fs::write(&file, damaged).map_err(io)?;
+            let path = dir.path().to_path_buf();
+            match std::panic::catch_unwind(move || read_all(&path)) {
+                Err(_) => wrong.push(format!("{what}: reading the store panicked")),
+                Ok(Ok(c)) if c == truth => harmless += 1,
+                Ok(Ok(_)) => wrong.push(format!("{what}: the store opened with other contents")),
+                Ok(Err(e)) => {
+                    let m = e.to_string();
+                    if m.contains("--state-dir") || m.contains("run again") {
+                        refused += 1;
+                    } else {
+                        wrong.push(format!("{what}: the error does not say what to do: {m}"));
+                    }
+                }
+            }
+            Ok(())
+        };
+        for &p in &positions {
+            for bit in [0u8, 5] {
+                let mut damaged = bytes.clone();
+                damaged[p] ^= 1 << bit;
+                check(format!("bit {bit} of byte {p} of {len} flipped"), &damaged)?;
+            }
+        }
+        for cut in [1, 7, 64, 511, 4096, len / 3, len / 2, len - 4096, len - 1] {
+            check(format!("cut to {cut} of {len} bytes"), &bytes[..cut])?;
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} cases:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+        std::fs::write(&file, &bytes).map_err(io)?;
+        assert!(
+            read_all(dir.path())? == truth,
+            "the undamaged file reads back"
+        );
+        assert!(refused > 0, "no damage was noticed ({harmless} harmless)");
+        Ok(())
+    }
+
+    /// A store written before values carried checksums is read as it was written.
+    #[test]
+    fn a_store_without_value_checksums_still_reads() -> Result<(), StateError> {
+        let dir = tempfile::tempdir().map_err(|source| StateError::Dir {
+            path: "tmp".into(),
+            source,
+        })?;
+        let file = dir.path().join(FILE);
+        {
+            let db = Database::create(&file).map_err(|e| classify("old", e.into()))?;
+            let old = Store {
+                db,
+                path: "old".into(),
+                checksums: false,
+            };
+            let w = old.db.begin_write().map_err(|e| old.err(e))?;
+            {
+                w.open_table(META).map_err(|e| old.err(e))?;
+                w.open_table(BATCHES).map_err(|e| old.err(e))?;
+                w.open_table(STATE).map_err(|e| old.err(e))?;
+            }
+            w.commit().map_err(|e| old.err(e))?;
+            old.put_batch(1, b"{}")?;
+            old.commit(1, &[("c/0/n/a".into(), 1, b"3".to_vec())])?;
+        }
+        let s = Store::open(dir.path())?;
+        assert!(!s.checksums);
+        assert_eq!(s.committed_txid()?, 1);
+        assert_eq!(
+            s.load_prefix("c/0/n/")?,
+            vec![("a".into(), 1, b"3".to_vec())]
+        );
+        s.put_batch(2, b"{}")?;
+        s.commit(2, &[("c/0/n/a".into(), 2, b"4".to_vec())])?;
+        drop(s);
+        let s = Store::open(dir.path())?;
+        assert_eq!(s.committed_txid()?, 2);
+        assert_eq!(s.batches_from(0)?, vec![(2, b"{}".to_vec())]);
         Ok(())
     }
 

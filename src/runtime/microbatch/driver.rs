@@ -170,7 +170,6 @@ impl Run {
                 }
                 Err(e) => return self.fail(txid, &e),
             }
-            self.coord.pass_turn(i, txid);
         }
         if exhausted {
             self.coord.set_exhausted();
@@ -193,6 +192,13 @@ impl Run {
                 return self.fail(txid, &e);
             }
             lock(&self.records).insert(txid, rec);
+        }
+        // The spouts cut the next batch only once this one is recorded: records are
+        // stored in txid order, so a crash never leaves batch t + 1 recorded without
+        // batch t (a restart would cut t again after t + 1's range, then cut t + 2 after
+        // t + 1's range again: records lost and counted twice).
+        for i in 0..self.spouts.len() {
+            self.coord.pass_turn(i, txid);
         }
         let base = self.spouts.len();
         for (j, cell) in self.bolts.iter().enumerate() {
