@@ -102,8 +102,19 @@ fn is_damage(e: &redb::Error) -> bool {
 pub type Write = (String, u64, Vec<u8>);
 
 pub struct Store {
-    db: Database,
+    /// Always there but while the store is dropped (see `Drop`).
+    db: Option<Database>,
     path: String,
+    /// Set when redb panicked on damaged data: what it said. The store is not used again.
+    damaged: std::sync::OnceLock<String>,
+}
+
+/// The text of a caught panic.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 impl std::fmt::Debug for Store {
@@ -148,12 +159,19 @@ impl Store {
             StateError::Store { source, .. } if is_damage(&source) => damaged(source.to_string()),
             e => e,
         };
-        let db = Database::open(&path).map_err(|e| {
-            classify(StateError::Store {
-                path: shown.clone(),
-                source: Box::new(e.into()),
-            })
-        })?;
+        let db = std::panic::catch_unwind(|| Database::open(&path))
+            .map_err(|p| {
+                damaged(format!(
+                    "the file is damaged (opening it failed: {})",
+                    panic_text(&*p)
+                ))
+            })?
+            .map_err(|e| {
+                classify(StateError::Store {
+                    path: shown.clone(),
+                    source: Box::new(e.into()),
+                })
+            })?;
         let s = Store::init(db, shown.clone()).map_err(classify)?;
         // A cut file may still open (redb reads pages lazily): read what a run needs now.
         s.committed_txid()
@@ -187,24 +205,56 @@ impl Store {
         }
     }
 
-    fn init(db: Database, path: String) -> Result<Store, StateError> {
-        let s = Store { db, path };
-        let w = s.db.begin_write().map_err(|e| s.err(e))?;
-        {
-            w.open_table(META).map_err(|e| s.err(e))?;
-            w.open_table(BATCHES).map_err(|e| s.err(e))?;
-            w.open_table(STATE).map_err(|e| s.err(e))?;
+    fn db(&self) -> Result<&Database, StateError> {
+        self.db.as_ref().ok_or_else(|| StateError::Invalid {
+            path: self.path.clone(),
+            message: "used while closing".into(),
+        })
+    }
+
+    /// Runs `f` against the database. redb panics on some damaged pages (an index out of
+    /// its page, a key that is not UTF-8) instead of returning an error: such a panic is
+    /// [`StateError::Damaged`], and the store is not touched again.
+    fn guard<T>(&self, f: impl FnOnce() -> Result<T, StateError>) -> Result<T, StateError> {
+        let damaged = |detail: &String| StateError::Damaged {
+            path: self.path.clone(),
+            detail: format!("the file is damaged (reading it failed: {detail})"),
+        };
+        if let Some(d) = self.damaged.get() {
+            return Err(damaged(d));
         }
-        w.commit().map_err(|e| s.err(e))?;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+            let d = self.damaged.get_or_init(|| panic_text(&*p));
+            Err(damaged(d))
+        })
+    }
+
+    fn init(db: Database, path: String) -> Result<Store, StateError> {
+        let s = Store {
+            db: Some(db),
+            path,
+            damaged: std::sync::OnceLock::new(),
+        };
+        s.guard(|| {
+            let w = s.db()?.begin_write().map_err(|e| s.err(e))?;
+            {
+                w.open_table(META).map_err(|e| s.err(e))?;
+                w.open_table(BATCHES).map_err(|e| s.err(e))?;
+                w.open_table(STATE).map_err(|e| s.err(e))?;
+            }
+            w.commit().map_err(|e| s.err(e))
+        })?;
         Ok(s)
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let r = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = r.open_table(META).map_err(|e| self.err(e))?;
-        Ok(t.get(key)
-            .map_err(|e| self.err(e))?
-            .map(|v| v.value().to_vec()))
+        self.guard(|| {
+            let r = self.db()?.begin_read().map_err(|e| self.err(e))?;
+            let t = r.open_table(META).map_err(|e| self.err(e))?;
+            Ok(t.get(key)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec()))
+        })
     }
 
     /// The last committed txid (0: none yet).
@@ -230,15 +280,15 @@ impl Store {
                 ),
             }),
             Some(_) => Ok(()),
-            None => {
-                let w = self.db.begin_write().map_err(|e| self.err(e))?;
+            None => self.guard(|| {
+                let w = self.db()?.begin_write().map_err(|e| self.err(e))?;
                 {
                     let mut t = w.open_table(META).map_err(|e| self.err(e))?;
                     t.insert("layout", layout.as_bytes())
                         .map_err(|e| self.err(e))?;
                 }
                 w.commit().map_err(|e| self.err(e))
-            }
+            }),
         }
     }
 
@@ -273,51 +323,59 @@ impl Store {
             path: self.path.clone(),
             message: format!("cannot encode the component options: {e}"),
         })?;
-        let w = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = w.open_table(META).map_err(|e| self.err(e))?;
-            t.insert("options", bytes.as_slice())
-                .map_err(|e| self.err(e))?;
-        }
-        w.commit().map_err(|e| self.err(e))
+        self.guard(|| {
+            let w = self.db()?.begin_write().map_err(|e| self.err(e))?;
+            {
+                let mut t = w.open_table(META).map_err(|e| self.err(e))?;
+                t.insert("options", bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            w.commit().map_err(|e| self.err(e))
+        })
     }
 
     /// Every value under `prefix`: (key without the prefix, txid, encoded value).
     pub fn load_prefix(&self, prefix: &str) -> Result<Vec<Write>, StateError> {
-        let r = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = r.open_table(STATE).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for item in t.range(prefix..).map_err(|e| self.err(e))? {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let Some(rest) = k.value().strip_prefix(prefix) else {
-                break;
-            };
-            let (txid, bytes) = v.value();
-            out.push((rest.to_string(), txid, bytes.to_vec()));
-        }
-        Ok(out)
+        self.guard(|| {
+            let r = self.db()?.begin_read().map_err(|e| self.err(e))?;
+            let t = r.open_table(STATE).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for item in t.range(prefix..).map_err(|e| self.err(e))? {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                let Some(rest) = k.value().strip_prefix(prefix) else {
+                    break;
+                };
+                let (txid, bytes) = v.value();
+                out.push((rest.to_string(), txid, bytes.to_vec()));
+            }
+            Ok(out)
+        })
     }
 
     /// Records batch `txid` (durably) before it is processed.
     pub fn put_batch(&self, txid: u64, record: &[u8]) -> Result<(), StateError> {
-        let w = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = w.open_table(BATCHES).map_err(|e| self.err(e))?;
-            t.insert(txid, record).map_err(|e| self.err(e))?;
-        }
-        w.commit().map_err(|e| self.err(e))
+        self.guard(|| {
+            let w = self.db()?.begin_write().map_err(|e| self.err(e))?;
+            {
+                let mut t = w.open_table(BATCHES).map_err(|e| self.err(e))?;
+                t.insert(txid, record).map_err(|e| self.err(e))?;
+            }
+            w.commit().map_err(|e| self.err(e))
+        })
     }
 
     /// Batch records with a txid ≥ `from`, in txid order.
     pub fn batches_from(&self, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StateError> {
-        let r = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = r.open_table(BATCHES).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for item in t.range(from..).map_err(|e| self.err(e))? {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            out.push((k.value(), v.value().to_vec()));
-        }
-        Ok(out)
+        self.guard(|| {
+            let r = self.db()?.begin_read().map_err(|e| self.err(e))?;
+            let t = r.open_table(BATCHES).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for item in t.range(from..).map_err(|e| self.err(e))? {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                out.push((k.value(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
     }
 
     /// Commits batch `txid` atomically: its value writes, `committed_txid = txid`, and
@@ -331,20 +389,34 @@ impl Store {
                 message: format!("commit of batch {txid} after batch {committed}: out of order"),
             });
         }
-        let w = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = w.open_table(STATE).map_err(|e| self.err(e))?;
-            for (k, tx, v) in writes {
-                t.insert(k.as_str(), (*tx, v.as_slice()))
+        self.guard(|| {
+            let w = self.db()?.begin_write().map_err(|e| self.err(e))?;
+            {
+                let mut t = w.open_table(STATE).map_err(|e| self.err(e))?;
+                for (k, tx, v) in writes {
+                    t.insert(k.as_str(), (*tx, v.as_slice()))
+                        .map_err(|e| self.err(e))?;
+                }
+                let mut m = w.open_table(META).map_err(|e| self.err(e))?;
+                m.insert("committed_txid", txid.to_be_bytes().as_slice())
                     .map_err(|e| self.err(e))?;
+                let mut b = w.open_table(BATCHES).map_err(|e| self.err(e))?;
+                b.retain_in(..txid, |_, _| false).map_err(|e| self.err(e))?;
             }
-            let mut m = w.open_table(META).map_err(|e| self.err(e))?;
-            m.insert("committed_txid", txid.to_be_bytes().as_slice())
-                .map_err(|e| self.err(e))?;
-            let mut b = w.open_table(BATCHES).map_err(|e| self.err(e))?;
-            b.retain_in(..txid, |_, _| false).map_err(|e| self.err(e))?;
+            w.commit().map_err(|e| self.err(e))
+        })
+    }
+}
+
+impl Drop for Store {
+    /// Closing a damaged database can panic in redb too (it finishes a commit whose
+    /// pages do not add up): the panic is caught, the file left as it is.
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take()
+            && let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(db)))
+        {
+            tracing::warn!(path = %self.path, "closing the state store failed: {}", panic_text(&*p));
         }
-        w.commit().map_err(|e| self.err(e))
     }
 }
 
@@ -465,5 +537,105 @@ mod tests {
         let e = s.check_layout("count:4").err().map(|e| e.to_string());
         assert!(e.is_some_and(|m| m.contains("count:2") && m.contains("count:4")));
         Ok(())
+    }
+
+    /// A store of 30 committed batches, as a file's bytes.
+    fn a_real_state_file() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        {
+            let s = Store::open(dir.path()).unwrap_or_else(|e| panic!("open: {e}"));
+            s.check_layout("count:2").unwrap_or_else(|e| panic!("{e}"));
+            for t in 1..=30u64 {
+                s.put_batch(t, format!("{{\"batch\":{t}}}").as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let writes: Vec<Write> = (0..20)
+                    .map(|k| {
+                        let key = format!("count/{}/counts/word{k}", k % 2);
+                        (key, t, t.to_string().into_bytes())
+                    })
+                    .collect();
+                s.commit(t, &writes).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        std::fs::read(dir.path().join(FILE)).unwrap_or_else(|e| panic!("read: {e}"))
+    }
+
+    /// Opens a store of `bytes` and uses it as a run would: `Err` is the first error.
+    fn open_and_use(bytes: &[u8]) -> Result<(), StateError> {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        std::fs::write(d.path().join(FILE), bytes).unwrap_or_else(|e| panic!("write: {e}"));
+        let s = Store::open(d.path())?;
+        s.committed_txid()?;
+        s.batches_from(0)?;
+        s.load_prefix("")?;
+        s.load_prefix("count/1/counts/")?;
+        s.check_layout("count:2")?;
+        let t = s.committed_txid()?;
+        s.put_batch(t + 1, b"{}")?;
+        s.commit(
+            t + 1,
+            &[("count/0/counts/new".into(), t + 1, b"1".to_vec())],
+        )
+    }
+
+    /// redb panics on some damaged pages (an index past its page, a key that is not
+    /// UTF-8) where it has no error to return: a state file with one bit flipped in its
+    /// pages gave a panic in the run instead of the "restore or start afresh" error.
+    #[test]
+    fn a_flipped_bit_in_the_state_file_is_a_damaged_store_not_a_panic() {
+        let good = a_real_state_file();
+        let mut caught = 0;
+        for at in (0..good.len().min(64 * 1024)).step_by(131) {
+            let mut bytes = good.clone();
+            bytes[at] ^= 1;
+            match std::panic::catch_unwind(|| open_and_use(&bytes)) {
+                Err(_) => panic!("a bit flipped at byte {at} panicked"),
+                Ok(Err(StateError::Damaged { detail, .. })) if detail.contains("failed: ") => {
+                    caught += 1
+                }
+                Ok(_) => {}
+            }
+        }
+        assert!(
+            caught > 0,
+            "no flip made redb panic: the test tests nothing"
+        );
+    }
+
+    /// Fuzz property (see `crate::fuzz_support`): a real state file cut, bit-flipped or
+    /// overwritten anywhere either opens (and then reads and commits as a store) or
+    /// gives a typed error, never a panic.
+    #[test]
+    fn fuzz_damaged_state_files_give_an_error_never_a_panic() {
+        use crate::fuzz_support::{byte_mutation, config, mutate_bytes};
+        use proptest::prelude::*;
+        use proptest::test_runner::TestRunner;
+
+        let good = a_real_state_file();
+        let mut runner = TestRunner::new(proptest::test_runner::Config {
+            source_file: Some(file!()),
+            ..config(48)
+        });
+        let strategy = (
+            prop::collection::vec(byte_mutation(), 1..6),
+            // Flips concentrated in the first pages (headers, roots) too.
+            prop::collection::vec((0usize..8192, 0u8..8), 0..4),
+        );
+        let result = runner.run(&strategy, |(muts, flips)| {
+            let mut bytes = mutate_bytes(good.clone(), &muts);
+            for (at, bit) in flips {
+                let n = bytes.len();
+                if n > 0 {
+                    let i = at % n;
+                    bytes[i] ^= 1 << bit;
+                }
+            }
+            // Any outcome but a panic: the runner fails the case on a panic.
+            let _ = open_and_use(&bytes);
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
     }
 }
