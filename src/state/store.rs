@@ -585,7 +585,7 @@ mod tests {
     fn a_flipped_bit_in_the_state_file_is_a_damaged_store_not_a_panic() {
         let good = a_real_state_file();
         let mut caught = 0;
-        for at in (0..good.len().min(64 * 1024)).step_by(131) {
+        for at in (0..good.len().min(64 * 1024)).step_by(509) {
             let mut bytes = good.clone();
             bytes[at] ^= 1;
             match std::panic::catch_unwind(|| open_and_use(&bytes)) {
@@ -614,7 +614,7 @@ mod tests {
         let good = a_real_state_file();
         let mut runner = TestRunner::new(proptest::test_runner::Config {
             source_file: Some(file!()),
-            ..config(48)
+            ..config(32)
         });
         let strategy = (
             prop::collection::vec(byte_mutation(), 1..6),
