@@ -38,6 +38,8 @@ pub mod component;
 pub mod config;
 pub mod data;
 pub mod distributed;
+#[cfg(test)]
+pub(crate) mod fuzz_support;
 pub mod http;
 pub mod io;
 pub mod kafka;

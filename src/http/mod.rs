@@ -139,3 +139,117 @@ pub fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fuzz property (see `crate::fuzz_support`): a real server on 127.0.0.1 answers any
+    /// request line (known routes with odd suffixes, `..`, percent escapes, odd bytes,
+    /// any query string) with a status below 500 or closes the connection, and stays
+    /// healthy.
+    #[test]
+    fn fuzz_paths_and_queries_never_break_the_server() {
+        use crate::fuzz_support::config;
+        use proptest::prelude::*;
+        use proptest::test_runner::{TestCaseError, TestRunner};
+        use std::io::{Read, Write};
+
+        let graph = TopologyInfo {
+            name: "t".into(),
+            components: Vec::new(),
+            instance: None,
+        };
+        let server = serve(
+            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            graph,
+            MetricsRegistry::default(),
+        )
+        .unwrap_or_else(|e| panic!("serve: {e}"));
+        let addr = server.addr();
+        // The status of the answer to `request`; `None` when the server closed first.
+        let ask = |request: &[u8]| -> Result<Option<u16>, TestCaseError> {
+            let fail = |e: std::io::Error| TestCaseError::fail(e.to_string());
+            let mut s = std::net::TcpStream::connect(addr).map_err(fail)?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .map_err(fail)?;
+            s.write_all(request).map_err(fail)?;
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            while !got.windows(2).any(|w| w == b"\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) if got.is_empty() => return Ok(None),
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => return Err(fail(e)),
+                }
+            }
+            let line = String::from_utf8_lossy(&got);
+            let code = line
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| TestCaseError::fail(format!("not a status line: {line:?}")))?;
+            Ok(Some(code))
+        };
+        let route = prop_oneof![
+            Just("/"),
+            Just("/healthz"),
+            Just("/metrics"),
+            Just("/assets/"),
+            Just("/api/topology"),
+            Just("/api/metrics"),
+            Just("/api/topk"),
+            Just("/api/history"),
+            Just("/api/"),
+            Just(""),
+            Just("//"),
+            Just("/../"),
+        ];
+        let bytes = prop::collection::vec(
+            prop_oneof![
+                4 => prop::sample::select(b"az09/.%?&=#+;-_~".to_vec()),
+                1 => prop::sample::select(vec![b' ', b'\t', b'\r', b'\n', 0, 0x7f, 0xff, 0xc3]),
+                1 => any::<u8>(),
+            ],
+            0..48,
+        );
+        let method = prop_oneof![
+            4 => Just("GET".to_string()),
+            1 => Just("POST".to_string()),
+            1 => Just("HEAD".to_string()),
+            1 => Just("DELETE".to_string()),
+            1 => "[A-Z]{0,8}",
+        ];
+        let mut runner = TestRunner::new(proptest::test_runner::Config {
+            source_file: Some(file!()),
+            ..config(96)
+        });
+        let result = runner.run(
+            &(method, route, bytes.clone(), bytes),
+            |(method, route, suffix, query)| {
+                let mut request = format!("{method} {route}").into_bytes();
+                request.extend_from_slice(&suffix);
+                if !query.is_empty() {
+                    request.push(b'?');
+                    request.extend_from_slice(&query);
+                }
+                request.extend_from_slice(b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+                if let Some(code) = ask(&request)? {
+                    prop_assert!(
+                        (200..500).contains(&code),
+                        "{:?} answered {code}",
+                        String::from_utf8_lossy(&request)
+                    );
+                }
+                let health = ask(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
+                prop_assert_eq!(health, Some(200));
+                Ok(())
+            },
+        );
+        server.stop();
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+}

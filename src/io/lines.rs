@@ -937,4 +937,146 @@ mod tests {
             Ok(opts(16, InvalidUtf8::Replace))
         );
     }
+
+    /// Fuzz properties (see `crate::fuzz_support`): whatever the bytes (CR, NUL, invalid
+    /// UTF-8, over-long lines) and wherever the reads end, each front-end gives the lines
+    /// of a plain split of the whole input, counts every byte, and never holds more than
+    /// `max_line_bytes + 1` bytes of a partial line.
+    mod fuzz {
+        use super::*;
+        use crate::fuzz_support::{config, framing_bytes};
+        use proptest::prelude::*;
+        use std::pin::Pin;
+        use std::task::{Context, Poll};
+
+        /// Hands `data` out in reads of the sizes in `sizes` (cycled).
+        struct Chunked {
+            data: Vec<u8>,
+            at: usize,
+            sizes: Vec<usize>,
+            next: usize,
+        }
+
+        impl Chunked {
+            fn new(data: &[u8], sizes: &[usize]) -> Self {
+                Chunked {
+                    data: data.to_vec(),
+                    at: 0,
+                    sizes: sizes.to_vec(),
+                    next: 0,
+                }
+            }
+
+            fn take(&mut self, room: usize) -> &[u8] {
+                let size = self.sizes[self.next % self.sizes.len()];
+                self.next += 1;
+                let n = size.min(room).min(self.data.len() - self.at);
+                self.at += n;
+                &self.data[self.at - n..self.at]
+            }
+        }
+
+        impl io::Read for Chunked {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let got = self.take(out.len());
+                out[..got.len()].copy_from_slice(got);
+                Ok(got.len())
+            }
+        }
+
+        impl AsyncRead for Chunked {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                let me = self.get_mut();
+                let got = me.take(buf.remaining());
+                buf.put_slice(got);
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        /// The most a partial-line buffer may hold for `max`: its bytes are at most
+        /// `max + 1`, its allocation at most twice that.
+        fn bound(max: usize) -> usize {
+            2 * (max + 1).max(8)
+        }
+
+        fn input() -> impl Strategy<Value = (Vec<u8>, usize, Vec<usize>, usize)> {
+            (
+                framing_bytes(400),
+                prop_oneof![1usize..10, 10usize..100],
+                prop::collection::vec(1usize..40, 1..8),
+                prop_oneof![1usize..8, Just(64), Just(4096)],
+            )
+        }
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            #[test]
+            fn fuzz_line_reader_matches_reference((data, max, sizes, cap) in input(), skip: bool) {
+                let mode = if skip { InvalidUtf8::Skip } else { InvalidUtf8::Replace };
+                let o = opts(max, mode);
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let (got, stats) = rt.block_on(async {
+                    let mut r = LineReader::with_capacity(Chunked::new(&data, &sizes), o, cap);
+                    let mut got = Vec::new();
+                    while let Some(ev) = r.next_line().await? {
+                        assert!(r.framer.buf.len() <= max + 1);
+                        assert!(r.framer.buf.capacity() <= bound(max));
+                        got.push(ev);
+                    }
+                    Ok::<_, io::Error>((got, r.stats()))
+                }).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let want = reference(&data, o);
+                prop_assert_eq!(stats.bytes, data.len() as u64);
+                let oversized = want.iter().filter(|e| matches!(e, LineEvent::Oversized { .. })).count();
+                prop_assert_eq!(stats.oversized, oversized as u64);
+                prop_assert_eq!(got, want);
+            }
+
+            #[test]
+            fn fuzz_blocking_reader_matches_reference((data, max, sizes, cap) in input()) {
+                let o = opts(max, InvalidUtf8::Replace);
+                let mut r = BlockingLineReader::with_capacity(Chunked::new(&data, &sizes), max, cap);
+                let mut got = Vec::new();
+                while let Some(l) = r.next_line().map_err(|e| TestCaseError::fail(e.to_string()))? {
+                    got.push(match l {
+                        RawLine::Line(b) => decode(b, o.invalid_utf8),
+                        RawLine::Oversized(bytes) => LineEvent::Oversized { bytes },
+                    });
+                    prop_assert!(r.framer.buf.len() <= max + 1);
+                    prop_assert!(r.held_bytes() <= bound(max));
+                }
+                prop_assert_eq!(got, reference(&data, o));
+            }
+
+            #[test]
+            fn fuzz_splitter_matches_reference((mut data, max, sizes, _cap) in input()) {
+                // A line not ended yet is held, not handed out: end the last one.
+                data.push(b'\n');
+                let o = opts(max, InvalidUtf8::Replace);
+                let mut s = LineSplitter::new(max);
+                let mut got = Vec::new();
+                let mut rest = &data[..];
+                let mut k = 0;
+                while !rest.is_empty() {
+                    let n = sizes[k % sizes.len()].min(rest.len());
+                    k += 1;
+                    s.feed(&rest[..n], |l| got.push(match l {
+                        RawLine::Line(b) => decode(b, o.invalid_utf8),
+                        RawLine::Oversized(bytes) => LineEvent::Oversized { bytes },
+                    }));
+                    rest = &rest[n..];
+                    prop_assert!(s.pending() <= max + 1);
+                    prop_assert!(s.framer.buf.capacity() <= bound(max));
+                }
+                prop_assert_eq!(got, reference(&data, o));
+            }
+        }
+    }
 }

@@ -570,4 +570,88 @@ inputs = [{ from = "split", grouping = "fields", fields = ["word"] }]
             toml::Value::String("localhost".into())
         );
     }
+
+    /// Fuzz properties (see `crate::fuzz_support`): the repository's topology files with
+    /// values removed, retyped or added, their text cut or bit-flipped, and any `--set`,
+    /// load or give a `FileError`, never a panic.
+    mod fuzz {
+        use super::*;
+        use crate::fuzz_support::{
+            byte_mutation, config, json_mutation, mutate_bytes, mutate_json,
+        };
+        use proptest::prelude::*;
+
+        const FILES: [&str; 9] = [
+            OK,
+            include_str!("../../topologies/distributed-hashtags.toml"),
+            include_str!("../../topologies/file-hashtags.toml"),
+            include_str!("../../topologies/kafka-hashtags.toml"),
+            include_str!("../../topologies/socket-hashtags.toml"),
+            include_str!("../../topologies/socket-wordcount.toml"),
+            include_str!("../../topologies/trending-hashtags-event-time.toml"),
+            include_str!("../../topologies/trending-hashtags.toml"),
+            include_str!("../../topologies/twitter-hashtags.toml"),
+        ];
+
+        fn load_sets(src: &str, sets: &[String]) -> Result<(), TestCaseError> {
+            let registry = crate::builtin::registry();
+            if let Err(e) = load_str(src, "t.toml", sets, &registry) {
+                prop_assert!(!e.message.is_empty(), "an error without a message: {e:?}");
+                if let Some(line) = e.line {
+                    prop_assert!(line >= 1 && line <= src.lines().count() + 1, "line {line}");
+                }
+            }
+            Ok(())
+        }
+
+        fn set() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z._]{0,24}=[^\n]{0,16}",
+                "(spouts|bolts)\\.(source|count|split|nope)\\.[a-z_.]{0,12}=[0-9a-z\"\\[\\]{}.=, -]{0,16}",
+                "config\\.[a-z_]{0,16}=[0-9a-z\"\\[\\]{}.=, \n-]{0,16}",
+                ".{0,40}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config(128))]
+
+            #[test]
+            fn fuzz_topology_near_valid(
+                file in 0..FILES.len(),
+                muts in prop::collection::vec(json_mutation(), 0..4),
+            ) {
+                let doc: toml::Table = toml::from_str(FILES[file])
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let json = serde_json::to_value(&doc).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                // A mutation TOML cannot hold (a null) is left out.
+                let Ok(back) = toml::Table::try_from(mutate_json(json, &muts)) else {
+                    return Ok(());
+                };
+                let Ok(text) = toml::to_string(&back) else {
+                    return Ok(());
+                };
+                load_sets(&text, &[])?;
+            }
+
+            #[test]
+            fn fuzz_topology_text(
+                file in 0..FILES.len(),
+                bytes in prop::collection::vec(byte_mutation(), 1..4),
+            ) {
+                let text = mutate_bytes(FILES[file].as_bytes().to_vec(), &bytes);
+                load_sets(&String::from_utf8_lossy(&text), &[])?;
+            }
+
+            #[test]
+            fn fuzz_set_values(file in 0..FILES.len(), sets in prop::collection::vec(set(), 1..4)) {
+                load_sets(FILES[file], &sets)?;
+                for s in &sets {
+                    if let Some((_, v)) = s.split_once('=') {
+                        let _ = parse_set_value(v.trim());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1206,4 +1206,107 @@ mod tests {
             );
         }
     }
+
+    /// Fuzz properties (see `crate::fuzz_support`): any bytes, and near-valid messages
+    /// (every fixture with fields removed, retyped, wrapped or added, then cut or
+    /// bit-flipped), parse to a message or a typed error, never a panic; a tweet parsed
+    /// from any of them renders with `to_v2_json` to a line that parses back to it.
+    mod fuzz {
+        use super::*;
+        use crate::fuzz_support::{
+            byte_mutation, config, framing_bytes, json_mutation, mutate_bytes, mutate_json,
+        };
+        use proptest::prelude::*;
+
+        const SEEDS: [&str; 11] = [
+            V2_MINIMAL,
+            V2_EXPANDED,
+            V2_SAMPLE,
+            V2_ERROR,
+            V11_SHORT,
+            V11_EXTENDED,
+            V11_RETWEET,
+            V11_DELETE,
+            V11_LIMIT,
+            V11_WARNING,
+            V11_DISCONNECT,
+        ];
+
+        /// Parses `line`; a tweet must survive a render and parse again unchanged.
+        fn check(line: &[u8]) -> Result<(), TestCaseError> {
+            if let Ok(StreamMessage::Tweet(t)) = parse_line(line) {
+                let again = to_v2_json(&t);
+                match parse_line(again.as_bytes()) {
+                    Ok(StreamMessage::Tweet(back)) => prop_assert_eq!(back, t),
+                    other => prop_assert!(false, "{again} parsed as {other:?}"),
+                }
+            }
+            Ok(())
+        }
+
+        /// A document as large as a line may be (1 MiB): thousands of hashtag entities,
+        /// a large unknown field, nesting just inside the parser's depth limit. It parses,
+        /// keeping only the tweet's fields.
+        #[test]
+        fn fuzz_parse_line_a_huge_document() {
+            let tags: Vec<String> = (0..20_000)
+                .map(|i| format!(r#"{{"start":0,"end":2,"tag":"t{i}"}}"#))
+                .collect();
+            let nested = format!("{}1{}", "[".repeat(120), "]".repeat(120));
+            let line = format!(
+                r#"{{"data":{{"id":"1","text":"{}","entities":{{"hashtags":[{}]}},"x":{nested}}},"padding":"{}"}}"#,
+                "#a ".repeat(50_000),
+                tags.join(","),
+                "x".repeat(100_000)
+            );
+            assert!(line.len() < crate::io::lines::DEFAULT_MAX_LINE_BYTES);
+            assert!(line.len() > 700_000, "{}", line.len());
+            let t = tweet(&line);
+            assert_eq!(t.hashtags.len(), 20_000);
+            assert_eq!(t.text.len(), 150_000);
+        }
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            #[test]
+            fn fuzz_parse_line_any_bytes(line in framing_bytes(256)) {
+                check(&line)?;
+            }
+
+            #[test]
+            fn fuzz_parse_line_near_valid(
+                seed in 0..SEEDS.len(),
+                muts in prop::collection::vec(json_mutation(), 0..5),
+                bytes in prop::collection::vec(byte_mutation(), 0..3),
+            ) {
+                let v: serde_json::Value = serde_json::from_str(SEEDS[seed])
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let line = serde_json::to_vec(&mutate_json(v, &muts))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                check(&line)?;
+                check(&mutate_bytes(line, &bytes))?;
+            }
+
+            /// Deep nesting (retweets of retweets, arrays in arrays) is refused by the
+            /// JSON parser's depth limit, never a stack overflow.
+            #[test]
+            fn fuzz_parse_line_deep_nesting(depth in 1usize..2_000, kind in 0u8..3) {
+                let line = match kind {
+                    0 => {
+                        let mut s = String::new();
+                        for _ in 0..depth {
+                            s.push_str(r#"{"id":"1","text":"t","retweeted_status":"#);
+                        }
+                        s.push_str(r#"{"id":"2","text":"x"}"#);
+                        s.push_str(&"}".repeat(depth));
+                        s
+                    }
+                    1 => format!("{}{}", "[".repeat(depth), "]".repeat(depth)),
+                    _ => format!(r#"{{"data":{}1{}}}"#, "[".repeat(depth), "]".repeat(depth)),
+                };
+                check(line.as_bytes())?;
+            }
+        }
+    }
 }

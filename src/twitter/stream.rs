@@ -1040,4 +1040,151 @@ mod tests {
             assert!(matches!(end, StreamEnd::ReceiverGone), "{end:?}");
         });
     }
+
+    /// Fuzz properties (see `crate::fuzz_support`): a body of tweets, keep-alives, notices,
+    /// unknown and malformed messages, over-long lines and error objects, cut into chunks
+    /// anywhere, is read into exactly the tweets before the first error object, with every
+    /// other line counted once; any bytes at all end the read without a panic.
+    mod fuzz {
+        use super::*;
+        use crate::fuzz_support::{config, framing_bytes};
+        use proptest::prelude::*;
+
+        const MAX: usize = 512;
+
+        fn line() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                3 => Just(Vec::new()),
+                4 => Just(TWEET.as_bytes().to_vec()),
+                1 => Just(OP_DISCONNECT.as_bytes().to_vec()),
+                1 => Just(br#"{"limit":{"track":3}}"#.to_vec()),
+                1 => Just(br#"{"what":1}"#.to_vec()),
+                1 => Just(b"  \t ".to_vec()),
+                2 => framing_bytes(60).prop_map(|mut b| {
+                    b.retain(|&c| c != b'\n');
+                    b
+                }),
+                1 => (MAX + 1..3 * MAX).prop_map(|n| vec![b'{'; n]),
+                1 => Just(vec![b'x'; MAX]),
+            ]
+        }
+
+        /// What reading `lines` must give: tweets, keep-alives, notices, unknown,
+        /// malformed, error messages.
+        fn expected(lines: &[Vec<u8>]) -> [u64; 6] {
+            let mut c = [0u64; 6];
+            for l in lines {
+                let i = if l.len() > MAX {
+                    4
+                } else if l.is_empty() {
+                    1
+                } else {
+                    match parse_line(l) {
+                        Ok(StreamMessage::Tweet(_)) => 0,
+                        Ok(StreamMessage::KeepAlive) => 1,
+                        Ok(StreamMessage::Notice(_)) => 2,
+                        Ok(StreamMessage::Unknown) => 3,
+                        Err(_) => 4,
+                        Ok(StreamMessage::Errors(_)) => 5,
+                    }
+                };
+                c[i] += 1;
+                if i == 5 {
+                    break;
+                }
+            }
+            c
+        }
+
+        fn read_chunks(body: &[u8], sizes: &[usize]) -> (StreamEnd, Vec<Tweet>, StreamCounters) {
+            let mut chunks: Vec<Chunk> = Vec::new();
+            let mut rest = body;
+            let mut k = 0;
+            while !rest.is_empty() {
+                let n = sizes[k % sizes.len()].min(rest.len());
+                k += 1;
+                chunks.push(Ok(Bytes::copy_from_slice(&rest[..n])));
+                rest = &rest[n..];
+            }
+            let config = StreamConfig {
+                max_line_bytes: MAX,
+                ..StreamConfig::default()
+            };
+            rt().block_on(async {
+                let (tx, mut rx) = mpsc::channel(chunks.len() + 1);
+                let counters = StreamCounters::default();
+                let (end, _) = read_body(
+                    futures::stream::iter(chunks),
+                    &config,
+                    "http://test",
+                    &tx,
+                    &counters,
+                    &|| {},
+                )
+                .await;
+                drop(tx);
+                let mut tweets = Vec::new();
+                while let Some(b) = rx.recv().await {
+                    tweets.extend(b);
+                }
+                (end, tweets, counters)
+            })
+        }
+
+        fn count(c: &StreamCounters, name: &str) -> u64 {
+            c.snapshot()
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0, |(_, v)| v)
+        }
+
+        proptest! {
+            #![proptest_config(config(128))]
+
+            #[test]
+            fn fuzz_stream_body_any_chunking(
+                lines in prop::collection::vec(line(), 0..24),
+                sizes in prop::collection::vec(prop_oneof![1usize..8, 8usize..600], 1..6),
+            ) {
+                let mut body = Vec::new();
+                for l in &lines {
+                    body.extend_from_slice(l);
+                    body.extend_from_slice(b"\r\n");
+                }
+                let (end, tweets, c) = read_chunks(&body, &sizes);
+                let [t, keepalives, notices, unknown, malformed, errors] = expected(&lines);
+                prop_assert_eq!(tweets.len() as u64, t);
+                prop_assert_eq!(count(&c, "keepalives"), keepalives);
+                prop_assert_eq!(count(&c, "notices"), notices);
+                prop_assert_eq!(count(&c, "unknown_messages"), unknown);
+                prop_assert_eq!(count(&c, "malformed"), malformed);
+                prop_assert_eq!(count(&c, "stream_errors"), errors);
+                match end {
+                    StreamEnd::ErrorMessage(_) => prop_assert_eq!(errors, 1),
+                    StreamEnd::Closed => prop_assert_eq!(errors, 0),
+                    other => prop_assert!(false, "ended with {other:?}"),
+                }
+            }
+
+            #[test]
+            fn fuzz_stream_body_any_bytes(
+                body in framing_bytes(2_000),
+                sizes in prop::collection::vec(1usize..300, 1..6),
+            ) {
+                let (end, _, _) = read_chunks(&body, &sizes);
+                prop_assert!(
+                    matches!(end, StreamEnd::Closed | StreamEnd::ErrorMessage(_)),
+                    "ended with {end:?}"
+                );
+            }
+
+            /// An error response body of any bytes gives a short message or none.
+            #[test]
+            fn fuzz_error_detail(body in framing_bytes(400)) {
+                if let Some(d) = error_detail(&body) {
+                    prop_assert!(!d.is_empty());
+                }
+            }
+        }
+    }
 }

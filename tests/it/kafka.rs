@@ -692,3 +692,57 @@ fn brokers_flag_leaves_a_component_that_names_its_own_brokers() {
         out.stderr
     );
 }
+
+/// Records around the size limit: one just under the default `max_record_bytes` (1 MiB,
+/// key and value together) is emitted whole; one of 3 MB is skipped without being copied,
+/// counted in `oversized_records`, and committed past like any record done with.
+#[test]
+fn a_record_over_max_record_bytes_is_counted_skipped_and_committed_past() {
+    let b = DevBroker::start(1).unwrap();
+    b.create_topic("big", 1).unwrap();
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap_servers())
+        .set("message.max.bytes", "10000000")
+        .create()
+        .unwrap();
+    let under = "u".repeat((1 << 20) - 3);
+    let over = "o".repeat(3_000_000);
+    for (key, value) in [
+        ("k0", "small"),
+        ("k1", &under),
+        ("k2", &over),
+        ("k3", "last"),
+    ] {
+        p.send(BaseRecord::to("big").partition(0).key(key).payload(value))
+            .unwrap();
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+
+    let mut cfg = spout_cfg(&b, "big", "g-big");
+    cfg.end = Some(EndPosition::Latest);
+    assert_eq!(cfg.max_record_bytes, 1 << 20, "the documented default");
+    let lengths = Arc::new(Mutex::new(Vec::new()));
+    #[derive(Clone)]
+    struct Lengths(Arc<Mutex<Vec<usize>>>);
+    impl Bolt for Lengths {
+        fn execute(&mut self, t: Tuple, _o: &mut BoltCollector<'_>) -> ComponentResult {
+            let n = t.get_str("value").map_or(0, str::len);
+            self.0.lock().unwrap().push(n);
+            Ok(())
+        }
+    }
+    let mut t = TopologyBuilder::new("big-records");
+    t.spout_factory("source", cfg.build().unwrap(), 1);
+    t.bolt("lengths", Lengths(lengths.clone()), 1)
+        .shuffle("source");
+    let summary = LocalCluster::submit(t.build().unwrap(), Config::default())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(*lengths.lock().unwrap(), [5, under.len(), 4]);
+    let counters = &summary.metrics.components["source"].counters;
+    assert_eq!(counters["oversized_records"], 1, "{counters:?}");
+    assert_eq!(counters["bad_records"], 0, "{counters:?}");
+    assert_eq!(committed(&b, "big", "g-big")[&0], Some(4), "committed past");
+}

@@ -349,3 +349,42 @@ fn cli_without_reconnect_and_no_server_exits_1_with_the_connect_error() {
         "no report (nor a stray file) for a failed run"
     );
 }
+
+/// 100 MB without a newline on the socket, with the default `max_line_bytes` (1 MiB):
+/// the line is skipped while it arrives and counted once, and the lines around it get
+/// through. The framing never holds more than `max_line_bytes + 1` bytes of a line (the
+/// property tests of `io::lines` check that bound at every read); before the limit, a
+/// line without end grew a buffer without end.
+#[test]
+fn a_hundred_megabytes_without_a_newline_is_skipped_and_counted() {
+    const HUGE: usize = 100 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        s.write_all(b"before\n").expect("write");
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..HUGE / block.len() {
+            s.write_all(&block).expect("write");
+        }
+        s.write_all(b"\r\nafter\n").expect("write");
+    });
+    let sink = CountsSink::default();
+    let cfg = SocketSpoutConfig {
+        max_line_bytes: SocketSpoutConfig::default().max_line_bytes,
+        ..socket_config(port, false)
+    };
+    assert_eq!(cfg.max_line_bytes, 1 << 20, "the documented default");
+    let run = submit(&cfg, &sink);
+    assert!(
+        run.wait_finished(Duration::from_secs(60)),
+        "the run did not end after the server closed: {}",
+        summary_line(&run.metrics())
+    );
+    server.join().expect("server");
+    let summary = run.join().expect("join");
+    let m = &summary.metrics;
+    assert_eq!(counter(m, "oversized_lines"), 1);
+    assert_eq!(sink.keys(), ["after", "before"]);
+    assert_eq!(m.component("source").map(|c| c.acked), Some(2));
+}

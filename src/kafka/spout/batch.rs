@@ -65,6 +65,7 @@ pub struct BatchReader {
     position: BTreeMap<TopicPartition, i64>,
     topics: BTreeMap<String, Arc<str>>,
     bad_records: Arc<AtomicU64>,
+    oversized_records: Arc<AtomicU64>,
     bad_record_log: LogThrottle,
     invalid_utf8: Arc<AtomicU64>,
     commit_errors: Arc<AtomicU64>,
@@ -156,6 +157,7 @@ impl BatchReader {
             position: BTreeMap::new(),
             topics,
             bad_records: ctx.counter("bad_records"),
+            oversized_records: ctx.counter("oversized_records"),
             bad_record_log: LogThrottle::default(),
             invalid_utf8: ctx.counter("invalid_utf8"),
             commit_errors: ctx.counter("commit_errors"),
@@ -196,7 +198,7 @@ impl BatchReader {
             .get(m.topic())
             .cloned()
             .unwrap_or_else(|| Arc::from(m.topic()));
-        let r = Record::from_message(&m, topic);
+        let r = Record::from_message(&m, topic, self.cfg.max_record_bytes);
         drop(m);
         self.position.insert(r.tp.clone(), r.offset + 1);
         Some(r)
@@ -214,6 +216,13 @@ impl BatchReader {
                 out.emit(values, None)
             }
             Err(Unusable::Notice) => Ok(()),
+            Err(Unusable::Oversized(len)) => {
+                self.oversized_records.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = self.bad_record_log.hit() {
+                    tracing::warn!(partition = %r.tp, offset = r.offset, bytes = len, max = self.cfg.max_record_bytes, "kafka: skipping a record longer than max_record_bytes{n}");
+                }
+                Ok(())
+            }
             Err(Unusable::BadTweet(e)) => {
                 self.bad_records.fetch_add(1, Ordering::Relaxed);
                 if let Some(n) = self.bad_record_log.hit() {

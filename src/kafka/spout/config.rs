@@ -66,9 +66,16 @@ pub struct KafkaSpoutConfig {
     /// How long to wait for the brokers at start (and for each metadata request).
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Longest record read, key and value together: a longer one is skipped (counted
+    /// in `oversized_records`, its offset committed as done) without being copied.
+    pub max_record_bytes: usize,
     /// Any librdkafka consumer property (e.g. `security.protocol`); never printed.
     pub properties: BTreeMap<String, String>,
 }
+
+/// Default `max_record_bytes`: 1 MiB, more than any record a broker with the default
+/// `message.max.bytes` (1 MiB a batch) accepts.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 impl Default for KafkaSpoutConfig {
     fn default() -> Self {
@@ -93,6 +100,7 @@ impl Default for KafkaSpoutConfig {
             max_retries: None,
             max_uncommitted: 100_000,
             connect_timeout: Duration::from_secs(10),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             properties: BTreeMap::new(),
         }
     }
@@ -128,6 +136,9 @@ impl KafkaSpoutConfig {
         }
         if self.max_uncommitted == 0 {
             return bad("max_uncommitted must be at least 1".into());
+        }
+        if self.max_record_bytes == 0 {
+            return bad("max_record_bytes must be at least 1".into());
         }
         if self.group.is_empty() {
             return bad("group must not be empty".into());

@@ -35,6 +35,7 @@ const POLL_BATCH: usize = 256;
 #[derive(Clone)]
 struct Counters {
     bad_records: Arc<AtomicU64>,
+    oversized_records: Arc<AtomicU64>,
     notices: Arc<AtomicU64>,
     invalid_utf8: Arc<AtomicU64>,
     given_up: Arc<AtomicU64>,
@@ -57,6 +58,7 @@ impl Counters {
     fn new(ctx: &TaskContext) -> Self {
         Counters {
             bad_records: ctx.counter("bad_records"),
+            oversized_records: ctx.counter("oversized_records"),
             notices: ctx.counter("notices"),
             invalid_utf8: ctx.counter("invalid_utf8"),
             given_up: ctx.counter("given_up"),
@@ -703,6 +705,12 @@ impl KafkaSpout {
                 }
             }
             Unusable::Notice => incr(&c.notices),
+            Unusable::Oversized(len) => {
+                incr(&c.oversized_records);
+                if let Some(n) = c.bad_record_log.hit() {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, offset, bytes = len, max = self.cfg.max_record_bytes, "kafka: record longer than max_record_bytes, skipped{n}");
+                }
+            }
         }
     }
 
@@ -801,7 +809,13 @@ impl KafkaSpout {
                             t
                         }
                     };
-                    let record = Record::from_message(&m, topic);
+                    // A record of the spout's hooks (squall's own topics) is never
+                    // skipped for its size.
+                    let max = match self.hooks {
+                        Some(_) => usize::MAX,
+                        None => self.cfg.max_record_bytes,
+                    };
+                    let record = Record::from_message(&m, topic, max);
                     let tp = record.tp.clone();
                     let (what, untracked) = lock(&self.state).fetched(record);
                     match what {

@@ -402,6 +402,7 @@ mod tests {
             key: None,
             payload: Some(format!("v{offset}").into_bytes()),
             timestamp: Some(offset * 10),
+            oversized: None,
         }
     }
 
