@@ -224,6 +224,15 @@ impl SpoutCollector<'_> {
         }
     }
 
+    /// Event time: source `key` has messages waiting that were not read yet (a Kafka
+    /// partition behind its end): it does not go idle, so it keeps holding the watermark
+    /// back until they are read.
+    pub fn source_busy(&mut self, key: u64) {
+        if let Some(t) = &mut self.time {
+            t.busy(key);
+        }
+    }
+
     /// Event time: source `key` is gone; it no longer holds the watermark back.
     pub fn close_source(&mut self, key: u64) {
         if let Some(t) = &mut self.time {

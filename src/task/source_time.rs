@@ -67,6 +67,12 @@ impl SourceTime {
         self.tracker.open(key, now);
     }
 
+    /// Source `key` has messages waiting: it is not idle.
+    pub(crate) fn busy(&mut self, key: u64) {
+        let now = self.now_ms();
+        self.tracker.busy(key, now);
+    }
+
     pub(crate) fn close(&mut self, key: u64) {
         self.tracker.close(key);
     }

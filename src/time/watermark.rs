@@ -80,6 +80,18 @@ impl WatermarkTracker {
         k.last_seen = k.last_seen.max(now_ms);
     }
 
+    /// `key` has messages waiting that were not read yet (a backlog): it is not idle,
+    /// whatever its last event (opens the key if needed). A partition behind must hold
+    /// the watermark back until it is read, not go idle while the reader is busy with
+    /// others.
+    pub fn busy(&mut self, key: u64, now_ms: u64) {
+        let k = self.keys.entry(key).or_insert(KeyState {
+            max_event: None,
+            last_seen: now_ms,
+        });
+        k.last_seen = k.last_seen.max(now_ms);
+    }
+
     /// The key is gone (partition revoked, connection closed): it no longer holds
     /// anything back.
     pub fn close(&mut self, key: u64) {
@@ -181,6 +193,21 @@ pub fn lag_behind_now(watermark: Option<i64>) -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_busy_key_with_a_backlog_does_not_go_idle() {
+        let mut w = WatermarkTracker::new(0, 1_000, 0);
+        w.open(1, 0);
+        w.open(2, 0);
+        w.observe(1, 50_000, 0);
+        // Key 2 has shown nothing for longer than the idle timeout, but has messages
+        // waiting: it still holds the watermark back.
+        w.observe(1, 60_000, 5_000);
+        w.busy(2, 5_000);
+        assert_eq!(w.current(5_000), WatermarkStatus::Active(i64::MIN));
+        // Without the backlog it goes idle.
+        assert_eq!(w.current(6_500), WatermarkStatus::Active(60_000));
+    }
     use proptest::prelude::*;
 
     use super::WatermarkStatus::{Active, Idle};

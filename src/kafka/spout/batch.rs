@@ -264,6 +264,8 @@ impl BatchReader {
             .map(|(tp, _)| tp)
             .collect();
         let mut to = from.clone();
+        let open_now: Vec<TopicPartition> = open.iter().map(|tp| (*tp).clone()).collect();
+        let mut full = false;
         if !open.is_empty() {
             let wanted: BTreeMap<TopicPartition, i64> =
                 open.iter().map(|tp| ((*tp).clone(), from[*tp])).collect();
@@ -285,6 +287,15 @@ impl BatchReader {
                 self.emit(&r, out)?;
                 to.insert(r.tp.clone(), r.offset + 1);
                 n += 1;
+            }
+            full = n >= max;
+        }
+        // Event time: a batch cut short by `max` may have left records of any partition
+        // unread: those partitions are behind, not idle (one the reader did not get to
+        // must keep holding the watermark back).
+        if full {
+            for tp in &open_now {
+                out.source_busy(source_key(tp));
             }
         }
         let exhausted = !ends.is_empty()
