@@ -206,6 +206,7 @@ mod tests {
         w.busy(2, 5_000);
         assert_eq!(w.current(5_000), WatermarkStatus::Active(i64::MIN));
         // Without the backlog it goes idle.
+        w.observe(1, 60_000, 6_500);
         assert_eq!(w.current(6_500), WatermarkStatus::Active(60_000));
     }
     use proptest::prelude::*;
