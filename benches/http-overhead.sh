@@ -7,6 +7,7 @@
 #   SQUALL=path/to/squall bash benches/http-overhead.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib/watch.sh
 N=${1:-3000000}
 RUNS=${2:-3}
 BIN=${SQUALL:-${CARGO_TARGET_DIR:-target}/release/squall}
@@ -23,12 +24,8 @@ run() { # $1 = off | on
     "$BIN" "${args[@]}" >/dev/null 2>"$tmp/err"
   else
     "$BIN" "${args[@]}" --http 127.0.0.1:0 >/dev/null 2>"$tmp/err" &
-    local pid=$! addr=""
-    for _ in $(seq 100); do
-      addr=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/err" || true)
-      [ -n "$addr" ] && break
-      sleep 0.1
-    done
+    local pid=$! addr
+    addr=$(dashboard_addr "$tmp/err")
     while kill -0 "$pid" 2>/dev/null; do
       curl -s -o /dev/null "$addr/metrics" || true
       curl -s -o /dev/null "$addr/api/metrics" || true

@@ -18,6 +18,7 @@
 #   SQUALL=path/to/squall OUT=dir NICE=10 bash benches/soak.sh 10m 500000
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib/watch.sh
 DURATION=${1:-30m}
 RATE=${2:-half}
 FILE=${FILE:-topologies/trending-hashtags.toml}
@@ -49,42 +50,18 @@ args=(topology run "$FILE" --duration "$DURATION" --http 127.0.0.1:0 --quiet
 nice -n "$NICE" "$BIN" "${args[@]}" >/dev/null 2>"$OUT/run.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-addr=""
-for _ in $(seq 100); do
-  addr=$(grep -o 'http://127.0.0.1:[0-9]*' "$OUT/run.log" || true)
-  [ -n "$addr" ] && break
-  sleep 0.1
-done
-[ -n "$addr" ] || { echo "no dashboard address in $OUT/run.log" >&2; cat "$OUT/run.log" >&2; exit 1; }
+addr=$(dashboard_addr "$OUT/run.log")
 echo "soak: $FILE, $RATE tweets/s, $DURATION, pid $pid, $addr, $(nproc) CPUs, $(date -u +%FT%TZ)"
 
-# One row a second; the metrics columns are empty when /api/metrics did not answer.
 csv="$OUT/soak.csv"
-echo "t_s,rss_kib,fds,threads,emitted,acked,failed,timed_out,bolts_failed,pending,throughput_tps,metrics_ok" >"$csv"
-jqrow='[([.components[] | select(.kind == "spout") | .emitted] | add),
-        ([.components[] | select(.kind == "spout") | .acked] | add),
-        ([.components[] | select(.kind == "spout") | .failed] | add),
-        ([.components[] | select(.kind == "spout") | .timed_out] | add),
-        ([.components[] | select(.kind == "bolt") | .failed] | add),
-        ([.components[] | select(.kind == "spout") | .pending] | add),
-        (.throughput_tps | floor)] | map(tostring) | join(",")'
-t0=$(date +%s.%N)
-i=0
-while kill -0 "$pid" 2>/dev/null; do
-  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-  threads=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-  fds=$( (find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null || true) | wc -l)
-  [ -n "$rss" ] || break
-  m=$(curl -sf --max-time 2 "$addr/api/metrics" | jq -r "$jqrow" 2>/dev/null || true)
-  ok=0
-  if [ -n "$m" ] && curl -sf --max-time 2 -o /dev/null "$addr/metrics"; then ok=1; fi
-  [ -n "$m" ] || m=",,,,,,"
-  t=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-  echo "$t,$rss,$fds,$threads,$m,$ok" >>"$csv"
-  i=$((i + 1))
-  # Sleep until the next whole second since t0 (a slow scrape does not shift the grid).
-  sleep "$(awk -v a="$t0" -v b="$(date +%s.%N)" -v i="$i" 'BEGIN { s = a + i - b; printf "%.3f", (s > 0 ? s : 0) }')"
-done
+watch_process "$pid" "$addr" "$csv" emitted,acked,failed,timed_out,bolts_failed,pending,throughput_tps \
+  '[([.components[] | select(.kind == "spout") | .emitted] | add),
+    ([.components[] | select(.kind == "spout") | .acked] | add),
+    ([.components[] | select(.kind == "spout") | .failed] | add),
+    ([.components[] | select(.kind == "spout") | .timed_out] | add),
+    ([.components[] | select(.kind == "bolt") | .failed] | add),
+    ([.components[] | select(.kind == "spout") | .pending] | add),
+    (.throughput_tps | floor)] | map(tostring) | join(",")'
 code=0
 wait "$pid" || code=$?
 trap - EXIT

@@ -14,6 +14,7 @@
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
+. benches/lib/watch.sh
 N=${1:-600000}
 RATE=${2:-20000}
 STALL=${3:-30s}
@@ -68,31 +69,18 @@ EOF
 }
 
 run() { # $1 = name, $2 = mode, $3 = stall_for; leaves $OUT/NAME.{csv,json,counts}
-  local name=$1 addr="" pid
+  local name=$1 addr pid
   topology "$name" "$3"
   local mb=()
   [ "$2" = microbatch ] && mb=(--batch-interval 100ms)
   "$BIN" topology run "$OUT/$name.toml" --mode "$2" ${mb[@]+"${mb[@]}"} --quiet \
     --http 127.0.0.1:0 --report "$OUT/$name.json" >/dev/null 2>"$OUT/$name.log" &
   pid=$!
-  for _ in $(seq 100); do
-    addr=$(grep -o 'http://127.0.0.1:[0-9]*' "$OUT/$name.log" || true)
-    [ -n "$addr" ] && break
-    sleep 0.1
-  done
-  echo "t_s,rss_kib,pending,emitted,acked,failed" >"$OUT/$name.csv"
-  local t0 i=0 rss m
-  t0=$(date +%s)
-  while kill -0 "$pid" 2>/dev/null; do
-    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-    [ -n "$rss" ] || break
-    m=$(curl -sf --max-time 2 "$addr/api/metrics" | jq -r '[.components[] | select(.kind == "spout")] |
+  addr=$(dashboard_addr "$OUT/$name.log")
+  watch_process "$pid" "$addr" "$OUT/$name.csv" pending,emitted,acked,failed \
+    '[.components[] | select(.kind == "spout")] |
       [(map(.pending) | add), (map(.emitted) | add), (map(.acked) | add), (map(.failed) | add)] |
-      map(tostring) | join(",")' 2>/dev/null || true)
-    echo "$(( $(date +%s) - t0 )),$rss,${m:-,,,}" >>"$OUT/$name.csv"
-    i=$((i + 1))
-    sleep 1
-  done
+      map(tostring) | join(",")'
   wait "$pid" || { echo "$name: squall failed" >&2; tail "$OUT/$name.log" >&2; exit 1; }
   # The final count of each key: the largest the count bolt emitted.
   jq -r '[.key, .count] | @tsv' "$OUT/$name.jsonl" |
@@ -103,7 +91,7 @@ run() { # $1 = name, $2 = mode, $3 = stall_for; leaves $OUT/NAME.{csv,json,count
 row() { # $1 = name, $2 = mode, $3 = stall, $4 = counts verdict
   local peak pend
   peak=$(awk -F, 'NR > 1 && $2 > m { m = $2 } END { printf "%.0f", m / 1024 }' "$OUT/$1.csv")
-  pend=$(awk -F, 'NR > 1 && $3 + 0 > m { m = $3 + 0 } END { print m + 0 }' "$OUT/$1.csv")
+  pend=$(awk -F, 'NR > 1 && $5 + 0 > m { m = $5 + 0 } END { print m + 0 }' "$OUT/$1.csv")
   echo "| $2 | $3 | $(jq '.duration_s | floor' "$OUT/$1.json") | $(jq '.spouts.source.emitted' "$OUT/$1.json") | $(jq '.spouts.source.acked' "$OUT/$1.json") | $(jq '.counters.source.timed_out // 0' "$OUT/$1.json") | $pend | $peak | $(wc -l <"$OUT/$1.counts") | $4 |"
 }
 

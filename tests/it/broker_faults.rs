@@ -4,309 +4,19 @@
 //! job carries on; at the end the counts in the state store are exact in micro-batch mode,
 //! every record is in the outputs (at least once) in event mode, and no offset committed
 //! to the group at any time was ahead of what had been processed.
-//!
-//! The helpers here (records, children, outputs, stores) also serve `crash_loops`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use squall::cli::kafka::offset_rows;
 use squall::kafka::mock::{DevBroker, RDKafkaApiKey, RDKafkaRespErr};
-use squall::state::Store;
 
-use crate::support::cli::{TempDir, root, tail};
-
-/// Partitions of every input topic.
-pub const PARTITIONS: i32 = 4;
-/// Distinct record keys.
-pub const KEYS: u64 = 40;
-
-/// Record `n`: partition `n % PARTITIONS`, key `k{n % KEYS}`, value `rec-n`. One producer
-/// writes them in order, so offset `o` of partition `p` holds record `o * PARTITIONS + p`
-/// (when the topic was empty before record 0).
-pub fn record_at(partition: i32, offset: i64) -> u64 {
-    (offset * i64::from(PARTITIONS) + i64::from(partition)) as u64
-}
-
-pub fn key_of(n: u64) -> String {
-    format!("k{}", n % KEYS)
-}
-
-/// The true count of each key over records `0..n`.
-pub fn truth(n: u64) -> BTreeMap<String, u64> {
-    let mut t = BTreeMap::new();
-    for i in 0..n {
-        *t.entry(key_of(i)).or_default() += 1;
-    }
-    t
-}
-
-/// Produces records `range` to `topic` and waits until every one is delivered.
-pub fn produce(bootstrap: &str, topic: &str, range: std::ops::Range<u64>) {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("log_level", "3")
-        .create()
-        .unwrap_or_else(|e| panic!("create a producer: {e}"));
-    for n in range.clone() {
-        let key = key_of(n);
-        let value = format!("rec-{n}");
-        let mut record = BaseRecord::to(topic)
-            .key(&key)
-            .payload(&value)
-            .partition((n % PARTITIONS as u64) as i32);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((e, r))
-                    if e.rdkafka_error_code()
-                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
-                {
-                    p.poll(Duration::from_millis(10));
-                    record = r;
-                }
-                Err((e, _)) => panic!("produce record {n} to `{topic}`: {e}"),
-            }
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("records {range:?} not all delivered to `{topic}`: {e}"));
-}
-
-/// The group's committed offset of each partition of `topic` (absent: none), and the log
-/// end of each.
-pub fn committed(
-    bootstrap: &str,
-    topic: &str,
-    group: &str,
-) -> (BTreeMap<i32, i64>, BTreeMap<i32, i64>) {
-    let rows = offset_rows(bootstrap, topic, group)
-        .unwrap_or_else(|e| panic!("read the offsets of `{topic}` for `{group}`: {e}"));
-    assert_eq!(rows.len(), PARTITIONS as usize, "offset rows: {rows:?}");
-    let c = rows
-        .iter()
-        .filter_map(|r| Some((r.partition, r.committed?)))
-        .collect();
-    let h = rows.iter().map(|r| (r.partition, r.high)).collect();
-    (c, h)
-}
-
-/// A `squall topology run` child with its stderr in a file; SIGKILLed if still running
-/// when dropped.
-pub struct Squall {
-    pub name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Squall {
-    pub fn start(name: &str, dir: &TempDir, args: &[&str]) -> Squall {
-        let log = dir.join(&format!("{name}.log"));
-        let stderr = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-        let child = Command::new(env!("CARGO_BIN_EXE_squall"))
-            .current_dir(root())
-            .args(args)
-            .env("SQUALL_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn squall ({name}): {e}"));
-        Squall {
-            name: name.to_string(),
-            child,
-            log,
-        }
-    }
-
-    /// The tail of its stderr, for failure messages.
-    pub fn describe(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        format!("--- {} stderr ---\n{}", self.name, tail(&text))
-    }
-
-    /// Panics (with its stderr) if it has exited.
-    pub fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "{} exited early with {status:?}\n{}",
-                self.name,
-                self.describe()
-            );
-        }
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn terminate(&self) {
-        let pid = self.child.id().to_string();
-        let ok = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -TERM {pid} ({})", self.name);
-    }
-
-    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Ok(None) => panic!(
-                    "{} did not exit within {timeout:?}\n{}",
-                    self.name,
-                    self.describe()
-                ),
-                Err(e) => panic!("wait for {}: {e}", self.name),
-            }
-        }
-    }
-}
-
-impl Drop for Squall {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill();
-        }
-    }
-}
-
-/// The (partition, offset) of every complete line of a `jsonl` output of raw records
-/// (a SIGKILL may leave the last line cut: it is ignored). Each line must carry the
-/// record produced at its position.
-pub fn jsonl_positions(path: &Path) -> Vec<(i32, i64)> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => panic!("read {}: {e}", path.display()),
-    };
-    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
-    complete
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {line}", path.display()));
-            position_of(&v).unwrap_or_else(|| panic!("{}: bad line {line}", path.display()))
-        })
-        .collect()
-}
-
-/// The (partition, offset) of a raw record's JSON, if its value is the record produced
-/// there.
-pub fn position_of(v: &serde_json::Value) -> Option<(i32, i64)> {
-    let p = i32::try_from(v["partition"].as_i64()?).ok()?;
-    let o = v["offset"].as_i64()?;
-    let n = record_at(p, o);
-    (v["value"].as_str()? == format!("rec-{n}") && v["key"].as_str()? == key_of(n))
-        .then_some((p, o))
-}
-
-/// Positions of records `0..n`.
-pub fn all_positions(n: u64) -> BTreeSet<(i32, i64)> {
-    (0..n)
-        .map(|i| {
-            (
-                (i % PARTITIONS as u64) as i32,
-                (i / PARTITIONS as u64) as i64,
-            )
-        })
-        .collect()
-}
-
-/// Positions below each committed offset that are not in `seen`.
-pub fn ahead_of(committed: &BTreeMap<i32, i64>, seen: &BTreeSet<(i32, i64)>) -> Vec<(i32, i64)> {
-    committed
-        .iter()
-        .flat_map(|(p, c)| (0..*c).map(move |o| (*p, o)))
-        .filter(|pos| !seen.contains(pos))
-        .take(10)
-        .collect()
-}
-
-/// The committed counts of a `count` bolt named `counts` (parallelism 2) counting `key`,
-/// and the committed txid, from a state directory no process holds.
-pub fn store_counts(state: &Path) -> (u64, BTreeMap<String, u64>) {
-    let store = Store::open(state).unwrap_or_else(|e| panic!("open the state store: {e}"));
-    let mut out = BTreeMap::new();
-    for task in 0..2 {
-        for (key, _txid, bytes) in store
-            .load_prefix(&format!("counts/{task}/counts/"))
-            .unwrap_or_else(|e| panic!("read the counts: {e}"))
-        {
-            let n: u64 = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("count of {key} does not decode: {e}"));
-            assert!(
-                out.insert(key.clone(), n).is_none(),
-                "{key} counted by two tasks"
-            );
-        }
-    }
-    (store.committed_txid().unwrap_or(0), out)
-}
-
-/// The end (`to`) of each partition's range in the last committed batch record of a
-/// state directory (the spout is `source`): how far the committed state has read.
-pub fn store_read_to(state: &Path) -> BTreeMap<i32, i64> {
-    let store = Store::open(state).unwrap_or_else(|e| panic!("open the state store: {e}"));
-    let committed = store.committed_txid().unwrap_or(0);
-    let mut out = BTreeMap::new();
-    if committed == 0 {
-        return out;
-    }
-    let records = store
-        .batches_from(committed)
-        .unwrap_or_else(|e| panic!("read the batch records: {e}"));
-    let Some((_, bytes)) = records.first() else {
-        panic!("no record of the committed batch {committed}");
-    };
-    let rec: serde_json::Value =
-        serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("batch record: {e}"));
-    for meta in rec["spouts"]
-        .as_object()
-        .into_iter()
-        .flat_map(|m| m.values())
-    {
-        for r in meta["ranges"].as_array().into_iter().flatten() {
-            if let (Some(p), Some(to)) = (r["partition"].as_i64(), r["to"].as_i64()) {
-                out.insert(p as i32, to);
-            }
-        }
-    }
-    out
-}
-
-/// Differences between counts and the truth, for messages (up to 10).
-pub fn count_errors(counts: &BTreeMap<String, u64>, truth: &BTreeMap<String, u64>) -> Vec<String> {
-    truth
-        .iter()
-        .filter(|(k, v)| counts.get(*k) != Some(v))
-        .map(|(k, v)| format!("{k}: counted {:?}, truth {v}", counts.get(k)))
-        .chain(
-            counts
-                .keys()
-                .filter(|k| !truth.contains_key(*k))
-                .map(|k| format!("{k}: counted, not in the input")),
-        )
-        .take(10)
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------
+use crate::support::cli::TempDir;
+use crate::support::kafka::{
+    KEY_COUNTS, PARTITIONS, Squall, ahead_of, all_positions, committed, count_errors, jsonl_bolt,
+    jsonl_positions, position_of, produce, raw_source, truth,
+};
+use crate::support::state::{committed_counts, committed_read_to};
 
 const RECORDS_PER_PHASE: u64 = 800;
 const OUT: &str = "out";
@@ -323,39 +33,19 @@ enum Mode {
 fn topology(bootstrap: &str, mode: Mode, jsonl: &Path) -> String {
     let counts = match mode {
         // The state of micro-batch mode: exact counts per key.
-        Mode::Microbatch => r#"
-[bolts.counts]
-type = "count"
-parallelism = 2
-field = "key"
-inputs = [{ from = "source", grouping = "fields", fields = ["key"] }]
-"#
-        .to_string(),
+        Mode::Microbatch => KEY_COUNTS.to_string(),
         // Event mode: every record in a file (acked once flushed).
-        Mode::Event => format!(
-            r#"
-[bolts.file]
-type = "jsonl"
-path = {jsonl:?}
-inputs = [{{ from = "source", grouping = "shuffle" }}]
-"#,
-            jsonl = jsonl.display().to_string()
-        ),
+        Mode::Event => jsonl_bolt("file", "source", jsonl),
     };
+    let source = raw_source(
+        bootstrap,
+        "in",
+        "faults",
+        "parallelism = 2\ncommit_interval = \"200ms\"",
+    );
     format!(
         r#"name = "broker-faults"
-
-[spouts.source]
-type = "kafka"
-parallelism = 2
-brokers = "{bootstrap}"
-topics = ["in"]
-group = "faults"
-start = "earliest"
-format = "raw"
-commit_interval = "200ms"
-properties = {{ "session.timeout.ms" = "3000", "heartbeat.interval.ms" = "300" }}
-
+{source}
 [bolts.out]
 type = "kafka"
 brokers = "{bootstrap}"
@@ -408,10 +98,10 @@ fn broker_faults(mode: Mode) {
     }
 
     produce(&bootstrap, "in", 0..RECORDS_PER_PHASE);
-    let mut child = Squall::start("faults", &dir, &args);
+    let child = Squall::start("faults", &dir, &args);
     // Commits sampled while the job runs, with what was processed right after each.
     let mut samples: Vec<Sample> = Vec::new();
-    let mut wait_all_committed = |child: &mut Squall, n: u64, phase: &str| {
+    let mut wait_all_committed = |child: &Squall, n: u64, phase: &str| {
         let want = all_positions(n);
         let ends: BTreeMap<i32, i64> = (0..PARTITIONS)
             .map(|p| (p, want.iter().filter(|(q, _)| *q == p).count() as i64))
@@ -432,7 +122,7 @@ fn broker_faults(mode: Mode) {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    wait_all_committed(&mut child, RECORDS_PER_PHASE, "start");
+    wait_all_committed(&child, RECORDS_PER_PHASE, "start");
 
     // 1. Every broker down for 5 s (`SQUALL_BROKER_DOWN_SECS`: benches/crash-loop.sh
     // takes them down for 20 s).
@@ -444,11 +134,7 @@ fn broker_faults(mode: Mode) {
     std::thread::sleep(Duration::from_secs(down));
     broker.broker_up(-1);
     produce(&bootstrap, "in", RECORDS_PER_PHASE..2 * RECORDS_PER_PHASE);
-    wait_all_committed(
-        &mut child,
-        2 * RECORDS_PER_PHASE,
-        "after the brokers were down",
-    );
+    wait_all_committed(&child, 2 * RECORDS_PER_PHASE, "after the brokers were down");
 
     // 2. Errors on offset commits (any broker: the coordinator) and on the sink's
     // produce requests (broker 3 leads the output).
@@ -483,7 +169,7 @@ fn broker_faults(mode: Mode) {
         "in",
         2 * RECORDS_PER_PHASE..3 * RECORDS_PER_PHASE,
     );
-    wait_all_committed(&mut child, 3 * RECORDS_PER_PHASE, "after request errors");
+    wait_all_committed(&child, 3 * RECORDS_PER_PHASE, "after request errors");
     assert_eq!(
         broker.broker_request_errors_left(3, RDKafkaApiKey::Produce),
         0,
@@ -505,7 +191,7 @@ fn broker_faults(mode: Mode) {
         3 * RECORDS_PER_PHASE..4 * RECORDS_PER_PHASE,
     );
     let total = 4 * RECORDS_PER_PHASE;
-    wait_all_committed(&mut child, total, "after the leader changes");
+    wait_all_committed(&child, total, "after the leader changes");
 
     child.terminate();
     let status = child.wait(Duration::from_secs(30));
@@ -539,7 +225,7 @@ fn broker_faults(mode: Mode) {
     }
     match mode {
         Mode::Microbatch => {
-            let (_, counts) = store_counts(&state);
+            let (_, counts) = committed_counts(&state, "counts", 2);
             let wrong = count_errors(&counts, &truth(total));
             assert!(
                 wrong.is_empty(),
@@ -549,7 +235,7 @@ fn broker_faults(mode: Mode) {
             let (c, _) = committed(&bootstrap, "in", "faults");
             assert_eq!(
                 c,
-                store_read_to(&state),
+                committed_read_to(&state),
                 "group commits and the state's ranges"
             );
         }

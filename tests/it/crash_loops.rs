@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use squall::kafka::mock::DevBroker;
 
-use crate::broker_faults::{
-    PARTITIONS, Squall, ahead_of, all_positions, committed, count_errors, jsonl_positions, key_of,
-    produce, record_at, store_counts, store_read_to, truth,
-};
 use crate::support::cli::TempDir;
+use crate::support::kafka::{
+    KEY_COUNTS, PARTITIONS, Squall, ahead_of, all_positions, committed, count_errors, jsonl_bolt,
+    jsonl_positions, key_of, produce, raw_source, record_at, truth,
+};
+use crate::support::state::{committed_counts, committed_read_to};
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -53,46 +54,16 @@ const GROUP: &str = "crash-loop";
 fn topology(mode: Mode, bootstrap: &str, out: &Path, bounded: bool) -> String {
     let end = if bounded { "end = \"latest\"" } else { "" };
     let (spout, bolt) = match mode {
-        Mode::Microbatch => (
-            "parallelism = 2".to_string(),
-            r#"
-[bolts.counts]
-type = "count"
-parallelism = 2
-field = "key"
-inputs = [{ from = "source", grouping = "fields", fields = ["key"] }]
-"#
-            .to_string(),
-        ),
+        Mode::Microbatch => ("parallelism = 2", KEY_COUNTS.to_string()),
         // Assigned partitions: a restart does not wait for the killed member's session
         // to time out; commits still go to the group.
         Mode::Event => (
-            "partitions = [0, 1, 2, 3]\ncommit_interval = \"100ms\"".to_string(),
-            format!(
-                r#"
-[bolts.file]
-type = "jsonl"
-path = {out:?}
-inputs = [{{ from = "source", grouping = "shuffle" }}]
-"#,
-                out = out.display().to_string()
-            ),
+            "partitions = [0, 1, 2, 3]\ncommit_interval = \"100ms\"",
+            jsonl_bolt("file", "source", out),
         ),
     };
-    format!(
-        r#"name = "crash-loop"
-
-[spouts.source]
-type = "kafka"
-brokers = "{bootstrap}"
-topics = ["in"]
-group = "{GROUP}"
-start = "earliest"
-format = "raw"
-{spout}
-{end}
-{bolt}"#
-    )
+    let source = raw_source(bootstrap, "in", GROUP, &format!("{spout}\n{end}"));
+    format!("name = \"crash-loop\"\n{source}{bolt}")
 }
 
 fn args(mode: Mode, file: &Path, state: &Path) -> Vec<String> {
@@ -154,8 +125,7 @@ fn crash_loop(mode: Mode) {
             &topology(mode, &bootstrap, &out, false),
         );
         let a = args(mode, &file, &state);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let mut child = Squall::start(&format!("run-{cycle}"), &dir, &a);
+        let child = Squall::start(&format!("run-{cycle}"), &dir, &a);
         // The kill moment: anywhere from its start-up to well into its work.
         std::thread::sleep(Duration::from_millis(50 + rng.below(max_delay)));
         child.assert_running();
@@ -171,7 +141,7 @@ fn crash_loop(mode: Mode) {
                     );
                     continue;
                 }
-                let to = store_read_to(&state);
+                let to = committed_read_to(&state);
                 for (p, o) in &c {
                     let stored = to.get(p).copied().unwrap_or(0);
                     assert!(
@@ -181,7 +151,7 @@ fn crash_loop(mode: Mode) {
                         child.describe()
                     );
                 }
-                let (txid, counts) = store_counts(&state);
+                let (txid, counts) = committed_counts(&state, "counts", 2);
                 let t = truth(produced);
                 for (k, n) in &counts {
                     assert!(
@@ -218,8 +188,7 @@ fn crash_loop(mode: Mode) {
     let out = dir.join("out-last.jsonl");
     let file = dir.write("last.toml", &topology(mode, &bootstrap, &out, true));
     let a = args(mode, &file, &state);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let mut last = Squall::start("last", &dir, &a);
+    let last = Squall::start("last", &dir, &a);
     let status = last.wait(Duration::from_secs(120));
     assert!(
         status.success(),
@@ -234,7 +203,7 @@ fn crash_loop(mode: Mode) {
     );
     match mode {
         Mode::Microbatch => {
-            let (_, counts) = store_counts(&state);
+            let (_, counts) = committed_counts(&state, "counts", 2);
             let wrong = count_errors(&counts, &truth(total));
             assert!(
                 wrong.is_empty(),
@@ -242,7 +211,7 @@ fn crash_loop(mode: Mode) {
                 wrong.join("\n")
             );
             assert_eq!(
-                store_read_to(&state),
+                committed_read_to(&state),
                 high,
                 "{ctx}: the state read to the log end"
             );

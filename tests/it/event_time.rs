@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use squall::tweet::generator::{GeneratorConfig, TweetGenerator};
 
-use crate::support::cli::{TempDir, read_report, record_ranking, squall, top_k};
+use crate::support::cli::{HASHTAG_BOLTS, TempDir, read_report, record_ranking, squall, top_k};
 
 const N: u64 = 30_000;
 const WINDOW_MS: i64 = 4_000;
@@ -59,17 +59,7 @@ limit = {N}
 {GENERATOR}
 disorder = "{disorder}"
 event_time = {{ field = "created_at", lag = "{lag}" }}
-
-[bolts.tokenize]
-type = "tokenize"
-parallelism = 2
-inputs = [{{ from = "source", grouping = "local_or_shuffle" }}]
-
-[bolts.hashtags]
-type = "hashtags"
-parallelism = 2
-inputs = [{{ from = "tokenize", grouping = "local_or_shuffle" }}]
-
+{HASHTAG_BOLTS}
 [bolts.counts]
 type = "rolling_count"
 parallelism = 2

@@ -8,96 +8,15 @@
 //! `jsonl` file, which acks a tuple only once its line is flushed; so a committed offset
 //! implies that every line below it is in the file, even after a SIGKILL.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use squall::cli::kafka::{OffsetRow, offset_rows};
-use squall::kafka::mock::DevBroker;
-
-use crate::support::cli::{TempDir, root, tail};
-
-/// Partitions of every test topic.
-const PARTITIONS: i32 = 4;
-
-/// A (partition, offset) of the test topic.
-type Position = (i32, i64);
-
-/// Record `n` goes to partition `n % PARTITIONS` with key `n` and value `rec-n`; one
-/// idempotent producer writes them in order, so offset `o` of partition `p` holds record
-/// `o * PARTITIONS + p`.
-fn record_at(partition: i32, offset: i64) -> u64 {
-    (offset * i64::from(PARTITIONS) + i64::from(partition)) as u64
-}
-
-/// A mock cluster with a `PARTITIONS`-partition topic.
-fn broker_with_topic(topic: &str) -> DevBroker {
-    let broker = DevBroker::start(1).unwrap_or_else(|e| panic!("start the mock cluster: {e}"));
-    broker
-        .create_topic(topic, PARTITIONS)
-        .unwrap_or_else(|e| panic!("create topic `{topic}`: {e}"));
-    broker
-}
-
-/// Produces records `range` (see [`record_at`]) and waits until all are delivered.
-fn produce(bootstrap: &str, topic: &str, range: std::ops::Range<u64>) {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("log_level", "3")
-        .create()
-        .unwrap_or_else(|e| panic!("create a producer: {e}"));
-    for n in range.clone() {
-        let key = n.to_string();
-        let value = format!("rec-{n}");
-        let partition = (n % PARTITIONS as u64) as i32;
-        let mut record = BaseRecord::to(topic)
-            .key(&key)
-            .payload(&value)
-            .partition(partition);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((e, r))
-                    if e.rdkafka_error_code()
-                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
-                {
-                    p.poll(Duration::from_millis(10));
-                    record = r;
-                }
-                Err((e, _)) => panic!("produce record {n} to `{topic}`: {e}"),
-            }
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("records {range:?} not all delivered to `{topic}`: {e}"));
-}
-
-/// Committed, log start and log end offsets of every partition, for `group`.
-fn offsets(bootstrap: &str, topic: &str, group: &str) -> Vec<OffsetRow> {
-    let rows = offset_rows(bootstrap, topic, group)
-        .unwrap_or_else(|e| panic!("read the offsets of `{topic}` for `{group}`: {e}"));
-    assert_eq!(
-        rows.len(),
-        PARTITIONS as usize,
-        "offset rows of `{topic}`: {rows:?}"
-    );
-    rows
-}
-
-/// Every (partition, offset) in the topic's logs.
-fn all_positions(rows: &[OffsetRow]) -> BTreeSet<Position> {
-    rows.iter()
-        .flat_map(|r| (r.low..r.high).map(move |o| (r.partition, o)))
-        .collect()
-}
+use crate::support::cli::TempDir;
+use crate::support::kafka::{
+    Line, PARTITIONS, Position, Squall, broker_with_topic, jsonl_bolt,
+    logged_positions as all_positions, offsets, positions, produce, raw_source, read_lines,
+};
 
 /// A topology file: the kafka spout `source` (raw records of `topic`, group `group`, from
 /// the earliest offset, with short session timeouts so group changes take ~2 s against
@@ -111,70 +30,37 @@ fn topology(
     spout_extra: &str,
     config: &str,
 ) -> String {
-    format!(
-        r#"name = "kafka-processes"
-
-[config]
-workers = 2
-{config}
-
-[spouts.source]
-type = "kafka"
-parallelism = 1
-brokers = "{bootstrap}"
-topics = ["{topic}"]
-group = "{group}"
-start = "earliest"
-format = "raw"
-properties = {{ "session.timeout.ms" = "3000", "heartbeat.interval.ms" = "300" }}
-{spout_extra}
-
-[bolts.sink]
-type = "jsonl"
-path = {out:?}
-inputs = [{{ from = "source", grouping = "shuffle" }}]
-"#,
-        out = out.display().to_string(),
-    )
+    let source = raw_source(
+        bootstrap,
+        topic,
+        group,
+        &format!("parallelism = 1\n{spout_extra}"),
+    );
+    let sink = jsonl_bolt("sink", "source", out);
+    format!("name = \"kafka-processes\"\n\n[config]\nworkers = 2\n{config}\n{source}{sink}")
 }
 
-/// A `squall topology run` child; killed (SIGKILL) if still running when dropped.
-struct Squall {
-    name: &'static str,
-    /// In a cell so that waits can check it while messages borrow the rest.
-    child: RefCell<Child>,
+/// A `squall topology run` child writing a `jsonl` output.
+struct Member {
+    child: Squall,
     out: PathBuf,
-    log: PathBuf,
 }
 
-impl Squall {
-    /// Runs topology file `file` (writing `out`) with its stderr (at info level for the
-    /// kafka spout) in `log`.
-    fn start(name: &'static str, dir: &TempDir, file: &Path, out: &Path) -> Squall {
-        let log = dir.join(&format!("{name}.log"));
-        let stderr = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-        let child = Command::new(env!("CARGO_BIN_EXE_squall"))
-            .current_dir(root())
-            .args(["topology", "run", "--quiet"])
-            .arg(file)
-            .env("SQUALL_LOG", "warn,squall::kafka::spout=info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn squall ({name}): {e}"));
-        Squall {
-            name,
-            child: RefCell::new(child),
-            out: out.to_path_buf(),
-            log,
-        }
+impl std::ops::Deref for Member {
+    type Target = Squall;
+    fn deref(&self) -> &Squall {
+        &self.child
     }
+}
 
-    fn log_text(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        strip_ansi(&raw)
+impl Member {
+    /// Runs topology file `file` (writing `out`).
+    fn start(name: &str, dir: &TempDir, file: &Path, out: &Path) -> Member {
+        let file = file.display().to_string();
+        Member {
+            child: Squall::start(name, dir, &["topology", "run", "--quiet", &file]),
+            out: out.to_path_buf(),
+        }
     }
 
     /// The child's jsonl output so far.
@@ -182,72 +68,10 @@ impl Squall {
         read_lines(&self.out)
     }
 
-    /// Its stderr's tail, for failure messages.
-    fn describe(&self) -> String {
-        format!(
-            "--- {} stderr ({}) ---\n{}",
-            self.name,
-            self.log.display(),
-            tail(&self.log_text())
-        )
-    }
-
-    /// SIGKILL, and reap it.
-    fn kill(&self) {
-        let mut child = self.child.borrow_mut();
-        child
-            .kill()
-            .unwrap_or_else(|e| panic!("kill {}: {e}", self.name));
-        let _ = child.wait();
-    }
-
-    /// SIGTERM (a graceful stop: drain, commit, exit 0).
-    fn terminate(&self) {
-        let pid = self.child.borrow().id().to_string();
-        let ok = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill -TERM {pid} ({}) failed", self.name);
-    }
-
-    /// Waits for it to exit by itself.
-    fn wait(&self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let exited = self.child.borrow_mut().try_wait();
-            match exited {
-                Ok(Some(status)) => return status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Ok(None) => panic!(
-                    "{} did not exit within {timeout:?}\n{}",
-                    self.name,
-                    self.describe()
-                ),
-                Err(e) => panic!("wait for {}: {e}", self.name),
-            }
-        }
-    }
-
-    /// Panics (with its stderr) if it has exited.
-    fn assert_running(&self) {
-        let exited = self.child.borrow_mut().try_wait();
-        if let Ok(Some(status)) = exited {
-            panic!(
-                "{} exited early with {status:?}\n{}",
-                self.name,
-                self.describe()
-            );
-        }
-    }
-
     /// The partitions it owns now, per its log (its last assignment, unless revoked
     /// since): `None` before the first assignment or while revoked.
     fn assignment(&self) -> Option<BTreeSet<i32>> {
-        let text = self.log_text();
+        let text = strip_ansi(&self.log_text());
         let line = text.lines().rev().find(|l| {
             l.contains("kafka: partitions assigned") || l.contains("kafka: partitions revoked")
         })?;
@@ -255,16 +79,6 @@ impl Squall {
             return None;
         }
         Some(partitions_in_log_line(line))
-    }
-}
-
-impl Drop for Squall {
-    fn drop(&mut self) {
-        let child = self.child.get_mut();
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -302,65 +116,6 @@ fn partitions_in_log_line(line: &str) -> BTreeSet<i32> {
                 .unwrap_or_else(|| panic!("bad partition `{s}` in log line: {line}"))
         })
         .collect()
-}
-
-/// One line of a child's jsonl output.
-#[derive(Debug, Clone)]
-struct Line {
-    partition: i32,
-    offset: i64,
-    value: String,
-}
-
-/// The complete lines of a jsonl output (a SIGKILL may leave the last one cut short: it is
-/// ignored; any other bad line fails the test). Each line must carry the record produced
-/// at its position.
-fn read_lines(path: &Path) -> Vec<Line> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => panic!("read {}: {e}", path.display()),
-    };
-    let complete = match text.rfind('\n') {
-        Some(i) => &text[..=i],
-        None => "",
-    };
-    complete
-        .lines()
-        .enumerate()
-        .map(|(i, line)| {
-            let bad =
-                |what: &str| -> ! { panic!("{} line {}: {what}: {line}", path.display(), i + 1) };
-            let v: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|e| bad(&format!("not JSON ({e})")));
-            let partition = v["partition"]
-                .as_i64()
-                .and_then(|p| i32::try_from(p).ok())
-                .unwrap_or_else(|| bad("no integer `partition`"));
-            let offset = v["offset"]
-                .as_i64()
-                .unwrap_or_else(|| bad("no integer `offset`"));
-            let value = v["value"]
-                .as_str()
-                .unwrap_or_else(|| bad("no string `value`"))
-                .to_string();
-            let n = record_at(partition, offset);
-            if value != format!("rec-{n}") || v["key"].as_str() != Some(n.to_string().as_str()) {
-                bad(&format!(
-                    "expected key {n} and value rec-{n} at {partition}/{offset}"
-                ));
-            }
-            Line {
-                partition,
-                offset,
-                value,
-            }
-        })
-        .collect()
-}
-
-fn positions(lines: &[Line]) -> BTreeSet<Position> {
-    lines.iter().map(|l| (l.partition, l.offset)).collect()
 }
 
 fn partitions_of(lines: &[Line]) -> BTreeSet<i32> {
@@ -422,7 +177,7 @@ fn crash_and_restart_counts_every_offset_at_least_once() {
             "",
         ),
     );
-    let first = Squall::start("first", &dir, &first_file, &first_out);
+    let first = Member::start("first", &dir, &first_file, &first_out);
     // Mid-stream: some lines written and some offsets committed, far from all.
     let committed_before_kill = wait_for(
         Duration::from_secs(15),
@@ -494,7 +249,7 @@ fn crash_and_restart_counts_every_offset_at_least_once() {
             "",
         ),
     );
-    let second = Squall::start("second", &dir, &second_file, &second_out);
+    let second = Member::start("second", &dir, &second_file, &second_out);
     let status = second.wait(Duration::from_secs(25));
     assert!(
         status.success(),
@@ -562,7 +317,7 @@ fn two_processes_in_one_group_split_partitions_and_take_over() {
         "b.toml",
         &topology(&bootstrap, topic, group, &b_out, "", ""),
     );
-    let a = Squall::start("a", &dir, &a_file, &a_out);
+    let a = Member::start("a", &dir, &a_file, &a_out);
     wait_for(
         Duration::from_secs(15),
         || {
@@ -576,7 +331,7 @@ fn two_processes_in_one_group_split_partitions_and_take_over() {
             )
         },
     );
-    let b = Squall::start("b", &dir, &b_file, &b_out);
+    let b = Member::start("b", &dir, &b_file, &b_out);
     // The group settles: the two own disjoint, complementary partition sets.
     let (a_parts, b_parts) = wait_for(
         Duration::from_secs(15),
@@ -761,7 +516,7 @@ fn a_rebalance_does_not_strand_partitions_paused_at_their_cap() {
         &topology(&bootstrap, topic, group, &other_out, "", ""),
     );
     let all: BTreeSet<i32> = (0..PARTITIONS).collect();
-    let slow = Squall::start("slow", &dir, &slow_file, &slow_out);
+    let slow = Member::start("slow", &dir, &slow_file, &slow_out);
     wait_for(
         Duration::from_secs(15),
         || {
@@ -778,7 +533,7 @@ fn a_rebalance_does_not_strand_partitions_paused_at_their_cap() {
     );
     // A second member joins: the slow child's (mostly paused) partitions are revoked,
     // and half of them assigned back to it.
-    let other = Squall::start("other", &dir, &other_file, &other_out);
+    let other = Member::start("other", &dir, &other_file, &other_out);
     let kept = wait_for(
         Duration::from_secs(15),
         || {

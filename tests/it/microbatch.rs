@@ -3,7 +3,7 @@
 //! in txid order (each once) with batches in flight and failures; a spout that cannot
 //! replay gets each message acked once, after its batch commits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +18,6 @@ use squall::component::registry::{BoltConfig, SpoutConfig};
 use squall::component::transactional::{BatchCut, BatchInfo, TransactionalSpout};
 use squall::config::Mode;
 use squall::spouts::generator::GeneratorSpoutConfig;
-use squall::state::Store;
 use squall::{
     ComponentResult, Config, Fields, LocalCluster, OutputDeclarer, Spout, SpoutCollector,
     SpoutStatus, Topology, TopologyBuilder,
@@ -26,6 +25,7 @@ use squall::{
 
 use crate::support;
 use crate::support::cli::{TempDir, generator_hashtag_counts, top_k};
+use crate::support::state::committed_counts;
 use crate::support::{CountingSpout, NullBolt, lock};
 
 const SEED: u64 = 11;
@@ -111,22 +111,6 @@ fn event_and_microbatch_modes_give_the_same_final_top_k() {
     assert_eq!(micro, truth, "micro-batch mode");
 }
 
-/// Committed counts of the `counts` tasks, summed by hashtag.
-fn persisted(state: &Path) -> HashMap<String, u64> {
-    let store = Store::open(state).unwrap_or_else(|e| panic!("open store: {e}"));
-    let mut out = HashMap::new();
-    for task in 0..2 {
-        for (k, _, v) in store
-            .load_prefix(&format!("counts/{task}/counts/"))
-            .unwrap_or_else(|e| panic!("{e}"))
-        {
-            let n: u64 = serde_json::from_slice(&v).unwrap_or_else(|e| panic!("{e}"));
-            *out.entry(k).or_default() += n;
-        }
-    }
-    out
-}
-
 #[test]
 fn a_restart_resumes_after_the_last_committed_batch_with_exact_counts() {
     let n = 30_000;
@@ -143,14 +127,17 @@ fn a_restart_resumes_after_the_last_committed_batch_with_exact_counts() {
         support::summary_line(&run.metrics())
     );
     run.stop().unwrap_or_else(|e| panic!("stop: {e}"));
-    let partial: u64 = persisted(&state).values().sum();
+    let partial: u64 = committed_counts(&state, "counts", 2).1.values().sum();
     let all: u64 = generator_hashtag_counts(SEED, n).values().sum();
     assert!(partial > 0 && partial < all, "partial {partial} of {all}");
     // Second run: finishes the input; counts continue from the committed state.
     let mut t = microbatch(Some(&state));
     t.batch_interval = Duration::from_millis(5);
     final_topk(hashtag_topology(n, 0.0, 0.2), t);
-    let got: BTreeMap<String, u64> = persisted(&state).into_iter().collect();
+    let got: BTreeMap<String, u64> = committed_counts(&state, "counts", 2)
+        .1
+        .into_iter()
+        .collect();
     let want: BTreeMap<String, u64> = generator_hashtag_counts(SEED, n).into_iter().collect();
     assert_eq!(
         got, want,

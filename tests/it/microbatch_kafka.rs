@@ -4,15 +4,17 @@
 //! while a `chaos` bolt fails 10 % of the batches; the process is SIGKILLed twice mid-run
 //! and restarted; the counts persisted in D must equal the truth exactly (not ≥).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use squall::kafka::mock::DevBroker;
-use squall::state::Store;
 
-use crate::support::cli::{TempDir, generator_hashtag_counts, read_report, squall, tail};
+use crate::support::cli::{
+    HASHTAG_BOLTS, TempDir, generator_hashtag_counts, read_report, squall, tail,
+};
 use crate::support::http::{get, serve_args, wait_for};
+use crate::support::state::committed_counts;
 
 const TWEETS: u64 = 20_000;
 const SEED: u64 = 7;
@@ -30,17 +32,7 @@ topics = ["tweets"]
 group = "exactly-once"
 format = "tweet"
 end = "latest"
-
-[bolts.tokenize]
-type = "tokenize"
-parallelism = 2
-inputs = [{{ from = "source", grouping = "shuffle" }}]
-
-[bolts.hashtags]
-type = "hashtags"
-parallelism = 2
-inputs = [{{ from = "tokenize", grouping = "local_or_shuffle" }}]
-
+{HASHTAG_BOLTS}
 [bolts.counts]
 type = "count"
 parallelism = 2
@@ -75,26 +67,6 @@ fn run_args(file: &Path, state: &Path, report: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-/// The committed counts of every `counts` task, summed by hashtag.
-fn persisted_counts(state: &Path) -> (u64, HashMap<String, u64>) {
-    let store = Store::open(state).unwrap_or_else(|e| panic!("open the state store: {e}"));
-    let mut out = HashMap::new();
-    for task in 0..2 {
-        for (key, _txid, bytes) in store
-            .load_prefix(&format!("counts/{task}/counts/"))
-            .unwrap_or_else(|e| panic!("read the counts: {e}"))
-        {
-            let n: u64 = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("count of {key} does not decode: {e}"));
-            assert!(
-                out.insert(key.clone(), n).is_none(),
-                "{key} is counted by two tasks"
-            );
-        }
-    }
-    (store.committed_txid().unwrap_or(0), out)
 }
 
 fn produce_tweets(bootstrap: &str) {
@@ -173,7 +145,7 @@ fn counts_are_exactly_once_across_failed_batches_and_two_sigkills() {
             started.elapsed(),
             tail(&log_text)
         );
-        let (txid, counts) = persisted_counts(&state);
+        let (txid, counts) = committed_counts(&state, "counts", 2);
         assert!(
             txid > last_txid,
             "run {round} committed nothing (txid {txid}, before {last_txid})\n{}",
@@ -191,7 +163,7 @@ fn counts_are_exactly_once_across_failed_batches_and_two_sigkills() {
     // The third run finishes the topic (end = latest).
     let out = squall(&args, Duration::from_secs(120));
     assert!(out.status.success(), "final run: {}", tail(&out.stderr));
-    let (_, counts) = persisted_counts(&state);
+    let (_, counts) = committed_counts(&state, "counts", 2);
     let truth = generator_hashtag_counts(SEED, TWEETS);
     let counts: BTreeMap<String, u64> = counts.into_iter().collect();
     let truth: BTreeMap<String, u64> = truth.into_iter().collect();

@@ -11,9 +11,8 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use squall::state::Store;
-
 use crate::support::cli::{TempDir, root, tail};
+use crate::support::state::committed_counts;
 
 /// Tweets of the run: each one's `id` is counted, so the state holds one key per tweet
 /// (about 9 MB for all of them).
@@ -92,22 +91,6 @@ fn run(file: &Path, state: &Path, limit: Option<u64>) -> (ExitStatus, String) {
     (status, reader.join().unwrap_or_default())
 }
 
-/// The committed txid and the counts of every key, from the store.
-fn stored(state: &Path) -> (u64, Vec<(String, u64)>) {
-    let store = Store::open(state).unwrap_or_else(|e| panic!("open the store: {e}"));
-    let mut counts = Vec::new();
-    for task in 0..2 {
-        for (k, _, v) in store
-            .load_prefix(&format!("counts/{task}/counts/"))
-            .unwrap_or_else(|e| panic!("read the store: {e}"))
-        {
-            let n: u64 = serde_json::from_slice(&v).unwrap_or_else(|e| panic!("{k}: {e}"));
-            counts.push((k, n));
-        }
-    }
-    (store.committed_txid().unwrap_or(0), counts)
-}
-
 fn assert_clear_error(status: ExitStatus, stderr: &str, state: &Path, what: &str) {
     assert_eq!(
         status.code(),
@@ -141,7 +124,7 @@ fn a_full_state_directory_stops_the_run_clearly_and_a_restart_resumes_exactly() 
 
     let (status, stderr) = run(&file, &state, Some(LIMIT));
     assert_clear_error(status, &stderr, &state, "the run that filled its limit");
-    let (txid, counts) = stored(&state);
+    let (txid, counts) = committed_counts(&state, "counts", 2);
     assert!(txid > 0, "nothing was committed before the limit");
     assert!(
         (counts.len() as u64) < TWEETS,
@@ -152,7 +135,7 @@ fn a_full_state_directory_stops_the_run_clearly_and_a_restart_resumes_exactly() 
     // Still no space: the same clear error, and the store is unharmed.
     let (status, stderr) = run(&file, &state, Some(LIMIT));
     assert_clear_error(status, &stderr, &state, "a restart without space");
-    let (again, _) = stored(&state);
+    let (again, _) = committed_counts(&state, "counts", 2);
     assert!(
         again >= txid,
         "the committed txid went back: {txid} then {again}"
@@ -165,8 +148,8 @@ fn a_full_state_directory_stops_the_run_clearly_and_a_restart_resumes_exactly() 
         "the restart with space: {status:?}\n{}",
         tail(&stderr)
     );
-    let (_, counts) = stored(&state);
-    let wrong: Vec<&(String, u64)> = counts.iter().filter(|(_, n)| *n != 1).take(10).collect();
+    let (_, counts) = committed_counts(&state, "counts", 2);
+    let wrong: Vec<(&String, &u64)> = counts.iter().filter(|(_, n)| **n != 1).take(10).collect();
     assert!(wrong.is_empty(), "ids counted other than once: {wrong:?}");
     assert_eq!(counts.len() as u64, TWEETS, "ids counted");
 }

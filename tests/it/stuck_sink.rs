@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::cli::{TempDir, field, field_u64, generator_hashtag_counts, read_report};
+use crate::support::cli::{
+    HASHTAG_BOLTS, TempDir, field, field_u64, generator_hashtag_counts, read_report,
+};
 use crate::support::http::serve_args;
 use crate::support::sampler::{Sample, sample_until_exit};
 
@@ -39,17 +41,7 @@ parallelism = {SPOUT_TASKS}
 seed = {SEED}
 rate = {RATE}
 limit = {TWEETS}
-
-[bolts.tokenize]
-type = "tokenize"
-parallelism = 2
-inputs = [{{ from = "source", grouping = "local_or_shuffle" }}]
-
-[bolts.hashtags]
-type = "hashtags"
-parallelism = 2
-inputs = [{{ from = "tokenize", grouping = "local_or_shuffle" }}]
-
+{HASHTAG_BOLTS}
 [bolts.counts]
 type = "count"
 parallelism = 2

@@ -23,6 +23,20 @@ pub fn topology(name: &str) -> PathBuf {
     root().join("topologies").join(name)
 }
 
+/// The `tokenize` and `hashtags` bolts (parallelism 2 each) of the trending-hashtags job,
+/// behind a spout `source`; `hashtags` emits field `hashtag`. For topology texts in tests.
+pub const HASHTAG_BOLTS: &str = r#"
+[bolts.tokenize]
+type = "tokenize"
+parallelism = 2
+inputs = [{ from = "source", grouping = "local_or_shuffle" }]
+
+[bolts.hashtags]
+type = "hashtags"
+parallelism = 2
+inputs = [{ from = "tokenize", grouping = "local_or_shuffle" }]
+"#;
+
 /// What one run of the binary left.
 #[derive(Debug)]
 pub struct Output {

@@ -1,13 +1,16 @@
 //! Shared helpers of the integration tests: a counting spout that records what its
 //! spout tuples became (acked / failed) and replays failures, a recording bolt, metric
 //! assertions, and a runner with a hard deadline. The submodules hold the helpers of the
-//! tests that run the real binary ([`cli`]), of the web UI tests ([`http`]), the sampler
-//! of a running process ([`sampler`]) and the mock X API ([`twitter_mock`]).
+//! tests that run the real binary ([`cli`]), of the web UI tests ([`http`]), of the tests
+//! against the mock Kafka cluster ([`kafka`]), readers of a state directory ([`state`]), the
+//! sampler of a running process ([`sampler`]) and the mock X API ([`twitter_mock`]).
 #![allow(dead_code)]
 
 pub mod cli;
 pub mod http;
+pub mod kafka;
 pub mod sampler;
+pub mod state;
 pub mod twitter_mock;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
