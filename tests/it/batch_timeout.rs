@@ -91,7 +91,10 @@ fn stored(state: &Path) -> (u64, Vec<(String, u64)>) {
 fn assert_exact(state: &Path, what: &str) {
     let (_, counts) = stored(state);
     let wrong: Vec<&(String, u64)> = counts.iter().filter(|(_, n)| *n != 1).take(10).collect();
-    assert!(wrong.is_empty(), "{what}: ids counted other than once: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "{what}: ids counted other than once: {wrong:?}"
+    );
     assert_eq!(counts.len() as u64, TWEETS, "{what}: ids counted");
 }
 

@@ -347,9 +347,7 @@ impl Coordinator {
             let age = now.saturating_duration_since(start);
             if age >= self.timeout.saturating_mul(2) {
                 Some((txid, Verdict::Stuck))
-            } else if age >= self.timeout
-                && !Self::aborted(&g, txid)
-                && g.committing != Some(txid)
+            } else if age >= self.timeout && !Self::aborted(&g, txid) && g.committing != Some(txid)
             {
                 Some((txid, Verdict::Failed { in_a_row: 0 }))
             } else {
@@ -645,7 +643,10 @@ mod tests {
         assert!(c.wait_commit_turn(1));
         // Batch 1 is committing (not failed); batch 2, not committing, times out.
         let o = c.check_timeouts(t0 + Duration::from_secs(11));
-        assert_eq!(o.map(|o| (o.txid, o.verdict)), Some((2, Verdict::Failed { in_a_row: 1 })));
+        assert_eq!(
+            o.map(|o| (o.txid, o.verdict)),
+            Some((2, Verdict::Failed { in_a_row: 1 }))
+        );
         c.committed(1);
         assert_eq!(c.last_committed(), 1);
     }

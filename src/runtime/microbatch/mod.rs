@@ -422,9 +422,17 @@ mod tests {
             field: Some("id".into()),
         };
         let mut b = TopologyBuilder::new("records");
-        b.spout_factory("source", source.build().unwrap_or_else(|e| panic!("{e}")), 2);
-        b.bolt_factory("counts", counts.build().unwrap_or_else(|e| panic!("{e}")), 2)
-            .fields("source", ["id"]);
+        b.spout_factory(
+            "source",
+            source.build().unwrap_or_else(|e| panic!("{e}")),
+            2,
+        );
+        b.bolt_factory(
+            "counts",
+            counts.build().unwrap_or_else(|e| panic!("{e}")),
+            2,
+        )
+        .fields("source", ["id"]);
         b.build().unwrap_or_else(|e| panic!("topology: {e}"))
     }
 
