@@ -300,10 +300,11 @@ pub fn run_topology(
     }
     let guarantee = if config.mode == Mode::Microbatch {
         format!(
-            "exactly-once state with transactional sources (Kafka, generator), batch interval {}, max batch {}, {} batches in flight; {}",
+            "exactly-once state with transactional sources (Kafka, generator), batch interval {}, max batch {}, {} batches in flight, batch timeout {}; {}",
             humantime::format_duration(config.batch_interval),
             config.max_batch,
             config.batches_in_flight,
+            humantime::format_duration(config.batch_timeout),
             crate::runtime::microbatch_state(&config)
         )
     } else if config.acking {

@@ -50,6 +50,11 @@ pub struct Config {
     pub max_batch: usize,
     /// Micro-batch mode: batches processed at once (pipelining); commits stay in order.
     pub batches_in_flight: usize,
+    /// Micro-batch mode: a batch not committed this long after its start fails and is
+    /// replayed; a task still busy with it as long again (or a batch timing out
+    /// 3 times in a row) stops the run with an error.
+    #[serde(with = "humantime_serde")]
+    pub batch_timeout: Duration,
     /// Micro-batch mode: where state and batch records are kept (none: in memory).
     pub state_dir: Option<PathBuf>,
     /// Distributed mode: the instances running a topology with the same application id
@@ -117,6 +122,7 @@ impl Default for Config {
             batch_interval: Duration::from_millis(100),
             max_batch: 100_000,
             batches_in_flight: 2,
+            batch_timeout: Duration::from_secs(120),
             state_dir: None,
             application_id: None,
             repartition_partitions: 12,
@@ -179,6 +185,21 @@ impl Config {
             return Err(ConfigError {
                 key: "message_timeout",
                 reason: "must be longer than 0".into(),
+            });
+        }
+        if self.batch_timeout.is_zero() {
+            return Err(ConfigError {
+                key: "batch_timeout",
+                reason: "must be longer than 0".into(),
+            });
+        }
+        if self.mode == Mode::Microbatch && self.batch_timeout <= self.batch_interval {
+            return Err(ConfigError {
+                key: "batch_timeout",
+                reason: format!(
+                    "must be longer than batch_interval ({}): a batch may take that long to cut",
+                    humantime::format_duration(self.batch_interval)
+                ),
             });
         }
         Ok(())

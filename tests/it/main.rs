@@ -16,6 +16,7 @@ mod support;
 
 mod acking;
 mod backpressure;
+mod batch_timeout;
 mod bench_cli;
 mod broker_faults;
 mod browser;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::cells::{BoltCell, Routed, TaskWatermark};
-use super::coordinator::{Coordinator, Job};
+use super::coordinator::{Coordinator, Job, MAX_TIMEOUTS_IN_A_ROW, Overdue, Verdict};
 use super::spout_slot::SpoutSlot;
 use crate::component::transactional::BatchInfo;
 use crate::io::clock::{Clock, WallClock};
@@ -36,6 +36,10 @@ fn now_ms() -> u64 {
     WallClock.now_ms()
 }
 
+/// Called with the store just before batch `txid`'s record is stored (tests check the
+/// order of records with it).
+pub(super) type RecordHook = Arc<dyn Fn(&Store, u64) + Send + Sync>;
+
 /// Everything the driver threads share.
 pub(super) struct Run {
     pub(super) coord: Coordinator,
@@ -52,6 +56,14 @@ pub(super) struct Run {
     pub(super) interval: Duration,
     pub(super) committed: Vec<Arc<AtomicU64>>,
     pub(super) replayed: Vec<Arc<AtomicU64>>,
+    /// `timed_out_batches` of each spout component.
+    pub(super) timed_out: Vec<Arc<AtomicU64>>,
+    /// What each task (cell: the spout tasks, then the bolt tasks) is called in logs and
+    /// errors: `spout source[1]`, `bolt counts[4]`.
+    pub(super) labels: Vec<String>,
+    /// The state directory (`None`: in memory), for the error that stops a stuck run.
+    pub(super) state_dir: Option<std::path::PathBuf>,
+    pub(super) before_record: Option<RecordHook>,
     /// Event time: the watermark of the last batch cut (`None`: no spout assigns event
     /// time). Batches are cut in txid order, so each new one starts from its
     /// predecessor's.
@@ -125,6 +137,88 @@ impl Run {
         self.coord.abandon(txid);
     }
 
+    /// Gives batch `txid` up (abandoned, or failed elsewhere); when it had timed out, its
+    /// tuples count as failed now.
+    fn abandon(&self, txid: u64) {
+        if self.coord.abandon(txid) {
+            for s in &self.spouts {
+                s.lock().failed(txid);
+            }
+        }
+    }
+
+    /// The watchdog's check (the supervisor calls it every few ms): fails a batch that
+    /// has timed out; returns the error that stops the run when a task does not give a
+    /// timed-out batch back, or batches keep timing out.
+    pub(super) fn watch(&self, now: Instant) -> Option<String> {
+        let o = self.coord.check_timeouts(now)?;
+        let t = self.coord.timeout();
+        let limit = humantime::format_duration(t);
+        let who = self.describe(&o);
+        let txid = o.txid;
+        if matches!(o.verdict, Verdict::Failed { .. } | Verdict::TooMany) {
+            for c in self.replayed.iter().chain(&self.timed_out) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let why = match o.verdict {
+            Verdict::Failed { in_a_row } => {
+                tracing::warn!(
+                    "batch {txid} timed out: not committed {limit} after its start (batch_timeout; {in_a_row} in a row); {who}. It fails: it and the batches after it are replayed once its tasks are done with it (the run stops if they are not within {limit} more)"
+                );
+                return None;
+            }
+            Verdict::Stuck => format!(
+                "batch {txid} is stuck: not committed {} after its start (batch_timeout {limit}, then as long again for its tasks to give it back); {who}. A call that does not return (a write to a destination that hangs?) cannot be interrupted, so the run stops",
+                humantime::format_duration(t.saturating_mul(2))
+            ),
+            Verdict::TooMany => format!(
+                "batch {txid} timed out {MAX_TIMEOUTS_IN_A_ROW} times in a row (batch_timeout {limit}); {who}. The run stops"
+            ),
+        };
+        let committed = self.coord.last_committed();
+        let resume = match &self.state_dir {
+            Some(d) => format!(
+                "batches after {committed} were not committed; the state directory {} keeps batch {committed} and every one before it: the next run with it resumes after batch {committed} and replays the batches recorded after it",
+                d.display()
+            ),
+            None => format!(
+                "batches after {committed} were not committed; the state is in memory and is lost (with --state-dir the next run resumes after the last committed batch)"
+            ),
+        };
+        Some(format!("{why}. {resume}"))
+    }
+
+    /// Which tasks an overdue batch was waiting for.
+    fn describe(&self, o: &Overdue) -> String {
+        let names = |cells: &[usize]| {
+            cells
+                .iter()
+                .map(|&c| {
+                    self.labels
+                        .get(c)
+                        .cloned()
+                        .unwrap_or_else(|| format!("task {c}"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !o.running.is_empty() {
+            parts.push(format!("still running it: {}", names(&o.running)));
+        }
+        if o.committing {
+            parts.push("its commit to the state store has not returned".to_string());
+        }
+        if !o.waiting.is_empty() {
+            parts.push(format!("not reached it yet: {}", names(&o.waiting)));
+        }
+        if parts.is_empty() {
+            parts.push("every task was done with it".to_string());
+        }
+        parts.join("; ")
+    }
+
     fn run_batch(&self, txid: u64, replay: bool) {
         let recorded = lock(&self.records)
             .get(&txid)
@@ -143,7 +237,7 @@ impl Run {
         let mut full = false;
         for (i, cell) in self.spouts.iter().enumerate() {
             if !self.coord.wait_turn(i, txid) {
-                self.coord.abandon(txid);
+                self.abandon(txid);
                 return;
             }
             let mut c = cell.lock();
@@ -183,6 +277,9 @@ impl Run {
                 spouts: metas,
                 watermark: info.watermark,
             };
+            if let Some(hook) = &self.before_record {
+                hook(&self.store, txid);
+            }
             let stored = serde_json::to_vec(&rec)
                 .map_err(|e| e.to_string())
                 .and_then(|b| self.store.put_batch(txid, &b).map_err(|e| e.to_string()));
@@ -203,7 +300,7 @@ impl Run {
         let base = self.spouts.len();
         for (j, cell) in self.bolts.iter().enumerate() {
             if !self.coord.wait_turn(base + j, txid) {
-                self.coord.abandon(txid);
+                self.abandon(txid);
                 return;
             }
             let tuples = std::mem::take(&mut inputs[j]);
@@ -215,7 +312,7 @@ impl Run {
             self.coord.pass_turn(base + j, txid);
         }
         if !self.coord.wait_commit_turn(txid) {
-            self.coord.abandon(txid);
+            self.abandon(txid);
             return;
         }
         self.commit(txid);

@@ -51,6 +51,16 @@ impl<C: Committable> SpoutSlot<C> {
         }
     }
 
+    /// The cell if no one holds it now (commits applied as by [`Self::lock`]).
+    pub(super) fn try_lock(&self) -> Option<SpoutGuard<'_, C>> {
+        let mut cell = self.try_cell()?;
+        self.apply(&mut cell);
+        Some(SpoutGuard {
+            slot: self,
+            cell: Some(cell),
+        })
+    }
+
     /// Batch `txid` committed at `now`: applied now if no other driver holds the cell,
     /// else queued for the holder. Calls come in txid order.
     pub(super) fn commit(&self, txid: u64, now: Instant) {
