@@ -9,9 +9,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use squall::state::Store;
-
 use crate::support::cli::{Output, TempDir, field_u64, read_report, squall, tail};
+use crate::support::state::committed_counts;
 
 const TWEETS: u64 = 30_000;
 /// Tweets per second: the input lasts 3 s, the stall starts half a second in.
@@ -71,26 +70,10 @@ fn run(file: &str, state: &Path, report: Option<&Path>) -> Output {
     squall(args, Duration::from_secs(90))
 }
 
-/// The committed txid and each tweet id's count, from the store.
-fn stored(state: &Path) -> (u64, Vec<(String, u64)>) {
-    let store = Store::open(state).unwrap_or_else(|e| panic!("open the store: {e}"));
-    let mut counts = Vec::new();
-    for task in 0..2 {
-        for (k, _, v) in store
-            .load_prefix(&format!("counts/{task}/counts/"))
-            .unwrap_or_else(|e| panic!("read the store: {e}"))
-        {
-            let n: u64 = serde_json::from_slice(&v).unwrap_or_else(|e| panic!("{k}: {e}"));
-            counts.push((k, n));
-        }
-    }
-    (store.committed_txid().unwrap_or(0), counts)
-}
-
 /// Every tweet counted exactly once.
 fn assert_exact(state: &Path, what: &str) {
-    let (_, counts) = stored(state);
-    let wrong: Vec<&(String, u64)> = counts.iter().filter(|(_, n)| *n != 1).take(10).collect();
+    let (_, counts) = committed_counts(state, "counts", 2);
+    let wrong: Vec<(&String, &u64)> = counts.iter().filter(|(_, n)| **n != 1).take(10).collect();
     assert!(
         wrong.is_empty(),
         "{what}: ids counted other than once: {wrong:?}"
@@ -155,7 +138,7 @@ fn a_sink_stuck_for_ever_stops_the_run_with_a_clear_error_and_a_restart_resumes_
         .rev()
         .find(|l| l.starts_with("error:"))
         .unwrap_or_else(|| panic!("no error line\n{}", tail(&out.stderr)));
-    let (txid, counts) = stored(&state);
+    let (txid, counts) = committed_counts(&state, "counts", 2);
     for want in [
         "is stuck",
         "batch_timeout 1s",
@@ -174,7 +157,7 @@ fn a_sink_stuck_for_ever_stops_the_run_with_a_clear_error_and_a_restart_resumes_
         tail(&out.stderr)
     );
     assert!(txid > 0, "nothing was committed before the stall");
-    let twice: Vec<&(String, u64)> = counts.iter().filter(|(_, n)| *n != 1).take(10).collect();
+    let twice: Vec<(&String, &u64)> = counts.iter().filter(|(_, n)| **n != 1).take(10).collect();
     assert!(twice.is_empty(), "ids counted more than once: {twice:?}");
     assert!(
         (counts.len() as u64) < TWEETS,
