@@ -359,6 +359,29 @@ impl Bolt for TotalRankBolt {
                 let parts = parts.clone();
                 self.emit_marked(parts.values(), Some(bounds), false, true, out)?;
             }
+            Some((WindowId::Final, end))
+                if self.final_emitted.is_some() && input.get(KEEP_UNTIL_FIELD).is_none() =>
+            {
+                // A final partial after the final table was emitted: one sent again (in
+                // distributed mode, by the next holder of a partition whose end did not
+                // get through). The final table is emitted again with it, complete, so
+                // the last final table written has every partition's partial.
+                let start = window_start(&input);
+                let Some((parts, fend)) = &mut self.final_emitted else {
+                    return Ok(());
+                };
+                parts.insert(from, r);
+                if end > *fend {
+                    *fend = end;
+                    self.final_emitted_start = start;
+                }
+                let (parts, fend) = (parts.clone(), *fend);
+                let bounds = Bounds {
+                    start: self.final_emitted_start,
+                    end: fend,
+                };
+                self.emit(parts.values(), Some(bounds), true, out)?;
+            }
             Some((w, end)) => {
                 // Event time: the window completes on the watermark, not on a count.
                 let by_event_time = input.get(KEEP_UNTIL_FIELD).and_then(Value::as_int);
@@ -602,6 +625,39 @@ mod tests {
             [(Value::Int(30_000), Value::Int(35_000), Value::Bool(true))]
         );
         assert!(second.step(&Step::Finish).is_empty(), "once");
+    }
+
+    /// A final partial sent again after the final table was emitted (the next holder of
+    /// a partition re-ends it): the final is emitted again, with every partition's
+    /// partial, and not as a new final window of that one partial at the end.
+    #[test]
+    fn a_final_partial_sent_again_updates_the_final_emitted() {
+        let mut t = harness(2, WINDOWED, 3);
+        let mut out = Vec::new();
+        for s in [
+            part(0, 35_000, true, &[("a", 4)]),
+            part(1, 35_000, true, &[("b", 2)]),
+            part(2, 35_000, true, &[("c", 9)]),
+        ] {
+            out.extend(t.step(&s));
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        let again = t.step(&part(1, 35_000, true, &[("b", 3)]));
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(
+            from_value(&again[0][0]),
+            Some(vec![("c".into(), 9), ("a".into(), 4)])
+        );
+        assert_eq!(
+            tags(&again),
+            [(Value::Int(30_000), Value::Int(35_000), Value::Bool(true))]
+        );
+        let again = t.step(&part(0, 35_000, true, &[("a", 1), ("d", 5)]));
+        assert_eq!(
+            from_value(&again[0][0]),
+            Some(vec![("c".into(), 9), ("d".into(), 5)])
+        );
+        assert!(t.step(&Step::Finish).is_empty(), "no partial final at the end");
     }
 
     /// Partials without `window_start` (of a bolt that does not give it) make rankings
