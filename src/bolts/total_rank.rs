@@ -657,7 +657,10 @@ mod tests {
             from_value(&again[0][0]),
             Some(vec![("c".into(), 9), ("d".into(), 5)])
         );
-        assert!(t.step(&Step::Finish).is_empty(), "no partial final at the end");
+        assert!(
+            t.step(&Step::Finish).is_empty(),
+            "no partial final at the end"
+        );
     }
 
     /// Partials without `window_start` (of a bolt that does not give it) make rankings

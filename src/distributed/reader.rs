@@ -344,9 +344,9 @@ impl SpoutHooks for InputHooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::distributed::changelog::{ChangelogWriter, Snapshot};
     use crate::distributed::instance::{Identity, Topics};
     use crate::distributed::status::status_topic;
-    use crate::distributed::changelog::{ChangelogWriter, Snapshot};
     use crate::distributed::wire::{EndMarker, encode_marker, encode_values};
     use crate::kafka::mock::DevBroker;
     use std::time::Instant;
@@ -474,9 +474,12 @@ mod tests {
     fn a_partition_restored_complete_after_its_last_marker_ends_at_its_last_record() {
         let b = DevBroker::start(1).unwrap();
         let (inst, hooks, tp) = setup(&b, "2");
-        let mut w =
-            ChangelogWriter::new(b.bootstrap_servers(), &BTreeMap::new(), &hooks.spec.changelog)
-                .unwrap();
+        let mut w = ChangelogWriter::new(
+            b.bootstrap_servers(),
+            &BTreeMap::new(),
+            &hooks.spec.changelog,
+        )
+        .unwrap();
         let snap = Snapshot {
             epoch: 1,
             offset: 7,

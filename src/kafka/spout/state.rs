@@ -436,7 +436,10 @@ mod tests {
         assert!(!s.holds_nothing());
         let id = emit(&mut s, 0);
         s.revoke(&tp());
-        assert!(s.holds_nothing(), "a revoked partition's records are forgotten");
+        assert!(
+            s.holds_nothing(),
+            "a revoked partition's records are forgotten"
+        );
         s.ack(id);
         assert!(s.holds_nothing());
     }
