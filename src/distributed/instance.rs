@@ -303,20 +303,18 @@ impl Instance {
             return false;
         }
         let view = self.follower.view();
-        let mut missing = Vec::new();
-        for (t, n) in self.topics.inputs.iter().chain(&self.topics.repartition) {
-            for p in 0..*n {
-                if !view.done.contains(&(t.clone(), p)) {
-                    missing.push(format!("{t}[{p}]"));
-                }
-            }
-        }
-        if missing.is_empty() {
+        let topics = || self.topics.inputs.iter().chain(&self.topics.repartition);
+        if topics().all(|(t, n)| view.all_done(t, *n)) {
             return true;
         }
         let mut last = lock(&self.waiting_logged);
         if last.is_none_or(|at| at.elapsed() >= WAITING_LOG_EVERY) {
             *last = Some(std::time::Instant::now());
+            let missing: Vec<String> = topics()
+                .flat_map(|(t, n)| (0..*n).map(move |p| (t, p)))
+                .filter(|(t, p)| !view.done.contains(&(t.to_string(), *p)))
+                .map(|(t, p)| format!("{t}[{p}]"))
+                .collect();
             tracing::info!(
                 not_done = missing.len(),
                 "distributed: waiting for the application to end; partitions not done: {}",
