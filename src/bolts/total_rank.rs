@@ -370,7 +370,21 @@ impl Bolt for TotalRankBolt {
                 let Some((parts, fend)) = &mut self.final_emitted else {
                     return Ok(());
                 };
-                parts.insert(from, r);
+                // A partition's final partial does not go down: one sent again by an
+                // end done again from a state that lost part of what the first end
+                // emitted keeps the counts the first one gave.
+                let merged = match parts.get(&from) {
+                    Some(old) => {
+                        let mut m: BTreeMap<_, u64> = old.iter().cloned().collect();
+                        for (k, c) in r {
+                            let e = m.entry(k).or_insert(0);
+                            *e = (*e).max(c);
+                        }
+                        m.into_iter().collect()
+                    }
+                    None => r,
+                };
+                parts.insert(from, merged);
                 if end > *fend {
                     *fend = end;
                     self.final_emitted_start = start;
@@ -653,6 +667,13 @@ mod tests {
             [(Value::Int(30_000), Value::Int(35_000), Value::Bool(true))]
         );
         let again = t.step(&part(0, 35_000, true, &[("a", 1), ("d", 5)]));
+        assert_eq!(
+            from_value(&again[0][0]),
+            Some(vec![("c".into(), 9), ("d".into(), 5)])
+        );
+        // A poorer partial (an end done again from a state that lost part of it) does
+        // not take anything away.
+        let again = t.step(&part(2, 35_000, true, &[("e", 1)]));
         assert_eq!(
             from_value(&again[0][0]),
             Some(vec![("c".into(), 9), ("d".into(), 5)])
