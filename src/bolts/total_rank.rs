@@ -359,6 +359,43 @@ impl Bolt for TotalRankBolt {
                 let parts = parts.clone();
                 self.emit_marked(parts.values(), Some(bounds), false, true, out)?;
             }
+            Some((WindowId::Final, end))
+                if self.final_emitted.is_some() && input.get(KEEP_UNTIL_FIELD).is_none() =>
+            {
+                // A final partial after the final table was emitted: one sent again (in
+                // distributed mode, by the next holder of a partition whose end did not
+                // get through). The final table is emitted again with it, complete, so
+                // the last final table written has every partition's partial.
+                let start = window_start(&input);
+                let Some((parts, fend)) = &mut self.final_emitted else {
+                    return Ok(());
+                };
+                // A partition's final partial does not go down: one sent again by an
+                // end done again from a state that lost part of what the first end
+                // emitted keeps the counts the first one gave.
+                let merged = match parts.get(&from) {
+                    Some(old) => {
+                        let mut m: BTreeMap<_, u64> = old.iter().cloned().collect();
+                        for (k, c) in r {
+                            let e = m.entry(k).or_insert(0);
+                            *e = (*e).max(c);
+                        }
+                        m.into_iter().collect()
+                    }
+                    None => r,
+                };
+                parts.insert(from, merged);
+                if end > *fend {
+                    *fend = end;
+                    self.final_emitted_start = start;
+                }
+                let (parts, fend) = (parts.clone(), *fend);
+                let bounds = Bounds {
+                    start: self.final_emitted_start,
+                    end: fend,
+                };
+                self.emit(parts.values(), Some(bounds), true, out)?;
+            }
             Some((w, end)) => {
                 // Event time: the window completes on the watermark, not on a count.
                 let by_event_time = input.get(KEEP_UNTIL_FIELD).and_then(Value::as_int);
@@ -602,6 +639,49 @@ mod tests {
             [(Value::Int(30_000), Value::Int(35_000), Value::Bool(true))]
         );
         assert!(second.step(&Step::Finish).is_empty(), "once");
+    }
+
+    /// A final partial sent again after the final table was emitted (the next holder of
+    /// a partition re-ends it): the final is emitted again, with every partition's
+    /// partial, and not as a new final window of that one partial at the end.
+    #[test]
+    fn a_final_partial_sent_again_updates_the_final_emitted() {
+        let mut t = harness(2, WINDOWED, 3);
+        let mut out = Vec::new();
+        for s in [
+            part(0, 35_000, true, &[("a", 4)]),
+            part(1, 35_000, true, &[("b", 2)]),
+            part(2, 35_000, true, &[("c", 9)]),
+        ] {
+            out.extend(t.step(&s));
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        let again = t.step(&part(1, 35_000, true, &[("b", 3)]));
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(
+            from_value(&again[0][0]),
+            Some(vec![("c".into(), 9), ("a".into(), 4)])
+        );
+        assert_eq!(
+            tags(&again),
+            [(Value::Int(30_000), Value::Int(35_000), Value::Bool(true))]
+        );
+        let again = t.step(&part(0, 35_000, true, &[("a", 1), ("d", 5)]));
+        assert_eq!(
+            from_value(&again[0][0]),
+            Some(vec![("c".into(), 9), ("d".into(), 5)])
+        );
+        // A poorer partial (an end done again from a state that lost part of it) does
+        // not take anything away.
+        let again = t.step(&part(2, 35_000, true, &[("e", 1)]));
+        assert_eq!(
+            from_value(&again[0][0]),
+            Some(vec![("c".into(), 9), ("d".into(), 5)])
+        );
+        assert!(
+            t.step(&Step::Finish).is_empty(),
+            "no partial final at the end"
+        );
     }
 
     /// Partials without `window_start` (of a bolt that does not give it) make rankings

@@ -24,6 +24,8 @@ use crate::sync::lock;
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the instance publishes its status.
 pub const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// How often an instance waiting for the end of the application logs what it waits for.
+pub const WAITING_LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstanceError {
@@ -85,6 +87,8 @@ pub struct Instance {
     http: Mutex<Option<String>>,
     stop: Arc<AtomicBool>,
     heartbeat: Mutex<Option<JoinHandle<()>>>,
+    /// When [`Instance::application_done`] last logged what it waits for.
+    waiting_logged: Mutex<Option<std::time::Instant>>,
 }
 
 impl Instance {
@@ -123,6 +127,7 @@ impl Instance {
             http: Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
             heartbeat: Mutex::new(None),
+            waiting_logged: Mutex::new(None),
         });
         let weak = Arc::downgrade(&inst);
         let stop = inst.stop.clone();
@@ -290,16 +295,33 @@ impl Instance {
 
     /// Every partition of every input and repartition topic is done (a bounded run is
     /// over everywhere).
+    ///
+    /// While not, says every [`WAITING_LOG_EVERY`] (at info level) which partitions are
+    /// not done yet.
     pub fn application_done(&self) -> bool {
         if self.topics.inputs.is_empty() {
             return false;
         }
         let view = self.follower.view();
-        self.topics
-            .inputs
-            .iter()
-            .chain(&self.topics.repartition)
-            .all(|(t, n)| view.all_done(t, *n))
+        let topics = || self.topics.inputs.iter().chain(&self.topics.repartition);
+        if topics().all(|(t, n)| view.all_done(t, *n)) {
+            return true;
+        }
+        let mut last = lock(&self.waiting_logged);
+        if last.is_none_or(|at| at.elapsed() >= WAITING_LOG_EVERY) {
+            *last = Some(std::time::Instant::now());
+            let missing: Vec<String> = topics()
+                .flat_map(|(t, n)| (0..*n).map(move |p| (t, p)))
+                .filter(|(t, p)| !view.done.contains(&(t.to_string(), *p)))
+                .map(|(t, p)| format!("{t}[{p}]"))
+                .collect();
+            tracing::info!(
+                not_done = missing.len(),
+                "distributed: waiting for the application to end; partitions not done: {}",
+                missing.join(" ")
+            );
+        }
+        false
     }
 
     /// Stops the run with this error (a partition that cannot be restored).

@@ -72,6 +72,18 @@ impl ReaderHooks {
         })
     }
 
+    /// The ENDED event of record `r` emitted again (see `decode`).
+    fn end_again(r: &Record, data: Value) -> Decoded {
+        tracing::info!(
+            topic = %r.tp.topic,
+            partition = r.tp.partition,
+            offset = r.offset,
+            "distributed: ending the partition again"
+        );
+        let (stream, values) = Self::control(r.tp.partition, event::ENDED, r.offset, data);
+        Decoded::Emit { stream, values }
+    }
+
     fn control(p: i32, ev: &str, offset: i64, data: Value) -> (String, Values) {
         let v: Values = [
             Value::from(ev),
@@ -119,14 +131,6 @@ impl SpoutHooks for ReaderHooks {
             Some(s) => (s.offset, Some(s.state), s.ends),
             None => (-1, None, Vec::new()),
         };
-        tracing::info!(
-            topic = %tp.topic,
-            partition = p,
-            records = restored.records,
-            offset,
-            epoch = restored.next_epoch,
-            "distributed: partition restored from its changelog"
-        );
         let mut st = lock(&self.st);
         let set: BTreeSet<(String, i32, i32)> = ends
             .iter()
@@ -136,6 +140,17 @@ impl SpoutHooks for ReaderHooks {
         st.ends.insert(p, set);
         st.ending.remove(&p);
         let done = complete && self.instance.is_done(&tp.topic, p);
+        tracing::info!(
+            topic = %tp.topic,
+            partition = p,
+            records = restored.records,
+            offset,
+            epoch = restored.next_epoch,
+            end_markers = ends.len(),
+            complete,
+            done,
+            "distributed: partition restored from its changelog"
+        );
         let ends_value = Value::List(ends.iter().map(marker_value).collect::<Vec<_>>().into());
         let data = Value::List(
             vec![
@@ -148,9 +163,12 @@ impl SpoutHooks for ReaderHooks {
         );
         st.control
             .push_back(Self::control(p, event::ASSIGNED, offset, data));
-        // A partition whose input ended but whose end did not get through: read its last
-        // marker again, so it ends again.
+        // A partition whose input ended but whose end did not get through: it is read
+        // again from the snapshot's last record, which ends it again whatever it is (the
+        // marker that completed it, or a record that came after that marker: a partial
+        // written late by an upstream partition's holder).
         let start = if complete && !done {
+            st.ending.insert(p, offset);
             offset
         } else {
             offset + 1
@@ -172,6 +190,11 @@ impl SpoutHooks for ReaderHooks {
         let p = r.tp.partition;
         let payload = r.payload.as_deref().unwrap_or_default();
         Some(match decode(payload, self.spec.fields.len()) {
+            // The record a restored partition restarts at (see `assigned`): its effect
+            // is in the restored state; it ends the partition.
+            Ok(WireRecord::Tuple(_)) if lock(&self.st).ending.get(&p) == Some(&r.offset) => {
+                Self::end_again(r, Value::Null)
+            }
             Ok(WireRecord::Tuple(mut v)) => {
                 v.push(Value::Int(i64::from(p)));
                 v.push(Value::Int(r.offset));
@@ -185,20 +208,34 @@ impl SpoutHooks for ReaderHooks {
                 let set = st.ends.entry(p).or_default();
                 set.insert((m.topic.clone(), m.partition, m.of));
                 let complete = self.complete(st.ends.get(&p));
-                // Ended and its end got through already (this holder restored a state
-                // from before it): nothing to end again.
-                let through = complete
-                    && !st.ending.contains_key(&p)
-                    && self.instance.is_done(&self.spec.topic, p);
-                let ev = if through {
+                let ending = st.ending.get(&p).copied();
+                let ev = if !complete {
                     event::MARKED
-                } else if complete && !st.ending.contains_key(&p) {
-                    st.ending.insert(p, r.offset);
-                    event::ENDED
-                } else if complete {
-                    return Some(Decoded::Skip);
+                } else if let Some(o) = ending {
+                    if o != r.offset {
+                        // A marker after the one that completed the partition (a repeat).
+                        return Some(Decoded::Skip);
+                    }
+                    // The record that completed the partition, emitted again: its tree
+                    // failed (a timeout, an error downstream: what the end emitted may be
+                    // lost), or the partition restarts there after a restore. It ends the
+                    // partition again, and its ack records it done; skipped, nothing would
+                    // (the run would never end).
+                    drop(st);
+                    return Some(Self::end_again(r, marker_value(&m)));
+                } else if self.instance.is_done(&self.spec.topic, p) {
+                    // Ended and its end got through already (this holder restored a state
+                    // from before it): nothing to end again.
+                    event::MARKED
                 } else {
-                    event::MARKED
+                    st.ending.insert(p, r.offset);
+                    tracing::info!(
+                        topic = %r.tp.topic,
+                        partition = p,
+                        offset = r.offset,
+                        "distributed: every end marker read, ending the partition"
+                    );
+                    event::ENDED
                 };
                 let (stream, values) = Self::control(p, ev, r.offset, marker_value(&m));
                 Decoded::Emit { stream, values }
@@ -286,6 +323,7 @@ impl SpoutHooks for InputHooks {
 
     /// Off the spout's thread (partitions that end together are reported together).
     fn partition_ended(&self, tp: &TopicPartition) {
+        tracing::info!(topic = %tp.topic, partition = tp.partition, "distributed: input partition at its end");
         let of = self.partitions.get(&*tp.topic).copied().unwrap_or(1);
         self.instance
             .partition_done_in_background(&tp.topic, tp.partition, of);
@@ -300,5 +338,164 @@ impl SpoutHooks for InputHooks {
 
     fn fatal(&self) -> Option<String> {
         self.instance.fatal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distributed::changelog::{ChangelogWriter, Snapshot};
+    use crate::distributed::instance::{Identity, Topics};
+    use crate::distributed::status::status_topic;
+    use crate::distributed::wire::{EndMarker, encode_marker, encode_values};
+    use crate::kafka::mock::DevBroker;
+    use std::time::Instant;
+
+    /// The event of a decoded control record, or what the record became otherwise.
+    fn event_of(d: Option<Decoded>) -> String {
+        match d {
+            Some(Decoded::Emit { stream, values }) if stream == CONTROL_STREAM => values
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            Some(Decoded::Emit { stream, .. }) => format!("a tuple on {stream}"),
+            Some(Decoded::Skip) => "skipped".into(),
+            Some(Decoded::Bad(why)) => format!("bad: {why}"),
+            None => "nothing".into(),
+        }
+    }
+
+    const INPUT: &str = "rp-in";
+
+    /// A broker with the topics of a reader of `rp-<x>-repartition` (one partition, fed
+    /// by the one partition of `rp-in`), an instance and the reader's hooks.
+    fn setup(b: &DevBroker, x: &str) -> (Arc<Instance>, ReaderHooks, TopicPartition) {
+        let app = format!("rp{x}");
+        let topic = format!("{app}-x-repartition");
+        let changelog = format!("{app}-x-changelog");
+        for t in [&status_topic(&app), INPUT, &topic, &changelog] {
+            b.create_topic(t, 1).unwrap();
+        }
+        let inst = Instance::start(
+            Identity {
+                application: app.clone(),
+                instance_id: "a".into(),
+                brokers: b.bootstrap_servers().to_string(),
+                properties: BTreeMap::new(),
+            },
+            Topics {
+                inputs: vec![(INPUT.into(), 1)],
+                repartition: vec![(topic.clone(), 1)],
+                downstream: HashMap::new(),
+            },
+        )
+        .unwrap();
+        let hooks = ReaderHooks::new(
+            ReaderSpec {
+                topic: topic.clone(),
+                partitions: 1,
+                group: format!("{app}-x"),
+                fields: vec!["word".into()],
+                upstream: vec![INPUT.into()],
+                changelog,
+            },
+            inst.clone(),
+        );
+        (inst, hooks, TopicPartition::new(topic, 0))
+    }
+
+    fn marker() -> EndMarker {
+        EndMarker {
+            topic: INPUT.into(),
+            partition: 0,
+            of: 1,
+        }
+    }
+
+    fn record(tp: &TopicPartition, offset: i64, payload: Vec<u8>) -> Record {
+        Record {
+            tp: tp.clone(),
+            offset,
+            key: None,
+            payload: Some(payload),
+            timestamp: None,
+            oversized: None,
+        }
+    }
+
+    fn tuple(tp: &TopicPartition, offset: i64) -> Record {
+        record(tp, offset, encode_values([Value::from("#x")].iter()))
+    }
+
+    /// Waits until the instance has read the partition's done record.
+    fn wait_done(inst: &Instance, tp: &TopicPartition) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !inst.is_done(&tp.topic, tp.partition) {
+            assert!(
+                Instant::now() < deadline,
+                "the partition was not recorded done: {:?}",
+                inst.fatal()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The record that completes a partition fails downstream and is replayed: it ends
+    /// the partition again, and once acked the partition is recorded done (skipped, it
+    /// was never acked: the partition never done, the run never ended).
+    #[test]
+    fn a_replayed_end_ends_the_partition_again_and_its_ack_records_it_done() {
+        let b = DevBroker::start(1).unwrap();
+        let (inst, hooks, tp) = setup(&b, "1");
+        assert_eq!(hooks.assigned(&tp), Some(0), "{:?}", inst.fatal());
+        let end = record(&tp, 5, encode_marker(&marker()));
+        assert_eq!(event_of(hooks.decode(&end)), event::ENDED);
+        // Its tree failed: the spout emits the record again.
+        assert_eq!(
+            event_of(hooks.decode(&end)),
+            event::ENDED,
+            "the replayed end"
+        );
+        // A repeat of the marker after it is nothing to end.
+        assert_eq!(
+            event_of(hooks.decode(&record(&tp, 6, encode_marker(&marker())))),
+            "skipped"
+        );
+        assert!(!inst.is_done(&tp.topic, 0));
+        hooks.acked(&end);
+        wait_done(&inst, &tp);
+    }
+
+    /// A partition restored complete but not done, from a snapshot whose last record is
+    /// not the marker that completed it (a partial written late, after that marker):
+    /// the record it restarts at ends it, and its ack records it done.
+    #[test]
+    fn a_partition_restored_complete_after_its_last_marker_ends_at_its_last_record() {
+        let b = DevBroker::start(1).unwrap();
+        let (inst, hooks, tp) = setup(&b, "2");
+        let mut w = ChangelogWriter::new(
+            b.bootstrap_servers(),
+            &BTreeMap::new(),
+            &hooks.spec.changelog,
+        )
+        .unwrap();
+        let snap = Snapshot {
+            epoch: 1,
+            offset: 7,
+            ends: vec![marker()],
+            state: Vec::new(),
+        };
+        let reports = w.send_and_wait(0, &snap, Duration::from_secs(20)).unwrap();
+        assert!(reports.iter().all(|(_, r)| r.is_ok()), "{reports:?}");
+        assert_eq!(hooks.assigned(&tp), Some(7), "{:?}", inst.fatal());
+        let last = tuple(&tp, 7);
+        assert_eq!(event_of(hooks.decode(&last)), event::ENDED);
+        assert_eq!(
+            event_of(hooks.decode(&tuple(&tp, 8))),
+            format!("a tuple on {DEFAULT_STREAM}")
+        );
+        hooks.acked(&last);
+        wait_done(&inst, &tp);
     }
 }

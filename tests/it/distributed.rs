@@ -83,18 +83,22 @@ fn end_offsets(n: u64) -> String {
 }
 
 /// The topology file for application `app`: the shipped one, with consumers that notice a
-/// vanished member within a second.
+/// vanished member within two seconds. Not one: librdkafka's mock cluster waits up to the
+/// session timeout for the members of a rebalance to join, and a member whose session
+/// expires while its JoinGroup waits is dropped without an answer: its consumer hangs for
+/// `max.poll.interval.ms` (5 minutes). With sessions of 2 s the wait is 1 s (the session
+/// minus a second), shorter than the session.
 fn topology(dir: &TempDir, app: &str, end: &str) -> std::path::PathBuf {
     let src = std::fs::read_to_string(root().join("topologies/distributed-hashtags.toml")).unwrap();
     let src = src
         .replace(
             "group = \"distributed-hashtags\"",
             &format!(
-                "group = \"{app}\"\nend = \"{end}\"\nproperties = {{ \"session.timeout.ms\" = \"1000\", \"heartbeat.interval.ms\" = \"100\" }}"
+                "group = \"{app}\"\nend = \"{end}\"\nproperties = {{ \"session.timeout.ms\" = \"2000\", \"heartbeat.interval.ms\" = \"200\" }}"
             ),
         )
         .replace("# application_id = \"distributed-hashtags\"", &format!("application_id = \"{app}\""))
-        .replace("# session_timeout = \"10s\"", "session_timeout = \"1s\"");
+        .replace("# session_timeout = \"10s\"", "session_timeout = \"2s\"");
     assert!(src.contains(&format!("application_id = \"{app}\"")));
     dir.write(&format!("{app}.toml"), &src)
 }
@@ -125,8 +129,13 @@ fn instance_with(
         report.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    Running::start(args, Stdio::null())
+    Running::start_logging(args, Stdio::null(), Some(LOG))
 }
+
+/// The instances' log level: what each partition went through (assigned, restored, ended,
+/// done) and, while an instance waits for the end of the run, which partitions are not
+/// done; kept when a test fails ([`exit_all`]).
+const LOG: &str = "warn,squall::distributed=info,squall::kafka::spout=info";
 
 fn view(b: &DevBroker, app: &str) -> StatusView {
     read_view(
@@ -138,13 +147,18 @@ fn view(b: &DevBroker, app: &str) -> StatusView {
     .unwrap_or_default()
 }
 
-/// Waits until `pred` holds for the application's status view.
-fn wait_view(b: &DevBroker, app: &str, what: &str, pred: impl Fn(&StatusView) -> bool) {
+/// Waits until `pred` holds for the application's status view; returns that view.
+fn wait_view(
+    b: &DevBroker,
+    app: &str,
+    what: &str,
+    pred: impl Fn(&StatusView) -> bool,
+) -> StatusView {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v = view(b, app);
         if pred(&v) {
-            return;
+            return v;
         }
         assert!(
             Instant::now() < deadline,
@@ -243,6 +257,81 @@ fn exit_ok(i: &mut Running, id: &str) {
     );
 }
 
+/// Waits for every instance of `is` to exit 0. If one does not (or does not exit within
+/// [`EXIT`]), the others are killed, and the whole stderr of every instance (`killed`
+/// ones included: those the test killed itself) and the status topic's view are kept in
+/// a directory that the failure names (it is not removed), then the test fails.
+fn exit_all(b: &DevBroker, app: &str, is: &mut [(String, Running)], killed: &[(String, Running)]) {
+    let mut failure = None;
+    for (k, (id, i)) in is.iter_mut().enumerate() {
+        let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| i.wait_exit(EXIT)));
+        match waited {
+            Ok(s) if s.success() => continue,
+            Ok(s) => failure = Some((k, format!("instance {id} exited with {s}"))),
+            Err(_) => failure = Some((k, format!("instance {id} did not exit within {EXIT:?}"))),
+        }
+        break;
+    }
+    let Some((k, why)) = failure else { return };
+    let status = view(b, app);
+    // Those not waited for yet: stopped, for the rest of their stderr.
+    for (_, i) in is.iter_mut().skip(k + 1) {
+        i.signal("-KILL");
+        let _ = i.wait_exit(Duration::from_secs(10));
+    }
+    keep_and_fail(app, is, killed, &status, &why);
+}
+
+/// Runs `check` (assertions on the outcome of a run whose instances have all exited); if
+/// it fails, keeps the instances' stderr and the status view as [`exit_all`] does.
+fn check_or_keep(
+    b: &DevBroker,
+    app: &str,
+    is: &[(String, Running)],
+    killed: &[(String, Running)],
+    check: impl FnOnce(),
+) {
+    if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+        let why = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        keep_and_fail(app, is, killed, &view(b, app), &why);
+    }
+}
+
+/// Keeps every instance's stderr and the status view in a directory the failure names,
+/// and fails.
+fn keep_and_fail(
+    app: &str,
+    is: &[(String, Running)],
+    killed: &[(String, Running)],
+    status: &StatusView,
+    why: &str,
+) -> ! {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let keep = std::env::temp_dir().join(format!("squall-failed-{app}-{nanos}"));
+    std::fs::create_dir_all(&keep).unwrap();
+    let mut tails = String::new();
+    for (id, i) in is.iter().chain(killed) {
+        let text = i.stderr_text();
+        std::fs::write(keep.join(format!("{id}.stderr")), &text).unwrap();
+        tails.push_str(&format!(
+            "\n--- instance {id}, the end of its stderr ---\n{}\n",
+            crate::support::cli::tail(&text)
+        ));
+    }
+    std::fs::write(keep.join("status.txt"), format!("{status:#?}\n")).unwrap();
+    panic!(
+        "{why}; every instance's stderr and the status topic's view are kept in {}\n{tails}\n--- partitions done ---\n{:?}",
+        keep.display(),
+        status.done
+    );
+}
+
 /// Three instances, 6 input partitions, the input produced once they all hold their
 /// share: each instance ends by itself once the whole input is counted, the final ranking
 /// is the exact truth, and every tweet was acked once over all instances.
@@ -309,12 +398,12 @@ fn three_instances_give_the_exact_answer_and_end_by_themselves() {
         assert!(out.stdout.contains(&format!("\"{id}\"")), "{}", out.stdout);
     }
     let truth = produce(&b, 0, n);
-    for (id, i) in &mut is {
-        exit_ok(i, id);
-    }
-    assert_eq!(final_ranking(&b), top_k(&truth, 10));
-    let acked: u64 = is.iter().map(|(id, _)| acked_by_source(&dir, id)).sum();
-    assert_eq!(acked, n, "tweets acked over the three instances");
+    exit_all(&b, app, &mut is, &[]);
+    check_or_keep(&b, app, &is, &[], || {
+        assert_eq!(final_ranking(&b), top_k(&truth, 10));
+        let acked: u64 = is.iter().map(|(id, _)| acked_by_source(&dir, id)).sum();
+        assert_eq!(acked, n, "tweets acked over the three instances");
+    });
 }
 
 /// SIGKILL of the instance that hosts the global merge, mid-run: the others take its
@@ -335,19 +424,18 @@ fn killing_the_merge_host_mid_run_loses_nothing() {
         .map(|id| (id.to_string(), instance(&b, &dir, &file, id)))
         .collect();
     let merge = format!("{app}-total_rank-repartition");
-    wait_view(&b, app, "a merge host", |v| holders(v, &merge).len() == 1);
-    let host = holders(&view(&b, app), &merge)
-        .into_keys()
-        .next()
-        .unwrap_or_default();
+    // The host named by the view that showed it (a second read may fail under load).
+    let v = wait_view(&b, app, "a merge host", |v| holders(v, &merge).len() == 1);
+    let host = holders(&v, &merge).into_keys().next().unwrap_or_default();
     let victim = is.get_mut(&host).unwrap();
     victim.signal("-KILL");
     let _ = victim.wait_exit(Duration::from_secs(10));
-    is.remove(&host);
-    for (id, i) in &mut is {
-        exit_ok(i, id);
-    }
-    assert_nothing_lost(&final_ranking(&b), &truth);
+    let killed = is.remove_entry(&host).into_iter().collect::<Vec<_>>();
+    let mut is: Vec<(String, Running)> = is.into_iter().collect();
+    exit_all(&b, app, &mut is, &killed);
+    check_or_keep(&b, app, &is, &killed, || {
+        assert_nothing_lost(&final_ranking(&b), &truth)
+    });
 }
 
 /// An instance killed and started again with the same id: its partitions' state comes
@@ -384,8 +472,9 @@ fn a_restarted_instance_restores_its_state_from_the_changelog() {
     }
     a.signal("-KILL");
     let _ = a.wait_exit(Duration::from_secs(10));
-    let mut a = instance(&b, &dir, &file, "a");
-    exit_ok(&mut a, "a");
+    let killed = [("a-killed".to_string(), a)];
+    let mut is = [("a".to_string(), instance(&b, &dir, &file, "a"))];
+    exit_all(&b, app, &mut is, &killed);
     // The killed instance had committed over 1 000 repartition records, so its snapshots
     // covered at least as many: the restarted one resumed after them.
     let total = repartition_records(&b, &topic);
@@ -442,12 +531,12 @@ fn an_instance_that_joins_mid_run_takes_partitions() {
     for (k, c) in produce(&b, n / 2, n) {
         *truth.entry(k).or_insert(0) += c;
     }
-    for (id, i) in &mut is {
-        exit_ok(i, id);
-    }
-    assert_eq!(final_ranking(&b), top_k(&truth, 10));
-    let acked: u64 = is.iter().map(|(id, _)| acked_by_source(&dir, id)).sum();
-    assert_eq!(acked, n, "tweets acked over the four instances");
+    exit_all(&b, app, &mut is, &[]);
+    check_or_keep(&b, app, &is, &[], || {
+        assert_eq!(final_ranking(&b), top_k(&truth, 10));
+        let acked: u64 = is.iter().map(|(id, _)| acked_by_source(&dir, id)).sum();
+        assert_eq!(acked, n, "tweets acked over the four instances");
+    });
     let d = read_report(&dir.join("d.json"));
     let took = d["spouts"]["__counts-repartition-reader"]["emitted"]
         .as_u64()

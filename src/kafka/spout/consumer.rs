@@ -979,8 +979,12 @@ impl Spout for KafkaSpout {
             }
             // Distributed mode: stay in the group (to take over the partitions of an
             // instance that dies) until the whole application is done.
+            // A bounded input that holds no partition (its group never gave it one, or
+            // took them all) has nothing of its own left either: once the application is
+            // done it finishes too, assigned or not.
             let own_done = if self.cfg.end.is_some() {
-                lock(&self.state).finished()
+                let s = lock(&self.state);
+                s.finished() || s.holds_nothing()
             } else {
                 lock(&self.state).pending() == 0
             };

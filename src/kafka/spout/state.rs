@@ -358,6 +358,11 @@ impl SpoutState {
             && self.msgs.is_empty()
     }
 
+    /// No partition assigned and nothing pending (never assigned, or all revoked).
+    pub fn holds_nothing(&self) -> bool {
+        self.parts.is_empty() && self.msgs.is_empty()
+    }
+
     /// Partitions at their end bound with nothing in flight, held or awaiting a retry.
     pub fn ended_partitions(&self) -> Vec<TopicPartition> {
         self.parts
@@ -419,6 +424,24 @@ mod tests {
             Fetched::Emit(id) => id,
             other => panic!("offset {offset}: {other:?}"),
         }
+    }
+
+    /// A bounded spout never assigned is not finished (it may still get partitions) but
+    /// holds nothing; one with a partition or a record in flight holds something.
+    #[test]
+    fn holds_nothing_until_assigned_and_again_once_revoked_and_idle() {
+        let mut s = state(100, None);
+        assert!(s.holds_nothing() && !s.finished());
+        s.assign(tp(), start(0, Some(EndBound::Offset(10))));
+        assert!(!s.holds_nothing());
+        let id = emit(&mut s, 0);
+        s.revoke(&tp());
+        assert!(
+            s.holds_nothing(),
+            "a revoked partition's records are forgotten"
+        );
+        s.ack(id);
+        assert!(s.holds_nothing());
     }
 
     #[test]

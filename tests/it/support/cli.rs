@@ -348,10 +348,23 @@ impl Running {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        Running::start_logging(args, stdout, None)
+    }
+
+    /// [`start`](Self::start) with `SQUALL_LOG` set to `log` (`None`: unset).
+    pub fn start_logging<I, S>(args: I, stdout: Stdio, log: Option<&str>) -> Running
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_squall"));
+        match log {
+            Some(l) => cmd.env("SQUALL_LOG", l),
+            None => cmd.env_remove("SQUALL_LOG"),
+        };
+        let mut child = cmd
             .args(args)
             .current_dir(root())
-            .env_remove("SQUALL_LOG")
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(Stdio::piped())
