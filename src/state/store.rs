@@ -176,6 +176,79 @@ fn state_key(key: &str, txid: u64) -> Vec<u8> {
     [b"state/".as_slice(), key.as_bytes(), &txid.to_be_bytes()].concat()
 }
 
+/// Opens the database at `path`, verified: redb's plain open trusts the file (it reads
+/// the recorded allocator state and the system tree without checking them, and panics on
+/// some damaged pages), so the open runs redb's integrity check instead, as
+/// `Database::check_integrity` does: every page of the committed trees is checked against
+/// its checksum before anything is read from it, and the allocator state is rebuilt from
+/// them. A latest commit that does not verify is rolled back to the one before (every
+/// commit is durable, so that is a consistent state); a file that cannot be repaired is
+/// `Corrupted`.
+fn open_verified(path: &Path) -> Result<Database, redb::DatabaseError> {
+    let rolled_back = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = rolled_back.clone();
+    let db = Database::builder()
+        .set_check_integrity_on_open(true)
+        // The repair reports its progress after each of its scans: 0.3, after the
+        // first, only when the latest commit did not verify and was rolled back.
+        .set_repair_callback(move |session| {
+            let p = session.progress();
+            if p > 0.0 && p < 0.6 {
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .open(path)?;
+    if rolled_back.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "state store {}: a commit that did not verify was rolled back (the file was \
+             damaged); the run resumes from the last sound commit",
+            path.display()
+        );
+    }
+    Ok(db)
+}
+
+/// A redb handle (a transaction, a table) that is forgotten instead of dropped while a
+/// panic unwinds. redb's destructors lock mutexes that a panic inside redb may have
+/// poisoned (a `Table` closing itself locks its transaction's tables), and a destructor
+/// that panics during unwinding aborts the process, past any `catch_unwind`. Forgetting
+/// leaks the handle once: after a panic the store is damaged and not used again.
+struct Held<T>(std::mem::ManuallyDrop<T>);
+
+impl<T> Held<T> {
+    fn new(inner: T) -> Self {
+        Held(std::mem::ManuallyDrop::new(inner))
+    }
+
+    fn into_inner(self) -> T {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the inner value is taken once.
+        unsafe { std::mem::ManuallyDrop::take(&mut this.0) }
+    }
+}
+
+impl<T> std::ops::Deref for Held<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Held<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T> Drop for Held<T> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            // SAFETY: dropped once, here; `self.0` is not used after.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.0) }
+        }
+    }
+}
+
 /// One value write of a commit: full key, txid, encoded value.
 pub type Write = (String, u64, Vec<u8>);
 
@@ -235,21 +308,8 @@ impl Store {
         }
         // Damage (a cut or overwritten file) and a full disk are told apart from other
         // failures (a store open in another process) by `classify`.
-        // redb verifies its pages' checksums in `check_integrity`, not on reads (which
-        // trust the pages: a damaged one can even panic), so the whole file is checked
-        // here. A commit that does not verify is rolled back to the one before (every
-        // commit is durable, so that is a consistent state); a file that cannot be
-        // repaired is damage.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut db = Database::open(&path).map_err(|e| classify(&shown, e.into()))?;
-            match db.check_integrity() {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!(
-                    "state store {shown}: a commit that did not verify was rolled back (the \
-                     file was damaged); the run resumes from the last sound commit"
-                ),
-                Err(e) => return Err(classify(&shown, e.into())),
-            }
+            let db = open_verified(&path).map_err(|e| classify(&shown, e.into()))?;
             let s = Store::init(db, shown.clone(), false)?;
             // Read what a run needs now: the meta values and the batch records.
             s.committed_txid()
@@ -258,10 +318,11 @@ impl Store {
                 .and_then(|_| s.batches_from(0))?;
             Ok(s)
         }));
-        opened.unwrap_or_else(|_| {
-            Err(damaged(
-                "its structure does not hold together (reading it failed)".into(),
-            ))
+        opened.unwrap_or_else(|p| {
+            Err(damaged(format!(
+                "its structure does not hold together (reading it failed: {})",
+                panic_text(&*p)
+            )))
         })
     }
 
@@ -317,20 +378,20 @@ impl Store {
             checksums: fresh,
             damaged: std::sync::OnceLock::new(),
         };
-        let w = s.db()?.begin_write().map_err(|e| s.err(e))?;
+        let w = Held::new(s.db()?.begin_write().map_err(|e| s.err(e))?);
         {
-            let mut m = w.open_table(META).map_err(|e| s.err(e))?;
+            let mut m = Held::new(w.open_table(META).map_err(|e| s.err(e))?);
             if fresh {
                 m.insert(CHECKSUMS, seal(&meta_key(CHECKSUMS), b"xxh3").as_slice())
                     .map_err(|e| s.err(e))?;
             }
-            w.open_table(BATCHES).map_err(|e| s.err(e))?;
-            w.open_table(STATE).map_err(|e| s.err(e))?;
+            Held::new(w.open_table(BATCHES).map_err(|e| s.err(e))?);
+            Held::new(w.open_table(STATE).map_err(|e| s.err(e))?);
         }
-        w.commit().map_err(|e| s.err(e))?;
+        w.into_inner().commit().map_err(|e| s.err(e))?;
         if !fresh {
-            let r = s.db()?.begin_read().map_err(|e| s.err(e))?;
-            let t = r.open_table(META).map_err(|e| s.err(e))?;
+            let r = Held::new(s.db()?.begin_read().map_err(|e| s.err(e))?);
+            let t = Held::new(r.open_table(META).map_err(|e| s.err(e))?);
             s.checksums = t.get(CHECKSUMS).map_err(|e| s.err(e))?.is_some();
             drop(t);
             s.meta(CHECKSUMS)?;
@@ -369,8 +430,8 @@ impl Store {
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         self.guard(|| {
-            let r = self.db()?.begin_read().map_err(|e| self.err(e))?;
-            let t = r.open_table(META).map_err(|e| self.err(e))?;
+            let r = Held::new(self.db()?.begin_read().map_err(|e| self.err(e))?);
+            let t = Held::new(r.open_table(META).map_err(|e| self.err(e))?);
             let stored = t.get(key).map_err(|e| self.err(e))?;
             stored
                 .map(|v| self.unseal(&meta_key(key), v.value()))
@@ -406,13 +467,13 @@ impl Store {
             }),
             Some(_) => Ok(()),
             None => self.guard(|| {
-                let w = self.db()?.begin_write().map_err(|e| self.err(e))?;
+                let w = Held::new(self.db()?.begin_write().map_err(|e| self.err(e))?);
                 {
-                    let mut t = w.open_table(META).map_err(|e| self.err(e))?;
+                    let mut t = Held::new(w.open_table(META).map_err(|e| self.err(e))?);
                     let v = self.sealed(&meta_key("layout"), layout.as_bytes());
                     t.insert("layout", v.as_slice()).map_err(|e| self.err(e))?;
                 }
-                w.commit().map_err(|e| self.err(e))
+                w.into_inner().commit().map_err(|e| self.err(e))
             }),
         }
     }
@@ -449,21 +510,21 @@ impl Store {
             message: format!("cannot encode the component options: {e}"),
         })?;
         self.guard(|| {
-            let w = self.db()?.begin_write().map_err(|e| self.err(e))?;
+            let w = Held::new(self.db()?.begin_write().map_err(|e| self.err(e))?);
             {
-                let mut t = w.open_table(META).map_err(|e| self.err(e))?;
+                let mut t = Held::new(w.open_table(META).map_err(|e| self.err(e))?);
                 let v = self.sealed(&meta_key("options"), &bytes);
                 t.insert("options", v.as_slice()).map_err(|e| self.err(e))?;
             }
-            w.commit().map_err(|e| self.err(e))
+            w.into_inner().commit().map_err(|e| self.err(e))
         })
     }
 
     /// Every value under `prefix`: (key without the prefix, txid, encoded value).
     pub fn load_prefix(&self, prefix: &str) -> Result<Vec<Write>, StateError> {
         self.guard(|| {
-            let r = self.db()?.begin_read().map_err(|e| self.err(e))?;
-            let t = r.open_table(STATE).map_err(|e| self.err(e))?;
+            let r = Held::new(self.db()?.begin_read().map_err(|e| self.err(e))?);
+            let t = Held::new(r.open_table(STATE).map_err(|e| self.err(e))?);
             let mut out = Vec::new();
             for item in t.range(prefix..).map_err(|e| self.err(e))? {
                 let (k, v) = item.map_err(|e| self.err(e))?;
@@ -481,21 +542,21 @@ impl Store {
     /// Records batch `txid` (durably) before it is processed.
     pub fn put_batch(&self, txid: u64, record: &[u8]) -> Result<(), StateError> {
         self.guard(|| {
-            let w = self.db()?.begin_write().map_err(|e| self.err(e))?;
+            let w = Held::new(self.db()?.begin_write().map_err(|e| self.err(e))?);
             {
-                let mut t = w.open_table(BATCHES).map_err(|e| self.err(e))?;
+                let mut t = Held::new(w.open_table(BATCHES).map_err(|e| self.err(e))?);
                 let v = self.sealed(&batch_key(txid), record);
                 t.insert(txid, v.as_slice()).map_err(|e| self.err(e))?;
             }
-            w.commit().map_err(|e| self.err(e))
+            w.into_inner().commit().map_err(|e| self.err(e))
         })
     }
 
     /// Batch records with a txid ≥ `from`, in txid order.
     pub fn batches_from(&self, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StateError> {
         self.guard(|| {
-            let r = self.db()?.begin_read().map_err(|e| self.err(e))?;
-            let t = r.open_table(BATCHES).map_err(|e| self.err(e))?;
+            let r = Held::new(self.db()?.begin_read().map_err(|e| self.err(e))?);
+            let t = Held::new(r.open_table(BATCHES).map_err(|e| self.err(e))?);
             let mut out = Vec::new();
             for item in t.range(from..).map_err(|e| self.err(e))? {
                 let (k, v) = item.map_err(|e| self.err(e))?;
@@ -518,31 +579,34 @@ impl Store {
             });
         }
         self.guard(|| {
-            let w = self.db()?.begin_write().map_err(|e| self.err(e))?;
+            let w = Held::new(self.db()?.begin_write().map_err(|e| self.err(e))?);
             {
-                let mut t = w.open_table(STATE).map_err(|e| self.err(e))?;
+                let mut t = Held::new(w.open_table(STATE).map_err(|e| self.err(e))?);
                 for (k, tx, v) in writes {
                     let v = self.sealed(&state_key(k, *tx), v);
                     t.insert(k.as_str(), (*tx, v.as_slice()))
                         .map_err(|e| self.err(e))?;
                 }
-                let mut m = w.open_table(META).map_err(|e| self.err(e))?;
+                let mut m = Held::new(w.open_table(META).map_err(|e| self.err(e))?);
                 let v = self.sealed(&meta_key("committed_txid"), &txid.to_be_bytes());
                 m.insert("committed_txid", v.as_slice())
                     .map_err(|e| self.err(e))?;
-                let mut b = w.open_table(BATCHES).map_err(|e| self.err(e))?;
+                let mut b = Held::new(w.open_table(BATCHES).map_err(|e| self.err(e))?);
                 b.retain_in(..txid, |_, _| false).map_err(|e| self.err(e))?;
             }
-            w.commit().map_err(|e| self.err(e))
+            w.into_inner().commit().map_err(|e| self.err(e))
         })
     }
 }
 
 impl Drop for Store {
-    /// Closing a damaged database can panic in redb too (it finishes a commit whose
-    /// pages do not add up): the panic is caught, the file left as it is.
+    /// A store redb panicked on is not closed: closing writes to the file (the allocator
+    /// state) and can panic again; its handle is forgotten, the file left as it is. Closing
+    /// any other store can still panic in redb on damage found late: the panic is caught.
     fn drop(&mut self) {
-        if let Some(db) = self.db.take()
+        if self.damaged.get().is_some() {
+            std::mem::forget(self.db.take());
+        } else if let Some(db) = self.db.take()
             && let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(db)))
         {
             tracing::warn!(path = %self.path, "closing the state store failed: {}", panic_text(&*p));
@@ -866,9 +930,40 @@ mod tests {
         assert!(caught > 0, "no flip was found: the test tests nothing");
     }
 
+    /// Damaged state files kept in `tests/fuzz-corpus/state/` (files that made redb panic
+    /// when it opened them unverified): each opens and works, or is refused as damaged
+    /// by the verified open, without redb panicking on it.
+    #[test]
+    fn fuzz_corpus_state_files_are_an_error_or_harmless() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-corpus/state");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|f| f.unwrap_or_else(|e| panic!("{e}")).path())
+            .filter(|p| p.extension().is_some_and(|e| e == "redb"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{} has no .redb file", dir.display());
+        for f in files {
+            let bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("{e}"));
+            match std::panic::catch_unwind(|| open_and_use(&bytes)) {
+                Err(_) => panic!("{}: a panic", f.display()),
+                // The guard's error: redb panicked on the file (and the panic was caught).
+                Ok(Err(StateError::Damaged { detail, .. }))
+                    if detail.contains("reading it failed") =>
+                {
+                    panic!("{}: redb panicked: {detail}", f.display())
+                }
+                Ok(Ok(())) | Ok(Err(StateError::Damaged { .. })) => {}
+                Ok(Err(e)) => panic!("{}: not refused as damaged: {e}", f.display()),
+            }
+        }
+    }
+
     /// Fuzz property (see `crate::fuzz_support`): a real state file cut, bit-flipped or
     /// overwritten anywhere either opens (and then reads and commits as a store) or
-    /// gives a typed error, never a panic.
+    /// gives a typed error, never a panic, never an abort. Random cases each run (a seed
+    /// from `PROPTEST_RNG_SEED` when set); `SQUALL_STATE_FUZZ_DUMP=FILE` writes each case
+    /// to FILE before it is tried, so that a case that kills the process is left behind.
     #[test]
     fn fuzz_damaged_state_files_give_an_error_never_a_panic() {
         use crate::fuzz_support::{byte_mutation, config, mutate_bytes};
@@ -876,16 +971,8 @@ mod tests {
         use proptest::test_runner::TestRunner;
 
         let good = a_real_state_file();
-        // The default run takes fixed cases: one damaged file in a few thousand still
-        // aborts the process (redb panics while unwinding, see docs/reliability.md), and
-        // the suite must not flake on it. A campaign (`PROPTEST_CASES`) takes random ones.
-        let rng_seed = match std::env::var_os("PROPTEST_CASES") {
-            Some(_) => proptest::test_runner::RngSeed::Random,
-            None => proptest::test_runner::RngSeed::Fixed(26),
-        };
         let mut runner = TestRunner::new(proptest::test_runner::Config {
             source_file: Some(file!()),
-            rng_seed,
             ..config(32)
         });
         let strategy = (
@@ -903,6 +990,10 @@ mod tests {
                 }
             }
             // Any outcome but a panic: the runner fails the case on a panic.
+            // A campaign that could abort keeps the case it is on (the abort leaves it).
+            if let Some(dump) = std::env::var_os("SQUALL_STATE_FUZZ_DUMP") {
+                std::fs::write(&dump, &bytes).unwrap_or_else(|e| panic!("dump: {e}"));
+            }
             let _ = open_and_use(&bytes);
             Ok(())
         });

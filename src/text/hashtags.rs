@@ -71,9 +71,13 @@ fn already_normal(raw: &str) -> Option<&str> {
 /// Normalizes a hashtag taken from tweet entities (`entities.hashtags[].tag` or `.text`):
 /// the API already delimited it, and Twitter keeps some punctuation inside hashtags
 /// (`col·legi`, `ラブライブ・サンシャイン`), so it is only trimmed, stripped of a leading
-/// `#`/`＃` and lowercased per character, never cut at a non-word character.
+/// `#`/`＃` and lowercased per character, never cut at a non-word character. Whitespace
+/// and hashes are stripped together (`"# #x"` is `x`), so a normalized tag normalizes to
+/// itself.
 pub fn normalize_entity_tag(raw: &str) -> Option<String> {
-    let body = raw.trim().trim_start_matches(is_hash);
+    let body = raw
+        .trim_start_matches(|c: char| c.is_whitespace() || is_hash(c))
+        .trim_end();
     if body.is_empty() {
         return None;
     }

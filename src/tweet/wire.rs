@@ -5,7 +5,9 @@
 //! that [`parse_line`] reads back to the same `Tweet`.
 //!
 //! Parsing rules:
-//! - v2 (`{"data":…}`): username from `includes.users` matched by `author_id`;
+//! - v2 (`{"data":…}`): username from `includes.users` matched by `author_id`
+//!   (without an `author_id`: from a user without an `id`, which is how
+//!   [`to_v2_json`] writes an author whose id is not known);
 //!   hashtags from `data.entities.hashtags[].tag`; `rule_tags` from
 //!   `matching_rules[].tag` (the rule id when a rule has no tag). The text is
 //!   kept as sent (v2 retweets keep their `RT @user:` prefix).
@@ -370,14 +372,16 @@ impl<'a> RawMessage<'a> {
             .ok_or(ParseError::MissingField("data.text"))?
             .into_string();
         let author_id = data.author_id.map(|a| a.0);
-        let author = match (&author_id, self.includes.and_then(|i| i.users)) {
-            (Some(aid), Some(users)) => users
+        // The author is the user whose id is `author_id`; a tweet without an
+        // `author_id` (a v1.1 user with a screen name and no id, rendered by
+        // `to_v2_json`) has its author as a user without an id.
+        let author = self.includes.and_then(|i| i.users).and_then(|users| {
+            users
                 .into_iter()
-                .find(|u| u.id.as_ref().is_some_and(|id| id.0 == *aid))
+                .find(|u| u.id.as_ref().map(|id| &id.0) == author_id.as_ref())
                 .and_then(|u| u.username)
-                .map(Str::into_string),
-            _ => None,
-        };
+                .map(Str::into_string)
+        });
         let hashtags = hashtags_of(data.entities, &text);
         let rule_tags = self
             .matching_rules
@@ -536,7 +540,9 @@ struct OutData<'a> {
 
 #[derive(Serialize)]
 struct OutUser<'a> {
-    id: &'a str,
+    /// Absent when the author's id is not known (see [`to_v2_json`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
     name: &'a str,
     username: &'a str,
 }
@@ -605,18 +611,18 @@ fn hashtag_entities(tweet: &Tweet) -> Vec<OutHashtag<'_>> {
 /// Renders `tweet` as one v2 filtered-stream message line (no line ending).
 ///
 /// `parse_line(to_v2_json(t))` gives back `t` provided its hashtags are
-/// normalized and `author` is only set together with `author_id`.
+/// normalized. The author is written as the API does, a user in
+/// `includes.users` whose `id` is `author_id`; an author whose id is not known
+/// (a v1.1 `user` with a `screen_name` and no `id`) is a user without an `id`,
+/// and the tweet has no `author_id`.
 pub fn to_v2_json(tweet: &Tweet) -> String {
-    let includes = match (&tweet.author_id, &tweet.author) {
-        (Some(id), Some(username)) => Some(OutIncludes {
-            users: [OutUser {
-                id,
-                name: username,
-                username,
-            }],
-        }),
-        _ => None,
-    };
+    let includes = tweet.author.as_deref().map(|username| OutIncludes {
+        users: [OutUser {
+            id: tweet.author_id.as_deref(),
+            name: username,
+            username,
+        }],
+    });
     let msg = OutMessage {
         data: OutData {
             id: &tweet.id,
@@ -743,6 +749,53 @@ mod tests {
         let t = tweet(line);
         assert_eq!(t.author_id.as_deref(), Some("9"));
         assert_eq!(t.author, None);
+    }
+
+    /// Found by `fuzz_parse_line_near_valid`: a v1.1 user with a `screen_name` and no
+    /// `id`/`id_str` gives a tweet with an author and no author id, which `to_v2_json`
+    /// wrote without the author.
+    #[test]
+    fn v11_user_without_id_keeps_its_author_through_v2() {
+        let mut v: serde_json::Value = serde_json::from_str(V11_SHORT).unwrap();
+        let user = v["user"].as_object_mut().unwrap();
+        user.remove("id");
+        user.remove("id_str");
+        let t = tweet(&v.to_string());
+        assert_eq!(t.author_id, None);
+        assert_eq!(t.author.as_deref(), Some("stream_tester"));
+        let line = to_v2_json(&t);
+        assert!(!line.contains("author_id"), "{line}");
+        assert_eq!(tweet(&line), t, "line: {line}");
+        // An id without a screen name: no user at all.
+        let no_name = r#"{"id_str":"5","text":"x","user":{"id_str":"7"}}"#;
+        let t = tweet(no_name);
+        assert_eq!(
+            (t.author_id.as_deref(), t.author.as_deref()),
+            (Some("7"), None)
+        );
+        assert_eq!(tweet(&to_v2_json(&t)), t);
+    }
+
+    /// A v2 message without `author_id` takes its author from a user without an `id`
+    /// (never from a user that has one).
+    #[test]
+    fn v2_author_without_an_id() {
+        let line = r#"{"data":{"id":"1","text":"x"},"includes":{"users":[{"id":"8","username":"other"},{"username":"anon"}]}}"#;
+        let t = tweet(line);
+        assert_eq!((t.author_id, t.author.as_deref()), (None, Some("anon")));
+        let line = r#"{"data":{"id":"1","text":"x"},"includes":{"users":[{"id":"8","username":"other"}]}}"#;
+        assert_eq!(tweet(line).author, None);
+    }
+
+    /// Found by `fuzz_parse_line_near_valid`: an entity tag with whitespace after its
+    /// `#` normalized to a tag starting with that whitespace, which normalized again
+    /// (read back from `to_v2_json`) without it.
+    #[test]
+    fn entity_tags_normalize_to_themselves() {
+        let line = r##"{"data":{"id":"1","text":"x","entities":{"hashtags":[{"tag":"#\u000b\u000e"},{"tag":"# #Rust"},{"tag":" ＃ Ünï "}]}}}"##;
+        let t = tweet(line);
+        assert_eq!(t.hashtags, ["\u{e}", "rust", "ünï"]);
+        assert_eq!(tweet(&to_v2_json(&t)), t);
     }
 
     #[test]
@@ -1151,13 +1204,15 @@ mod tests {
                 .map(|_| PIECES[rng.below(PIECES.len())])
                 .collect::<Vec<_>>()
                 .join(if rng.below(2) == 0 { " " } else { ", " });
-            let with_author = rng.below(3) > 0;
+            // An author id and a username each, both or neither (a v1.1 user can
+            // lack either).
+            let author = rng.below(4);
             let t = Tweet {
                 id: i.to_string(),
                 hashtags: extract_hashtags(&text),
                 text,
-                author_id: with_author.then(|| format!("{}", rng.below(1000))),
-                author: with_author.then(|| format!("user{}", rng.below(1000))),
+                author_id: (author & 1 == 1).then(|| format!("{}", rng.below(1000))),
+                author: (author & 2 == 2).then(|| format!("user{}", rng.below(1000))),
                 created_at: (rng.below(2) == 0).then(|| "2024-01-01T00:00:00.001Z".into()),
                 lang: (rng.below(2) == 0).then(|| "en".into()),
                 rule_tags: (0..rng.below(3)).map(|k| format!("rule {k}")).collect(),
