@@ -74,7 +74,7 @@ pub fn set_token_env() {
     });
 }
 
-/// The example bodies (`/work/shared/twitter-api-examples`).
+/// Error bodies as the X API sends them (its documented examples).
 pub const BODY_401: &str =
     r#"{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}"#;
 pub const BODY_403: &str = r#"{"client_id":"12345678","detail":"When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a Twitter developer App that is attached to a Project. You can create a project via the developer portal.","registration_url":"https://developer.twitter.com/en/docs/projects/overview","title":"Client Forbidden","required_enrollment":"Appropriate Level of API Access","reason":"client-not-enrolled","type":"https://api.twitter.com/2/problems/client-forbidden"}"#;
