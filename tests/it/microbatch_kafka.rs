@@ -14,6 +14,7 @@ use crate::support::cli::{
     HASHTAG_BOLTS, TempDir, generator_hashtag_counts, read_report, squall, tail,
 };
 use crate::support::http::{get, serve_args, wait_for};
+use crate::support::kafka::count_errors;
 use crate::support::state::committed_counts;
 
 const TWEETS: u64 = 20_000;
@@ -167,18 +168,7 @@ fn counts_are_exactly_once_across_failed_batches_and_two_sigkills() {
     let truth = generator_hashtag_counts(SEED, TWEETS);
     let counts: BTreeMap<String, u64> = counts.into_iter().collect();
     let truth: BTreeMap<String, u64> = truth.into_iter().collect();
-    let wrong: Vec<String> = truth
-        .iter()
-        .filter(|(k, v)| counts.get(*k) != Some(v))
-        .map(|(k, v)| format!("{k}: counted {:?}, truth {v}", counts.get(k)))
-        .chain(
-            counts
-                .keys()
-                .filter(|k| !truth.contains_key(*k))
-                .map(|k| format!("{k}: counted, not in the input")),
-        )
-        .take(10)
-        .collect();
+    let wrong = count_errors(&counts, &truth);
     assert!(
         wrong.is_empty(),
         "persisted counts differ from the truth ({} keys):\n{}",
