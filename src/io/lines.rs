@@ -13,6 +13,8 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
+use crate::data::columns::StrColumn;
+
 /// Default maximum line length: 1 MiB.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
@@ -264,61 +266,126 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// Reads the next line or anomaly; `Ok(None)` at end of stream. A final line
     /// without a terminator is returned like any other line.
     pub async fn next_line(&mut self) -> Result<Option<LineEvent>, io::Error> {
+        self.next_with(decode).await
+    }
+
+    /// Reads the next line or anomaly into `lines` (a line, or a line with replacement
+    /// characters, is appended as one row; nothing else is); `Ok(None)` at end of
+    /// stream. No allocation per line: the lines of many reads share one arena.
+    pub async fn next_line_into(
+        &mut self,
+        lines: &mut StrColumn,
+    ) -> Result<Option<LineKind>, io::Error> {
+        self.next_with(|bytes, mode| decode_into(bytes, mode, lines))
+            .await
+    }
+
+    /// The framing loop of both `next_*` methods: `take` turns the bytes of a line into
+    /// what is returned.
+    async fn next_with<E: Classify>(
+        &mut self,
+        mut take: impl FnMut(&[u8], InvalidUtf8) -> E,
+    ) -> Result<Option<E>, io::Error> {
         loop {
             let available = self.inner.fill_buf().await?;
             if available.is_empty() {
-                return Ok(self.finish_at_eof());
+                return Ok(self.finish_at_eof(take));
             }
             let (framed, used) = self.framer.feed(available);
             let event = framed.map(|f| match f {
-                Framed::Direct(len) => decode(&available[..len], self.opts.invalid_utf8),
+                Framed::Direct(len) => take(&available[..len], self.opts.invalid_utf8),
                 Framed::Buffered => {
-                    let e = decode(&self.framer.buf, self.opts.invalid_utf8);
+                    let e = take(&self.framer.buf, self.opts.invalid_utf8);
                     self.framer.buf.clear();
                     e
                 }
-                Framed::Oversized(bytes) => LineEvent::Oversized { bytes },
+                Framed::Oversized(bytes) => E::oversized(bytes),
             });
             self.inner.consume(used);
             self.stats.bytes = self.stats.bytes.saturating_add(used as u64);
             if let Some(event) = event {
-                self.count(&event);
+                self.count(event.kind());
                 return Ok(Some(event));
             }
         }
     }
 
     /// Flushes a final unterminated line.
-    fn finish_at_eof(&mut self) -> Option<LineEvent> {
+    fn finish_at_eof<E: Classify>(
+        &mut self,
+        take: impl FnOnce(&[u8], InvalidUtf8) -> E,
+    ) -> Option<E> {
         let event = match self.framer.finish()? {
-            Framed::Oversized(bytes) => LineEvent::Oversized { bytes },
+            Framed::Oversized(bytes) => E::oversized(bytes),
             Framed::Direct(_) | Framed::Buffered => {
-                let e = decode(&self.framer.buf, self.opts.invalid_utf8);
+                let e = take(&self.framer.buf, self.opts.invalid_utf8);
                 self.framer.buf.clear();
                 e
             }
         };
-        self.count(&event);
+        self.count(event.kind());
         Some(event)
     }
 
-    fn count(&mut self, event: &LineEvent) {
+    fn count(&mut self, kind: LineKind) {
         let s = &mut self.stats;
-        match event {
-            LineEvent::Line(_) => s.lines += 1,
-            LineEvent::Oversized { bytes } => {
+        match kind {
+            LineKind::Line => s.lines += 1,
+            LineKind::Oversized { bytes } => {
                 s.oversized += 1;
                 tracing::debug!(bytes, "skipped oversized line");
             }
-            LineEvent::InvalidUtf8Replaced(_) => {
+            LineKind::InvalidUtf8Replaced => {
                 s.lines += 1;
                 s.invalid_utf8 += 1;
             }
-            LineEvent::InvalidUtf8Skipped => {
+            LineKind::InvalidUtf8Skipped => {
                 s.invalid_utf8 += 1;
                 tracing::debug!("skipped line with invalid UTF-8");
             }
         }
+    }
+}
+
+/// What [`LineReader::next_line_into`] found: a [`LineEvent`] without the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// A valid UTF-8 line (appended).
+    Line,
+    /// A line longer than `max_line_bytes` was skipped (nothing appended).
+    Oversized { bytes: u64 },
+    /// A line with invalid UTF-8, appended with replacement characters.
+    InvalidUtf8Replaced,
+    /// A line with invalid UTF-8 was dropped (nothing appended).
+    InvalidUtf8Skipped,
+}
+
+/// The kind of what a `next_*` method returns.
+trait Classify {
+    fn kind(&self) -> LineKind;
+    fn oversized(bytes: u64) -> Self;
+}
+
+impl Classify for LineEvent {
+    fn kind(&self) -> LineKind {
+        match self {
+            LineEvent::Line(_) => LineKind::Line,
+            LineEvent::Oversized { bytes } => LineKind::Oversized { bytes: *bytes },
+            LineEvent::InvalidUtf8Replaced(_) => LineKind::InvalidUtf8Replaced,
+            LineEvent::InvalidUtf8Skipped => LineKind::InvalidUtf8Skipped,
+        }
+    }
+    fn oversized(bytes: u64) -> Self {
+        LineEvent::Oversized { bytes }
+    }
+}
+
+impl Classify for LineKind {
+    fn kind(&self) -> LineKind {
+        *self
+    }
+    fn oversized(bytes: u64) -> Self {
+        LineKind::Oversized { bytes }
     }
 }
 
@@ -457,6 +524,24 @@ impl LineSplitter {
             }
             chunk = &chunk[used..];
         }
+    }
+}
+
+/// Appends line bytes (terminator already removed) to `lines` as [`decode`] would
+/// make its event.
+fn decode_into(bytes: &[u8], mode: InvalidUtf8, lines: &mut StrColumn) -> LineKind {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            lines.push(s);
+            LineKind::Line
+        }
+        Err(_) => match mode {
+            InvalidUtf8::Replace => {
+                lines.push(&String::from_utf8_lossy(bytes));
+                LineKind::InvalidUtf8Replaced
+            }
+            InvalidUtf8::Skip => LineKind::InvalidUtf8Skipped,
+        },
     }
 }
 
@@ -1037,6 +1122,35 @@ mod tests {
                 let oversized = want.iter().filter(|e| matches!(e, LineEvent::Oversized { .. })).count();
                 prop_assert_eq!(stats.oversized, oversized as u64);
                 prop_assert_eq!(got, want);
+            }
+
+            /// Lines read into a column are the lines `next_line` returns, with the same
+            /// anomalies and counts.
+            #[test]
+            fn fuzz_lines_into_a_column_match_next_line((data, max, sizes, cap) in input(), skip: bool) {
+                let mode = if skip { InvalidUtf8::Skip } else { InvalidUtf8::Replace };
+                let o = opts(max, mode);
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let (got, kinds, stats) = rt.block_on(async {
+                    let mut r = LineReader::with_capacity(Chunked::new(&data, &sizes), o, cap);
+                    let mut col = StrColumn::default();
+                    let mut kinds = Vec::new();
+                    while let Some(k) = r.next_line_into(&mut col).await? {
+                        kinds.push(k);
+                    }
+                    Ok::<_, io::Error>((col, kinds, r.stats()))
+                }).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let want = reference(&data, o);
+                let want_lines: Vec<&str> = want.iter().filter_map(|e| match e {
+                    LineEvent::Line(l) | LineEvent::InvalidUtf8Replaced(l) => Some(l.as_str()),
+                    _ => None,
+                }).collect();
+                prop_assert_eq!(got.iter().collect::<Vec<_>>(), want_lines.clone());
+                prop_assert_eq!(kinds, want.iter().map(Classify::kind).collect::<Vec<_>>());
+                prop_assert_eq!(stats.bytes, data.len() as u64);
+                prop_assert_eq!(stats.lines, want_lines.len() as u64);
             }
 
             #[test]

@@ -15,9 +15,10 @@ use crate::component::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::component::{
     ComponentResult, FatalHandle, OutputDeclarer, Spout, SpoutStatus, SpoutWaker, TaskContext,
 };
+use crate::data::columns::StrColumn;
 use crate::data::tuple::Fields;
 use crate::io::backoff::{Backoff, BackoffConfig};
-use crate::io::lines::{InvalidUtf8, LineEvent, LineOptions, LineReader};
+use crate::io::lines::{InvalidUtf8, LineKind, LineOptions, LineReader};
 use crate::log_throttle::LogThrottle;
 
 /// Options of the `socket` spout.
@@ -83,9 +84,10 @@ impl SpoutConfig for SocketSpoutConfig {
 
 pub struct SocketSpout {
     cfg: SocketSpoutConfig,
-    lines: Option<mpsc::Receiver<Vec<String>>>,
-    /// The batch being emitted.
-    current: std::vec::IntoIter<String>,
+    lines: Option<mpsc::Receiver<StrColumn>>,
+    /// The batch being emitted, and its next line.
+    current: StrColumn,
+    next: usize,
     reader: Option<tokio::task::JoinHandle<()>>,
     buffer: ReplayBuffer<String>,
     closed: bool,
@@ -97,7 +99,8 @@ impl SocketSpout {
         SocketSpout {
             cfg,
             lines: None,
-            current: Vec::new().into_iter(),
+            current: StrColumn::default(),
+            next: 0,
             reader: None,
             buffer: ReplayBuffer::new(max_retries),
             closed: false,
@@ -114,15 +117,20 @@ struct Counters {
 }
 
 /// Lines handed from the reader task to the spout at once: the lines of one read, up
-/// to this many. One channel message and one wake-up per batch, not per line.
+/// to this many, in one arena. One channel message, one wake-up and one allocation per
+/// batch, not per line.
 const LINE_BATCH: usize = 256;
+
+fn new_batch() -> StrColumn {
+    StrColumn::with_capacity(LINE_BATCH, LINE_BATCH * 128)
+}
 
 /// Connects, reads lines into `tx` (in batches), reconnects per the options; ends
 /// (dropping `tx`) when the server closes and `reconnect` is off. A server that cannot be
 /// reached with `reconnect` off fails the run (`fatal`).
 async fn read_loop(
     cfg: SocketSpoutConfig,
-    tx: mpsc::Sender<Vec<String>>,
+    tx: mpsc::Sender<StrColumn>,
     waker: Option<SpoutWaker>,
     c: Counters,
     fatal: FatalHandle,
@@ -136,7 +144,7 @@ async fn read_loop(
         max_line_bytes: cfg.max_line_bytes,
         invalid_utf8: cfg.invalid_utf8,
     };
-    let send = |batch: Vec<String>| {
+    let send = |batch: StrColumn| {
         let tx = tx.clone();
         let waker = waker.clone();
         async move {
@@ -153,27 +161,23 @@ async fn read_loop(
                 c.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%addr, "socket spout connected");
                 let mut reader = LineReader::new(stream, opts);
-                let mut batch = Vec::with_capacity(LINE_BATCH);
+                let mut batch = new_batch();
                 loop {
-                    let event = reader.next_line().await;
+                    let event = reader.next_line_into(&mut batch).await;
                     let closed = match event {
-                        Ok(Some(LineEvent::Line(l))) => {
-                            batch.push(l);
-                            false
-                        }
-                        Ok(Some(LineEvent::InvalidUtf8Replaced(l))) => {
+                        Ok(Some(LineKind::Line)) => false,
+                        Ok(Some(LineKind::InvalidUtf8Replaced)) => {
                             c.invalid.fetch_add(1, Ordering::Relaxed);
-                            batch.push(l);
                             false
                         }
-                        Ok(Some(LineEvent::Oversized { bytes })) => {
+                        Ok(Some(LineKind::Oversized { bytes })) => {
                             c.oversized.fetch_add(1, Ordering::Relaxed);
                             if let Some(n) = c.oversized_log.hit() {
                                 tracing::warn!(%addr, bytes, max = cfg.max_line_bytes, "oversized line skipped{n}");
                             }
                             false
                         }
-                        Ok(Some(LineEvent::InvalidUtf8Skipped)) => {
+                        Ok(Some(LineKind::InvalidUtf8Skipped)) => {
                             c.invalid.fetch_add(1, Ordering::Relaxed);
                             false
                         }
@@ -191,7 +195,7 @@ async fn read_loop(
                         && (closed || batch.len() >= LINE_BATCH || !reader.has_buffered())
                     {
                         backoff.reset();
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(LINE_BATCH));
+                        let full = std::mem::replace(&mut batch, new_batch());
                         if !send(full).await {
                             return;
                         }
@@ -255,32 +259,31 @@ impl Spout for SocketSpout {
         if let Some(status) = self.buffer.emit_retry(out, |l| line_values(l)) {
             return status;
         }
-        let line = match self.current.next() {
-            Some(line) => line,
-            None => {
-                let Some(rx) = &mut self.lines else {
-                    return SpoutStatus::Exhausted;
-                };
-                match rx.try_recv() {
-                    Ok(batch) => {
-                        self.current = batch.into_iter();
-                        match self.current.next() {
-                            Some(line) => line,
-                            None => return SpoutStatus::Idle,
-                        }
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => return SpoutStatus::Idle,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        self.closed = true;
-                        return if self.buffer.has_retries() {
-                            SpoutStatus::Idle
-                        } else {
-                            SpoutStatus::Exhausted
-                        };
+        if self.next >= self.current.len() {
+            let Some(rx) = &mut self.lines else {
+                return SpoutStatus::Exhausted;
+            };
+            match rx.try_recv() {
+                Ok(batch) => {
+                    self.current = batch;
+                    self.next = 0;
+                    if self.current.is_empty() {
+                        return SpoutStatus::Idle;
                     }
                 }
+                Err(mpsc::error::TryRecvError::Empty) => return SpoutStatus::Idle,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.closed = true;
+                    return if self.buffer.has_retries() {
+                        SpoutStatus::Idle
+                    } else {
+                        SpoutStatus::Exhausted
+                    };
+                }
             }
-        };
+        }
+        let line = self.current.get(self.next).to_string();
+        self.next += 1;
         self.buffer.emit_new(line, out, |l| line_values(l));
         SpoutStatus::Emitted
     }
