@@ -1,6 +1,6 @@
 //! `count`: running counts per key (fields-grouped), emitting `(key, count)` on each update.
 
-use std::collections::HashMap;
+use crate::data::hash::FastMap as HashMap;
 use std::sync::Arc;
 
 use compact_str::CompactString;
@@ -37,7 +37,7 @@ impl BoltConfig for CountConfig {
         Ok(Arc::new(move || {
             Box::new(CountBolt {
                 field: cfg.field.clone(),
-                counts: HashMap::new(),
+                counts: HashMap::default(),
                 state: None,
                 batch: BatchCounts::default(),
             })

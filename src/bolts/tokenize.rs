@@ -46,6 +46,7 @@ impl BoltConfig for TokenizeConfig {
                 cfg: cfg.clone(),
                 keep: None,
                 search: None,
+                buf: String::new(),
             })
         }))
     }
@@ -60,6 +61,8 @@ pub struct TokenizeBolt {
     /// When every word the filter keeps starts with one of a few characters: finds the
     /// tokens starting with them without tokenizing the rest of the text.
     search: Option<PrefixedTokens>,
+    /// Scratch space for lowercasing, kept from one input to the next.
+    buf: String,
 }
 
 impl TokenizeBolt {
@@ -143,12 +146,13 @@ impl Bolt for TokenizeBolt {
             .into());
         };
         let mut res = Ok(());
-        let mut buf = String::new();
+        let mut buf = std::mem::take(&mut self.buf);
         self.words(text, &mut buf, |w| {
             if res.is_ok() {
                 res = out.emit(crate::values![w]);
             }
         });
+        self.buf = buf;
         res
     }
 }

@@ -323,7 +323,7 @@ impl SpoutCollector<'_> {
             self.outbox.emit(sid, values, &[], direct)?;
             o.push(due.unwrap_or(self.tracker.now));
             if let Some(id) = msg_id {
-                self.tracker.immediate.push((id, true));
+                self.tracker.immediate.push((id, true, 1));
             }
             return Ok(());
         }
@@ -337,7 +337,7 @@ impl SpoutCollector<'_> {
                 // Acking off: the tuple counts as done once emitted.
                 self.outbox.emit(sid, values, &[], direct)?;
                 self.outbox.flush_full();
-                self.tracker.immediate.push((msg_id, true));
+                self.tracker.immediate.push((msg_id, true, 1));
             }
             Some(_) => {
                 let root = root_id(self.outbox.next_id(), self.slot);
@@ -347,15 +347,75 @@ impl SpoutCollector<'_> {
                 if acc.get() != 0 {
                     let deadline = self.tracker.now_ms + self.timeout_ms;
                     let at = due.unwrap_or(self.tracker.now);
-                    self.tracker.track(root, msg_id, at, acc.get(), deadline);
+                    self.tracker.track(root, msg_id, at, acc.get(), deadline, 1);
                 } else {
                     // Nothing subscribed: the tree is complete at once.
-                    self.tracker.immediate.push((msg_id, true));
+                    self.tracker.immediate.push((msg_id, true, 1));
                 }
                 self.outbox.flush_full();
             }
         }
         Ok(())
+    }
+
+    /// Emits several tuples on the default stream as ONE message: with a message id (and
+    /// acking on) they form one tree, and the spout is told `ack(id)` once every tuple's
+    /// tree is done, or `fail(id)` if any failed or timed out. For a source whose unit of
+    /// reading holds many messages (the lines of one read): one ledger entry, one timeout
+    /// and one outcome for all of them. Counts (acked, failed, pending) are in tuples.
+    /// Returns the number of tuples emitted; an error emits nothing further (the tuples
+    /// already emitted stay in the tree).
+    pub fn emit_message<I>(&mut self, tuples: I, msg_id: Option<u64>) -> ComponentResult<usize>
+    where
+        I: IntoIterator,
+        I::Item: Into<Values>,
+    {
+        let sid = self.outbox.stream_id(None)?;
+        let tracked = msg_id.filter(|_| self.ledger.is_some() && self.tracker.origins.is_none());
+        let root = tracked.map(|_| root_id(self.outbox.next_id(), self.slot));
+        let acc = Cell::new(0u64);
+        let anchor = [Anchor {
+            root: root.unwrap_or(0),
+            edge: 0,
+        }];
+        let parents: &[crate::task::outbox::Parent<'_>] = match root {
+            Some(_) => &[(&anchor, &acc)],
+            None => &[],
+        };
+        let mut n = 0u32;
+        let mut res = Ok(());
+        for values in tuples {
+            let values = values.into();
+            if let Some(t) = &mut self.time {
+                self.outbox.event_time = t.time_of(self.outbox, sid, &values);
+            }
+            let r = self.outbox.emit(sid, values, parents, None);
+            self.outbox.event_time = crate::data::tuple::NO_TIME;
+            if let Err(e) = r {
+                res = Err(e);
+                break;
+            }
+            if let Some(o) = &mut self.tracker.origins {
+                o.push(self.tracker.now);
+            }
+            n += 1;
+        }
+        if let Some(msg_id) = msg_id {
+            match root {
+                Some(root) if acc.get() != 0 => {
+                    let deadline = self.tracker.now_ms + self.timeout_ms;
+                    let now = self.tracker.now;
+                    self.tracker
+                        .track(root, msg_id, now, acc.get(), deadline, n);
+                }
+                // Acking off, micro-batch mode, nothing subscribed or nothing emitted:
+                // done once emitted.
+                _ => self.tracker.immediate.push((msg_id, true, n)),
+            }
+        }
+        self.outbox.flush_full();
+        res?;
+        Ok(n as usize)
     }
 
     /// Micro-batch mode: tuples emitted into the batch being cut.
@@ -366,19 +426,21 @@ impl SpoutCollector<'_> {
             .map_or(0, |o| o.len() as usize)
     }
 
-    /// In-flight tuple trees of this task.
+    /// This task's spout tuples whose trees are in flight.
     pub fn pending(&self) -> usize {
-        self.tracker.pending.len()
+        self.tracker.pending.tuples()
     }
 
-    /// How many more tuple trees this task may start now: `max_spout_pending` less the
-    /// trees in flight (`usize::MAX` where trees are not tracked: acking off, micro-batch
-    /// mode). The runtime stops calling `next_tuple` at the limit; a spout that emits
-    /// several tuples in one call emits at most this many to stay within it.
+    /// How many more spout tuples this task may put in flight now: `max_spout_pending`
+    /// less the tuples whose trees are in flight (`usize::MAX` where trees are not
+    /// tracked: acking off, micro-batch mode). The runtime stops calling `next_tuple` at
+    /// the limit; a spout that emits several tuples in one call emits at most this many
+    /// to stay within it.
     pub fn room(&self) -> usize {
         if self.tracker.origins.is_some() || self.ledger.is_none() {
             return usize::MAX;
         }
-        self.max_pending.saturating_sub(self.tracker.pending.len())
+        self.max_pending
+            .saturating_sub(self.tracker.pending.tuples())
     }
 }

@@ -105,15 +105,50 @@ impl<T: Clone> ReplayBuffer<T> {
             }
         };
         if give_up {
-            self.remove(id);
-            if let Some(c) = &self.given_up {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Some(n) = self.given_up_log.hit() {
-                tracing::warn!(msg_id = id, "message failed {} times; given up{n}", max + 1);
-            }
+            self.give_up(id);
         } else {
             self.retry.push_back(id);
+        }
+    }
+
+    /// A failed message of several parts (the lines of one read, emitted as one
+    /// message): each part becomes a message of its own, with the failed attempt counted,
+    /// and is retried (or given up and counted) on its own, so one bad line does not take
+    /// the others down with it. `split` returns the parts (fewer than 2: failed as one).
+    pub fn fail_split(&mut self, id: u64, split: impl FnOnce(&T) -> Vec<T>) {
+        let Some((item, attempts)) = self.slot(id) else {
+            return;
+        };
+        let attempts = attempts + 1;
+        let parts = split(item);
+        if parts.len() < 2 {
+            return self.fail(id);
+        }
+        self.remove(id);
+        for part in parts {
+            let pid = self.track(part);
+            if let Some(slot) = self.slot_mut(pid) {
+                slot.1 = attempts;
+            }
+            if attempts > self.max_retries {
+                self.give_up(pid);
+            } else {
+                self.retry.push_back(pid);
+            }
+        }
+    }
+
+    fn give_up(&mut self, id: u64) {
+        self.remove(id);
+        if let Some(c) = &self.given_up {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(n) = self.given_up_log.hit() {
+            tracing::warn!(
+                msg_id = id,
+                "message failed {} times; given up{n}",
+                self.max_retries + 1
+            );
         }
     }
 
@@ -193,6 +228,40 @@ mod tests {
         assert_eq!(b.next_retry(), None);
         assert_eq!(c.load(Ordering::Relaxed), 1);
         assert_eq!(b.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_failed_message_of_several_parts_is_retried_part_by_part() {
+        let c = Arc::new(AtomicU64::new(0));
+        let mut b = ReplayBuffer::new(1);
+        b.count_given_up_in(c.clone());
+        let split = |v: &Vec<u8>| v.iter().map(|&x| vec![x]).collect::<Vec<_>>();
+        let id = b.track(vec![1, 2, 3]);
+        b.fail_split(id, split);
+        assert_eq!(b.in_flight(), 3);
+        let retries: Vec<(u64, Vec<u8>)> = std::iter::from_fn(|| b.next_retry()).collect();
+        assert_eq!(
+            retries.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+            [vec![1], vec![2], vec![3]]
+        );
+        // Part 1 is acked, part 2 fails again (its second failure: given up), part 3
+        // fails as one part (nothing left to split) and is given up too.
+        b.ack(retries[0].0);
+        b.fail_split(retries[1].0, split);
+        b.fail(retries[2].0);
+        assert_eq!(c.load(Ordering::Relaxed), 2);
+        assert_eq!(b.in_flight(), 0);
+        assert!(!b.has_retries());
+        // With no retries allowed, every part of a failed message is given up at once.
+        let mut b = ReplayBuffer::new(0);
+        b.count_given_up_in(c.clone());
+        let id = b.track(vec![4, 5]);
+        b.fail_split(id, split);
+        assert_eq!(c.load(Ordering::Relaxed), 4);
+        assert_eq!(b.in_flight(), 0);
+        // A stale id is ignored.
+        b.fail_split(id, split);
+        assert_eq!(c.load(Ordering::Relaxed), 4);
     }
 
     #[test]

@@ -86,10 +86,11 @@ pub struct SocketSpout {
     cfg: SocketSpoutConfig,
     lines: Option<mpsc::Receiver<StrColumn>>,
     /// The batch being emitted, and its next line.
-    current: StrColumn,
+    current: Arc<StrColumn>,
     next: usize,
     reader: Option<tokio::task::JoinHandle<()>>,
-    buffer: ReplayBuffer<String>,
+    /// The messages in flight: lines of one read, or (after a failure) single lines.
+    buffer: ReplayBuffer<Lines>,
     closed: bool,
 }
 
@@ -99,7 +100,7 @@ impl SocketSpout {
         SocketSpout {
             cfg,
             lines: None,
-            current: StrColumn::default(),
+            current: Arc::default(),
             next: 0,
             reader: None,
             buffer: ReplayBuffer::new(max_retries),
@@ -229,6 +230,33 @@ fn line_values(line: &str) -> crate::data::tuple::Values {
     crate::values![line]
 }
 
+/// One message of the spout: consecutive lines of one read (emitted as one tuple tree,
+/// so the ledger tracks a read, not a line), or a single line (retried on its own after
+/// the message it was part of failed).
+#[derive(Clone)]
+struct Lines {
+    batch: Arc<StrColumn>,
+    from: usize,
+    to: usize,
+}
+
+impl Lines {
+    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (self.from..self.to).map(|i| self.batch.get(i))
+    }
+
+    /// One message per line.
+    fn split(&self) -> Vec<Lines> {
+        (self.from..self.to)
+            .map(|i| Lines {
+                batch: self.batch.clone(),
+                from: i,
+                to: i + 1,
+            })
+            .collect()
+    }
+}
+
 impl Spout for SocketSpout {
     fn declare_outputs(&self, out: &mut OutputDeclarer) {
         out.declare(Fields::new(["text"]));
@@ -256,7 +284,10 @@ impl Spout for SocketSpout {
     }
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
-        if let Some(status) = self.buffer.emit_retry(out, |l| line_values(l)) {
+        if let Some(status) = self
+            .buffer
+            .emit_retry(out, |l| line_values(l.batch.get(l.from)))
+        {
             return status;
         }
         if self.next >= self.current.len() {
@@ -265,7 +296,7 @@ impl Spout for SocketSpout {
             };
             match rx.try_recv() {
                 Ok(batch) => {
-                    self.current = batch;
+                    self.current = Arc::new(batch);
                     self.next = 0;
                     if self.current.is_empty() {
                         return SpoutStatus::Idle;
@@ -282,9 +313,24 @@ impl Spout for SocketSpout {
                 }
             }
         }
-        let line = self.current.get(self.next).to_string();
-        self.next += 1;
-        self.buffer.emit_new(line, out, |l| line_values(l));
+        // The rest of the read (as much as may be in flight) as one message.
+        let to = self
+            .current
+            .len()
+            .min(self.next.saturating_add(out.room().max(1)));
+        let msg = Lines {
+            batch: self.current.clone(),
+            from: self.next,
+            to,
+        };
+        self.next = to;
+        let id = self.buffer.track(msg.clone());
+        if out
+            .emit_message(msg.iter().map(line_values), Some(id))
+            .is_err()
+        {
+            self.buffer.ack(id);
+        }
         SpoutStatus::Emitted
     }
 
@@ -293,7 +339,7 @@ impl Spout for SocketSpout {
     }
 
     fn fail(&mut self, msg_id: u64) {
-        self.buffer.fail(msg_id);
+        self.buffer.fail_split(msg_id, Lines::split);
     }
 
     fn close(&mut self) {

@@ -54,17 +54,36 @@ fn slot_of(root: u64) -> u32 {
 }
 
 /// A bolt task's acks and failures over one input batch, sent by [`Ledger::deliver`].
+///
+/// Consecutive acks of one tree (the tuples of one multi-tuple spout message, the words of
+/// one text) are XOR-ed into a held pair before they touch the map.
 #[derive(Default)]
 pub(crate) struct Outcomes {
     deltas: HashMap<u64, u64, IdBuildHasher>,
+    /// The root acked last and the XOR of its acks not in `deltas` yet.
+    last: Option<(u64, u64)>,
     per_spout: Vec<Vec<AckMsg>>,
     any: bool,
 }
 
 impl Outcomes {
     /// Records an ack: `delta` is the acked edge XOR the edges its tuple created.
+    #[inline]
     pub(crate) fn ack(&mut self, root: u64, delta: u64) {
-        *self.deltas.entry(root).or_insert(0) ^= delta;
+        match &mut self.last {
+            Some((r, d)) if *r == root => *d ^= delta,
+            _ => {
+                self.spill();
+                self.last = Some((root, delta));
+            }
+        }
+    }
+
+    /// Moves the held pair into the map.
+    fn spill(&mut self) {
+        if let Some((root, delta)) = self.last.take() {
+            *self.deltas.entry(root).or_insert(0) ^= delta;
+        }
     }
 
     fn push(&mut self, msg: AckMsg, root: u64) {
@@ -96,8 +115,14 @@ impl Ledger {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// [`Self::now_ms`] at `at` (a clock read the caller already made).
+    pub(crate) fn ms_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
     /// Fails the tree (delivered with the batch's other outcomes).
     pub(crate) fn fail(&self, root: u64, out: &mut Outcomes) {
+        out.spill();
         out.deltas.remove(&root);
         out.push(AckMsg::Fail { root }, root);
     }
@@ -109,6 +134,7 @@ impl Ledger {
 
     /// Sends the batch's outcomes to their spout tasks, one message per spout task.
     pub(crate) fn deliver(&self, out: &mut Outcomes) {
+        out.spill();
         for (root, delta) in out.deltas.drain() {
             if delta != 0 {
                 let i = slot_of(root) as usize;
@@ -154,13 +180,22 @@ pub(crate) struct Tree {
     pub(crate) at: Instant,
     xor: u64,
     deadline_ms: u64,
+    /// The spout tuples of the message (1, or the lines of a read chunk).
+    weight: u32,
 }
 
 /// How a tree ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Settled {
-    Acked { msg_id: u64, at: Instant },
-    Failed { msg_id: u64 },
+    Acked {
+        msg_id: u64,
+        at: Instant,
+        weight: u32,
+    },
+    Failed {
+        msg_id: u64,
+        weight: u32,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -169,18 +204,21 @@ pub(crate) enum Expiry {
     Gone,
     /// Its timeout was restarted: the new deadline.
     Extended(u64),
-    /// Timed out (and removed): the spout's message id.
-    Expired(u64),
+    /// Timed out (and removed): the spout's message id and its spout tuples.
+    Expired { msg_id: u64, weight: u32 },
 }
 
 /// A spout task's in-flight trees: root → XOR of its edges, deadline.
 #[derive(Default)]
 pub(crate) struct Trees {
     map: HashMap<u64, Tree, IdBuildHasher>,
+    /// The spout tuples of the trees in flight (the sum of their weights).
+    tuples: usize,
 }
 
 impl Trees {
-    /// Starts tracking a tree whose first edges XOR to `xor` (non-zero).
+    /// Starts tracking a tree of `weight` spout tuples whose first edges XOR to `xor`
+    /// (non-zero).
     pub(crate) fn track(
         &mut self,
         root: u64,
@@ -188,16 +226,28 @@ impl Trees {
         at: Instant,
         xor: u64,
         deadline_ms: u64,
+        weight: u32,
     ) {
-        self.map.insert(
+        let old = self.map.insert(
             root,
             Tree {
                 msg_id,
                 at,
                 xor,
                 deadline_ms,
+                weight,
             },
         );
+        self.tuples += weight as usize;
+        if let Some(old) = old {
+            self.tuples -= old.weight as usize;
+        }
+    }
+
+    fn remove(&mut self, root: u64) -> Option<Tree> {
+        let t = self.map.remove(&root)?;
+        self.tuples -= t.weight as usize;
+        Some(t)
     }
 
     /// Applies an outcome; `Some` when it ended the tree. Outcomes of trees already ended
@@ -210,15 +260,19 @@ impl Trees {
                 if t.xor != 0 {
                     return None;
                 }
-                let t = self.map.remove(&root)?;
+                let t = self.remove(root)?;
                 Some(Settled::Acked {
                     msg_id: t.msg_id,
                     at: t.at,
+                    weight: t.weight,
                 })
             }
             AckMsg::Fail { root } => {
-                let t = self.map.remove(&root)?;
-                Some(Settled::Failed { msg_id: t.msg_id })
+                let t = self.remove(root)?;
+                Some(Settled::Failed {
+                    msg_id: t.msg_id,
+                    weight: t.weight,
+                })
             }
             AckMsg::Reset { root } => {
                 if let Some(t) = self.map.get_mut(&root) {
@@ -235,15 +289,16 @@ impl Trees {
             None => Expiry::Gone,
             Some(t) if t.deadline_ms > now_ms => Expiry::Extended(t.deadline_ms),
             Some(t) => {
-                let id = t.msg_id;
-                self.map.remove(&root);
-                Expiry::Expired(id)
+                let (msg_id, weight) = (t.msg_id, t.weight);
+                self.remove(root);
+                Expiry::Expired { msg_id, weight }
             }
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
+    /// Spout tuples in flight (a tree of a multi-tuple message counts its tuples).
+    pub(crate) fn tuples(&self) -> usize {
+        self.tuples
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -256,6 +311,7 @@ impl Trees {
 
     pub(crate) fn clear(&mut self) {
         self.map.clear();
+        self.tuples = 0;
     }
 }
 
@@ -269,8 +325,9 @@ pub(crate) struct Tracker {
     pub(crate) pending: Trees,
     /// (deadline ms, root), in emit order.
     pub(crate) timeouts: VecDeque<(u64, u64)>,
-    /// Outcomes known at emit time (acking off, or nothing subscribed).
-    pub(crate) immediate: Vec<(u64, bool)>,
+    /// Outcomes known at emit time (acking off, or nothing subscribed): message id,
+    /// acked, its spout tuples.
+    pub(crate) immediate: Vec<(u64, bool, u32)>,
     /// Micro-batch mode: when each tuple of the batch being cut was due.
     pub(crate) origins: Option<crate::data::due::DueTimes>,
 }
@@ -296,6 +353,7 @@ impl Tracker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn track(
         &mut self,
         root: u64,
@@ -303,8 +361,10 @@ impl Tracker {
         at: Instant,
         xor: u64,
         deadline_ms: u64,
+        weight: u32,
     ) {
-        self.pending.track(root, msg_id, at, xor, deadline_ms);
+        self.pending
+            .track(root, msg_id, at, xor, deadline_ms, weight);
         self.timeouts.push_back((deadline_ms, root));
     }
 }
@@ -362,13 +422,17 @@ mod tests {
     fn tree_completes_when_last_edge_acked() {
         let mut trees = Trees::default();
         let at = now();
-        trees.track(1, 42, at, 0xa, 1000);
+        trees.track(1, 42, at, 0xa, 1000, 1);
         let ack = |t: &mut Trees, d| t.apply(AckMsg::Ack { root: 1, delta: d }, T0, 10);
         assert_eq!(ack(&mut trees, 0xa ^ 0xb ^ 0xc), None);
         assert_eq!(ack(&mut trees, 0xb), None);
         assert_eq!(
             ack(&mut trees, 0xc),
-            Some(Settled::Acked { msg_id: 42, at })
+            Some(Settled::Acked {
+                msg_id: 42,
+                at,
+                weight: 1
+            })
         );
         assert!(trees.is_empty());
         assert_eq!(ack(&mut trees, 0xc), None);
@@ -377,11 +441,14 @@ mod tests {
     #[test]
     fn a_tree_fails_once() {
         let mut trees = Trees::default();
-        trees.track(7, 9, now(), 3, 1000);
+        trees.track(7, 9, now(), 3, 1000, 1);
         let fail = AckMsg::Fail { root: 7 };
         assert_eq!(
             trees.apply(fail, T0, 10),
-            Some(Settled::Failed { msg_id: 9 })
+            Some(Settled::Failed {
+                msg_id: 9,
+                weight: 1
+            })
         );
         assert_eq!(trees.apply(fail, T0, 10), None);
         assert_eq!(trees.apply(AckMsg::Ack { root: 7, delta: 3 }, T0, 10), None);
@@ -390,11 +457,19 @@ mod tests {
     #[test]
     fn expiry_respects_reset() {
         let mut trees = Trees::default();
-        trees.track(9, 4, now(), 5, 10);
+        trees.track(9, 4, now(), 5, 10, 3);
+        assert_eq!(trees.tuples(), 3);
         assert_eq!(trees.expire(9, 5), Expiry::Extended(10));
         trees.apply(AckMsg::Reset { root: 9 }, 8, 10);
         assert_eq!(trees.expire(9, 10), Expiry::Extended(18));
-        assert_eq!(trees.expire(9, 18), Expiry::Expired(4));
+        assert_eq!(
+            trees.expire(9, 18),
+            Expiry::Expired {
+                msg_id: 4,
+                weight: 3
+            }
+        );
+        assert_eq!(trees.tuples(), 0);
         assert_eq!(trees.expire(9, 19), Expiry::Gone);
         assert!(!trees.contains(9));
     }
@@ -437,7 +512,7 @@ mod tests {
                 prop_assume!(initial != 0);
                 let root = root_id(0xfeed_beef_0000_0001, 1);
                 let mut trees = Trees::default();
-                trees.track(root, 5, now(), initial, u64::MAX);
+                trees.track(root, 5, now(), initial, u64::MAX, 1);
                 let mut tasks: Vec<Outcomes> = (0..3).map(|_| Outcomes::default()).collect();
                 // Acks each task holds, not yet delivered.
                 let mut held = [0usize; 3];

@@ -5,7 +5,9 @@
 //! that window is updated. Slots are dropped once no window that holds them can fire or
 //! be updated any more, so the state stays bounded by the watermark.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::data::hash::FastMap as HashMap;
 use std::hash::Hash;
 
 /// Invalid window options.
@@ -129,7 +131,7 @@ impl<K: Hash + Eq + Clone + Ord> EventWindows<K> {
     }
 
     fn counts(&self, end: i64) -> Vec<(K, u64)> {
-        let mut sum: HashMap<&K, u64> = HashMap::new();
+        let mut sum: HashMap<&K, u64> = HashMap::default();
         for (_, c) in self.slots.range(end.saturating_sub(self.window)..end) {
             for (k, n) in c {
                 *sum.entry(k).or_insert(0) += n;

@@ -7,7 +7,7 @@
 //! crossed, it emits the window as of the most recent crossed boundary and moves
 //! the window forward, so late or repeated ticks never double-count or double-emit.
 
-use std::collections::HashMap;
+use crate::data::hash::FastMap as HashMap;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
@@ -155,9 +155,9 @@ impl<K: Hash + Eq + Clone> SlidingWindowCounter<K> {
         Ok(Self {
             window_ms,
             slide_ms,
-            slots: (0..n).map(|_| HashMap::new()).collect(),
+            slots: (0..n).map(|_| HashMap::default()).collect(),
             head: 0,
-            totals: HashMap::new(),
+            totals: HashMap::default(),
             next_boundary_ms: start_ms.saturating_add(slide_ms),
         })
     }
@@ -488,7 +488,7 @@ mod tests {
             now += seed % 9;
             if let Some(e) = w.advance(now) {
                 let lo = e.boundary_ms.saturating_sub(window);
-                let mut expect: HashMap<u32, u64> = HashMap::new();
+                let mut expect: HashMap<u32, u64> = HashMap::default();
                 for &(t, k, c) in &events {
                     if t >= lo && t < e.boundary_ms {
                         *expect.entry(k).or_insert(0) += c;

@@ -388,3 +388,78 @@ fn a_hundred_megabytes_without_a_newline_is_skipped_and_counted() {
     assert_eq!(sink.keys(), ["after", "before"]);
     assert_eq!(m.component("source").map(|c| c.acked), Some(2));
 }
+
+/// Fails some lines: `poison` every time, every 250th line (from the 7th) at its first
+/// attempt only; records each line it passes.
+#[derive(Clone, Default)]
+struct Judge {
+    attempts: Arc<Mutex<BTreeMap<String, u32>>>,
+    passed: Arc<Mutex<BTreeMap<String, u32>>>,
+}
+
+impl Bolt for Judge {
+    fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
+        let line = input.get_str("text").unwrap_or_default().to_string();
+        let attempt = {
+            let mut a = lock(&self.attempts);
+            let n = a.entry(line.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let number: Option<usize> = line.split(' ').nth(2).and_then(|n| n.parse().ok());
+        if line.contains("poison") || (attempt == 1 && number.is_some_and(|n| n % 250 == 7)) {
+            return Err(format!("judge fails {line:?} (attempt {attempt})").into());
+        }
+        *lock(&self.passed).entry(line).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// The spout emits the lines of one read as one message (one tuple tree). When one of
+/// its lines fails, the read's lines are replayed one by one: every good line gets
+/// through, a line that fails every time is given up alone (counted), and the run ends.
+#[test]
+fn a_failed_read_is_replayed_line_by_line_and_a_bad_line_is_given_up_alone() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut all = lines("A", 3000);
+    all.insert(1234, "A poison line".to_string());
+    let server = {
+        let all = all.clone();
+        std::thread::spawn(move || {
+            let mut s = accept(&listener);
+            send(&mut s, &all);
+        })
+    };
+    let judge = Judge::default();
+    let cfg = socket_config(port, false);
+    let mut b = TopologyBuilder::new("socket-replay");
+    b.spout_factory("source", cfg.build().expect("socket spout"), 1);
+    b.bolt("judge", judge.clone(), 2).shuffle("source");
+    let run = LocalCluster::submit(b.build().expect("topology"), test_config()).expect("submit");
+    assert!(
+        run.wait_finished(WAIT),
+        "the run did not end: {}",
+        summary_line(&run.metrics())
+    );
+    server.join().expect("server");
+    let summary = run.join().expect("join");
+    let passed = lock(&judge.passed).clone();
+    let attempts = lock(&judge.attempts).clone();
+    for l in all.iter().filter(|l| !l.contains("poison")) {
+        let n = passed.get(l).copied().unwrap_or(0);
+        // A line that shared a read with a failed line passes again when replayed.
+        assert!((1..=2).contains(&n), "{l:?} passed {n} times");
+    }
+    assert_eq!(passed.get("A poison line"), None);
+    assert_eq!(
+        attempts.get("A poison line"),
+        Some(&(cfg.max_retries + 1)),
+        "the bad line is tried once with its read, then retried alone"
+    );
+    let m = &summary.metrics;
+    assert_eq!(counter(m, "given_up"), 1);
+    let source = m.component("source").expect("source metrics");
+    assert_eq!(source.acked, all.len() as u64 - 1, "acked counts lines");
+    assert!(source.failed >= 1 + u64::from(cfg.max_retries));
+}

@@ -138,7 +138,7 @@ impl SpoutTask {
         let mut last = SpoutStatus::Idle;
         let mut panicked = None;
         loop {
-            if self.ledger.is_some() && self.tracker.pending.len() >= self.settings.max_pending {
+            if self.ledger.is_some() && self.tracker.pending.tuples() >= self.settings.max_pending {
                 self.waiting_for_acks = true;
                 break;
             }
@@ -228,13 +228,14 @@ impl SpoutTask {
     }
 
     fn settle_immediate(&mut self) {
-        for (msg_id, ok) in std::mem::take(&mut self.tracker.immediate) {
-            self.metrics.local.complete_ns.record(0).ok();
+        for (msg_id, ok, n) in std::mem::take(&mut self.tracker.immediate) {
+            let n = u64::from(n);
+            self.metrics.local.complete_ns.record_n(0, n).ok();
             if ok {
-                self.metrics.local.acked += 1;
+                self.metrics.local.acked += n;
                 self.call(|s| s.ack(msg_id));
             } else {
-                self.metrics.local.failed += 1;
+                self.metrics.local.failed += n;
                 self.call(|s| s.fail(msg_id));
             }
         }
@@ -262,7 +263,7 @@ impl SpoutTask {
         }));
     }
 
-    fn on_outcome(&mut self, msg: AckMsg, now_ms: u64) {
+    fn on_outcome(&mut self, msg: AckMsg, now_ms: u64, now: Instant) {
         let Some(settled) = self
             .tracker
             .pending
@@ -279,17 +280,18 @@ impl SpoutTask {
             self.tracker.timeouts.pop_front();
         }
         match settled {
-            Settled::Acked { msg_id, at } => {
-                self.metrics.local.acked += 1;
+            Settled::Acked { msg_id, at, weight } => {
+                let n = u64::from(weight);
+                self.metrics.local.acked += n;
                 self.metrics
                     .local
                     .complete_ns
-                    .record(at.elapsed().as_nanos() as u64)
+                    .record_n(now.saturating_duration_since(at).as_nanos() as u64, n)
                     .ok();
                 self.call(|s| s.ack(msg_id));
             }
-            Settled::Failed { msg_id } => {
-                self.metrics.local.failed += 1;
+            Settled::Failed { msg_id, weight } => {
+                self.metrics.local.failed += u64::from(weight);
                 self.call(|s| s.fail(msg_id));
                 self.exhausted = false;
             }
@@ -300,7 +302,7 @@ impl SpoutTask {
     /// tuple failed (it may be replayed), or if the spout may have more now. A paced spout
     /// is not polled on acks: it is woken when its next tuple is due.
     fn after_outcome(&mut self, ctx: &mut Context<Self>, any_failed: bool) {
-        if self.waiting_for_acks && self.tracker.pending.len() < self.settings.max_pending {
+        if self.waiting_for_acks && self.tracker.pending.tuples() < self.settings.max_pending {
             self.waiting_for_acks = false;
             self.pulse.arm();
         } else if !self.exhausted && self.state == State::Active && (any_failed || !self.paced) {
@@ -323,9 +325,9 @@ impl SpoutTask {
             match self.tracker.pending.expire(root, now) {
                 Expiry::Gone => {}
                 Expiry::Extended(d) => self.tracker.timeouts.push_back((d, root)),
-                Expiry::Expired(msg_id) => {
-                    self.metrics.local.timed_out += 1;
-                    self.metrics.local.failed += 1;
+                Expiry::Expired { msg_id, weight } => {
+                    self.metrics.local.timed_out += u64::from(weight);
+                    self.metrics.local.failed += u64::from(weight);
                     self.call(|s| s.fail(msg_id));
                     failed_any = true;
                 }
@@ -356,7 +358,7 @@ impl SpoutTask {
 
     fn finish(&mut self, ctx: &mut Context<Self>) {
         self.state = State::Done;
-        let abandoned = self.tracker.pending.len() as u64;
+        let abandoned = self.tracker.pending.tuples() as u64;
         if abandoned > 0 {
             tracing::warn!(task = %self.label(), abandoned, "drain time is up; in-flight trees abandoned");
             self.tracker.pending.clear();
@@ -376,7 +378,7 @@ impl SpoutTask {
 
     /// Publishes the metrics: at once (`wait`), or unless a reader holds them right now.
     fn publish(&mut self, wait: bool) {
-        self.metrics.local.pending = self.tracker.pending.len() as u64;
+        self.metrics.local.pending = self.tracker.pending.tuples() as u64;
         if wait {
             self.metrics.publish();
         } else {
@@ -458,7 +460,7 @@ impl Actor for SpoutTask {
 impl Supervised for SpoutTask {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.metrics.local.restarts += 1;
-        self.metrics.local.abandoned += self.tracker.pending.len() as u64;
+        self.metrics.local.abandoned += self.tracker.pending.tuples() as u64;
         self.tracker = Tracker::default();
         self.outbox.flush();
         self.spout = (self.factory)();
@@ -472,9 +474,12 @@ impl Supervised for SpoutTask {
 impl StreamHandler<Vec<AckMsg>> for SpoutTask {
     fn handle(&mut self, msgs: Vec<AckMsg>, ctx: &mut Context<Self>) {
         let any_failed = msgs.iter().any(AckMsg::is_fail);
-        let now_ms = self.ledger.as_ref().map_or(0, |l| l.now_ms());
+        // One clock read for the whole message: complete latency is measured to when
+        // the outcomes arrived.
+        let now = Instant::now();
+        let now_ms = self.ledger.as_ref().map_or(0, |l| l.ms_at(now));
         for msg in msgs {
-            self.on_outcome(msg, now_ms);
+            self.on_outcome(msg, now_ms, now);
         }
         self.after_outcome(ctx, any_failed);
     }

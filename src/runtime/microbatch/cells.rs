@@ -389,7 +389,7 @@ impl SpoutCell {
         let cut = Cut {
             routed,
             origins: tracker.origins.take().unwrap_or_default(),
-            msg_ids: tracker.immediate.iter().map(|(id, _)| *id).collect(),
+            msg_ids: tracker.immediate.iter().map(|(id, _, _)| *id).collect(),
         };
         match res {
             Ok(Ok(())) => Ok(cut),
