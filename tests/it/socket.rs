@@ -461,5 +461,5 @@ fn a_failed_read_is_replayed_line_by_line_and_a_bad_line_is_given_up_alone() {
     assert_eq!(counter(m, "given_up"), 1);
     let source = m.component("source").expect("source metrics");
     assert_eq!(source.acked, all.len() as u64 - 1, "acked counts lines");
-    assert!(source.failed >= 1 + u64::from(cfg.max_retries));
+    assert!(source.failed > u64::from(cfg.max_retries));
 }
