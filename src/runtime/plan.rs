@@ -62,15 +62,22 @@ pub(super) struct Plan {
 }
 
 /// Which bolts run inside the task that feeds them (Flink's operator chaining): a bolt
-/// whose only input is a `local_or_shuffle` grouping on a stream of another bolt of the
-/// same parallelism, that no other bolt subscribes to. Task `i` of the chained bolt runs in
-/// task `i` of the other, so its tuples need no transport (it is where `local_or_shuffle`
-/// would send them anyway). One chained bolt per task.
+/// whose only input is a `local_or_shuffle` grouping on a stream of another component of
+/// the same parallelism, that no other bolt subscribes to. Task `i` of the chained bolt
+/// runs in task `i` of the other, so its tuples need no transport (it is where
+/// `local_or_shuffle` would send them anyway). Returns chained bolt → the component that
+/// feeds it.
+///
+/// A bolt hosts one chained bolt (pairs only). In event mode a spout hosts a whole chain:
+/// the bolts after it, each fed by the one before (spout → tokenize → hashtags runs in
+/// the spout's task; no tuple of a line or a word crosses a queue).
 fn chains(topology: &Topology, config: &Config) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = HashMap::new();
     if !config.chaining {
         return out;
     }
+    // The bolt that may run inside each component's tasks.
+    let mut guest: HashMap<String, String> = HashMap::new();
     for b in topology.components().iter().filter(|c| !c.is_spout()) {
         let [input] = b.inputs.as_slice() else {
             continue;
@@ -83,24 +90,52 @@ fn chains(topology: &Topology, config: &Config) -> HashMap<String, String> {
             .iter()
             .any(|c| c.name != b.name && c.inputs.iter().any(|i| i.source == input.source));
         if input.grouping == Grouping::LocalOrShuffle
-            && !a.is_spout()
             && a.parallelism == b.parallelism
             && !shared
-            && !out.values().any(|head| head == &a.name)
+            && !guest.contains_key(&a.name)
         {
-            out.insert(b.name.clone(), a.name.clone());
+            guest.insert(a.name.clone(), b.name.clone());
         }
     }
-    // Pairs only: a bolt that runs inside another task does not host one itself.
-    let hosted: Vec<String> = out
+    let spouts_host = config.mode == crate::config::Mode::Event;
+    for c in topology.components() {
+        if c.is_spout() {
+            if !spouts_host {
+                continue;
+            }
+            let mut at = &c.name;
+            while let Some(b) = guest.get(at) {
+                out.insert(b.clone(), at.clone());
+                at = b;
+            }
+        }
+    }
+    // Bolt pairs (outside spout chains): a bolt that runs inside another task does not
+    // host one itself.
+    let pairs: HashMap<String, String> = guest
         .iter()
-        .filter(|(_, head)| out.contains_key(*head))
-        .map(|(b, _)| b.clone())
+        .filter(|(a, b)| {
+            topology.component(a).is_some_and(|c| !c.is_spout())
+                && !out.contains_key(*a)
+                && !out.contains_key(*b)
+        })
+        .map(|(a, b)| (b.clone(), a.clone()))
         .collect();
-    for b in hosted {
-        out.remove(&b);
+    for (b, a) in &pairs {
+        if !pairs.contains_key(a) {
+            out.insert(b.clone(), a.clone());
+        }
     }
     out
+}
+
+/// The component whose task runs `name` (itself, if it is not chained).
+pub(super) fn host_of<'a>(chained: &'a HashMap<String, String>, name: &'a str) -> &'a str {
+    let mut at = name;
+    while let Some(next) = chained.get(at) {
+        at = next;
+    }
+    at
 }
 
 impl Plan {
@@ -138,7 +173,8 @@ impl Plan {
             });
         }
         // A chained task runs on the worker of its host task.
-        for (b, a) in &chained {
+        for b in chained.keys() {
+            let a = host_of(&chained, b);
             for (bid, aid) in task_ids[b].iter().zip(&task_ids[a]) {
                 if let Some(w) = worker_of.get(aid).copied() {
                     worker_of.insert(*bid, w);
@@ -290,5 +326,95 @@ impl Plan {
             output_filter: self.output_filters.get(comp).copied(),
             extension: self.extensions.get(comp).cloned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+
+    fn chains_of(toml: &str, mode: Mode) -> Vec<(String, String)> {
+        let file = crate::topology::file::load_str(toml, "test", &[], &crate::builtin::registry())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = Config {
+            mode,
+            ..file.config
+        };
+        let mut c: Vec<_> = chains(&file.topology, &config).into_iter().collect();
+        c.sort();
+        c
+    }
+
+    const PIPE: &str = r#"
+        name = "t"
+        [spouts.source]
+        type = "generator"
+        parallelism = 2
+        [bolts.tokenize]
+        type = "tokenize"
+        parallelism = 2
+        inputs = [{ from = "source", grouping = "local_or_shuffle" }]
+        [bolts.hashtags]
+        type = "hashtags"
+        parallelism = 2
+        inputs = [{ from = "tokenize", grouping = "local_or_shuffle" }]
+        [bolts.counts]
+        type = "rolling_count"
+        parallelism = 2
+        inputs = [{ from = "hashtags", grouping = "local_or_shuffle" }]
+        [bolts.sink]
+        type = "console"
+        parallelism = 2
+        inputs = [{ from = "counts", grouping = "local_or_shuffle" }]
+    "#;
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.to_string(), b.to_string())
+    }
+
+    #[test]
+    fn in_event_mode_a_spout_hosts_the_whole_chain_after_it() {
+        assert_eq!(
+            chains_of(PIPE, Mode::Event),
+            [
+                pair("counts", "hashtags"),
+                pair("hashtags", "tokenize"),
+                pair("sink", "counts"),
+                pair("tokenize", "source"),
+            ]
+        );
+        let c: HashMap<String, String> = chains_of(PIPE, Mode::Event).into_iter().collect();
+        assert_eq!(host_of(&c, "sink"), "source");
+        assert_eq!(host_of(&c, "source"), "source");
+    }
+
+    #[test]
+    fn in_micro_batch_mode_bolts_chain_in_pairs_and_spouts_host_none() {
+        // tokenize hosts hashtags; counts is fed by a hosted bolt, so it is not chained,
+        // nor is sink (its feeder would be hosted).
+        assert_eq!(
+            chains_of(PIPE, Mode::Microbatch),
+            [pair("hashtags", "tokenize")]
+        );
+    }
+
+    #[test]
+    fn a_bolt_is_not_chained_where_it_shares_its_input_or_differs_in_parallelism() {
+        let shared = PIPE.replace(
+            "[bolts.sink]",
+            "[bolts.other]\ntype = \"console\"\nparallelism = 2\ninputs = [{ from = \"tokenize\" }]\n[bolts.sink]",
+        );
+        // `hashtags` shares tokenize's stream with `other`: the spout's chain stops at
+        // tokenize; hashtags hosts counts (and counts, being hosted, hosts nothing).
+        assert_eq!(
+            chains_of(&shared, Mode::Event),
+            [pair("counts", "hashtags"), pair("tokenize", "source")]
+        );
+        let wider = PIPE.replacen("parallelism = 2", "parallelism = 1", 1);
+        assert_eq!(
+            chains_of(&wider, Mode::Event),
+            [pair("hashtags", "tokenize")]
+        );
     }
 }

@@ -401,6 +401,11 @@ impl Outbox {
         }
     }
 
+    /// The last watermark sent (`Some(None)`: idle; `None`: none yet).
+    pub(crate) fn sent_watermark(&self) -> Option<Option<i64>> {
+        self.sent_watermark
+    }
+
     /// Tells every downstream task that this task has finished (its watermark goes to the
     /// end of time).
     pub(crate) fn send_end(&mut self) {

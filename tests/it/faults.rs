@@ -77,10 +77,21 @@ impl Bolt for Panicky {
 /// sink; asserts that every message is acked exactly once through replays. With
 /// `chained`, panicky subscribes with local_or_shuffle and runs inside flaky's tasks.
 fn fault_run(errors_on: bool, panics_on: bool) {
-    fault_run_with(errors_on, panics_on, false);
+    fault_run_with(errors_on, panics_on, Layout::Separate);
 }
 
-fn fault_run_with(errors_on: bool, panics_on: bool, chained: bool) {
+/// Where flaky and panicky run.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Each in its own tasks.
+    Separate,
+    /// Panicky inside flaky's tasks.
+    Chained,
+    /// Both inside the spout's task (event mode: a spout hosts the chain after it).
+    InSpout,
+}
+
+fn fault_run_with(errors_on: bool, panics_on: bool, layout: Layout) {
     quiet_injected_panics();
     const N: u64 = 2_000;
     let spout = CountingSpout::new(N);
@@ -95,12 +106,21 @@ fn fault_run_with(errors_on: bool, panics_on: bool, chained: bool) {
     let sink = RecordingBolt::sink();
     let mut b = TopologyBuilder::new("faults");
     b.spout("spout", spout.clone(), 1);
-    b.bolt("flaky", flaky.clone(), 2).shuffle("spout");
-    if chained {
-        b.bolt("panicky", panicky.clone(), 2)
-            .local_or_shuffle("flaky");
-    } else {
-        b.bolt("panicky", panicky.clone(), 2).shuffle("flaky");
+    match layout {
+        Layout::Separate => {
+            b.bolt("flaky", flaky.clone(), 2).shuffle("spout");
+            b.bolt("panicky", panicky.clone(), 2).shuffle("flaky");
+        }
+        Layout::Chained => {
+            b.bolt("flaky", flaky.clone(), 2).shuffle("spout");
+            b.bolt("panicky", panicky.clone(), 2)
+                .local_or_shuffle("flaky");
+        }
+        Layout::InSpout => {
+            b.bolt("flaky", flaky.clone(), 1).local_or_shuffle("spout");
+            b.bolt("panicky", panicky.clone(), 1)
+                .local_or_shuffle("flaky");
+        }
     }
     b.bolt("sink", sink.clone(), 1).shuffle("panicky");
     let cfg = Config {
@@ -171,7 +191,14 @@ fn fault_run_with(errors_on: bool, panics_on: bool, chained: bool) {
 /// panic restarts the chained bolt, counted on its own component.
 #[test]
 fn chained_bolt_errors_and_panics_are_replayed_until_every_message_is_acked() {
-    fault_run_with(true, true, true);
+    fault_run_with(true, true, Layout::Chained);
+}
+
+/// The same faults when both bolts run inside the spout's task: an error or a panic in
+/// a bolt there fails the tree, the spout replays it, a panic restarts only that bolt.
+#[test]
+fn errors_and_panics_in_bolts_chained_into_the_spout_are_replayed_until_every_message_is_acked() {
+    fault_run_with(true, true, Layout::InSpout);
 }
 
 #[test]

@@ -2,5 +2,6 @@
 //! runs a stage of fused bolts over the tuples it receives.
 
 pub(crate) mod bolt_task;
+pub(crate) mod chain;
 pub(crate) mod run;
 pub(crate) mod spout_task;

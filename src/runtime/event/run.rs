@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::error::RuntimeError;
-use crate::runtime::plan::{Plan, spout_task_count};
+use crate::runtime::event::chain::Chain;
+use crate::runtime::plan::{Plan, host_of, spout_task_count};
 use crate::runtime::running::{RunningTopology, STOP_GRACE};
 use actix::{Addr, Arbiter, Supervisor, System};
 use tokio::sync::mpsc;
@@ -138,25 +139,39 @@ impl Plan {
             flush_interval: config.flush_interval,
             latency_sample: config.latency_sample,
         };
-        // Stages of chained bolts, by the id of the task that hosts them.
-        let mut hosted: HashMap<u32, Stage> = HashMap::new();
+        // Stages of chained bolts, by the id of the task that hosts them, with their place
+        // in the chain.
+        let mut hosted: HashMap<u32, Vec<(usize, Stage)>> = HashMap::new();
         for (ci, c) in topology.components().iter().enumerate() {
-            let (ComponentKind::Bolt(factory), Some(head)) = (&c.kind, self.chained.get(&c.name))
-            else {
+            let ComponentKind::Bolt(factory) = &c.kind else {
                 continue;
             };
+            if !self.chained.contains_key(&c.name) {
+                continue;
+            }
+            let host = host_of(&self.chained, &c.name).to_string();
+            let depth = std::iter::successors(Some(c.name.as_str()), |n| {
+                self.chained.get(*n).map(String::as_str)
+            })
+            .count();
             let cm = self.metrics.components[ci].clone();
             let ids = self.task_ids[&c.name].clone();
-            let heads = self.task_ids[head].clone();
-            for (ti, (&id, &host)) in ids.iter().zip(&heads).enumerate() {
+            let hosts = self.task_ids[&host].clone();
+            for (ti, (&id, &host)) in ids.iter().zip(&hosts).enumerate() {
                 let outbox = outboxes
                     .remove(&id)
                     .unwrap_or_else(|| unreachable!("outbox built for every task"));
                 let ctx = self.context(&c.name, id, cm.counters.clone(), None, &control);
                 let metrics = TaskMetrics::new(cm.tasks[ti].clone());
-                hosted.insert(host, Stage::new(ctx, factory.clone(), outbox, metrics));
+                let stage = Stage::new(ctx, factory.clone(), outbox, metrics);
+                hosted.entry(host).or_default().push((depth, stage));
             }
         }
+        let mut chain_of = |host: u32| -> Vec<Stage> {
+            let mut stages = hosted.remove(&host).unwrap_or_default();
+            stages.sort_by_key(|(depth, _)| *depth);
+            stages.into_iter().map(|(_, s)| s).collect()
+        };
         let mut spouts = Vec::new();
         let mut bolts = Vec::new();
         let mut slot = 0u32;
@@ -197,10 +212,16 @@ impl Plan {
                         let factory = factory.clone();
                         let my_slot = slot;
                         slot += 1;
+                        let chain = Chain::new(
+                            chain_of(id),
+                            ledger.clone(),
+                            config.latency_sample,
+                            control.clone(),
+                        );
                         let addr = Supervisor::start_in_arbiter(&arb, move |_| {
                             SpoutTask::new(
                                 ctx, factory, outbox, ledger, my_slot, acks, pulse, metrics,
-                                settings, control,
+                                settings, control, chain,
                             )
                         });
                         spouts.push(addr);
@@ -210,7 +231,7 @@ impl Plan {
                         let inbox = self.inbox_rx[&id].clone();
                         let ends = self.expected_ends.get(&id).copied().unwrap_or(0);
                         let mut stages = vec![Stage::new(ctx, factory.clone(), outbox, metrics)];
-                        stages.extend(hosted.remove(&id));
+                        stages.extend(chain_of(id));
                         let settings = settings();
                         // The address must outlive the run: actix restarts a supervised
                         // actor only while its address is held.

@@ -11,12 +11,14 @@ use crate::component::SpoutFactory;
 use crate::component::collector::SpoutCollector;
 use crate::component::{Spout, SpoutStatus, TaskContext};
 use crate::metrics::TaskMetrics;
+use crate::runtime::event::chain::{Call, Chain};
 use crate::task::control::RunControl;
 use crate::task::ledger::{AckMsg, Expiry, Ledger, Settled, Tracker};
 use crate::task::outbox::{Outbox, send_blocked};
 use crate::task::panic_message;
 use crate::task::source_time::SourceTime;
 use crate::task::transport::{Pulse, SharedRx};
+use crate::task::watermarks::Change;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -63,6 +65,10 @@ pub(crate) struct SpoutTask {
     paced: bool,
     /// Event time, if the spout assigns it.
     time: Option<SourceTime>,
+    /// The bolts chained into this task (run on what the spout emits locally).
+    chain: Chain,
+    /// The last watermark the chain was given.
+    chain_watermark: Option<Option<i64>>,
 }
 
 /// The shortest wait of a paced spout: a source due again sooner is polled at this
@@ -93,6 +99,7 @@ impl SpoutTask {
         metrics: TaskMetrics,
         settings: SpoutSettings,
         control: Arc<RunControl>,
+        chain: Chain,
     ) -> Self {
         let spout = factory();
         let time = settings
@@ -119,7 +126,14 @@ impl SpoutTask {
             idle_streak: 0,
             waiting_for_acks: false,
             paced: false,
+            chain,
+            chain_watermark: None,
         }
+    }
+
+    /// Whether an envelope of this task or of its chain waits for inbox space.
+    fn is_blocked(&self) -> bool {
+        self.outbox.is_blocked() || self.chain.is_blocked()
     }
 
     fn label(&self) -> String {
@@ -129,7 +143,7 @@ impl SpoutTask {
     /// One poll round: call `next_tuple` until a batch is full, the spout is idle, the
     /// pending limit is reached, or the flush bound has passed; then flush.
     fn round(&mut self, ctx: &mut Context<Self>) {
-        if self.state != State::Active || self.outbox.is_blocked() {
+        if self.state != State::Active || self.is_blocked() {
             return;
         }
         self.tracker.tick(self.ledger.as_deref());
@@ -160,12 +174,16 @@ impl SpoutTask {
                 }
             }
             calls += 1;
+            // The chain runs on what the call emitted (its trees are tracked by now).
+            if !self.outbox.local.is_empty() {
+                self.chain.run_all(&mut self.outbox.local);
+            }
             if calls.is_multiple_of(32) {
                 self.tracker.tick(self.ledger.as_deref());
             }
             if last != SpoutStatus::Emitted
                 || calls >= self.settings.batch_size
-                || self.outbox.is_blocked()
+                || self.is_blocked()
                 || (calls.is_multiple_of(32)
                     && self.tracker.now - started >= self.settings.flush_interval)
             {
@@ -173,10 +191,13 @@ impl SpoutTask {
             }
         }
         self.outbox.flush();
+        self.chain.flush_all();
+        self.chain.deliver_outcomes();
         self.send_watermark(false);
         self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
         self.settle_immediate();
         self.metrics.local.busy_ns += started.elapsed().as_nanos() as u64;
+        self.chain.add_busy(started);
         if let Some(msg) = panicked {
             self.restart_after_panic(ctx, &msg);
             return;
@@ -184,7 +205,7 @@ impl SpoutTask {
         if last == SpoutStatus::Exhausted {
             self.exhausted = true;
         }
-        if self.outbox.is_blocked() {
+        if self.is_blocked() {
             self.wait_for_space(ctx);
             return;
         }
@@ -225,6 +246,31 @@ impl SpoutTask {
             Some(t) => t.send_watermark(&mut self.outbox, force),
             None => self.outbox.send_watermark(None),
         }
+        let sent = self.outbox.sent_watermark();
+        if self.chain.is_empty() || sent == self.chain_watermark {
+            return;
+        }
+        self.chain_watermark = sent;
+        match sent {
+            Some(Some(wm)) => self.chain.on_watermark(Change::Advanced(wm)),
+            Some(None) => self.chain.on_watermark(Change::Idle),
+            None => {}
+        }
+        self.chain.flush_all();
+        self.chain.deliver_outcomes();
+    }
+
+    /// Runs a chained bolt's `tick`.
+    fn on_tick(&mut self, i: usize, ctx: &mut Context<Self>) {
+        if self.state == State::Done {
+            return;
+        }
+        self.chain.guarded(i, "tick", Call::Tick);
+        self.chain.flush_all();
+        self.chain.deliver_outcomes();
+        if self.is_blocked() {
+            self.wait_for_space(ctx);
+        }
     }
 
     fn settle_immediate(&mut self) {
@@ -253,7 +299,8 @@ impl SpoutTask {
     }
 
     fn wait_for_space(&mut self, ctx: &mut Context<Self>) {
-        let blocked = self.outbox.take_blocked();
+        let mut blocked = self.outbox.take_blocked();
+        blocked.extend(self.chain.take_blocked());
         ctx.wait(send_blocked(blocked).into_actor(self).map(|_, act, ctx| {
             if act.state == State::Active {
                 act.pulse.arm();
@@ -351,7 +398,7 @@ impl SpoutTask {
             }
             State::Draining { until } => self.tracker.pending.is_empty() || Instant::now() >= until,
         };
-        if finished && !self.outbox.is_blocked() {
+        if finished && !self.is_blocked() {
             self.finish(ctx);
         }
     }
@@ -368,10 +415,17 @@ impl SpoutTask {
         if let Some(t) = &mut self.time {
             t.end();
         }
+        // The chain sees the end of time and finishes before the end goes downstream.
+        let mut blocked = Vec::new();
+        if !self.chain.is_empty() {
+            self.chain.on_watermark(Change::Advanced(i64::MAX));
+            blocked = self.chain.finish();
+        }
         self.outbox.send_end();
-        let blocked = self.outbox.take_blocked();
+        blocked.extend(self.outbox.take_blocked());
         ctx.wait(send_blocked(blocked).into_actor(self).map(|_, act, _| {
             act.publish(true);
+            act.chain.finished();
             act.control.task_finished();
         }));
     }
@@ -423,6 +477,12 @@ impl Actor for SpoutTask {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.chain.prepare();
+        for i in 0..self.chain.stages.len() {
+            if let Some(every) = self.chain.stages[i].bolt.tick_interval() {
+                ctx.run_interval(every, move |act, ctx| act.on_tick(i, ctx));
+            }
+        }
         ctx.add_stream(self.acks.clone());
         ctx.add_stream(self.pulse.stream());
         if self.ledger.is_some() {
@@ -431,10 +491,11 @@ impl Actor for SpoutTask {
         }
         ctx.run_interval(Duration::from_millis(100), |act, ctx| {
             act.publish(false);
+            act.chain.try_publish(0);
             if act.state == State::Active && act.opened {
                 // Sources that went idle stop holding the watermark back.
                 act.send_watermark(false);
-                if act.outbox.is_blocked() {
+                if act.is_blocked() {
                     act.wait_for_space(ctx);
                 }
             }
