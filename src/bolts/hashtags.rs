@@ -13,7 +13,7 @@ use crate::component::{Bolt, ComponentError, ComponentResult, InputFilter, Outpu
 use crate::data::columns::{Column, Columns, StrColumn};
 use crate::data::tuple::{Fields, Tuple, Value};
 use crate::text::hashtags::{
-    for_each_hashtag, is_hashtag_token, normalize_entity_tag, normalize_hashtag, normalized_hashtag,
+    for_each_hashtag, is_hashtag_token, normalize_entity_tag, normalized_hashtag,
 };
 use crate::text::tokenize::FULLWIDTH_HASH;
 
@@ -108,8 +108,9 @@ impl Bolt for HashtagsBolt {
             return Ok(());
         }
         if let Some(word) = input.get_str("word") {
+            let mut buf = String::new();
             if is_hashtag_token(word)
-                && let Some(tag) = normalize_hashtag(word)
+                && let Some(tag) = normalized_hashtag(word, &mut buf)
             {
                 out.emit(crate::values![tag])?;
             }

@@ -101,10 +101,12 @@ impl Chain {
         if i + 1 >= self.stages.len() || self.stages[i].outbox.local.is_empty() {
             return;
         }
-        let local = std::mem::take(&mut self.stages[i].outbox.local);
-        for u in local {
+        let mut local = std::mem::take(&mut self.stages[i].outbox.local);
+        for u in local.drain(..) {
             self.run(i + 1, u, false);
         }
+        // Stage i does not run meanwhile: give its buffer back, with its capacity.
+        self.stages[i].outbox.local = local;
     }
 
     /// Runs `tick`, `finish` or `on_watermark` on stage `i` and feeds what it emitted
