@@ -83,6 +83,17 @@ impl StrColumn {
     pub fn bytes(&self) -> usize {
         self.arena.len()
     }
+
+    /// A copy of rows `from..to` (clamped to the rows there are).
+    pub fn slice(&self, from: usize, to: usize) -> StrColumn {
+        let to = to.min(self.len());
+        let from = from.min(to);
+        let (start, end) = (self.start(from), self.start(to));
+        StrColumn {
+            arena: self.arena[start..end].to_string(),
+            ends: self.ends[from..to].iter().map(|e| e - start).collect(),
+        }
+    }
 }
 
 /// A list of strings per row (a tweet's hashtags).
@@ -618,6 +629,22 @@ mod tests {
             .map(|t| describe(&t))
             .collect();
         assert_eq!(back, want);
+    }
+
+    #[test]
+    fn a_slice_is_those_rows() {
+        let mut c = StrColumn::default();
+        for w in ["a", "", "bcd", "ef"] {
+            c.push(w);
+        }
+        for from in 0..=5 {
+            for to in 0..=5usize {
+                let want: Vec<&str> = c.iter().skip(from).take(to.saturating_sub(from)).collect();
+                let got = c.slice(from, to);
+                assert_eq!(got.iter().collect::<Vec<_>>(), want, "{from}..{to}");
+                assert_eq!(got.bytes(), want.concat().len());
+            }
+        }
     }
 
     #[test]
