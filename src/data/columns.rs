@@ -238,10 +238,11 @@ pub enum ColumnsError {
 }
 
 /// Rows of one stream, column by column. The runtime attaches the stream (and its
-/// fields) when the rows are emitted.
+/// fields) when the rows are emitted. The columns are shared: a clone (rows sent whole
+/// to several tasks, or kept until a batch commits) copies no data.
 #[derive(Clone, Debug)]
 pub struct Columns {
-    cols: Vec<Column>,
+    cols: Arc<Vec<Column>>,
     rows: usize,
     meta: Option<MetaRef>,
     /// The task that emitted the rows.
@@ -258,7 +259,7 @@ impl Columns {
             ));
         }
         Ok(Columns {
-            cols,
+            cols: Arc::new(cols),
             rows,
             meta: None,
             source_task: 0,
@@ -296,7 +297,7 @@ impl Columns {
             })
             .collect();
         Columns {
-            cols,
+            cols: Arc::new(cols),
             rows: rows.len(),
             meta: None,
             source_task: 0,
@@ -306,7 +307,7 @@ impl Columns {
     /// No rows (what a bolt that emits nothing per row returns).
     pub fn empty() -> Columns {
         Columns {
-            cols: Vec::new(),
+            cols: Arc::new(Vec::new()),
             rows: 0,
             meta: None,
             source_task: 0,
@@ -317,7 +318,7 @@ impl Columns {
     pub fn single(col: Column) -> Columns {
         Columns {
             rows: col.len(),
-            cols: vec![col],
+            cols: Arc::new(vec![col]),
             meta: None,
             source_task: 0,
         }
@@ -406,24 +407,27 @@ impl Columns {
     /// Splits the rows into `n` parts: row `i` goes to part `pick(i)` (order kept).
     pub(crate) fn partition(&self, n: usize, pick: impl Fn(usize) -> usize) -> Vec<Columns> {
         let per = self.rows / n.max(1) + 1;
-        let mut parts: Vec<Columns> = (0..n)
-            .map(|_| Columns {
-                cols: self.cols.iter().map(|c| c.empty_like(per)).collect(),
-                rows: 0,
+        let mut parts: Vec<(Vec<Column>, usize)> = (0..n)
+            .map(|_| (self.cols.iter().map(|c| c.empty_like(per)).collect(), 0))
+            .collect();
+        for i in 0..self.rows {
+            let Some((cols, rows)) = parts.get_mut(pick(i)) else {
+                continue;
+            };
+            for (dst, src) in cols.iter_mut().zip(self.cols.iter()) {
+                dst.push_row(src, i);
+            }
+            *rows += 1;
+        }
+        parts
+            .into_iter()
+            .map(|(cols, rows)| Columns {
+                cols: Arc::new(cols),
+                rows,
                 meta: self.meta.clone(),
                 source_task: self.source_task,
             })
-            .collect();
-        for i in 0..self.rows {
-            let Some(p) = parts.get_mut(pick(i)) else {
-                continue;
-            };
-            for (dst, src) in p.cols.iter_mut().zip(&self.cols) {
-                dst.push_row(src, i);
-            }
-            p.rows += 1;
-        }
-        parts
+            .collect()
     }
 }
 
