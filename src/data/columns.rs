@@ -84,6 +84,12 @@ impl StrColumn {
         self.arena.len()
     }
 
+    /// Removes every row, keeping the allocations (to fill the column again).
+    pub fn clear(&mut self) {
+        self.arena.clear();
+        self.ends.clear();
+    }
+
     /// A copy of rows `from..to` (clamped to the rows there are).
     pub fn slice(&self, from: usize, to: usize) -> StrColumn {
         let to = to.min(self.len());

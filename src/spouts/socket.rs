@@ -37,6 +37,7 @@ pub struct SocketSpoutConfig {
     /// Reconnect back-off.
     pub backoff: BackoffConfig,
     /// Lines read ahead of the topology (bounded; the socket is not read while full).
+    /// Micro-batch mode reads ahead at least 16,384 lines.
     pub read_ahead: usize,
     /// Retries of a failed line before it is given up (counted in `given_up`).
     pub max_retries: u32,
@@ -135,16 +136,25 @@ const LINE_BATCH: usize = 256;
 /// (`Spout::next_columns` hands them to the cut whole).
 const MICROBATCH_LINE_BATCH: usize = CHUNK_ROWS;
 
+/// Micro-batch mode: the reader reads ahead at least this many lines (`read_ahead` when
+/// larger). A cut takes lines only while it runs; with a short read-ahead the reader
+/// stops whenever both batch threads are processing, and reading does not overlap the
+/// processing (measured: 2.7-3.6 M lines/s at 4,096 lines, 5.9-6.4 M at 16,384).
+const MICROBATCH_READ_AHEAD: usize = 16 * CHUNK_ROWS;
+
 fn new_batch(lines: usize) -> StrColumn {
     StrColumn::with_capacity(lines, lines * 128)
 }
 
-/// Connects, reads lines into `tx` (in batches), reconnects per the options; ends
+/// Connects, reads lines into `tx` (in batches of up to `batch_lines`; with `exact`, each
+/// a copy of the reader's batch as large as its lines, which the reader then reuses:
+/// micro-batch mode keeps the batches until they commit), reconnects per the options; ends
 /// (dropping `tx`) when the server closes and `reconnect` is off. A server that cannot be
 /// reached with `reconnect` off fails the run (`fatal`).
 async fn read_loop(
     cfg: SocketSpoutConfig,
     batch_lines: usize,
+    exact: bool,
     tx: mpsc::Sender<StrColumn>,
     waker: Option<SpoutWaker>,
     c: Counters,
@@ -210,7 +220,13 @@ async fn read_loop(
                         && (closed || batch.len() >= batch_lines || !reader.has_buffered())
                     {
                         backoff.reset();
-                        let full = std::mem::replace(&mut batch, new_batch(batch_lines));
+                        let full = if exact {
+                            let copy = batch.clone();
+                            batch.clear();
+                            copy
+                        } else {
+                            std::mem::replace(&mut batch, new_batch(batch_lines))
+                        };
                         if !send(full).await {
                             return;
                         }
@@ -301,12 +317,15 @@ impl Spout for SocketSpout {
     }
 
     fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
-        let batch_lines = if ctx.is_microbatch() {
-            MICROBATCH_LINE_BATCH
+        let (batch_lines, read_ahead) = if ctx.is_microbatch() {
+            (
+                MICROBATCH_LINE_BATCH,
+                self.cfg.read_ahead.max(MICROBATCH_READ_AHEAD),
+            )
         } else {
-            LINE_BATCH
+            (LINE_BATCH, self.cfg.read_ahead)
         };
-        let (tx, rx) = mpsc::channel(self.cfg.read_ahead.div_ceil(batch_lines));
+        let (tx, rx) = mpsc::channel(read_ahead.div_ceil(batch_lines));
         let counters = Counters {
             oversized: ctx.counter("oversized_lines"),
             oversized_log: LogThrottle::default(),
@@ -318,6 +337,7 @@ impl Spout for SocketSpout {
         self.reader = Some(ctx.spawn(read_loop(
             self.cfg.clone(),
             batch_lines,
+            ctx.is_microbatch(),
             tx,
             ctx.waker(),
             counters,
