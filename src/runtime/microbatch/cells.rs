@@ -678,6 +678,14 @@ mod tests {
     /// A cell of a socket spout whose reader already sent `batches` and ended; with
     /// `columns` off it is cut through `next_tuple`.
     fn cell(batches: &[Vec<String>], columns: bool) -> SpoutCell {
+        timed_cell(batches, columns, None)
+    }
+
+    fn timed_cell(
+        batches: &[Vec<String>],
+        columns: bool,
+        time: Option<EventTimeConfig>,
+    ) -> SpoutCell {
         let (tx, rx) = mpsc::channel(batches.len().max(1));
         for b in batches {
             let mut c = StrColumn::default();
@@ -736,7 +744,7 @@ mod tests {
             extension: None,
         };
         let metrics = TaskMetrics::new(Arc::new(Mutex::new(TaskStats::default())));
-        SpoutCell::new(ctx, factory, outbox, metrics, None)
+        SpoutCell::new(ctx, factory, outbox, metrics, time)
     }
 
     /// The lines a batch sent, in order, and whether they came as columns.
@@ -859,6 +867,23 @@ mod tests {
             .collect();
         assert_eq!(chunks, [1024, 3, 1, 700, 1024, 2]);
         assert!(lines(&cut).1);
+    }
+
+    #[test]
+    fn a_spout_that_assigns_event_time_is_cut_as_tuples() {
+        let batches = vec![(0..50).map(|i| format!("l{i}")).collect::<Vec<_>>()];
+        let mut c = timed_cell(&batches, true, Some(EventTimeConfig::new("text")));
+        let info = BatchInfo {
+            txid: 1,
+            time_ms: 0,
+            replay: false,
+            watermark: None,
+        };
+        let (routed, _) = c
+            .emit(&info, 100, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(lines(&routed), (batches[0].clone(), false));
+        assert!(c.exhausted);
     }
 
     proptest! {
