@@ -200,7 +200,8 @@ pub struct SpoutCollector<'a> {
     pub(crate) tracker: &'a mut Tracker,
     pub(crate) slot: u32,
     pub(crate) timeout_ms: u64,
-    /// `max_spout_pending`: the most trees this task may have in flight.
+    /// `max_spout_pending`: the most spout tuples this task may have in flight (micro-batch
+    /// mode: the most the batch being cut may take).
     pub(crate) max_pending: usize,
     /// Event time (the spout's `event_time` option), if configured.
     pub(crate) time: Option<&'a mut SourceTime>,
@@ -433,11 +434,16 @@ impl SpoutCollector<'_> {
 
     /// How many more spout tuples this task may put in flight now: `max_spout_pending`
     /// less the tuples whose trees are in flight (`usize::MAX` where trees are not
-    /// tracked: acking off, micro-batch mode). The runtime stops calling `next_tuple` at
+    /// tracked: acking off; in micro-batch mode, what the batch being cut may still
+    /// take). The runtime stops calling `next_tuple` at
     /// the limit; a spout that emits several tuples in one call emits at most this many
     /// to stay within it.
     pub fn room(&self) -> usize {
-        if self.tracker.origins.is_some() || self.ledger.is_none() {
+        if let Some(o) = &self.tracker.origins {
+            // Micro-batch mode: what the batch being cut may still take.
+            return self.max_pending.saturating_sub(o.len() as usize);
+        }
+        if self.ledger.is_none() {
             return usize::MAX;
         }
         self.max_pending

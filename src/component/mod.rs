@@ -352,6 +352,20 @@ pub trait Spout: Send + 'static {
         None
     }
 
+    /// Micro-batch mode: the columnar form of `next_tuple`, for a spout whose batches are
+    /// cut by polling (not [`transactional`](Self::transactional)). Appends to `out` at
+    /// most `max` rows of the default stream, as column chunks (`crate::data::columns`;
+    /// up to `columns::CHUNK_ROWS` rows each is best), the rows `next_tuple` would have
+    /// emitted, in the same order, and returns what `next_tuple` would (`Emitted` when it
+    /// appended rows). Rows handed this way carry no message id: `ack` is not called for
+    /// them, and the runtime keeps the chunks until the batch commits (a failed batch is
+    /// emitted again from them). `None` (the default): the spout has no columnar path and
+    /// is polled with `next_tuple`. Not called for a spout that assigns event time
+    /// (columns carry none).
+    fn next_columns(&mut self, _max: usize, _out: &mut Vec<Columns>) -> Option<SpoutStatus> {
+        None
+    }
+
     /// Distributed mode: the partitioned logs (Kafka topics) this spout reads, if it reads
     /// such logs.
     fn source_log(&self) -> Option<SourceLog> {

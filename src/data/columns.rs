@@ -83,6 +83,23 @@ impl StrColumn {
     pub fn bytes(&self) -> usize {
         self.arena.len()
     }
+
+    /// Removes every row, keeping the allocations (to fill the column again).
+    pub fn clear(&mut self) {
+        self.arena.clear();
+        self.ends.clear();
+    }
+
+    /// A copy of rows `from..to` (clamped to the rows there are).
+    pub fn slice(&self, from: usize, to: usize) -> StrColumn {
+        let to = to.min(self.len());
+        let from = from.min(to);
+        let (start, end) = (self.start(from), self.start(to));
+        StrColumn {
+            arena: self.arena[start..end].to_string(),
+            ends: self.ends[from..to].iter().map(|e| e - start).collect(),
+        }
+    }
 }
 
 /// A list of strings per row (a tweet's hashtags).
@@ -227,10 +244,11 @@ pub enum ColumnsError {
 }
 
 /// Rows of one stream, column by column. The runtime attaches the stream (and its
-/// fields) when the rows are emitted.
+/// fields) when the rows are emitted. The columns are shared: a clone (rows sent whole
+/// to several tasks, or kept until a batch commits) copies no data.
 #[derive(Clone, Debug)]
 pub struct Columns {
-    cols: Vec<Column>,
+    cols: Arc<Vec<Column>>,
     rows: usize,
     meta: Option<MetaRef>,
     /// The task that emitted the rows.
@@ -247,7 +265,7 @@ impl Columns {
             ));
         }
         Ok(Columns {
-            cols,
+            cols: Arc::new(cols),
             rows,
             meta: None,
             source_task: 0,
@@ -285,7 +303,7 @@ impl Columns {
             })
             .collect();
         Columns {
-            cols,
+            cols: Arc::new(cols),
             rows: rows.len(),
             meta: None,
             source_task: 0,
@@ -295,7 +313,7 @@ impl Columns {
     /// No rows (what a bolt that emits nothing per row returns).
     pub fn empty() -> Columns {
         Columns {
-            cols: Vec::new(),
+            cols: Arc::new(Vec::new()),
             rows: 0,
             meta: None,
             source_task: 0,
@@ -306,7 +324,7 @@ impl Columns {
     pub fn single(col: Column) -> Columns {
         Columns {
             rows: col.len(),
-            cols: vec![col],
+            cols: Arc::new(vec![col]),
             meta: None,
             source_task: 0,
         }
@@ -395,24 +413,27 @@ impl Columns {
     /// Splits the rows into `n` parts: row `i` goes to part `pick(i)` (order kept).
     pub(crate) fn partition(&self, n: usize, pick: impl Fn(usize) -> usize) -> Vec<Columns> {
         let per = self.rows / n.max(1) + 1;
-        let mut parts: Vec<Columns> = (0..n)
-            .map(|_| Columns {
-                cols: self.cols.iter().map(|c| c.empty_like(per)).collect(),
-                rows: 0,
+        let mut parts: Vec<(Vec<Column>, usize)> = (0..n)
+            .map(|_| (self.cols.iter().map(|c| c.empty_like(per)).collect(), 0))
+            .collect();
+        for i in 0..self.rows {
+            let Some((cols, rows)) = parts.get_mut(pick(i)) else {
+                continue;
+            };
+            for (dst, src) in cols.iter_mut().zip(self.cols.iter()) {
+                dst.push_row(src, i);
+            }
+            *rows += 1;
+        }
+        parts
+            .into_iter()
+            .map(|(cols, rows)| Columns {
+                cols: Arc::new(cols),
+                rows,
                 meta: self.meta.clone(),
                 source_task: self.source_task,
             })
-            .collect();
-        for i in 0..self.rows {
-            let Some(p) = parts.get_mut(pick(i)) else {
-                continue;
-            };
-            for (dst, src) in p.cols.iter_mut().zip(&self.cols) {
-                dst.push_row(src, i);
-            }
-            p.rows += 1;
-        }
-        parts
+            .collect()
     }
 }
 
@@ -618,6 +639,22 @@ mod tests {
             .map(|t| describe(&t))
             .collect();
         assert_eq!(back, want);
+    }
+
+    #[test]
+    fn a_slice_is_those_rows() {
+        let mut c = StrColumn::default();
+        for w in ["a", "", "bcd", "ef"] {
+            c.push(w);
+        }
+        for from in 0..=5 {
+            for to in 0..=5usize {
+                let want: Vec<&str> = c.iter().skip(from).take(to.saturating_sub(from)).collect();
+                let got = c.slice(from, to);
+                assert_eq!(got.iter().collect::<Vec<_>>(), want, "{from}..{to}");
+                assert_eq!(got.bytes(), want.concat().len());
+            }
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::component::registry::{BuildError, ComponentConfig, SpoutConfig};
 use crate::component::{
     ComponentResult, FatalHandle, OutputDeclarer, Spout, SpoutStatus, SpoutWaker, TaskContext,
 };
-use crate::data::columns::StrColumn;
+use crate::data::columns::{CHUNK_ROWS, Column, Columns, StrColumn};
 use crate::data::tuple::Fields;
 use crate::io::backoff::{Backoff, BackoffConfig};
 use crate::io::lines::{InvalidUtf8, LineKind, LineOptions, LineReader};
@@ -37,6 +37,7 @@ pub struct SocketSpoutConfig {
     /// Reconnect back-off.
     pub backoff: BackoffConfig,
     /// Lines read ahead of the topology (bounded; the socket is not read while full).
+    /// Micro-batch mode reads ahead at least 16,384 lines.
     pub read_ahead: usize,
     /// Retries of a failed line before it is given up (counted in `given_up`).
     pub max_retries: u32,
@@ -109,6 +110,16 @@ impl SocketSpout {
     }
 }
 
+#[cfg(test)]
+impl SocketSpout {
+    /// A spout that takes its lines from `lines` instead of a reader (tests of the cut).
+    pub(crate) fn reading(lines: mpsc::Receiver<StrColumn>) -> Self {
+        let mut s = SocketSpout::new(SocketSpoutConfig::default());
+        s.lines = Some(lines);
+        s
+    }
+}
+
 struct Counters {
     oversized: Arc<AtomicU64>,
     oversized_log: LogThrottle,
@@ -122,15 +133,29 @@ struct Counters {
 /// batch, not per line.
 const LINE_BATCH: usize = 256;
 
-fn new_batch() -> StrColumn {
-    StrColumn::with_capacity(LINE_BATCH, LINE_BATCH * 128)
+/// Micro-batch mode: the batches are column chunks of up to this many lines
+/// (`Spout::next_columns` hands them to the cut whole).
+const MICROBATCH_LINE_BATCH: usize = CHUNK_ROWS;
+
+/// Micro-batch mode: the reader reads ahead at least this many lines (`read_ahead` when
+/// larger). A cut takes lines only while it runs; with a short read-ahead the reader
+/// stops whenever both batch threads are processing, and reading does not overlap the
+/// processing (measured: 2.7-3.6 M lines/s at 4,096 lines, 5.9-6.4 M at 16,384).
+const MICROBATCH_READ_AHEAD: usize = 16 * CHUNK_ROWS;
+
+fn new_batch(lines: usize) -> StrColumn {
+    StrColumn::with_capacity(lines, lines * 128)
 }
 
-/// Connects, reads lines into `tx` (in batches), reconnects per the options; ends
+/// Connects, reads lines into `tx` (in batches of up to `batch_lines`; with `exact`, each
+/// a copy of the reader's batch as large as its lines, which the reader then reuses:
+/// micro-batch mode keeps the batches until they commit), reconnects per the options; ends
 /// (dropping `tx`) when the server closes and `reconnect` is off. A server that cannot be
 /// reached with `reconnect` off fails the run (`fatal`).
 async fn read_loop(
     cfg: SocketSpoutConfig,
+    batch_lines: usize,
+    exact: bool,
     tx: mpsc::Sender<StrColumn>,
     waker: Option<SpoutWaker>,
     c: Counters,
@@ -162,7 +187,7 @@ async fn read_loop(
                 c.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%addr, "socket spout connected");
                 let mut reader = LineReader::new(stream, opts);
-                let mut batch = new_batch();
+                let mut batch = new_batch(batch_lines);
                 loop {
                     let event = reader.next_line_into(&mut batch).await;
                     let closed = match event {
@@ -193,10 +218,16 @@ async fn read_loop(
                     };
                     // Hand over what was read before waiting for the socket again.
                     if !batch.is_empty()
-                        && (closed || batch.len() >= LINE_BATCH || !reader.has_buffered())
+                        && (closed || batch.len() >= batch_lines || !reader.has_buffered())
                     {
                         backoff.reset();
-                        let full = std::mem::replace(&mut batch, new_batch());
+                        let full = if exact {
+                            let copy = batch.clone();
+                            batch.clear();
+                            copy
+                        } else {
+                            std::mem::replace(&mut batch, new_batch(batch_lines))
+                        };
                         if !send(full).await {
                             return;
                         }
@@ -223,6 +254,59 @@ async fn read_loop(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Micro-batch mode's columnar cut (`Spout::next_columns`): the reader's batches, whole
+/// (split at `max`), as chunks of the field `text`; no tuple, no message id per line.
+/// Lines waiting to be retried (event mode) go through `next_tuple` first.
+fn next_line_columns(
+    s: &mut SocketSpout,
+    max: usize,
+    out: &mut Vec<Columns>,
+) -> Option<SpoutStatus> {
+    if s.buffer.has_retries() {
+        return None;
+    }
+    let mut left = max;
+    while left > 0 {
+        if s.next < s.current.len() {
+            let n = (s.current.len() - s.next).min(left);
+            let lines = if s.next == 0 && n == s.current.len() {
+                // The whole batch: no event-mode message shares it in this mode.
+                let whole = std::mem::take(&mut s.current);
+                Arc::try_unwrap(whole).unwrap_or_else(|shared| (*shared).clone())
+            } else {
+                let part = s.current.slice(s.next, s.next + n);
+                s.next += n;
+                part
+            };
+            left -= n;
+            out.push(Columns::single(Column::Str(lines)));
+            continue;
+        }
+        let Some(rx) = &mut s.lines else {
+            return Some(SpoutStatus::Exhausted);
+        };
+        match rx.try_recv() {
+            Ok(batch) => {
+                s.current = Arc::new(batch);
+                s.next = 0;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                s.closed = true;
+                if left == max {
+                    return Some(SpoutStatus::Exhausted);
+                }
+                break;
+            }
+        }
+    }
+    Some(if left < max {
+        SpoutStatus::Emitted
+    } else {
+        SpoutStatus::Idle
+    })
 }
 
 /// A line's tuple: the field `text`.
@@ -263,7 +347,15 @@ impl Spout for SocketSpout {
     }
 
     fn open(&mut self, ctx: &TaskContext) -> ComponentResult {
-        let (tx, rx) = mpsc::channel(self.cfg.read_ahead.div_ceil(LINE_BATCH));
+        let (batch_lines, read_ahead) = if ctx.is_microbatch() {
+            (
+                MICROBATCH_LINE_BATCH,
+                self.cfg.read_ahead.max(MICROBATCH_READ_AHEAD),
+            )
+        } else {
+            (LINE_BATCH, self.cfg.read_ahead)
+        };
+        let (tx, rx) = mpsc::channel(read_ahead.div_ceil(batch_lines));
         let counters = Counters {
             oversized: ctx.counter("oversized_lines"),
             oversized_log: LogThrottle::default(),
@@ -274,6 +366,8 @@ impl Spout for SocketSpout {
         self.buffer.count_given_up_in(ctx.counter("given_up"));
         self.reader = Some(ctx.spawn(read_loop(
             self.cfg.clone(),
+            batch_lines,
+            ctx.is_microbatch(),
             tx,
             ctx.waker(),
             counters,
@@ -332,6 +426,10 @@ impl Spout for SocketSpout {
             self.buffer.ack(id);
         }
         SpoutStatus::Emitted
+    }
+
+    fn next_columns(&mut self, max: usize, out: &mut Vec<Columns>) -> Option<SpoutStatus> {
+        next_line_columns(self, max, out)
     }
 
     fn ack(&mut self, msg_id: u64) {

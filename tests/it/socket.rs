@@ -9,16 +9,19 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use squall::bolts::chaos::ChaosConfig;
 use squall::bolts::count::CountConfig;
 use squall::component::registry::{BoltConfig, SpoutConfig};
+use squall::config::Mode;
 use squall::io::backoff::BackoffConfig;
 use squall::spouts::socket::SocketSpoutConfig;
 use squall::{
-    Bolt, BoltCollector, ComponentResult, LocalCluster, MetricsSnapshot, RunningTopology,
+    Bolt, BoltCollector, ComponentResult, Config, LocalCluster, MetricsSnapshot, RunningTopology,
     RuntimeError, TopologyBuilder, Tuple,
 };
 
 use crate::support::cli;
+use crate::support::state::committed_counts;
 use crate::support::{lock, summary_line, test_config, wait_until};
 
 const MAX_LINE: usize = 64;
@@ -387,6 +390,85 @@ fn a_hundred_megabytes_without_a_newline_is_skipped_and_counted() {
     assert_eq!(counter(m, "oversized_lines"), 1);
     assert_eq!(sink.keys(), ["after", "before"]);
     assert_eq!(m.component("source").map(|c| c.acked), Some(2));
+}
+
+/// Micro-batch mode: the spout hands its lines to the cut as column chunks (split where a
+/// batch reaches `max_batch`, kept until the batch commits); a chaos bolt fails a share of
+/// the batches, which are replayed from those chunks. Every line sent is counted exactly
+/// once in the committed state.
+#[test]
+fn in_microbatch_mode_every_line_is_counted_once_with_failed_batches_replayed() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let all = lines("M", 20_000);
+    let server = {
+        let all = all.clone();
+        std::thread::spawn(move || {
+            let mut s = accept(&listener);
+            // In bursts, so that reads end mid-stream and chunks come in many sizes.
+            for (i, part) in all.chunks(1_500).enumerate() {
+                send(&mut s, part);
+                if i % 3 == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        })
+    };
+    let dir = cli::TempDir::new("socket-mb");
+    let state = dir.path().join("state");
+    let mut b = TopologyBuilder::new("socket-mb");
+    b.spout_factory(
+        "source",
+        socket_config(port, false).build().expect("socket spout"),
+        1,
+    );
+    let count = CountConfig {
+        field: Some("text".into()),
+    };
+    b.bolt_factory("count", count.build().expect("count bolt"), 2)
+        .fields("source", ["text"]);
+    let chaos = ChaosConfig {
+        fail_batches: 0.2,
+        ..Default::default()
+    };
+    b.bolt_factory("chaos", chaos.build().expect("chaos bolt"), 1)
+        .shuffle("source");
+    let config = Config {
+        workers: 2,
+        mode: Mode::Microbatch,
+        batch_interval: Duration::from_millis(5),
+        // Below the reader's chunks of up to 1,024 lines: chunks are split at the limit.
+        max_batch: 300,
+        batches_in_flight: 3,
+        state_dir: Some(state.clone()),
+        drain_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let run = LocalCluster::submit(b.build().expect("topology"), config).expect("submit");
+    assert!(
+        run.wait_finished(Duration::from_secs(60)),
+        "the run did not end after the server closed: {}",
+        summary_line(&run.metrics())
+    );
+    server.join().expect("server");
+    let summary = run.join().expect("join");
+    let src = summary.metrics.component("source").expect("source metrics");
+    assert_eq!(
+        src.acked,
+        all.len() as u64,
+        "{}",
+        summary_line(&summary.metrics)
+    );
+    assert!(
+        src.counters.get("batches_replayed").copied().unwrap_or(0) > 0,
+        "the chaos bolt should have failed some batches"
+    );
+    let (_, counts) = committed_counts(&state, "count", 2);
+    let want: BTreeMap<String, u64> = all.iter().map(|l| (l.clone(), 1)).collect();
+    assert_eq!(counts.len(), want.len(), "lines counted");
+    let wrong: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).take(5).collect();
+    assert!(wrong.is_empty(), "counted more than once: {wrong:?}");
+    assert_eq!(counts, want);
 }
 
 /// Fails some lines: `poison` every time, every 250th line (from the 7th) at its first

@@ -12,7 +12,7 @@ use crate::component::SpoutFactory;
 use crate::component::collector::SpoutCollector;
 use crate::component::transactional::BatchInfo;
 use crate::component::{Spout, SpoutStatus, TaskContext};
-use crate::data::columns::ColumnChunks;
+use crate::data::columns::{ColumnChunks, Columns};
 use crate::data::due::DueTimes;
 use crate::metrics::TaskMetrics;
 use crate::runtime::microbatch::batch_stage::run_batch;
@@ -43,6 +43,8 @@ struct Held {
     meta: Option<Json>,
     /// Other spouts: a copy of what the batch sent, and the message ids to ack.
     copy: Option<Routed>,
+    /// Spouts that cut as columns (`Spout::next_columns`): the chunks they handed over.
+    chunks: Option<Vec<Columns>>,
     msg_ids: Vec<u64>,
     /// When each tuple was due (complete latency is measured from there).
     origins: DueTimes,
@@ -180,6 +182,10 @@ impl SpoutCell {
                 let again = copy.iter().map(|(t, d)| (*t, d.duplicate())).collect();
                 return Ok((again, None));
             }
+            if let Some(chunks) = &h.chunks {
+                let chunks = chunks.clone();
+                return Ok((self.emit_again(chunks)?, None));
+            }
             if let Some(meta) = h.meta.clone() {
                 // Columns carry no event time: a spout that assigns it emits tuples.
                 let timed = self.time.is_some();
@@ -189,10 +195,14 @@ impl SpoutCell {
                         .and_then(|ts| ts.replay_columns(info, &meta))
                 })? {
                     Some(chunks) => self.emit_chunks(chunks)?,
-                    None => self.with_collector(|spout, col| match spout.transactional() {
-                        Some(ts) => ts.replay_batch(info, &meta, col).map_err(|e| e.to_string()),
-                        None => Err("not transactional".into()),
-                    })?,
+                    None => {
+                        self.with_collector(usize::MAX, |spout, col| match spout.transactional() {
+                            Some(ts) => {
+                                ts.replay_batch(info, &meta, col).map_err(|e| e.to_string())
+                            }
+                            None => Err("not transactional".into()),
+                        })?
+                    }
                 };
                 if let Some(h) = self.held.get_mut(&info.txid)
                     && h.origins.is_empty()
@@ -216,16 +226,18 @@ impl SpoutCell {
                     cut = Some(c);
                     self.emit_chunks(chunks)?
                 }
-                None => self.with_collector(|spout, col| match spout.transactional() {
-                    Some(ts) => {
-                        cut = Some(
-                            ts.emit_batch(info, prev.as_ref(), max, col)
-                                .map_err(|e| e.to_string())?,
-                        );
-                        Ok(())
-                    }
-                    None => Err("not transactional".into()),
-                })?,
+                None => {
+                    self.with_collector(usize::MAX, |spout, col| match spout.transactional() {
+                        Some(ts) => {
+                            cut = Some(
+                                ts.emit_batch(info, prev.as_ref(), max, col)
+                                    .map_err(|e| e.to_string())?,
+                            );
+                            Ok(())
+                        }
+                        None => Err("not transactional".into()),
+                    })?
+                }
             };
             let Some(cut) = cut else {
                 return Err(format!("spout {}: no batch metadata", self.label()));
@@ -247,9 +259,15 @@ impl SpoutCell {
         // with nothing now, e.g. a socket whose reader is behind, is waited for), keep a
         // copy until the commit.
         let deadline = Instant::now() + cut_for;
+        // Columns carry no event time: a spout that assigns it emits tuples.
+        if self.time.is_none()
+            && let Some(routed) = self.cut_columns(info.txid, max, deadline)?
+        {
+            return Ok((routed, None));
+        }
         let mut status = SpoutStatus::Idle;
         let mut waited = Duration::ZERO;
-        let cut = self.with_collector(|spout, col| {
+        let cut = self.with_collector(max, |spout, col| {
             let mut calls = 0u32;
             loop {
                 status = spout.next_tuple(col);
@@ -300,6 +318,116 @@ impl SpoutCell {
             },
         );
         Ok((cut.routed, None))
+    }
+
+    /// A new cut of a spout that cannot replay, as column chunks (`Spout::next_columns`),
+    /// polled like `next_tuple` until the deadline or `max` rows; the chunks are kept until
+    /// the commit. `Ok(None)`: the spout has no columnar path (nothing was cut).
+    fn cut_columns(
+        &mut self,
+        txid: u64,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<Option<Routed>, CellError> {
+        let started = Instant::now();
+        let sid = self
+            .outbox
+            .stream_id(None)
+            .map_err(|e| format!("spout {}: {e}", self.label()))?;
+        let mut got: Vec<Columns> = Vec::new();
+        let mut kept: Vec<Columns> = Vec::new();
+        let mut rows = 0usize;
+        let mut status = SpoutStatus::Idle;
+        let mut waited = Duration::ZERO;
+        let mut polls = 0u32;
+        let res: Result<(), CellError> = loop {
+            let left = max.saturating_sub(rows);
+            let spout = &mut self.spout;
+            status = match catch_unwind(AssertUnwindSafe(|| spout.next_columns(left, &mut got))) {
+                Ok(Some(s)) => s,
+                // No columnar path: the spout is polled with `next_tuple`.
+                Ok(None) if polls == 0 => return Ok(None),
+                // It stopped handing columns: the cut ends here.
+                Ok(None) => break Ok(()),
+                Err(p) => break Err(self.replace_spout(&p)),
+            };
+            polls += 1;
+            let mut emitted = Ok(());
+            for c in got.drain(..) {
+                let n = c.rows();
+                if n > max.saturating_sub(rows) {
+                    emitted = Err(format!(
+                        "spout {}: next_columns handed {n} rows, more than the {} asked for",
+                        self.label(),
+                        max.saturating_sub(rows)
+                    ));
+                    break;
+                }
+                if n == 0 {
+                    continue;
+                }
+                if let Err(e) = self.outbox.emit_columns(sid, c.clone()) {
+                    emitted = Err(format!("spout {}: {e}", self.label()));
+                    break;
+                }
+                kept.push(c);
+                rows += n;
+            }
+            if emitted.is_err() {
+                break emitted;
+            }
+            let wake_at = match status {
+                SpoutStatus::Emitted => {
+                    if rows >= max || Instant::now() >= deadline {
+                        break Ok(());
+                    }
+                    continue;
+                }
+                SpoutStatus::Exhausted => break Ok(()),
+                SpoutStatus::Idle => Instant::now() + IDLE_POLL,
+                SpoutStatus::IdleUntil(t) => t,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                break Ok(());
+            }
+            let nap = wake_at.min(deadline).saturating_duration_since(now);
+            std::thread::sleep(nap);
+            waited += nap;
+        };
+        let routed = drain(&mut self.outbox);
+        self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
+        self.metrics.local.busy_ns += started.elapsed().saturating_sub(waited).as_nanos() as u64;
+        res?;
+        if status == SpoutStatus::Exhausted {
+            self.exhausted = true;
+        }
+        self.full = rows >= max;
+        let mut origins = DueTimes::new();
+        origins.push_n(started, rows as u64);
+        self.held.insert(
+            txid,
+            Held {
+                chunks: Some(kept),
+                origins,
+                ..Held::default()
+            },
+        );
+        Ok(Some(routed))
+    }
+
+    /// Emits again the chunks a columnar cut kept (a batch replayed).
+    fn emit_again(&mut self, chunks: Vec<Columns>) -> Result<Routed, CellError> {
+        let res = self.outbox.stream_id(None).and_then(|sid| {
+            chunks
+                .into_iter()
+                .try_for_each(|c| self.outbox.emit_columns(sid, c).map(|_| ()))
+        });
+        let routed = drain(&mut self.outbox);
+        // Counted when first emitted (as the tuples a batch replays).
+        self.outbox.emitted = 0;
+        res.map(|()| routed)
+            .map_err(|e| format!("spout {}: {e}", self.label()))
     }
 
     /// Runs a columnar call of the spout: `Ok(None)` when it has no columnar path; an
@@ -363,6 +491,7 @@ impl SpoutCell {
     /// sent, those times and the message ids.
     fn with_collector(
         &mut self,
+        max: usize,
         f: impl FnOnce(&mut dyn Spout, &mut SpoutCollector<'_>) -> Result<(), CellError>,
     ) -> Result<Cut, CellError> {
         let started = Instant::now();
@@ -377,7 +506,7 @@ impl SpoutCell {
                 tracker: &mut tracker,
                 slot: 0,
                 timeout_ms: 0,
-                max_pending: usize::MAX,
+                max_pending: max,
                 time: self.time.as_mut(),
             };
             let spout = &mut self.spout;
@@ -518,6 +647,269 @@ impl BoltCell {
         for s in self.stages.iter_mut() {
             s.cleanup();
             s.metrics.publish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use proptest::prelude::*;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::component::OutputDeclarer;
+    use crate::data::columns::StrColumn;
+    use crate::data::tuple::{Fields, MetaRef, StreamMeta};
+    use crate::metrics::{CustomCounters, TaskStats, TopkBoard};
+    use crate::spouts::socket::SocketSpout;
+    use crate::task::outbox::{Route, StreamOut, Target};
+
+    /// The socket spout without its columnar path: cut by `next_tuple`.
+    struct TuplesOnly(SocketSpout);
+
+    impl Spout for TuplesOnly {
+        fn declare_outputs(&self, out: &mut OutputDeclarer) {
+            self.0.declare_outputs(out);
+        }
+        fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
+            self.0.next_tuple(out)
+        }
+        fn ack(&mut self, id: u64) {
+            self.0.ack(id);
+        }
+    }
+
+    /// A cell of a socket spout whose reader already sent `batches` and ended; with
+    /// `columns` off it is cut through `next_tuple`.
+    fn cell(batches: &[Vec<String>], columns: bool) -> SpoutCell {
+        timed_cell(batches, columns, None)
+    }
+
+    fn timed_cell(
+        batches: &[Vec<String>],
+        columns: bool,
+        time: Option<EventTimeConfig>,
+    ) -> SpoutCell {
+        let (tx, rx) = mpsc::channel(batches.len().max(1));
+        for b in batches {
+            let mut c = StrColumn::default();
+            b.iter().for_each(|l| c.push(l));
+            assert!(tx.try_send(c).is_ok());
+        }
+        drop(tx);
+        let rx = Mutex::new(Some(rx));
+        let factory: SpoutFactory = Arc::new(move || {
+            let lines = rx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_else(|| mpsc::channel(1).1);
+            let s = SocketSpout::reading(lines);
+            if columns {
+                Box::new(s) as Box<dyn Spout>
+            } else {
+                Box::new(TuplesOnly(s))
+            }
+        });
+        let (tx, _rx) = mpsc::channel(1);
+        let meta = MetaRef::Shared(Arc::new(StreamMeta {
+            component: "source".into(),
+            stream: crate::data::tuple::DEFAULT_STREAM.into(),
+            fields: Fields::new(["text"]),
+        }));
+        let routes = vec![Route::Shuffle {
+            targets: vec![0],
+            next: 0,
+        }];
+        let outbox = Outbox::new(
+            1,
+            vec![Target::new(2, tx)],
+            vec![StreamOut { meta, routes }],
+            usize::MAX,
+            false,
+        );
+        let ctx = TaskContext {
+            component: "source".into(),
+            task_id: 1,
+            task_index: 0,
+            parallelism: 1,
+            worker: 0,
+            component_tasks: Arc::new(BTreeMap::new()),
+            upstream_tasks: 0,
+            expected_partials: None,
+            counters: CustomCounters::default(),
+            pulse: None,
+            topk: TopkBoard::default(),
+            control: None,
+            state: None,
+            io: None,
+            read_fields: None,
+            output_filter: None,
+            extension: None,
+        };
+        let metrics = TaskMetrics::new(Arc::new(Mutex::new(TaskStats::default())));
+        SpoutCell::new(ctx, factory, outbox, metrics, time)
+    }
+
+    /// The lines a batch sent, in order, and whether they came as columns.
+    fn lines(routed: &Routed) -> (Vec<String>, bool) {
+        let mut out = Vec::new();
+        let mut as_columns = false;
+        for (_, d) in routed {
+            for t in &d.tuples {
+                out.push(
+                    t.values()[0]
+                        .as_str()
+                        .unwrap_or("<not a string>")
+                        .to_string(),
+                );
+            }
+            for c in &d.columns {
+                as_columns = true;
+                out.extend(
+                    (0..c.rows())
+                        .map(|i| c.row(i)[0].as_str().unwrap_or("<not a string>").to_string()),
+                );
+            }
+        }
+        (out, as_columns)
+    }
+
+    /// Cuts batches of at most `max` lines until the spout is exhausted; each batch is
+    /// emitted twice (the second time as a failed batch is) before it commits.
+    fn cut_all(mut cell: SpoutCell, max: usize) -> Vec<Vec<String>> {
+        let mut batches = Vec::new();
+        for txid in 1..10_000 {
+            let info = BatchInfo {
+                txid,
+                time_ms: 0,
+                replay: false,
+                watermark: None,
+            };
+            let (first, meta) = cell
+                .emit(&info, max, Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(meta.is_none());
+            let again = cell
+                .emit(
+                    &BatchInfo {
+                        replay: true,
+                        ..info
+                    },
+                    max,
+                    Duration::from_secs(60),
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+            let (rows, _) = lines(&first);
+            assert!(
+                rows.len() <= max,
+                "batch {txid}: {} rows > {max}",
+                rows.len()
+            );
+            assert_eq!(lines(&again.0), lines(&first), "batch {txid} replayed");
+            assert_eq!(cell.full, rows.len() >= max);
+            cell.commit(txid, Instant::now());
+            let done = cell.exhausted;
+            batches.push(rows);
+            if done {
+                return batches;
+            }
+        }
+        panic!("the spout was never exhausted");
+    }
+
+    fn check(batches: &[Vec<String>], max: usize) {
+        let by_columns = cut_all(cell(batches, true), max);
+        let by_tuples = cut_all(cell(batches, false), max);
+        assert_eq!(by_columns, by_tuples, "max {max}");
+        let all: Vec<String> = batches.concat();
+        assert_eq!(by_columns.concat(), all);
+        // Every batch but the last two (the rest, then none: exhausted) is full.
+        let n = by_columns.len();
+        assert!(
+            by_columns[..n.saturating_sub(2)]
+                .iter()
+                .all(|b| b.len() == max)
+        );
+    }
+
+    #[test]
+    fn the_columnar_cut_gives_the_rows_of_the_tuple_path_and_splits_chunks_at_max() {
+        let line = |i: usize| match i % 5 {
+            0 => String::new(),
+            1 => format!("#tag{i} naïve ✓"),
+            _ => format!("line {i}"),
+        };
+        let mut next = 0;
+        let batches: Vec<Vec<String>> = [1024, 3, 1, 700, 1024, 2]
+            .iter()
+            .map(|&n| {
+                let b = (next..next + n).map(line).collect();
+                next += n;
+                b
+            })
+            .collect();
+        for max in [1, 2, 3, 700, 1023, 1024, 1025, 2048, 5000] {
+            check(&batches, max);
+        }
+        // A columnar cut of the whole input keeps the reader's chunks, unsplit.
+        let cut = {
+            let mut c = cell(&batches, true);
+            let info = BatchInfo {
+                txid: 1,
+                time_ms: 0,
+                replay: false,
+                watermark: None,
+            };
+            c.emit(&info, 5000, Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .0
+        };
+        let chunks: Vec<usize> = cut
+            .iter()
+            .flat_map(|(_, d)| d.columns.iter().map(Columns::rows))
+            .collect();
+        assert_eq!(chunks, [1024, 3, 1, 700, 1024, 2]);
+        assert!(lines(&cut).1);
+    }
+
+    #[test]
+    fn a_spout_that_assigns_event_time_is_cut_as_tuples() {
+        let batches = vec![(0..50).map(|i| format!("l{i}")).collect::<Vec<_>>()];
+        let mut c = timed_cell(&batches, true, Some(EventTimeConfig::new("text")));
+        let info = BatchInfo {
+            txid: 1,
+            time_ms: 0,
+            replay: false,
+            watermark: None,
+        };
+        let (routed, _) = c
+            .emit(&info, 100, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(lines(&routed), (batches[0].clone(), false));
+        assert!(c.exhausted);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn the_columnar_cut_matches_the_tuple_path(
+            sizes in proptest::collection::vec(1usize..300, 0..8),
+            max in 1usize..400,
+        ) {
+            let mut next = 0;
+            let batches: Vec<Vec<String>> = sizes
+                .iter()
+                .map(|&n| {
+                    let b = (next..next + n).map(|i| format!("l{i}")).collect();
+                    next += n;
+                    b
+                })
+                .collect();
+            check(&batches, max);
         }
     }
 }
