@@ -515,28 +515,27 @@ mod columns_tests {
     #[test]
     fn columns_are_grouped_as_tuples_are() {
         let words: Vec<String> = (0..200).map(|i| format!("w{}", i % 37)).collect();
-        for routes in [
-            || {
-                vec![Route::Fields {
-                    fields: vec![0],
-                    targets: vec![0, 1, 2],
-                }]
-            },
-            || {
-                vec![Route::Shuffle {
-                    targets: vec![0, 1, 2],
-                    next: 0,
-                }]
-            },
-            || {
-                vec![
-                    Route::Global { target: 1 },
-                    Route::All {
-                        targets: vec![0, 2],
-                    },
-                ]
-            },
-        ] {
+        let fields: fn() -> Vec<Route> = || {
+            vec![Route::Fields {
+                fields: vec![0],
+                targets: vec![0, 1, 2],
+            }]
+        };
+        let shuffle: fn() -> Vec<Route> = || {
+            vec![Route::Shuffle {
+                targets: vec![0, 1, 2],
+                next: 0,
+            }]
+        };
+        let global_and_all: fn() -> Vec<Route> = || {
+            vec![
+                Route::Global { target: 1 },
+                Route::All {
+                    targets: vec![0, 2],
+                },
+            ]
+        };
+        for (shuffled, routes) in [(false, fields), (true, shuffle), (false, global_and_all)] {
             let mut by_tuple = outbox(routes());
             for w in &words {
                 let r = by_tuple.emit(0, crate::values![w.as_str()], &[], None);
@@ -547,9 +546,48 @@ mod columns_tests {
             words.iter().for_each(|w| col.push(w));
             let r = by_column.emit_columns(0, Columns::single(Column::Str(col)));
             assert_eq!(r, Ok(200));
-            assert_eq!(received(&mut by_column), received(&mut by_tuple));
+            let (got, want) = (received(&mut by_column), received(&mut by_tuple));
+            if shuffled {
+                // A shuffle sends whole chunks in turn: the same rows, in order, to one task.
+                let all = |m: &BTreeMap<u32, Vec<String>>| {
+                    let mut v: Vec<String> = m.values().flatten().cloned().collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(all(&got), all(&want));
+                assert_eq!(got.values().next(), Some(&words));
+            } else {
+                assert_eq!(got, want);
+            }
             assert_eq!(by_column.emitted, by_tuple.emitted);
         }
+    }
+
+    #[test]
+    fn a_shuffle_sends_whole_chunks_to_each_task_in_turn() {
+        let mut o = outbox(vec![Route::Shuffle {
+            targets: vec![0, 1, 2],
+            next: 0,
+        }]);
+        for chunk in 0..6 {
+            let mut col = StrColumn::default();
+            col.push(&format!("c{chunk}"));
+            col.push(&format!("c{chunk}"));
+            assert_eq!(o.emit_columns(0, Columns::single(Column::Str(col))), Ok(2));
+        }
+        let got = received(&mut o);
+        let want = |a: usize, b: usize| {
+            vec![
+                format!("c{a}"),
+                format!("c{a}"),
+                format!("c{b}"),
+                format!("c{b}"),
+            ]
+        };
+        assert_eq!(
+            got,
+            BTreeMap::from([(10, want(0, 3)), (11, want(1, 4)), (12, want(2, 5))])
+        );
     }
 
     #[test]
