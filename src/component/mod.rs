@@ -257,9 +257,9 @@ impl TaskContext {
 
     /// Runs an async task for this component (e.g. a spout's reader, which hands what it
     /// reads over through a bounded channel) until it ends or its handle is aborted (do
-    /// that in `close`). In event mode it runs on this task's worker thread; in
-    /// micro-batch mode, where batches are cut on threads that run no async tasks, on the
-    /// run's I/O thread. Call it from `open` or `prepare`.
+    /// that in `close`). A spout's tasks run on the run's I/O thread (off the worker
+    /// threads, in either mode); a bolt's on its task's worker thread in event mode and
+    /// on the I/O thread in micro-batch mode. Call it from `open` or `prepare`.
     pub fn spawn<F>(&self, task: F) -> ComponentResult<tokio::task::JoinHandle<()>>
     where
         F: std::future::Future<Output = ()> + Send + 'static,

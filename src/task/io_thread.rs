@@ -1,11 +1,12 @@
-//! The I/O thread of a micro-batch run.
+//! The I/O thread of a run.
 //!
-//! In event mode a component's async tasks (the reader of a `socket` or `twitter` spout)
-//! run on its task's worker thread, beside the task. In micro-batch mode batches are cut
-//! and processed on driver threads that run no async tasks, so such tasks run here: one
+//! A component's async tasks (the reader of a `socket` or `twitter` spout) run here: one
 //! thread with a Tokio runtime, started when the first task is spawned (a run whose
-//! components spawn nothing has no such thread) and stopped when the run ends. A task
-//! hands its results to its component through a bounded channel, as in event mode.
+//! components spawn nothing has no such thread) and stopped when the run ends. In
+//! micro-batch mode batches are cut and processed on driver threads that run no async
+//! tasks; in event mode a spout's reader here leaves the spout's worker thread to the
+//! spout and the bolts (reading and framing a socket's lines no longer takes that core).
+//! A task hands its results to its component through a bounded channel.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +20,7 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IoThreadError {
-    #[error("cannot start the micro-batch I/O thread: {0}")]
+    #[error("cannot start the I/O thread: {0}")]
     Start(#[source] std::io::Error),
     #[error("the run has ended: its I/O thread is stopped")]
     Stopped,

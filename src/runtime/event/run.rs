@@ -18,6 +18,7 @@ use crate::runtime::event::bolt_task::{BoltSettings, BoltTask};
 use crate::runtime::event::spout_task::{Deactivate, SpoutSettings, SpoutTask};
 use crate::runtime::stage::Stage;
 use crate::task::control::RunControl;
+use crate::task::io_thread::IoThread;
 use crate::task::ledger::Ledger;
 use crate::task::outbox::Outbox;
 use crate::task::transport::{Pulse, SharedRx};
@@ -40,8 +41,13 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
             // Before the worker threads are made: they inherit it.
             crate::task::alarm::tighten_timer_slack();
             let system = System::new();
+            // Where the spouts' async tasks (a socket or Twitter spout's reader) run: off
+            // the worker threads, so reading and framing do not take the spout's core.
+            let io = IoThread::new(topology.name());
+            let io_handle = io.clone();
             system.block_on(async move {
-                let (arbiters, spouts, bolts) = plan.start(&topology, &config, ctl.clone());
+                let (arbiters, spouts, bolts) =
+                    plan.start(&topology, &config, ctl.clone(), &io_handle);
                 let _ = started_tx.send(());
                 let ended = supervise(&ctl, &spouts, drain).await;
                 drop(bolts);
@@ -56,6 +62,7 @@ pub(crate) fn submit(topology: Topology, config: Config) -> Result<RunningTopolo
                     }
                 }
             });
+            io.stop();
         })?;
     started_rx.recv().map_err(|_| RuntimeError::Panicked)?;
     Ok(RunningTopology::new(
@@ -97,6 +104,7 @@ impl Plan {
         topology: &Topology,
         config: &Config,
         control: Arc<RunControl>,
+        io: &IoThread,
     ) -> (Vec<Arbiter>, Vec<Addr<SpoutTask>>, Vec<Addr<BoltTask>>) {
         let priority = config.worker_priority;
         let arbiters: Vec<Arbiter> = (0..config.workers)
@@ -192,13 +200,14 @@ impl Plan {
                 match &c.kind {
                     ComponentKind::Spout(factory) => {
                         let pulse = Pulse::default();
-                        let ctx = self.context(
+                        let mut ctx = self.context(
                             &c.name,
                             id,
                             cm.counters.clone(),
                             Some(pulse.clone()),
                             &control,
                         );
+                        ctx.io = Some(io.clone());
                         let acks = ack_rxs[slot as usize]
                             .take()
                             .unwrap_or_else(|| unreachable!("one ack channel per spout task"));
