@@ -86,6 +86,20 @@ pub(super) enum TaskWatermark {
 /// How long a cut waits before polling again a spout that had nothing (`Idle`).
 const IDLE_POLL: Duration = Duration::from_millis(1);
 
+/// A cut polling a spout that has nothing now: sleeps until `wake_at` or the cut's
+/// `deadline`, whichever comes first, and adds the nap to `waited`; `false` (no nap) once
+/// the deadline has passed.
+fn nap_before(wake_at: Instant, deadline: Instant, waited: &mut Duration) -> bool {
+    let now = Instant::now();
+    if now >= deadline {
+        return false;
+    }
+    let nap = wake_at.min(deadline).saturating_duration_since(now);
+    std::thread::sleep(nap);
+    *waited += nap;
+    true
+}
+
 /// Why a cut failed.
 pub(super) type CellError = String;
 
@@ -285,13 +299,9 @@ impl SpoutCell {
                     SpoutStatus::Idle => Instant::now() + IDLE_POLL,
                     SpoutStatus::IdleUntil(t) => t,
                 };
-                let now = Instant::now();
-                if now >= deadline {
+                if !nap_before(wake_at, deadline, &mut waited) {
                     return Ok(());
                 }
-                let nap = wake_at.min(deadline).saturating_duration_since(now);
-                std::thread::sleep(nap);
-                waited += nap;
             }
         })?;
         self.metrics.local.busy_ns = self
@@ -387,13 +397,9 @@ impl SpoutCell {
                 SpoutStatus::Idle => Instant::now() + IDLE_POLL,
                 SpoutStatus::IdleUntil(t) => t,
             };
-            let now = Instant::now();
-            if now >= deadline {
+            if !nap_before(wake_at, deadline, &mut waited) {
                 break Ok(());
             }
-            let nap = wake_at.min(deadline).saturating_duration_since(now);
-            std::thread::sleep(nap);
-            waited += nap;
         };
         let routed = drain(&mut self.outbox);
         self.metrics.local.emitted += std::mem::take(&mut self.outbox.emitted);
