@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use compact_str::CompactString;
 
-use crate::data::columns::{Column, Columns};
+use crate::data::columns::{Column, Columns, StrColumn};
 use crate::data::tuple::{Tuple, Value};
 
 /// The value of `field`, or of the first field when no name is given.
@@ -30,16 +30,21 @@ pub type BatchCounts = HashMap<CompactString, u64, foldhash::fast::RandomState>;
 /// bolts), from the key column of a chunk of rows (`field`, or the first): the columnar
 /// form of [`key_of`] and [`key_text`]. `None` when that column does not hold strings
 /// (the rows then come as tuples).
+/// The key column of `input` (`field`, or the first), if it holds strings.
+pub fn key_column<'a>(input: &'a Columns, field: Option<&str>) -> Option<&'a StrColumn> {
+    match field {
+        Some(f) => input.column(f),
+        None => input.column_at(0),
+    }
+    .and_then(Column::as_str)
+}
+
 pub fn add_key_counts(
     counts: &mut BatchCounts,
     input: &Columns,
     field: Option<&str>,
 ) -> Option<()> {
-    let keys = match field {
-        Some(f) => input.column(f),
-        None => input.column_at(0),
-    }
-    .and_then(Column::as_str)?;
+    let keys = key_column(input, field)?;
     for k in keys.iter() {
         match counts.get_mut(k) {
             Some(n) => *n += 1,

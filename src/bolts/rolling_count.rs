@@ -9,7 +9,7 @@ use std::time::Duration;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::key_field::{BatchCounts, add_key_counts, key_of, key_text};
+use super::key_field::{BatchCounts, add_key_counts, key_column, key_of, key_text};
 use super::window_mark::FINAL_FIELD;
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
@@ -436,8 +436,19 @@ impl Bolt for RollingCountBolt {
         _batch: &BatchInfo,
         input: &Columns,
     ) -> Option<Result<Columns, ComponentError>> {
-        self.state.as_ref()?;
-        add_key_counts(&mut self.batch, input, self.cfg.field.as_deref())?;
+        if self.events.is_some() {
+            return None;
+        }
+        if self.state.is_some() {
+            add_key_counts(&mut self.batch, input, self.cfg.field.as_deref())?;
+            return Some(Ok(Columns::empty()));
+        }
+        // Event mode, processing time: each row counts in the open slot, as in `execute`.
+        let keys = key_column(input, self.cfg.field.as_deref())?;
+        let w = self.window.as_mut()?;
+        for k in keys.iter() {
+            w.incr(compact_str::CompactString::from(k), 1);
+        }
         Some(Ok(Columns::empty()))
     }
 
@@ -773,6 +784,40 @@ mod tests {
             }
         }
         (counts, closed)
+    }
+
+    proptest::proptest! {
+        /// Event mode: chunks of keys (the columnar path) count as the same keys one
+        /// tuple at a time, across slides.
+        #[test]
+        fn chunks_count_as_their_rows_do(
+            slides in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::collection::vec(0u8..12, 0..20), 0..4),
+                1..5),
+        ) {
+            let (ct, cc) = (ManualClock::new(0), ManualClock::new(0));
+            let (mut tuples, mut chunks) = (harness(&ct), harness(&cc));
+            for (s, slide) in slides.iter().enumerate() {
+                for chunk in slide {
+                    let rows: Vec<_> =
+                        chunk.iter().map(|k| crate::values![format!("k{k}")]).collect();
+                    for r in &rows {
+                        proptest::prop_assert!(tuples.execute(r.clone()).is_ok());
+                    }
+                    let out = chunks.execute_columns(&rows);
+                    proptest::prop_assert!(matches!(out, Some(Ok(ref v)) if v.is_empty()));
+                }
+                let now = (s as u64 + 1) * 10_000;
+                ct.set(now);
+                cc.set(now);
+                let (a, b) = (tuples.tick(), chunks.tick());
+                proptest::prop_assert_eq!(
+                    a.map(window).map_err(|e| e.to_string()),
+                    b.map(window).map_err(|e| e.to_string())
+                );
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use crate::component::ComponentResult;
+use crate::data::columns::Columns;
 use crate::data::tuple::{Anchor, Anchors, Tuple, Value, Values};
 use crate::task::ledger::Tracker;
 use crate::task::ledger::{Ledger, Outcomes, root_id};
@@ -417,6 +418,46 @@ impl SpoutCollector<'_> {
         self.outbox.flush_full();
         res?;
         Ok(n as usize)
+    }
+
+    /// `emit_message` for rows held as columns (`crate::data::columns`): the tuples
+    /// `rows.row(0)`, `rows.row(1)`, ... as one message. In event mode they travel as
+    /// one chunk to each subscribing task, and a bolt with a columnar path
+    /// (`Bolt::execute_columns`) takes them at once; the others get them as tuples.
+    /// The message is acked or failed whole, as with `emit_message`. A spout that assigns
+    /// event time, and micro-batch mode, emit the rows as tuples.
+    pub fn emit_rows(&mut self, rows: Columns, msg_id: Option<u64>) -> ComponentResult<usize> {
+        if self.time.is_some() || self.tracker.origins.is_some() {
+            return self.emit_message((0..rows.rows()).map(|i| rows.row(i)), msg_id);
+        }
+        let sid = self.outbox.stream_id(None)?;
+        let tracked = msg_id.filter(|_| self.ledger.is_some());
+        let root = tracked.map(|_| root_id(self.outbox.next_id(), self.slot));
+        let acc = Cell::new(0u64);
+        let anchor = [Anchor {
+            root: root.unwrap_or(0),
+            edge: 0,
+        }];
+        let parents: &[crate::task::outbox::Parent<'_>] = match root {
+            Some(_) => &[(&anchor, &acc)],
+            None => &[],
+        };
+        let n = rows.rows() as u32;
+        let res = self.outbox.emit_chunk(sid, rows, parents);
+        if let Some(msg_id) = msg_id {
+            match root {
+                Some(root) if acc.get() != 0 && res.is_ok() => {
+                    let deadline = self.tracker.now_ms + self.timeout_ms;
+                    let now = self.tracker.now;
+                    self.tracker
+                        .track(root, msg_id, now, acc.get(), deadline, n);
+                }
+                // Acking off, nothing subscribed or nothing emitted: done once emitted.
+                _ if res.is_ok() => self.tracker.immediate.push((msg_id, true, n)),
+                _ => {}
+            }
+        }
+        Ok(res?)
     }
 
     /// Micro-batch mode: tuples emitted into the batch being cut.

@@ -480,17 +480,25 @@ pub trait Bolt: Send + 'static {
         Ok(())
     }
 
-    /// Micro-batch mode: this bolt has a columnar path for its usual input, so tuples that
-    /// reach it (from spouts or bolts without one) are turned into columns for it. Return
-    /// `true` when `execute_columns` is implemented.
+    /// This bolt has a columnar path for its usual input (`execute_columns`). Micro-batch
+    /// mode turns the tuples that reach it (from spouts or bolts without one) into columns
+    /// for it; event mode hands it the chunks of rows that arrive as one input (the lines
+    /// of one socket read, a run of generated tweets). Return `true` when
+    /// `execute_columns` is implemented.
     fn takes_columns(&self) -> bool {
         false
     }
 
-    /// Micro-batch mode's columnar path: this task's rows of one batch, field by field
-    /// (see `crate::data::columns`). Returns the rows it emits on the default stream, or `None`
-    /// when it takes no columns (the default), and the rows then come as tuples to
-    /// `execute_batch`. An error fails the whole batch.
+    /// The columnar path: rows field by field (see `crate::data::columns`), with the
+    /// same effect as `execute` on each row in turn. Returns the rows it emits on the
+    /// default stream, or `None` when it takes no columns (the default, or these columns
+    /// are not its usual input): the rows then come as tuples.
+    ///
+    /// Micro-batch mode: this task's rows of one batch; an error fails the whole batch
+    /// (`execute_batch` gets the tuples instead). Event mode (auto acking only): one
+    /// chunk, acked or failed whole as one input, with `batch` from
+    /// [`BatchInfo::event_mode`](crate::component::transactional::BatchInfo::event_mode);
+    /// what it returns goes on as chunks anchored to it.
     fn execute_columns(
         &mut self,
         _batch: &BatchInfo,

@@ -26,6 +26,23 @@ pub struct BatchInfo {
     pub watermark: Option<i64>,
 }
 
+impl BatchInfo {
+    /// What event mode passes to [`Bolt::execute_columns`](crate::component::Bolt::execute_columns)
+    /// with a chunk of rows that arrived as one input (there is no batch): txid 0, the
+    /// time now, no watermark.
+    pub fn event_mode() -> BatchInfo {
+        let time_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        BatchInfo {
+            txid: 0,
+            time_ms,
+            replay: false,
+            watermark: None,
+        }
+    }
+}
+
 /// What a transactional spout cut.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchCut {

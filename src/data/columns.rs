@@ -25,6 +25,14 @@ pub struct StrColumn {
 }
 
 impl StrColumn {
+    /// No rows (allocates nothing).
+    pub const fn new() -> Self {
+        StrColumn {
+            arena: String::new(),
+            ends: Vec::new(),
+        }
+    }
+
     pub fn with_capacity(rows: usize, bytes: usize) -> Self {
         StrColumn {
             arena: String::with_capacity(bytes),

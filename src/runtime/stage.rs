@@ -10,14 +10,25 @@ use std::time::Instant;
 
 use crate::component::BoltFactory;
 use crate::component::collector::BoltCollector;
+use crate::component::transactional::BatchInfo;
 use crate::component::{AckMode, Bolt, ComponentResult, TaskContext};
-use crate::data::tuple::{Anchors, Tuple};
+use crate::data::columns::Columns;
+use crate::data::tuple::{Anchor, Anchors, Tuple};
 use crate::log_throttle::LogThrottle;
 use crate::metrics::TaskMetrics;
 use crate::task::control::RunControl;
 use crate::task::ledger::{Ledger, Outcomes};
 use crate::task::outbox::Outbox;
 use crate::task::panic_message;
+use crate::task::transport::Chunk;
+
+/// What `Stage::execute_chunk` did with a chunk.
+pub(crate) enum ChunkStep {
+    /// Executed whole (the bolt's columnar path).
+    Done(Outcome),
+    /// The bolt takes tuples: the rows, anchored to the chunk, to execute one by one.
+    Rows(Vec<Tuple>),
+}
 
 /// How one `execute` ended.
 pub(crate) enum Outcome {
@@ -149,13 +160,20 @@ impl Stage {
             Ok(Err(e)) => Outcome::Failed(e.to_string()),
             Err(p) => Outcome::Panicked(panic_message(&p)),
         };
-        match (&outcome, self.mode) {
+        self.settle(&outcome, &anchors, ack_val.get(), sh);
+        outcome
+    }
+
+    /// Acks (auto mode: with what the execute emitted, `ack_val`) or fails the anchors of
+    /// one input by how its execute ended, and counts it.
+    fn settle(&mut self, outcome: &Outcome, anchors: &[Anchor], ack_val: u64, sh: &mut Shared<'_>) {
+        let m = &mut self.metrics.local;
+        match (outcome, self.mode) {
             (Outcome::Ok, AckMode::Auto) => {
                 m.acked += 1;
                 if sh.ledger.is_some() {
-                    let v = ack_val.get();
-                    for a in &anchors {
-                        sh.outcomes.ack(a.root, a.edge ^ v);
+                    for a in anchors {
+                        sh.outcomes.ack(a.root, a.edge ^ ack_val);
                     }
                 }
             }
@@ -163,7 +181,7 @@ impl Stage {
             (Outcome::Failed(msg), _) | (Outcome::Panicked(msg), _) => {
                 m.failed += 1;
                 if let Some(l) = sh.ledger {
-                    for a in &anchors {
+                    for a in anchors {
                         l.fail(a.root, sh.outcomes);
                     }
                 }
@@ -174,7 +192,76 @@ impl Stage {
                 }
             }
         }
-        outcome
+    }
+
+    /// Event mode: executes a chunk of rows as one input. A bolt with a columnar path
+    /// (auto acking) takes all of them at once, and what it returns is emitted as chunks
+    /// anchored to this one; the chunk is acked or failed whole. Otherwise the rows come
+    /// back as tuples, each anchored to the chunk (which is acked now: its tree waits for
+    /// them), to execute one by one.
+    pub(crate) fn execute_chunk(&mut self, chunk: Chunk, sh: &mut Shared<'_>) -> ChunkStep {
+        if self.mode == AckMode::Auto && self.bolt.takes_columns() {
+            let started = Instant::now();
+            let info = BatchInfo::event_mode();
+            let bolt = &mut self.bolt;
+            let res = catch_unwind(AssertUnwindSafe(|| {
+                bolt.execute_columns(&info, &chunk.rows)
+            }));
+            let ack_val = Cell::new(0u64);
+            let outcome = match res {
+                Ok(None) => None,
+                Ok(Some(Ok(out))) => Some(self.emit_chunk_output(out, &chunk.anchors, &ack_val)),
+                Ok(Some(Err(e))) => Some(Outcome::Failed(e.to_string())),
+                Err(p) => Some(Outcome::Panicked(panic_message(&p))),
+            };
+            if let Some(outcome) = outcome {
+                let rows = chunk.rows.rows().max(1) as u64;
+                let per_row = started.elapsed().as_nanos() as u64 / rows;
+                let m = &mut self.metrics.local;
+                m.execute_ns.record_n(per_row, rows).ok();
+                m.executed += rows;
+                self.settle(&outcome, &chunk.anchors, ack_val.get(), sh);
+                // Counted per row, like the tuples it stands for.
+                let m = &mut self.metrics.local;
+                match outcome {
+                    Outcome::Ok => m.acked += rows - 1,
+                    _ => m.failed += rows - 1,
+                }
+                return ChunkStep::Done(outcome);
+            }
+        }
+        let ack_val = Cell::new(0u64);
+        let parents = [(chunk.anchors.as_slice(), &ack_val)];
+        let mut tuples = chunk.rows.to_tuples();
+        for t in &mut tuples {
+            t.anchors = self.outbox.anchor(&parents);
+        }
+        if sh.ledger.is_some() {
+            for a in &chunk.anchors {
+                sh.outcomes.ack(a.root, a.edge ^ ack_val.get());
+            }
+        }
+        ChunkStep::Rows(tuples)
+    }
+
+    /// What a columnar execute returned, emitted on the default stream as chunks.
+    fn emit_chunk_output(
+        &mut self,
+        out: Columns,
+        anchors: &[Anchor],
+        ack_val: &Cell<u64>,
+    ) -> Outcome {
+        if out.is_empty() {
+            return Outcome::Ok;
+        }
+        let emitted = self
+            .outbox
+            .stream_id(None)
+            .and_then(|sid| self.outbox.emit_chunk(sid, out, &[(anchors, ack_val)]));
+        match emitted {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
     }
 
     /// Runs `tick` or `finish`; a panic there resets the bolt (counted and logged).

@@ -1,6 +1,6 @@
 //! `generator`: deterministic synthetic tweets, the embedded default source.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -98,7 +98,17 @@ pub struct GeneratorSpout {
     pacer: Option<Pacer>,
     /// The fields built (those the consumers read).
     keep: TweetProjection,
+    /// Event mode, unpaced: the runs of tweets in flight (one message each), by message
+    /// id: first sequence number and count.
+    runs: HashMap<u64, (u64, u64)>,
+    next_run: u64,
 }
+
+/// Event mode, unpaced: the most tweets emitted together as one message (one tuple tree,
+/// one chunk to each task downstream). A failed run is replayed tweet by tweet.
+const RUN_TWEETS: u64 = 256;
+/// The bit that marks a run's message id (a single tweet's id is its sequence number).
+const RUN_ID: u64 = 1 << 63;
 
 impl GeneratorSpout {
     pub fn new(cfg: GeneratorSpoutConfig) -> Self {
@@ -117,7 +127,33 @@ impl GeneratorSpout {
             replay: VecDeque::new(),
             pacer: None,
             keep: TweetProjection::ALL,
+            runs: HashMap::new(),
+            next_run: 0,
         }
+    }
+
+    /// Emits the `n` tweets of this task from `from` as one message.
+    fn emit_run(&mut self, from: u64, n: u64, out: &mut SpoutCollector<'_>) -> SpoutStatus {
+        let Some(g) = &self.generator else {
+            return SpoutStatus::Idle;
+        };
+        let mut cols = TweetColumns::with_capacity(n as usize, g, self.keep);
+        for k in 0..n {
+            cols.push(g, from + k * self.step);
+        }
+        let id = RUN_ID | self.next_run;
+        let emitted = match cols.finish() {
+            Ok(rows) => out.emit_rows(rows, Some(id)),
+            Err(e) => Err(e.to_string().into()),
+        };
+        if let Err(e) = emitted {
+            tracing::error!("generator: cannot emit tweets {from}..: {e}");
+            return SpoutStatus::Idle;
+        }
+        self.next_run += 1;
+        self.runs.insert(id, (from, n));
+        self.next_seq += n * self.step;
+        SpoutStatus::Emitted
     }
 
     fn emit(&mut self, seq: u64, out: &mut SpoutCollector<'_>) -> bool {
@@ -360,7 +396,17 @@ impl Spout for GeneratorSpout {
                 0 => return SpoutStatus::IdleUntil(p.next_due()),
                 n => n,
             },
-            None => 1,
+            None => {
+                // As fast as possible: a run of tweets as one message.
+                let left = (self.last_seq() - self.next_seq) / self.step + 1;
+                let n = RUN_TWEETS
+                    .min(u64::try_from(out.room()).unwrap_or(u64::MAX))
+                    .min(left);
+                if n == 0 {
+                    return SpoutStatus::Idle;
+                }
+                return self.emit_run(self.next_seq, n, out);
+            }
         };
         // A paced task that fell behind catches up several tweets a call, but never past
         // `max_spout_pending` trees in flight.
@@ -384,8 +430,20 @@ impl Spout for GeneratorSpout {
         SpoutStatus::Emitted
     }
 
+    fn ack(&mut self, msg_id: u64) {
+        if msg_id & RUN_ID != 0 {
+            self.runs.remove(&msg_id);
+        }
+    }
+
     fn fail(&mut self, msg_id: u64) {
-        self.replay.push_back(msg_id);
+        if msg_id & RUN_ID == 0 {
+            self.replay.push_back(msg_id);
+            return;
+        }
+        if let Some((from, n)) = self.runs.remove(&msg_id) {
+            self.replay.extend((0..n).map(|k| from + k * self.step));
+        }
     }
 
     fn transactional(&mut self) -> Option<&mut dyn TransactionalSpout> {

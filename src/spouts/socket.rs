@@ -86,8 +86,8 @@ impl SpoutConfig for SocketSpoutConfig {
 pub struct SocketSpout {
     cfg: SocketSpoutConfig,
     lines: Option<mpsc::Receiver<StrColumn>>,
-    /// The batch being emitted, and its next line.
-    current: Arc<StrColumn>,
+    /// The batch being emitted (one column of lines), and its next line.
+    current: Columns,
     next: usize,
     reader: Option<tokio::task::JoinHandle<()>>,
     /// The messages in flight: lines of one read, or (after a failure) single lines.
@@ -101,7 +101,7 @@ impl SocketSpout {
         SocketSpout {
             cfg,
             lines: None,
-            current: Arc::default(),
+            current: Columns::empty(),
             next: 0,
             reader: None,
             buffer: ReplayBuffer::new(max_retries),
@@ -269,19 +269,18 @@ fn next_line_columns(
     }
     let mut left = max;
     while left > 0 {
-        if s.next < s.current.len() {
-            let n = (s.current.len() - s.next).min(left);
-            let lines = if s.next == 0 && n == s.current.len() {
-                // The whole batch: no event-mode message shares it in this mode.
-                let whole = std::mem::take(&mut s.current);
-                Arc::try_unwrap(whole).unwrap_or_else(|shared| (*shared).clone())
+        if s.next < s.current.rows() {
+            let n = (s.current.rows() - s.next).min(left);
+            let lines = if s.next == 0 && n == s.current.rows() {
+                // The whole batch, shared.
+                std::mem::replace(&mut s.current, Columns::empty())
             } else {
-                let part = s.current.slice(s.next, s.next + n);
+                let part = lines_of(&s.current).slice(s.next, s.next + n);
                 s.next += n;
-                part
+                Columns::single(Column::Str(part))
             };
             left -= n;
-            out.push(Columns::single(Column::Str(lines)));
+            out.push(lines);
             continue;
         }
         let Some(rx) = &mut s.lines else {
@@ -289,7 +288,7 @@ fn next_line_columns(
         };
         match rx.try_recv() {
             Ok(batch) => {
-                s.current = Arc::new(batch);
+                s.current = Columns::single(Column::Str(batch));
                 s.next = 0;
             }
             Err(mpsc::error::TryRecvError::Empty) => break,
@@ -319,14 +318,28 @@ fn line_values(line: &str) -> crate::data::tuple::Values {
 /// the message it was part of failed).
 #[derive(Clone)]
 struct Lines {
-    batch: Arc<StrColumn>,
+    batch: Columns,
     from: usize,
     to: usize,
 }
 
+/// The lines of a batch (its only column).
+fn lines_of(batch: &Columns) -> &StrColumn {
+    static NONE: StrColumn = StrColumn::new();
+    batch.column_at(0).and_then(Column::as_str).unwrap_or(&NONE)
+}
+
 impl Lines {
-    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        (self.from..self.to).map(|i| self.batch.get(i))
+    fn line(&self, i: usize) -> &str {
+        lines_of(&self.batch).get(i)
+    }
+
+    /// The message's lines as rows: the batch itself when it is all of it.
+    fn rows(&self) -> Columns {
+        if self.from == 0 && self.to == self.batch.rows() {
+            return self.batch.clone();
+        }
+        Columns::single(Column::Str(lines_of(&self.batch).slice(self.from, self.to)))
     }
 
     /// One message per line.
@@ -378,19 +391,16 @@ impl Spout for SocketSpout {
     }
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) -> SpoutStatus {
-        if let Some(status) = self
-            .buffer
-            .emit_retry(out, |l| line_values(l.batch.get(l.from)))
-        {
+        if let Some(status) = self.buffer.emit_retry(out, |l| line_values(l.line(l.from))) {
             return status;
         }
-        if self.next >= self.current.len() {
+        if self.next >= self.current.rows() {
             let Some(rx) = &mut self.lines else {
                 return SpoutStatus::Exhausted;
             };
             match rx.try_recv() {
                 Ok(batch) => {
-                    self.current = Arc::new(batch);
+                    self.current = Columns::single(Column::Str(batch));
                     self.next = 0;
                     if self.current.is_empty() {
                         return SpoutStatus::Idle;
@@ -410,7 +420,7 @@ impl Spout for SocketSpout {
         // The rest of the read (as much as may be in flight) as one message.
         let to = self
             .current
-            .len()
+            .rows()
             .min(self.next.saturating_add(out.room().max(1)));
         let msg = Lines {
             batch: self.current.clone(),
@@ -419,10 +429,7 @@ impl Spout for SocketSpout {
         };
         self.next = to;
         let id = self.buffer.track(msg.clone());
-        if out
-            .emit_message(msg.iter().map(line_values), Some(id))
-            .is_err()
-        {
+        if out.emit_rows(msg.rows(), Some(id)).is_err() {
             self.buffer.ack(id);
         }
         SpoutStatus::Emitted

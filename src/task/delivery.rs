@@ -4,7 +4,7 @@
 
 use crate::data::columns::Columns;
 use crate::data::tuple::Tuple;
-use crate::task::outbox::{EmitError, LOCAL, Outbox, Route, direct_mismatch};
+use crate::task::outbox::{EmitError, LOCAL, Outbox};
 
 impl Outbox {
     /// Micro-batch mode: hands over every tuple and column chunk buffered for each target
@@ -29,50 +29,8 @@ impl Outbox {
     /// grouped as tuples would be (a fields grouping sends a key to the same task either
     /// way). Returns the rows emitted.
     pub(crate) fn emit_columns(&mut self, sid: usize, cols: Columns) -> Result<usize, EmitError> {
-        let out = &mut self.streams[sid];
-        if let Some(e) = direct_mismatch(out, false) {
-            return Err(e);
-        }
-        let cols = cols.attach(out.meta.clone(), self.task_id)?;
-        let rows = cols.rows();
-        if rows == 0 {
-            return Ok(0);
-        }
-        self.emitted += rows as u64;
-        // Targets that get all the rows, and targets that get a part of them.
-        let mut whole: Vec<usize> = Vec::new();
-        let mut sends: Vec<(usize, Columns)> = Vec::new();
-        for route in out.routes.iter_mut() {
-            match route {
-                Route::Shuffle { targets, .. } if targets.len() == 1 => whole.push(targets[0]),
-                // A whole chunk to each task in turn: no row is copied, and chunks of
-                // about the same size spread the load as evenly as single tuples would.
-                Route::Shuffle { targets, next } => {
-                    whole.push(targets[*next % targets.len()]);
-                    *next = (*next + 1) % targets.len();
-                }
-                Route::Fields { fields, targets } => {
-                    let n = targets.len() as u64;
-                    let parts = cols.partition(targets.len(), |i| {
-                        (cols.hash_fields(i, fields) % n) as usize
-                    });
-                    sends.extend(targets.iter().copied().zip(parts));
-                }
-                Route::All { targets } => whole.extend(targets.iter().copied()),
-                Route::Global { target } => whole.push(*target),
-                // Refused by `direct_mismatch` above.
-                Route::Direct { .. } => {}
-                Route::Local => whole.push(LOCAL),
-            }
-        }
-        if let Some((&last, others)) = whole.split_last() {
-            sends.extend(others.iter().map(|&t| (t, cols.clone())));
-            sends.push((last, cols));
-        }
+        let (rows, sends) = self.column_sends(sid, cols)?;
         for (ti, part) in sends {
-            if part.is_empty() {
-                continue;
-            }
             if ti == LOCAL {
                 self.local_cols.push(part);
             } else {

@@ -3,6 +3,7 @@
 //! control and its I/O thread. Both modes share these; `runtime` builds and drives them.
 
 pub(crate) mod alarm;
+pub(crate) mod chunks;
 pub(crate) mod control;
 pub(crate) mod delivery;
 pub(crate) mod ids;

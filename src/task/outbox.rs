@@ -10,7 +10,7 @@ use crate::data::columns::{Columns, ColumnsError};
 use crate::data::hash::hash_fields;
 use crate::data::tuple::{Anchor, Anchors, MetaRef, Tuple, Values};
 use crate::task::ids::IdGen;
-use crate::task::transport::Envelope;
+use crate::task::transport::{Chunk, Envelope};
 
 /// Why an emit was refused (nothing of it was sent).
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -114,6 +114,8 @@ pub(crate) struct Outbox {
     pub(crate) local: Vec<Tuple>,
     /// Micro-batch mode: rows for the chained bolt, as columns.
     pub(crate) local_cols: Vec<Columns>,
+    /// Event mode: chunks of rows for the chained bolt, taken like `local`.
+    pub(crate) local_chunks: Vec<Chunk>,
     /// Targets whose batch is full, sent by `flush_full` once the emit is complete.
     pub(super) full: Vec<usize>,
     ids: IdGen,
@@ -153,6 +155,7 @@ impl Outbox {
             blocked: Vec::new(),
             local: Vec::new(),
             local_cols: Vec::new(),
+            local_chunks: Vec::new(),
             full: Vec::new(),
             ids: IdGen::new(),
             acking,
@@ -303,7 +306,7 @@ impl Outbox {
 
     /// Makes the anchors of one new tuple: one fresh edge per parent, XOR-ed into each
     /// of the parent's roots and into the parent's ack val.
-    fn anchor(&mut self, parents: &[Parent<'_>]) -> Anchors {
+    pub(crate) fn anchor(&mut self, parents: &[Parent<'_>]) -> Anchors {
         let mut anchors = Anchors::new();
         if !self.acking {
             return anchors;
@@ -345,7 +348,7 @@ impl Outbox {
         }
     }
 
-    fn flush_target(&mut self, ti: usize) {
+    pub(super) fn flush_target(&mut self, ti: usize) {
         let t = &mut self.targets[ti];
         if t.buf.is_empty() {
             return;
@@ -354,7 +357,7 @@ impl Outbox {
         self.send(ti, Envelope::Tuples(batch));
     }
 
-    fn send(&mut self, ti: usize, env: Envelope) {
+    pub(super) fn send(&mut self, ti: usize, env: Envelope) {
         let t = &mut self.targets[ti];
         if t.blocked > 0 {
             t.blocked += 1;

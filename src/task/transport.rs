@@ -11,13 +11,24 @@ use futures::Stream;
 use futures::task::AtomicWaker;
 use tokio::sync::mpsc;
 
-use crate::data::tuple::Tuple;
+use crate::data::columns::Columns;
+use crate::data::tuple::{Anchors, Tuple};
 use crate::task::alarm::Alarm;
+
+/// Event mode: rows that travel as one input (the lines of one read), column by column,
+/// with one set of anchors for all of them. A bolt with a columnar path executes them at
+/// once; any other takes them as tuples, each anchored to the chunk.
+pub(crate) struct Chunk {
+    pub(crate) rows: Columns,
+    pub(crate) anchors: Anchors,
+}
 
 /// What travels on a task's inbox.
 pub(crate) enum Envelope {
     /// A transport batch (1..=batch_size tuples).
     Tuples(Vec<Tuple>),
+    /// Rows as one input (event mode).
+    Chunk(Chunk),
     /// The sending task's watermark (event time): it will send no tuple with an earlier
     /// event time, except late ones. `None`: the sender is idle (holds nothing back).
     Watermark { from: u32, at: Option<i64> },

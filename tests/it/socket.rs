@@ -12,12 +12,15 @@ use std::time::{Duration, Instant};
 use squall::bolts::chaos::ChaosConfig;
 use squall::bolts::count::CountConfig;
 use squall::component::registry::{BoltConfig, SpoutConfig};
+use squall::component::transactional::BatchInfo;
 use squall::config::Mode;
+use squall::data::columns::Columns;
+use squall::data::tuple::Fields;
 use squall::io::backoff::BackoffConfig;
 use squall::spouts::socket::SocketSpoutConfig;
 use squall::{
-    Bolt, BoltCollector, ComponentResult, Config, LocalCluster, MetricsSnapshot, RunningTopology,
-    RuntimeError, TopologyBuilder, Tuple,
+    Bolt, BoltCollector, ComponentError, ComponentResult, Config, LocalCluster, MetricsSnapshot,
+    OutputDeclarer, RunningTopology, RuntimeError, TopologyBuilder, Tuple,
 };
 
 use crate::support::cli;
@@ -495,6 +498,160 @@ impl Bolt for Judge {
         *lock(&self.passed).entry(line).or_default() += 1;
         Ok(())
     }
+}
+
+/// `Judge` with a columnar path: a chunk of lines is judged whole (any line failing
+/// fails the chunk, and none of it passes); the lines that pass go on as one column.
+/// `A panic line` panics at its first attempt.
+#[derive(Clone, Default)]
+struct ChunkJudge {
+    judge: Judge,
+    /// Chunks (of more than one line) that reached the columnar path.
+    chunks: Arc<Mutex<u32>>,
+}
+
+impl Bolt for ChunkJudge {
+    fn declare_outputs(&self, out: &mut OutputDeclarer) {
+        out.declare(Fields::new(["text"]));
+    }
+
+    fn takes_columns(&self) -> bool {
+        true
+    }
+
+    fn execute_columns(
+        &mut self,
+        _batch: &BatchInfo,
+        input: &Columns,
+    ) -> Option<Result<Columns, ComponentError>> {
+        let texts = input.column("text")?.as_str()?;
+        if texts.len() > 1 {
+            *lock(&self.chunks) += 1;
+        }
+        let mut failed = None;
+        for line in texts.iter() {
+            if let Err(e) = self.judge_line(line) {
+                failed = Some(e);
+            }
+        }
+        if let Some(e) = failed {
+            return Some(Err(e.into()));
+        }
+        let mut passed = lock(&self.judge.passed);
+        for line in texts.iter() {
+            *passed.entry(line.to_string()).or_default() += 1;
+        }
+        Some(Ok(input.clone()))
+    }
+
+    /// A line replayed alone comes as a tuple.
+    fn execute(&mut self, input: Tuple, out: &mut BoltCollector<'_>) -> ComponentResult {
+        let line = input.get_str("text").unwrap_or_default().to_string();
+        self.judge_line(&line)?;
+        *lock(&self.judge.passed).entry(line.clone()).or_default() += 1;
+        out.emit(squall::values![line])?;
+        Ok(())
+    }
+}
+
+impl ChunkJudge {
+    /// Counts an attempt at `line`; fails (or panics) as the doc above says.
+    fn judge_line(&self, line: &str) -> Result<(), String> {
+        let attempt = {
+            let mut a = lock(&self.judge.attempts);
+            let n = a.entry(line.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        let number: Option<usize> = line.split(' ').nth(2).and_then(|n| n.parse().ok());
+        if line == "A panic line" && attempt == 1 {
+            panic!("chunk judge panics on {line:?}");
+        }
+        if line.contains("poison") || (attempt == 1 && number.is_some_and(|n| n % 250 == 7)) {
+            return Err(format!("judge fails {line:?} (attempt {attempt})"));
+        }
+        Ok(())
+    }
+}
+
+/// Counts the lines it gets as tuples (chained after `ChunkJudge`: the chunks it emits
+/// come to it as rows).
+#[derive(Clone, Default)]
+struct Tally(Arc<Mutex<BTreeMap<String, u32>>>);
+
+impl Bolt for Tally {
+    fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
+        let line = input.get_str("text").unwrap_or_default().to_string();
+        *lock(&self.0).entry(line).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// Event mode sends the lines of a read as one chunk to a bolt with a columnar path, which
+/// judges them at once, and what it emits goes on as a chunk to the bolt chained into it
+/// (as rows: that one takes tuples). A chunk that fails, or whose bolt panics, fails the
+/// read, whose lines are then replayed one by one: every good line gets through, the bad
+/// line is given up alone, and what the chained bolt counted is what passed.
+#[test]
+fn a_chunk_failed_by_a_columnar_bolt_is_replayed_line_by_line() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut all = lines("A", 3000);
+    all.insert(1234, "A poison line".to_string());
+    all.insert(2345, "A panic line".to_string());
+    let server = {
+        let all = all.clone();
+        std::thread::spawn(move || {
+            let mut s = accept(&listener);
+            send(&mut s, &all);
+        })
+    };
+    let judge = ChunkJudge::default();
+    let tally = Tally::default();
+    let cfg = socket_config(port, false);
+    let mut b = TopologyBuilder::new("socket-chunks");
+    b.spout_factory("source", cfg.build().expect("socket spout"), 1);
+    b.bolt("judge", judge.clone(), 2).shuffle("source");
+    b.bolt("tally", tally.clone(), 2).local_or_shuffle("judge");
+    let run = LocalCluster::submit(b.build().expect("topology"), test_config()).expect("submit");
+    assert!(
+        run.wait_finished(WAIT),
+        "the run did not end: {}",
+        summary_line(&run.metrics())
+    );
+    server.join().expect("server");
+    let summary = run.join().expect("join");
+    let passed = lock(&judge.judge.passed).clone();
+    let attempts = lock(&judge.judge.attempts).clone();
+    let tallied = lock(&tally.0).clone();
+    assert!(
+        *lock(&judge.chunks) > 0,
+        "no chunk reached the columnar path"
+    );
+    for l in all.iter().filter(|l| !l.contains("poison")) {
+        let n = passed.get(l).copied().unwrap_or(0);
+        // A failed chunk passes none of its lines: a line passes once, or twice if its
+        // tree timed out on a loaded machine.
+        assert!((1..=2).contains(&n), "{l:?} passed {n} times");
+        assert_eq!(
+            tallied.get(l),
+            Some(&n),
+            "{l:?} tallied as often as it passed"
+        );
+    }
+    assert_eq!(passed.get("A poison line"), None);
+    assert_eq!(tallied.get("A poison line"), None);
+    assert_eq!(
+        attempts.get("A poison line"),
+        Some(&(cfg.max_retries + 1)),
+        "the bad line is tried once with its read, then retried alone"
+    );
+    let m = &summary.metrics;
+    assert_eq!(counter(m, "given_up"), 1);
+    let source = m.component("source").expect("source metrics");
+    assert_eq!(source.acked, all.len() as u64 - 1, "acked counts lines");
+    let judged = m.component("judge").expect("judge metrics");
+    assert!(judged.restarts >= 1, "the panic restarted the judge");
 }
 
 /// The spout emits the lines of one read as one message (one tuple tree). When one of

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::data::tuple::Tuple;
-use crate::runtime::event::chain::{Call, Chain};
+use crate::runtime::event::chain::{Call, Chain, ChunkRun};
 use crate::runtime::stage::Stage;
 use crate::task::control::RunControl;
 use crate::task::ledger::Ledger;
 use crate::task::outbox::send_blocked;
-use crate::task::transport::{Envelope, SharedRx};
+use crate::task::transport::{Chunk, Envelope, SharedRx};
 use crate::task::watermarks::{Change, InputWatermarks};
 
 pub(crate) struct BoltSettings {
@@ -66,14 +66,7 @@ impl BoltTask {
             if let Some(msg) = self.chain.run(0, t, false) {
                 self.leftovers.extend(it);
                 self.chain.add_busy(started);
-                self.chain.flush_all();
-                self.chain.deliver_outcomes();
-                let s = &mut self.chain.stages[0];
-                s.metrics.local.restarts += 1;
-                if let Some(n) = s.panic_log.hit() {
-                    tracing::error!(task = %self.chain.label(), "bolt panicked: {msg}; input failed, restarting the task{n}");
-                }
-                ctx.stop();
+                self.panicked(&msg, ctx);
                 return;
             }
             n += 1;
@@ -83,6 +76,34 @@ impl BoltTask {
         }
         self.after_work(ctx);
         self.chain.add_busy(started);
+    }
+
+    /// A chunk of rows as one input (or, for a bolt that takes tuples, as its rows).
+    fn process_chunk(&mut self, chunk: Chunk, ctx: &mut Context<Self>) {
+        let started = Instant::now();
+        match self.chain.run_chunk(0, chunk, false) {
+            ChunkRun::Rows(rows) => self.process(rows, ctx),
+            ChunkRun::Done(Some(msg)) => {
+                self.chain.add_busy(started);
+                self.panicked(&msg, ctx);
+            }
+            ChunkRun::Done(None) => {
+                self.after_work(ctx);
+                self.chain.add_busy(started);
+            }
+        }
+    }
+
+    /// Stage 0 panicked on an input (failed): the task restarts with fresh state.
+    fn panicked(&mut self, msg: &str, ctx: &mut Context<Self>) {
+        self.chain.flush_all();
+        self.chain.deliver_outcomes();
+        let s = &mut self.chain.stages[0];
+        s.metrics.local.restarts += 1;
+        if let Some(n) = s.panic_log.hit() {
+            tracing::error!(task = %self.chain.label(), "bolt panicked: {msg}; input failed, restarting the task{n}");
+        }
+        ctx.stop();
     }
 
     /// Flushes, delivers outcomes, and waits for inbox space downstream if needed.
@@ -169,6 +190,7 @@ impl StreamHandler<Envelope> for BoltTask {
     fn handle(&mut self, env: Envelope, ctx: &mut Context<Self>) {
         match env {
             Envelope::Tuples(batch) => self.process(batch, ctx),
+            Envelope::Chunk(chunk) => self.process_chunk(chunk, ctx),
             Envelope::Watermark { from, at } => {
                 if let Some(change) = self.watermarks.update(from, at) {
                     self.on_watermark(change, ctx);

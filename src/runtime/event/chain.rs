@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::data::tuple::Tuple;
-use crate::runtime::stage::{Outcome, Shared, Stage};
+use crate::runtime::stage::{ChunkStep, Outcome, Shared, Stage};
 use crate::task::control::RunControl;
 use crate::task::ledger::{Ledger, Outcomes};
-use crate::task::transport::Envelope;
+use crate::task::transport::{Chunk, Envelope};
 use crate::task::watermarks::Change;
 
 /// What `guarded` calls on a stage's bolt.
@@ -20,6 +20,14 @@ pub(crate) enum Call {
     Tick,
     Finish,
     Watermark(i64),
+}
+
+/// How `Chain::run_chunk` ended.
+pub(crate) enum ChunkRun {
+    /// Executed whole; a panic of stage 0 (as `run` returns it).
+    Done(Option<String>),
+    /// The stage takes tuples: the chunk's rows, to `run` one by one.
+    Rows(Vec<Tuple>),
 }
 
 pub(crate) struct Chain {
@@ -73,6 +81,30 @@ impl Chain {
         };
         let outcome = self.stages[i].execute(t, &mut sh);
         self.feed_next(i);
+        self.after(i, outcome, reset_first)
+    }
+
+    /// Runs a chunk of rows through stage `i` as one input, then what it emitted through
+    /// the next stages. A stage without a columnar path gets the rows as tuples: they come
+    /// back (`Rows`) for the caller to `run` one by one. Panics as in `run`.
+    pub(crate) fn run_chunk(&mut self, i: usize, chunk: Chunk, reset_first: bool) -> ChunkRun {
+        let mut sh = Shared {
+            ledger: self.ledger.as_deref(),
+            outcomes: &mut self.outcomes,
+            latency_sample: self.latency_sample,
+        };
+        match self.stages[i].execute_chunk(chunk, &mut sh) {
+            ChunkStep::Rows(tuples) => ChunkRun::Rows(tuples),
+            ChunkStep::Done(outcome) => {
+                self.feed_next(i);
+                ChunkRun::Done(self.after(i, outcome, reset_first))
+            }
+        }
+    }
+
+    /// A panic in stage `i > 0`, or with `reset_first`, resets that stage's bolt in place;
+    /// a panic in stage 0 otherwise is returned.
+    fn after(&mut self, i: usize, outcome: Outcome, reset_first: bool) -> Option<String> {
         match outcome {
             Outcome::Panicked(msg) if i == 0 && !reset_first => Some(msg),
             Outcome::Panicked(msg) => {
@@ -89,21 +121,40 @@ impl Chain {
         }
     }
 
-    /// Runs tuples a host emitted locally through the chain (a spout task's chain).
-    pub(crate) fn run_all(&mut self, tuples: &mut Vec<Tuple>) {
+    /// Runs what a host emitted locally through the chain (a spout task's chain).
+    pub(crate) fn run_all(&mut self, tuples: &mut Vec<Tuple>, chunks: &mut Vec<Chunk>) {
         for t in tuples.drain(..) {
             self.run(0, t, true);
+        }
+        for c in chunks.drain(..) {
+            if let ChunkRun::Rows(rows) = self.run_chunk(0, c, true) {
+                for t in rows {
+                    self.run(0, t, true);
+                }
+            }
         }
     }
 
     /// Hands what stage `i` emitted to its chained stage.
     fn feed_next(&mut self, i: usize) {
-        if i + 1 >= self.stages.len() || self.stages[i].outbox.local.is_empty() {
+        if i + 1 >= self.stages.len() {
             return;
         }
-        let mut local = std::mem::take(&mut self.stages[i].outbox.local);
+        let out = &mut self.stages[i].outbox;
+        if out.local.is_empty() && out.local_chunks.is_empty() {
+            return;
+        }
+        let mut local = std::mem::take(&mut out.local);
+        let chunks = std::mem::take(&mut out.local_chunks);
         for u in local.drain(..) {
             self.run(i + 1, u, false);
+        }
+        for c in chunks {
+            if let ChunkRun::Rows(rows) = self.run_chunk(i + 1, c, false) {
+                for u in rows {
+                    self.run(i + 1, u, false);
+                }
+            }
         }
         // Stage i does not run meanwhile: give its buffer back, with its capacity.
         self.stages[i].outbox.local = local;

@@ -175,8 +175,9 @@ impl SpoutTask {
             }
             calls += 1;
             // The chain runs on what the call emitted (its trees are tracked by now).
-            if !self.outbox.local.is_empty() {
-                self.chain.run_all(&mut self.outbox.local);
+            if !self.outbox.local.is_empty() || !self.outbox.local_chunks.is_empty() {
+                self.chain
+                    .run_all(&mut self.outbox.local, &mut self.outbox.local_chunks);
             }
             if calls.is_multiple_of(32) {
                 self.tracker.tick(self.ledger.as_deref());
