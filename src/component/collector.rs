@@ -372,15 +372,28 @@ impl SpoutCollector<'_> {
         I: IntoIterator,
         I::Item: Into<Values>,
     {
+        self.message(tuples, msg_id, None)
+    }
+
+    /// `emit_message`, its complete latency measured from `due` if given.
+    fn message<I>(
+        &mut self,
+        tuples: I,
+        msg_id: Option<u64>,
+        due: Option<Instant>,
+    ) -> ComponentResult<usize>
+    where
+        I: IntoIterator,
+        I::Item: Into<Values>,
+    {
         let sid = self.outbox.stream_id(None)?;
-        let tracked = msg_id.filter(|_| self.ledger.is_some() && self.tracker.origins.is_none());
-        let root = tracked.map(|_| root_id(self.outbox.next_id(), self.slot));
+        let root = self.message_root(msg_id);
         let acc = Cell::new(0u64);
         let anchor = [Anchor {
             root: root.unwrap_or(0),
             edge: 0,
         }];
-        let parents: &[crate::task::outbox::Parent<'_>] = match root {
+        let parents: &[Parent<'_>] = match root {
             Some(_) => &[(&anchor, &acc)],
             None => &[],
         };
@@ -398,26 +411,45 @@ impl SpoutCollector<'_> {
                 break;
             }
             if let Some(o) = &mut self.tracker.origins {
-                o.push(self.tracker.now);
+                o.push(due.unwrap_or(self.tracker.now));
             }
             n += 1;
         }
-        if let Some(msg_id) = msg_id {
-            match root {
-                Some(root) if acc.get() != 0 => {
-                    let deadline = self.tracker.now_ms + self.timeout_ms;
-                    let now = self.tracker.now;
-                    self.tracker
-                        .track(root, msg_id, now, acc.get(), deadline, n);
-                }
-                // Acking off, micro-batch mode, nothing subscribed or nothing emitted:
-                // done once emitted.
-                _ => self.tracker.immediate.push((msg_id, true, n)),
-            }
-        }
+        self.track_message(root, msg_id, acc.get(), n, due);
         self.outbox.flush_full();
         res?;
         Ok(n as usize)
+    }
+
+    /// The root of a new message's tree: `None` without a message id, with acking off,
+    /// or in micro-batch mode.
+    fn message_root(&mut self, msg_id: Option<u64>) -> Option<u64> {
+        let tracked = msg_id.filter(|_| self.ledger.is_some() && self.tracker.origins.is_none());
+        tracked.map(|_| root_id(self.outbox.next_id(), self.slot))
+    }
+
+    /// Tracks the tree of a message of `n` tuples whose edges XOR to `xor` (complete
+    /// latency from `due`, else now); one that has no tree (acking off, micro-batch
+    /// mode, nothing subscribed or nothing emitted) is done once emitted.
+    fn track_message(
+        &mut self,
+        root: Option<u64>,
+        msg_id: Option<u64>,
+        xor: u64,
+        n: u32,
+        due: Option<Instant>,
+    ) {
+        let Some(msg_id) = msg_id else {
+            return;
+        };
+        match root {
+            Some(root) if xor != 0 => {
+                let deadline = self.tracker.now_ms + self.timeout_ms;
+                let at = due.unwrap_or(self.tracker.now);
+                self.tracker.track(root, msg_id, at, xor, deadline, n);
+            }
+            _ => self.tracker.immediate.push((msg_id, true, n)),
+        }
     }
 
     /// `emit_message` for rows held as columns (`crate::data::columns`): the tuples
@@ -427,37 +459,46 @@ impl SpoutCollector<'_> {
     /// The message is acked or failed whole, as with `emit_message`. A spout that assigns
     /// event time, and micro-batch mode, emit the rows as tuples.
     pub fn emit_rows(&mut self, rows: Columns, msg_id: Option<u64>) -> ComponentResult<usize> {
+        self.rows(rows, msg_id, None)
+    }
+
+    /// `emit_rows` for rows that were due at different times (a paced source that fell
+    /// behind): complete latency is measured from `due`, when the first of them was due,
+    /// so it is never understated.
+    pub fn emit_rows_at(
+        &mut self,
+        rows: Columns,
+        msg_id: Option<u64>,
+        due: Instant,
+    ) -> ComponentResult<usize> {
+        self.rows(rows, msg_id, Some(due))
+    }
+
+    fn rows(
+        &mut self,
+        rows: Columns,
+        msg_id: Option<u64>,
+        due: Option<Instant>,
+    ) -> ComponentResult<usize> {
         if self.time.is_some() || self.tracker.origins.is_some() {
-            return self.emit_message((0..rows.rows()).map(|i| rows.row(i)), msg_id);
+            return self.message((0..rows.rows()).map(|i| rows.row(i)), msg_id, due);
         }
         let sid = self.outbox.stream_id(None)?;
-        let tracked = msg_id.filter(|_| self.ledger.is_some());
-        let root = tracked.map(|_| root_id(self.outbox.next_id(), self.slot));
+        let root = self.message_root(msg_id);
         let acc = Cell::new(0u64);
         let anchor = [Anchor {
             root: root.unwrap_or(0),
             edge: 0,
         }];
-        let parents: &[crate::task::outbox::Parent<'_>] = match root {
+        let parents: &[Parent<'_>] = match root {
             Some(_) => &[(&anchor, &acc)],
             None => &[],
         };
         let n = rows.rows() as u32;
-        let res = self.outbox.emit_chunk(sid, rows, parents);
-        if let Some(msg_id) = msg_id {
-            match root {
-                Some(root) if acc.get() != 0 && res.is_ok() => {
-                    let deadline = self.tracker.now_ms + self.timeout_ms;
-                    let now = self.tracker.now;
-                    self.tracker
-                        .track(root, msg_id, now, acc.get(), deadline, n);
-                }
-                // Acking off, nothing subscribed or nothing emitted: done once emitted.
-                _ if res.is_ok() => self.tracker.immediate.push((msg_id, true, n)),
-                _ => {}
-            }
-        }
-        Ok(res?)
+        // An error sends nothing: no tree.
+        let sent = self.outbox.emit_chunk(sid, rows, parents)?;
+        self.track_message(root, msg_id, acc.get(), n, due);
+        Ok(sent)
     }
 
     /// Micro-batch mode: tuples emitted into the batch being cut.

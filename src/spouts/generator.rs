@@ -132,8 +132,15 @@ impl GeneratorSpout {
         }
     }
 
-    /// Emits the `n` tweets of this task from `from` as one message.
-    fn emit_run(&mut self, from: u64, n: u64, out: &mut SpoutCollector<'_>) -> SpoutStatus {
+    /// Emits the `n` tweets of this task from `from` as one message (paced: the first
+    /// was due at `due`).
+    fn emit_run(
+        &mut self,
+        from: u64,
+        n: u64,
+        due: Option<Instant>,
+        out: &mut SpoutCollector<'_>,
+    ) -> SpoutStatus {
         let Some(g) = &self.generator else {
             return SpoutStatus::Idle;
         };
@@ -143,7 +150,10 @@ impl GeneratorSpout {
         }
         let id = RUN_ID | self.next_run;
         let emitted = match cols.finish() {
-            Ok(rows) => out.emit_rows(rows, Some(id)),
+            Ok(rows) => match due {
+                Some(at) => out.emit_rows_at(rows, Some(id), at),
+                None => out.emit_rows(rows, Some(id)),
+            },
             Err(e) => Err(e.to_string().into()),
         };
         if let Err(e) = emitted {
@@ -405,14 +415,29 @@ impl Spout for GeneratorSpout {
                 if n == 0 {
                     return SpoutStatus::Idle;
                 }
-                return self.emit_run(self.next_seq, n, out);
+                return self.emit_run(self.next_seq, n, None, out);
             }
         };
         // A paced task that fell behind catches up several tweets a call, but never past
         // `max_spout_pending` trees in flight.
-        let due = due.min(u64::try_from(out.room()).unwrap_or(u64::MAX));
+        let due = due
+            .min(u64::try_from(out.room()).unwrap_or(u64::MAX))
+            .min((self.last_seq() - self.next_seq) / self.step + 1);
         if due == 0 {
             return SpoutStatus::Idle;
+        }
+        if due > 1
+            && let Some(p) = &mut self.pacer
+        {
+            // Behind: the tweets due now as one run, its latency counted from the first.
+            let at = p.intended(p.sent_count());
+            let status = self.emit_run(self.next_seq, due, Some(at), out);
+            if status == SpoutStatus::Emitted
+                && let Some(p) = &mut self.pacer
+            {
+                p.sent(due);
+            }
+            return status;
         }
         let mut n = 0;
         while n < due && (self.cfg.limit == 0 || self.next_seq <= self.cfg.limit) {

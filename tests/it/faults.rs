@@ -378,3 +378,76 @@ fn panicking_spout_is_restarted_and_the_run_completes() {
         "every id acked by the instance that emitted it last"
     );
 }
+
+/// Records each tweet id it passes; fails every 97th tweet at its first attempt.
+#[derive(Clone, Default)]
+struct TweetJudge {
+    attempts: Arc<Mutex<std::collections::HashMap<String, u32>>>,
+    passed: Arc<Mutex<std::collections::HashMap<String, u32>>>,
+}
+
+impl Bolt for TweetJudge {
+    fn execute(&mut self, input: Tuple, _out: &mut BoltCollector<'_>) -> ComponentResult {
+        let id = input.get_str("id").unwrap_or_default().to_string();
+        let attempt = {
+            let mut a = lock(&self.attempts);
+            let n = a.entry(id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let n: u64 = id.parse().unwrap_or(0);
+        if attempt == 1 && n.is_multiple_of(97) {
+            return Err(format!("judge fails tweet {id} at its first attempt").into());
+        }
+        *lock(&self.passed).entry(id).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// The unpaced generator emits runs of tweets as one message (one chunk, one tree). A run
+/// with a failed tweet is replayed tweet by tweet: every tweet passes, none is lost, and
+/// the spout counts each tweet acked once.
+#[test]
+fn a_failed_generator_run_is_replayed_tweet_by_tweet() {
+    use squall::component::registry::SpoutConfig;
+    use squall::spouts::generator::GeneratorSpoutConfig;
+    const N: u64 = 5_000;
+    let cfg = GeneratorSpoutConfig {
+        limit: N,
+        rate: 0.0,
+        ..Default::default()
+    };
+    let judge = TweetJudge::default();
+    let mut b = TopologyBuilder::new("generator-runs");
+    b.spout_factory("source", cfg.build().expect("generator"), 2);
+    b.bolt("judge", judge.clone(), 2).shuffle("source");
+    let summary = run(b.build().expect("topology"), test_config(), LIMIT);
+    let passed = lock(&judge.passed).clone();
+    let attempts = lock(&judge.attempts).clone();
+    assert_eq!(
+        passed.len() as u64,
+        N,
+        "tweets lost: {}",
+        summary_line(&summary.metrics)
+    );
+    let failed: Vec<&String> = attempts
+        .keys()
+        .filter(|id| id.parse::<u64>().unwrap_or(0).is_multiple_of(97))
+        .collect();
+    assert!(!failed.is_empty());
+    for id in failed {
+        assert_eq!(
+            attempts[id], 2,
+            "tweet {id} is tried, failed, then replayed alone"
+        );
+    }
+    // The other tweets of a failed run pass again when it is replayed: at most twice.
+    assert!(passed.values().all(|&n| (1..=2).contains(&n)));
+    assert!(
+        passed.values().any(|&n| n == 2),
+        "no run was replayed whole"
+    );
+    let source = summary.metrics.component("source").expect("source metrics");
+    assert_eq!(source.acked, N, "acked counts tweets");
+    assert!(source.failed > 0);
+}

@@ -474,6 +474,29 @@ fn in_microbatch_mode_every_line_is_counted_once_with_failed_batches_replayed() 
     assert_eq!(counts, want);
 }
 
+/// A server on a free port that sends `lines` to its first client, then closes.
+fn serve_once(lines: Vec<String>) -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        send(&mut s, &lines);
+    });
+    (port, server)
+}
+
+/// Runs the topology until it ends (the server closed and every line is done).
+fn run_to_end(b: TopologyBuilder, server: std::thread::JoinHandle<()>) -> squall::RunSummary {
+    let run = LocalCluster::submit(b.build().expect("topology"), test_config()).expect("submit");
+    assert!(
+        run.wait_finished(WAIT),
+        "the run did not end: {}",
+        summary_line(&run.metrics())
+    );
+    server.join().expect("server");
+    run.join().expect("join")
+}
+
 /// Fails some lines: `poison` every time, every 250th line (from the 7th) at its first
 /// attempt only; records each line it passes.
 #[derive(Clone, Default)]
@@ -594,18 +617,10 @@ impl Bolt for Tally {
 /// line is given up alone, and what the chained bolt counted is what passed.
 #[test]
 fn a_chunk_failed_by_a_columnar_bolt_is_replayed_line_by_line() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let mut all = lines("A", 3000);
     all.insert(1234, "A poison line".to_string());
     all.insert(2345, "A panic line".to_string());
-    let server = {
-        let all = all.clone();
-        std::thread::spawn(move || {
-            let mut s = accept(&listener);
-            send(&mut s, &all);
-        })
-    };
+    let (port, server) = serve_once(all.clone());
     let judge = ChunkJudge::default();
     let tally = Tally::default();
     let cfg = socket_config(port, false);
@@ -613,14 +628,7 @@ fn a_chunk_failed_by_a_columnar_bolt_is_replayed_line_by_line() {
     b.spout_factory("source", cfg.build().expect("socket spout"), 1);
     b.bolt("judge", judge.clone(), 2).shuffle("source");
     b.bolt("tally", tally.clone(), 2).local_or_shuffle("judge");
-    let run = LocalCluster::submit(b.build().expect("topology"), test_config()).expect("submit");
-    assert!(
-        run.wait_finished(WAIT),
-        "the run did not end: {}",
-        summary_line(&run.metrics())
-    );
-    server.join().expect("server");
-    let summary = run.join().expect("join");
+    let summary = run_to_end(b, server);
     let passed = lock(&judge.judge.passed).clone();
     let attempts = lock(&judge.judge.attempts).clone();
     let tallied = lock(&tally.0).clone();
@@ -659,30 +667,15 @@ fn a_chunk_failed_by_a_columnar_bolt_is_replayed_line_by_line() {
 /// through, a line that fails every time is given up alone (counted), and the run ends.
 #[test]
 fn a_failed_read_is_replayed_line_by_line_and_a_bad_line_is_given_up_alone() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let mut all = lines("A", 3000);
     all.insert(1234, "A poison line".to_string());
-    let server = {
-        let all = all.clone();
-        std::thread::spawn(move || {
-            let mut s = accept(&listener);
-            send(&mut s, &all);
-        })
-    };
+    let (port, server) = serve_once(all.clone());
     let judge = Judge::default();
     let cfg = socket_config(port, false);
     let mut b = TopologyBuilder::new("socket-replay");
     b.spout_factory("source", cfg.build().expect("socket spout"), 1);
     b.bolt("judge", judge.clone(), 2).shuffle("source");
-    let run = LocalCluster::submit(b.build().expect("topology"), test_config()).expect("submit");
-    assert!(
-        run.wait_finished(WAIT),
-        "the run did not end: {}",
-        summary_line(&run.metrics())
-    );
-    server.join().expect("server");
-    let summary = run.join().expect("join");
+    let summary = run_to_end(b, server);
     let passed = lock(&judge.passed).clone();
     let attempts = lock(&judge.attempts).clone();
     for l in all.iter().filter(|l| !l.contains("poison")) {
