@@ -107,6 +107,10 @@ pub struct GeneratorSpout {
 /// Event mode, unpaced: the most tweets emitted together as one message (one tuple tree,
 /// one chunk to each task downstream). A failed run is replayed tweet by tweet.
 const RUN_TWEETS: u64 = 256;
+/// Paced: the most tweets a run takes, and how long the first of them may wait for the
+/// others to fall due (at 400 000 tweets/s per task: 20 tweets a run).
+const PACED_RUN_TWEETS: u64 = 64;
+const RUN_WAIT: std::time::Duration = std::time::Duration::from_micros(50);
 /// The bit that marks a run's message id (a single tweet's id is its sequence number).
 const RUN_ID: u64 = 1 << 63;
 
@@ -402,10 +406,18 @@ impl Spout for GeneratorSpout {
             return SpoutStatus::Exhausted;
         }
         let due = match &self.pacer {
-            Some(p) => match p.due(64) {
-                0 => return SpoutStatus::IdleUntil(p.next_due()),
-                n => n,
-            },
+            Some(p) => {
+                // At high rates the tweets due within `RUN_WAIT` go as one run: the
+                // first waits at most that long for the last (counted in its latency).
+                let want = p.sends_in(RUN_WAIT).clamp(1, PACED_RUN_TWEETS);
+                match p.due(PACED_RUN_TWEETS) {
+                    0 => return SpoutStatus::IdleUntil(p.next_due()),
+                    n if n < want => {
+                        return SpoutStatus::IdleUntil(p.intended(p.sent_count() + want - 1));
+                    }
+                    n => n,
+                }
+            }
             None => {
                 // As fast as possible: a run of tweets as one message.
                 let left = (self.last_seq() - self.next_seq) / self.step + 1;

@@ -39,6 +39,11 @@ impl Pacer {
         self.intended(self.sent)
     }
 
+    /// How many sends fall due in `d` (rounded down).
+    pub fn sends_in(&self, d: Duration) -> u64 {
+        (d.as_nanos() as f64 / self.interval_ns) as u64
+    }
+
     /// When send number `k` (0-based) was due.
     pub fn intended(&self, k: u64) -> Instant {
         self.start + Duration::from_nanos((k as f64 * self.interval_ns) as u64)
@@ -56,5 +61,6 @@ mod tests {
         p.sent(5);
         assert_eq!(p.next_due() - p.intended(0), Duration::from_millis(5));
         assert!(Pacer::new(0.0).is_none());
+        assert_eq!(p.sends_in(Duration::from_micros(4_500)), 4);
     }
 }
