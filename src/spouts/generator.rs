@@ -153,15 +153,19 @@ impl GeneratorSpout {
             cols.push(g, from + k * self.step);
         }
         let id = RUN_ID | self.next_run;
-        let emitted = match cols.finish() {
-            Ok(rows) => match due {
-                Some(at) => out.emit_rows_at(rows, Some(id), at),
-                None => out.emit_rows(rows, Some(id)),
-            },
-            Err(e) => Err(e.to_string().into()),
+        let rows = match cols.finish() {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!("generator: cannot make the columns of tweets {from}..: {e}");
+                return SpoutStatus::Idle;
+            }
         };
-        if let Err(e) = emitted {
-            tracing::error!("generator: cannot emit tweets {from}..: {e}");
+        let emitted = match due {
+            Some(at) => out.emit_rows_at(rows, Some(id), at),
+            None => out.emit_rows(rows, Some(id)),
+        };
+        // A refused emit stops the run (the spout task reports why).
+        if emitted.is_err() {
             return SpoutStatus::Idle;
         }
         self.next_run += 1;

@@ -18,11 +18,14 @@ impl Outbox {
         sid: usize,
         cols: Columns,
     ) -> Result<(usize, Vec<(usize, Columns)>), EmitError> {
-        let out = &mut self.streams[sid];
-        if let Some(e) = direct_mismatch(out, false) {
-            return Err(e);
+        if let Some(e) = direct_mismatch(&self.streams[sid], false) {
+            return Err(self.refuse(e));
         }
-        let cols = cols.attach(out.meta.clone(), self.task_id)?;
+        let meta = self.streams[sid].meta.clone();
+        let cols = cols
+            .attach(meta, self.task_id)
+            .map_err(|e| self.refuse(e.into()))?;
+        let out = &mut self.streams[sid];
         let rows = cols.rows();
         if rows == 0 {
             return Ok((0, Vec::new()));
@@ -71,7 +74,10 @@ impl Outbox {
         parents: &[Parent<'_>],
     ) -> Result<usize, EmitError> {
         if self.event_time != NO_TIME {
-            let cols = cols.attach(self.streams[sid].meta.clone(), self.task_id)?;
+            let meta = self.streams[sid].meta.clone();
+            let cols = cols
+                .attach(meta, self.task_id)
+                .map_err(|e| self.refuse(e.into()))?;
             for i in 0..cols.rows() {
                 self.emit(sid, cols.row(i), parents, None)?;
             }

@@ -127,6 +127,10 @@ pub(crate) struct Outbox {
     pub(crate) event_time: i64,
     /// The last watermark sent downstream (`Some(None)`: idle).
     sent_watermark: Option<Option<i64>>,
+    /// The first emit refused for a reason no retry can change (an undeclared stream, a
+    /// grouping the emit does not fit, rows of the wrong width): a spout task that made
+    /// it stops the run with it.
+    pub(crate) refused: std::cell::OnceCell<String>,
 }
 
 impl Outbox {
@@ -162,6 +166,7 @@ impl Outbox {
             emitted: 0,
             event_time: crate::data::tuple::NO_TIME,
             sent_watermark: None,
+            refused: std::cell::OnceCell::new(),
         }
     }
 
@@ -171,6 +176,16 @@ impl Outbox {
     }
 
     pub(crate) fn stream_id(&self, stream: Option<&str>) -> Result<usize, EmitError> {
+        self.stream_index_of(stream).map_err(|e| self.refuse(e))
+    }
+
+    /// Records `e` as the first refused emit (see `refused`); returns it.
+    pub(crate) fn refuse(&self, e: EmitError) -> EmitError {
+        let _ = self.refused.set(e.to_string());
+        e
+    }
+
+    fn stream_index_of(&self, stream: Option<&str>) -> Result<usize, EmitError> {
         match stream {
             None => self
                 .default_stream
@@ -204,7 +219,7 @@ impl Outbox {
         {
             let out = &mut self.streams[sid];
             if let Some(e) = direct_mismatch(out, direct.is_some()) {
-                return Err(e);
+                return Err(self.refuse(e));
             }
             for route in out.routes.iter_mut() {
                 match (route, direct) {

@@ -451,3 +451,37 @@ fn a_failed_generator_run_is_replayed_tweet_by_tweet() {
     assert_eq!(source.acked, N, "acked counts tweets");
     assert!(source.failed > 0);
 }
+
+/// A spout whose every emit the topology refuses (its only subscriber takes the stream
+/// with a direct grouping, and the generator does not emit direct) stops the run at once
+/// with the reason, instead of retrying for ever.
+#[test]
+fn a_spout_whose_emits_are_refused_stops_the_run_with_the_reason() {
+    use squall::component::registry::SpoutConfig;
+    use squall::spouts::generator::GeneratorSpoutConfig;
+    let cfg = GeneratorSpoutConfig {
+        limit: 1_000,
+        rate: 0.0,
+        ..Default::default()
+    };
+    let mut b = TopologyBuilder::new("refused");
+    b.spout_factory("source", cfg.build().expect("generator"), 1);
+    b.bolt("sink", TweetJudge::default(), 1).direct("source");
+    let running =
+        squall::LocalCluster::submit(b.build().expect("topology"), test_config()).expect("submit");
+    assert!(running.wait_finished(LIMIT), "the run did not stop");
+    match running.join() {
+        Err(squall::RuntimeError::Fatal(errors)) => {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains("source[") && e.contains("direct grouping")),
+                "{errors:?}"
+            );
+        }
+        other => panic!(
+            "expected a fatal error, got {:?}",
+            other.map(|s| s.completed)
+        ),
+    }
+}

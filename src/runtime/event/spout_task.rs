@@ -174,6 +174,19 @@ impl SpoutTask {
                 }
             }
             calls += 1;
+            if let Some(e) = self.outbox.refused.take() {
+                // Every later emit would be refused the same way: the run stops.
+                self.control.fatal(format!(
+                    "spout {} emitted what the topology cannot carry: {e}",
+                    self.label()
+                ));
+                self.exhausted = true;
+                self.state = State::Draining {
+                    until: Instant::now(),
+                };
+                last = SpoutStatus::Exhausted;
+                break;
+            }
             // The chain runs on what the call emitted (its trees are tracked by now).
             if !self.outbox.local.is_empty() || !self.outbox.local_chunks.is_empty() {
                 self.chain
