@@ -387,7 +387,43 @@ impl SpoutCollector<'_> {
         I::Item: Into<Values>,
     {
         let sid = self.outbox.stream_id(None)?;
-        let root = self.message_root(msg_id);
+        let (root, xor, (n, res)) = self.as_message(msg_id, |c, parents| {
+            let mut n = 0u32;
+            let mut res = Ok(());
+            for values in tuples {
+                let values = values.into();
+                if let Some(t) = &mut c.time {
+                    c.outbox.event_time = t.time_of(c.outbox, sid, &values);
+                }
+                let r = c.outbox.emit(sid, values, parents, None);
+                c.outbox.event_time = crate::data::tuple::NO_TIME;
+                if let Err(e) = r {
+                    res = Err(e);
+                    break;
+                }
+                if let Some(o) = &mut c.tracker.origins {
+                    o.push(due.unwrap_or(c.tracker.now));
+                }
+                n += 1;
+            }
+            (n, res)
+        });
+        self.track_message(root, msg_id, xor, n, due);
+        self.outbox.flush_full();
+        res?;
+        Ok(n as usize)
+    }
+
+    /// Runs `emit` with the parents a new message's tuples are anchored to: its root (none
+    /// without a message id, with acking off, or in micro-batch mode). Returns the root,
+    /// the XOR of the edges emitted under it, and what `emit` returned.
+    fn as_message<R>(
+        &mut self,
+        msg_id: Option<u64>,
+        emit: impl FnOnce(&mut Self, &[Parent<'_>]) -> R,
+    ) -> (Option<u64>, u64, R) {
+        let tracked = msg_id.filter(|_| self.ledger.is_some() && self.tracker.origins.is_none());
+        let root = tracked.map(|_| root_id(self.outbox.next_id(), self.slot));
         let acc = Cell::new(0u64);
         let anchor = [Anchor {
             root: root.unwrap_or(0),
@@ -397,35 +433,8 @@ impl SpoutCollector<'_> {
             Some(_) => &[(&anchor, &acc)],
             None => &[],
         };
-        let mut n = 0u32;
-        let mut res = Ok(());
-        for values in tuples {
-            let values = values.into();
-            if let Some(t) = &mut self.time {
-                self.outbox.event_time = t.time_of(self.outbox, sid, &values);
-            }
-            let r = self.outbox.emit(sid, values, parents, None);
-            self.outbox.event_time = crate::data::tuple::NO_TIME;
-            if let Err(e) = r {
-                res = Err(e);
-                break;
-            }
-            if let Some(o) = &mut self.tracker.origins {
-                o.push(due.unwrap_or(self.tracker.now));
-            }
-            n += 1;
-        }
-        self.track_message(root, msg_id, acc.get(), n, due);
-        self.outbox.flush_full();
-        res?;
-        Ok(n as usize)
-    }
-
-    /// The root of a new message's tree: `None` without a message id, with acking off,
-    /// or in micro-batch mode.
-    fn message_root(&mut self, msg_id: Option<u64>) -> Option<u64> {
-        let tracked = msg_id.filter(|_| self.ledger.is_some() && self.tracker.origins.is_none());
-        tracked.map(|_| root_id(self.outbox.next_id(), self.slot))
+        let r = emit(self, parents);
+        (root, acc.get(), r)
     }
 
     /// Tracks the tree of a message of `n` tuples whose edges XOR to `xor` (complete
@@ -484,20 +493,12 @@ impl SpoutCollector<'_> {
             return self.message((0..rows.rows()).map(|i| rows.row(i)), msg_id, due);
         }
         let sid = self.outbox.stream_id(None)?;
-        let root = self.message_root(msg_id);
-        let acc = Cell::new(0u64);
-        let anchor = [Anchor {
-            root: root.unwrap_or(0),
-            edge: 0,
-        }];
-        let parents: &[Parent<'_>] = match root {
-            Some(_) => &[(&anchor, &acc)],
-            None => &[],
-        };
         let n = rows.rows() as u32;
+        let (root, xor, sent) =
+            self.as_message(msg_id, |c, parents| c.outbox.emit_chunk(sid, rows, parents));
         // An error sends nothing: no tree.
-        let sent = self.outbox.emit_chunk(sid, rows, parents)?;
-        self.track_message(root, msg_id, acc.get(), n, due);
+        let sent = sent?;
+        self.track_message(root, msg_id, xor, n, due);
         Ok(sent)
     }
 

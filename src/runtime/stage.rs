@@ -160,17 +160,24 @@ impl Stage {
             Ok(Err(e)) => Outcome::Failed(e.to_string()),
             Err(p) => Outcome::Panicked(panic_message(&p)),
         };
-        self.settle(&outcome, &anchors, ack_val.get(), sh);
+        self.settle(&outcome, &anchors, ack_val.get(), 1, sh);
         outcome
     }
 
     /// Acks (auto mode: with what the execute emitted, `ack_val`) or fails the anchors of
     /// one input by how its execute ended, and counts it.
-    fn settle(&mut self, outcome: &Outcome, anchors: &[Anchor], ack_val: u64, sh: &mut Shared<'_>) {
+    fn settle(
+        &mut self,
+        outcome: &Outcome,
+        anchors: &[Anchor],
+        ack_val: u64,
+        inputs: u64,
+        sh: &mut Shared<'_>,
+    ) {
         let m = &mut self.metrics.local;
         match (outcome, self.mode) {
             (Outcome::Ok, AckMode::Auto) => {
-                m.acked += 1;
+                m.acked += inputs;
                 if sh.ledger.is_some() {
                     for a in anchors {
                         sh.outcomes.ack(a.root, a.edge ^ ack_val);
@@ -179,7 +186,7 @@ impl Stage {
             }
             (Outcome::Ok, AckMode::Manual) => {}
             (Outcome::Failed(msg), _) | (Outcome::Panicked(msg), _) => {
-                m.failed += 1;
+                m.failed += inputs;
                 if let Some(l) = sh.ledger {
                     for a in anchors {
                         l.fail(a.root, sh.outcomes);
@@ -220,13 +227,8 @@ impl Stage {
                 let m = &mut self.metrics.local;
                 m.execute_ns.record_n(per_row, rows).ok();
                 m.executed += rows;
-                self.settle(&outcome, &chunk.anchors, ack_val.get(), sh);
                 // Counted per row, like the tuples it stands for.
-                let m = &mut self.metrics.local;
-                match outcome {
-                    Outcome::Ok => m.acked += rows - 1,
-                    _ => m.failed += rows - 1,
-                }
+                self.settle(&outcome, &chunk.anchors, ack_val.get(), rows, sh);
                 return ChunkStep::Done(outcome);
             }
         }
