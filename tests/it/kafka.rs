@@ -308,6 +308,10 @@ fn an_unreachable_broker_at_start_is_a_clear_error_not_a_hang() {
             &format!("spouts.source.brokers=\"127.0.0.1:{port}\""),
             "--set",
             "spouts.source.connect_timeout=\"1s\"",
+            "--set",
+            &format!("bolts.rankings_out.brokers=\"127.0.0.1:{port}\""),
+            "--set",
+            "bolts.rankings_out.connect_timeout=\"1s\"",
         ],
         Duration::from_secs(30),
     );
