@@ -253,15 +253,15 @@ fn idle_partition(mode: &str) {
     b.create_topic("tweets", PARTITIONS).unwrap();
     b.create_topic("idle-out", 1).unwrap();
     let brokers = b.bootstrap_servers().to_string();
-    // A live feed: 100 tweets (100 ms of event time) every 50 ms, none to partition 2.
+    // A live feed: 500 tweets (500 ms of event time) every 50 ms, none to partition 2.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let feed = {
         let (stop, brokers) = (stop.clone(), brokers.clone());
         std::thread::spawn(move || {
             let mut next = 1;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                produce_range(&brokers, "tweets", next..next + 100, 0, Some(2));
-                next += 100;
+                produce_range(&brokers, "tweets", next..next + 500, 0, Some(2));
+                next += 500;
                 std::thread::sleep(Duration::from_millis(50));
             }
         })
