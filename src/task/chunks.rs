@@ -8,6 +8,13 @@ use crate::task::outbox::{EmitError, LOCAL, Outbox, Parent, Route, direct_mismat
 use crate::task::transport::{Chunk, Envelope};
 
 impl Outbox {
+    /// `cols` as rows of stream `sid` (their fields checked against its schema); a
+    /// mismatch is a refused emit.
+    fn attach(&self, sid: usize, cols: Columns) -> Result<Columns, EmitError> {
+        cols.attach(self.streams[sid].meta.clone(), self.task_id)
+            .map_err(|e| self.refuse(e.into()))
+    }
+
     /// The rows of `cols` for each target of stream `sid` (`LOCAL`: the chained bolt),
     /// grouped as tuples would be: a fields grouping sends a key to the same task either
     /// way; a shuffle sends whole chunks to each task in turn (no row is copied, and
@@ -21,10 +28,7 @@ impl Outbox {
         if let Some(e) = direct_mismatch(&self.streams[sid], false) {
             return Err(self.refuse(e));
         }
-        let meta = self.streams[sid].meta.clone();
-        let cols = cols
-            .attach(meta, self.task_id)
-            .map_err(|e| self.refuse(e.into()))?;
+        let cols = self.attach(sid, cols)?;
         let out = &mut self.streams[sid];
         let rows = cols.rows();
         if rows == 0 {
@@ -74,10 +78,7 @@ impl Outbox {
         parents: &[Parent<'_>],
     ) -> Result<usize, EmitError> {
         if self.event_time != NO_TIME {
-            let meta = self.streams[sid].meta.clone();
-            let cols = cols
-                .attach(meta, self.task_id)
-                .map_err(|e| self.refuse(e.into()))?;
+            let cols = self.attach(sid, cols)?;
             for i in 0..cols.rows() {
                 self.emit(sid, cols.row(i), parents, None)?;
             }

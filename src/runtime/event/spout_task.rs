@@ -136,6 +136,15 @@ impl SpoutTask {
         self.outbox.is_blocked() || self.chain.is_blocked()
     }
 
+    /// Emits nothing more and ends without waiting for the trees in flight (a fatal error
+    /// is stopping the run).
+    fn stop_now(&mut self) {
+        self.exhausted = true;
+        self.state = State::Draining {
+            until: Instant::now(),
+        };
+    }
+
     fn label(&self) -> String {
         format!("{}[{}]", self.ctx.component(), self.ctx.task_id())
     }
@@ -180,10 +189,7 @@ impl SpoutTask {
                     "spout {} emitted what the topology cannot carry: {e}",
                     self.label()
                 ));
-                self.exhausted = true;
-                self.state = State::Draining {
-                    until: Instant::now(),
-                };
+                self.stop_now();
                 last = SpoutStatus::Exhausted;
                 break;
             }
@@ -523,10 +529,7 @@ impl Actor for SpoutTask {
         if self.open() {
             self.pulse.arm();
         } else {
-            self.exhausted = true;
-            self.state = State::Draining {
-                until: Instant::now(),
-            };
+            self.stop_now();
             self.check_done(ctx);
         }
     }
